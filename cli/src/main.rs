@@ -1,0 +1,47 @@
+//! `capsa`: the command line over the capsa library.
+//!
+//! Every subcommand is a thin call into core. Errors print one line to stderr and exit with a
+//! code derived from the error's stable [`capsa::ErrorCode`] (`10 + number`).
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Global options shared by every subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Store root directory.
+    #[arg(long, global = true, env = "CAPSA_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "capsa", version, about = "Show storage as Capsules and Crates")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = &cli.global;
+    match cli.command {}
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => output::report_error(&e),
+    }
+}

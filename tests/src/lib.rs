@@ -1,0 +1,1 @@
+//! Cross-language conformance runner and integration test helpers.
