@@ -10,3 +10,17 @@ pub mod error;
 pub mod runtime;
 
 pub use error::{Error, ErrorCode, Result};
+pub mod atomic;
+pub mod capsule;
+pub mod fsck;
+pub mod id;
+pub mod krate;
+pub mod store;
+pub mod version;
+
+pub use capsule::{BumpOptions, Capsule, CarryStats};
+pub use fsck::{FsckProblem, FsckReport, ProblemKind};
+pub use id::{CapsuleId, IdKind};
+pub use krate::{Crate, CrateMetadata, Section};
+pub use store::{Store, StoreConfig, StoreOptions};
+pub use version::Version;

@@ -1,0 +1,336 @@
+//! A Crate: one version of a Capsule, holding exactly `artifacts/`, `publishes/`, `scenes/`
+//! and a small JSON metadata sidecar.
+//!
+//! (`crate` is a Rust keyword, hence the module name.)
+//!
+//! A crate is *complete* once its metadata file exists: it is written last, by
+//! write-temp-then-rename. *Publishing* copies a file (or a whole frame sequence) into
+//! `publishes/` under a temporary name and renames it into place without replacing anything,
+//! read-only. *Sealing* releases the crate: it becomes published and refuses every further
+//! write through the library.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::capsule::Capsule;
+use crate::error::{shown, Error, Result};
+use crate::version::Version;
+
+/// The metadata sidecar inside each crate.
+pub const METADATA_FILE: &str = ".capsa-crate.json";
+/// Present while a bump is still filling the crate (holds the owner's host and pid).
+pub const INCOMPLETE_MARKER: &str = ".capsa-incomplete";
+/// The metadata schema this build writes.
+pub const METADATA_SCHEMA: u32 = 1;
+
+/// One of the three sections every crate holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    /// Work files and renders: `artifacts/`.
+    Artifacts,
+    /// Released, read-only files: `publishes/`.
+    Publishes,
+    /// DCC scene files: `scenes/`.
+    Scenes,
+}
+
+impl Section {
+    /// The three sections, in directory order.
+    pub const ALL: [Section; 3] = [Section::Artifacts, Section::Publishes, Section::Scenes];
+
+    /// The directory name (`artifacts`, `publishes`, `scenes`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Artifacts => "artifacts",
+            Section::Publishes => "publishes",
+            Section::Scenes => "scenes",
+        }
+    }
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Section {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Section::ALL
+            .into_iter()
+            .find(|sec| sec.as_str() == s)
+            .ok_or_else(|| Error::InvalidArgument {
+                what: "section",
+                reason: format!("{:?} is not one of artifacts, publishes, scenes", shown(s)),
+            })
+    }
+}
+
+/// The schema-versioned metadata of a crate (`.capsa-crate.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrateMetadata {
+    /// Metadata schema version.
+    pub schema: u32,
+    /// The crate version, formatted at the store's padding (`v003`).
+    pub version: String,
+    /// Who made the crate.
+    pub created_by: String,
+    /// When it was made (UTC).
+    pub created_at: DateTime<Utc>,
+    /// Free-form comment.
+    pub comment: Option<String>,
+    /// The version this crate followed (`v002`), if any.
+    pub parent: Option<String>,
+    /// Free-form tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Sealed (released)?
+    #[serde(default)]
+    pub published: bool,
+    /// When it was sealed.
+    #[serde(default)]
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+impl CrateMetadata {
+    pub(crate) fn new(
+        version: String,
+        created_by: String,
+        comment: Option<String>,
+        parent: Option<String>,
+        tags: Vec<String>,
+    ) -> CrateMetadata {
+        CrateMetadata {
+            schema: METADATA_SCHEMA,
+            version,
+            created_by,
+            created_at: Utc::now(),
+            comment,
+            parent,
+            tags,
+            published: false,
+            published_at: None,
+        }
+    }
+}
+
+/// A crate of a capsule.
+#[derive(Clone)]
+pub struct Crate {
+    capsule: Capsule,
+    version: Version,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Crate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Crate")
+            .field("capsule", self.capsule.id())
+            .field("version", &self.version_str())
+            .finish()
+    }
+}
+
+impl Crate {
+    pub(crate) fn new(capsule: Capsule, version: Version, path: PathBuf) -> Crate {
+        Crate {
+            capsule,
+            version,
+            path,
+        }
+    }
+
+    /// The version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The version as its directory name (`v003`).
+    pub fn version_str(&self) -> String {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.version.padded(self.capsule.store().padding()))
+    }
+
+    /// The crate's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The capsule it belongs to.
+    pub fn capsule(&self) -> &Capsule {
+        &self.capsule
+    }
+
+    /// The directory of a section.
+    pub fn section(&self, section: Section) -> PathBuf {
+        self.path.join(section.as_str())
+    }
+
+    /// Complete = its metadata has been written.
+    pub fn is_complete(&self) -> bool {
+        self.path.join(METADATA_FILE).is_file()
+    }
+
+    /// Read the metadata.
+    pub fn metadata(&self) -> Result<CrateMetadata> {
+        let p = self.path.join(METADATA_FILE);
+        let text = fs::read(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                what: "crate",
+                name: format!("{}/{}", self.capsule.id(), self.version_str()),
+            },
+            _ => Error::io("read", &p, e),
+        })?;
+        serde_json::from_slice(&text).map_err(|e| Error::corrupt(&p, e.to_string()))
+    }
+
+    pub(crate) fn write_metadata(&self, meta: &CrateMetadata) -> Result<()> {
+        let mut json = serde_json::to_vec_pretty(meta).map_err(|e| Error::InvalidArgument {
+            what: "metadata",
+            reason: e.to_string(),
+        })?;
+        json.push(b'\n');
+        atomic::write_file(&self.path.join(METADATA_FILE), &json)
+    }
+
+    /// Sealed (released) crates refuse writes.
+    pub fn is_published(&self) -> Result<bool> {
+        Ok(self.metadata()?.published)
+    }
+
+    fn refuse_if_sealed(&self) -> Result<CrateMetadata> {
+        let meta = self.metadata()?;
+        if meta.published {
+            return Err(Error::Sealed {
+                capsule: self.capsule.id().to_string(),
+                version: self.version_str(),
+            });
+        }
+        Ok(meta)
+    }
+
+    /// Replace the comment. `Sealed` once the crate is published.
+    pub fn set_comment(&self, comment: &str) -> Result<()> {
+        let mut meta = self.refuse_if_sealed()?;
+        meta.comment = Some(comment.to_string());
+        self.write_metadata(&meta)
+    }
+
+    /// Seal the crate: it becomes published and refuses further writes. Sealing a sealed
+    /// crate is a no-op.
+    pub fn seal(&self) -> Result<()> {
+        let mut meta = self.metadata()?;
+        if meta.published {
+            return Ok(());
+        }
+        meta.published = true;
+        meta.published_at = Some(Utc::now());
+        self.write_metadata(&meta)?;
+        tracing::info!(capsule = %self.capsule.id(), version = %self.version_str(), "sealed");
+        Ok(())
+    }
+
+    /// Publish a file into `publishes/`, at `dest_rel` (a relative path; default: the
+    /// source's file name). The file appears whole or not at all, read-only, and an existing
+    /// file is never replaced (`AlreadyExists`). `Sealed` once the crate is published.
+    ///
+    /// Returns the published path.
+    pub fn publish(&self, src: impl AsRef<Path>, dest_rel: Option<&Path>) -> Result<PathBuf> {
+        let src = src.as_ref();
+        self.refuse_if_sealed()?;
+        let meta = fs::metadata(src).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                what: "file",
+                name: src.display().to_string(),
+            },
+            _ => Error::io("stat", src, e),
+        })?;
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument {
+                what: "publish source",
+                reason: format!("{} is not a regular file", src.display()),
+            });
+        }
+        let rel = match dest_rel {
+            Some(r) => r.to_path_buf(),
+            None => PathBuf::from(src.file_name().ok_or_else(|| Error::InvalidArgument {
+                what: "publish source",
+                reason: format!("{} has no file name", src.display()),
+            })?),
+        };
+        let dest = self.publish_target(&rel)?;
+        if fs::symlink_metadata(&dest).is_ok() {
+            return Err(Error::AlreadyExists {
+                what: "published file",
+                name: dest.display().to_string(),
+            });
+        }
+        let parent = dest.parent().unwrap_or(&self.path);
+        fs::create_dir_all(parent).map_err(Error::io_at("create directory", parent))?;
+        let tmp = atomic::temp_path(parent, "publish");
+        let result = (|| {
+            fs::copy(src, &tmp).map_err(Error::io_at("copy", src))?;
+            fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::io_at("sync", &tmp))?;
+            atomic::make_read_only(&tmp)?;
+            atomic::rename_noreplace(&tmp, &dest, "published file")
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        tracing::info!(capsule = %self.capsule.id(), version = %self.version_str(),
+            dest = %rel.display(), "published");
+        Ok(dest)
+    }
+
+    /// Where `rel` lands inside `publishes/`, refusing anything that would leave it.
+    fn publish_target(&self, rel: &Path) -> Result<PathBuf> {
+        safe_relative(rel)?;
+        Ok(self.section(Section::Publishes).join(rel))
+    }
+}
+
+/// Check that `rel` is a plain relative path (no root, no `..`, no hidden capsa names).
+pub(crate) fn safe_relative(rel: &Path) -> Result<()> {
+    let bad = |rule: &str| Error::InvalidName {
+        what: "path",
+        value: shown(&rel.display().to_string()),
+        rule: rule.to_string(),
+    };
+    if rel.as_os_str().is_empty() {
+        return Err(bad("must not be empty"));
+    }
+    for c in rel.components() {
+        match c {
+            Component::Normal(part) => {
+                let part = part.to_string_lossy();
+                if part.starts_with(".capsa") {
+                    return Err(bad("must not use names starting with .capsa"));
+                }
+                if part.contains('\0') {
+                    return Err(bad("must not contain a NUL byte"));
+                }
+            }
+            Component::CurDir => {}
+            Component::ParentDir => return Err(bad("must not contain '..'")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(bad("must be relative to the section"))
+            }
+        }
+    }
+    Ok(())
+}
