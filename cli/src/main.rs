@@ -4,6 +4,7 @@
 //! code derived from the error's stable [`capsa::ErrorCode`] (`10 + number`).
 
 mod output;
+mod storage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,8 +22,26 @@ pub struct Global {
     pub json: bool,
 }
 
+impl Global {
+    /// The store directory, or a clear error when neither `--store` nor `CAPSA_STORE` is set.
+    pub fn store_dir(&self) -> anyhow::Result<&PathBuf> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no store given: pass --store DIR or set CAPSA_STORE"))
+    }
+
+    /// Open the store.
+    pub fn open_store(&self) -> anyhow::Result<capsa::Store> {
+        Ok(capsa::Store::open(self.store_dir()?)?)
+    }
+}
+
 #[derive(Debug, Parser)]
-#[command(name = "capsa", version, about = "Show storage as Capsules and Crates")]
+#[command(
+    name = "capsa",
+    version,
+    about = "Show storage as Capsules and Crates, archives and stagings"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -31,11 +50,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    #[command(flatten)]
+    Storage(storage::StorageCommand),
+}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let _ = &cli.global;
-    match cli.command {}
+    match cli.command {
+        Command::Storage(cmd) => storage::run(cmd, &cli.global),
+    }
 }
 
 fn main() -> ExitCode {

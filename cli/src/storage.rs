@@ -1,0 +1,286 @@
+//! Subcommands over the storage model: stores, capsules, crates, publishes, sequences, fsck.
+
+use std::path::PathBuf;
+
+use capsa::{BumpOptions, Crate, Section, Store, StoreOptions, Version};
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use crate::output::print_json;
+use crate::Global;
+
+/// Storage subcommands (flattened into the top level).
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Make a new store at --store.
+    Init {
+        /// Digits in crate versions.
+        #[arg(long, default_value_t = 3)]
+        padding: usize,
+        /// Default archive policy: auto, store or deflate.
+        #[arg(long, default_value = "auto")]
+        archive_policy: String,
+    },
+    /// Capsules: create and list.
+    #[command(subcommand)]
+    Capsule(CapsuleCommand),
+    /// Allocate the next crate of a capsule and print its version.
+    Bump {
+        /// Capsule id.
+        id: String,
+        /// Comment stored in the crate's metadata.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Sections to carry over from the previous crate (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        carry: Vec<Section>,
+        /// Who bumps (default: $USER).
+        #[arg(long)]
+        created_by: Option<String>,
+    },
+    /// List a capsule's crates.
+    Crates {
+        /// Capsule id.
+        id: String,
+    },
+    /// Show a capsule's newest crate.
+    Latest {
+        /// Capsule id.
+        id: String,
+        /// Only sealed (published) crates.
+        #[arg(long)]
+        published: bool,
+    },
+    /// Publish a file (or a frame sequence pattern) into a crate's publishes/.
+    Publish {
+        /// Capsule id.
+        id: String,
+        /// Crate version (e.g. v003).
+        version: String,
+        /// Source file, or a sequence pattern such as /renders/plate.####.exr.
+        src: PathBuf,
+        /// Destination relative to publishes/ (default: the source's name).
+        dest: Option<PathBuf>,
+        /// Seal the crate after publishing.
+        #[arg(long)]
+        seal: bool,
+    },
+    /// Seal (release) a crate: it becomes published and read-only through capsa.
+    Seal {
+        /// Capsule id.
+        id: String,
+        /// Crate version.
+        version: String,
+    },
+    /// Check the store for what a crash left behind; --repair mends it.
+    Fsck {
+        /// Repair what can be repaired.
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+/// `capsa capsule ...`
+#[derive(Debug, Subcommand)]
+pub enum CapsuleCommand {
+    /// Create a capsule.
+    Create {
+        /// Capsule id (ObjectId, UUID or slug).
+        id: String,
+    },
+    /// List capsules with their newest crate.
+    List,
+}
+
+/// A crate as JSON: its metadata fields plus capsule and path.
+pub fn crate_json(c: &Crate) -> anyhow::Result<Value> {
+    let mut v = serde_json::to_value(c.metadata()?)?;
+    if let Value::Object(map) = &mut v {
+        map.insert("capsule".into(), json!(c.capsule().id().as_str()));
+        map.insert("path".into(), json!(c.path()));
+    }
+    Ok(v)
+}
+
+fn crate_line(c: &Crate) -> anyhow::Result<String> {
+    let m = c.metadata()?;
+    Ok(format!(
+        "{}  {}  {}{}{}",
+        m.version,
+        m.created_at.format("%Y-%m-%d %H:%M:%S"),
+        m.created_by,
+        if m.published { "  [published]" } else { "" },
+        m.comment.map(|c| format!("  {c}")).unwrap_or_default()
+    ))
+}
+
+fn parse_version(s: &str) -> anyhow::Result<Version> {
+    Ok(Version::parse(s)?)
+}
+
+/// Run a storage subcommand.
+pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
+    match cmd {
+        StorageCommand::Init {
+            padding,
+            archive_policy,
+        } => {
+            let dir = global.store_dir()?;
+            let store = Store::init(
+                dir,
+                StoreOptions {
+                    padding,
+                    archive_policy,
+                },
+            )?;
+            if global.json {
+                print_json(&json!({ "root": store.root(), "config": store.config() }))?;
+            } else {
+                println!("initialised store {}", store.root().display());
+            }
+        }
+        StorageCommand::Capsule(CapsuleCommand::Create { id }) => {
+            let capsule = global.open_store()?.create_capsule(&id)?;
+            if global.json {
+                print_json(&json!({ "id": capsule.id().as_str(), "path": capsule.path() }))?;
+            } else {
+                println!("{}", capsule.id());
+            }
+        }
+        StorageCommand::Capsule(CapsuleCommand::List) => {
+            let store = global.open_store()?;
+            let mut rows = Vec::new();
+            for capsule in store.capsules()? {
+                let latest = capsule.latest()?.map(|c| c.version_str());
+                rows.push(json!({ "id": capsule.id().as_str(), "latest": latest }));
+            }
+            if global.json {
+                print_json(&rows)?;
+            } else {
+                for r in rows {
+                    println!(
+                        "{}  {}",
+                        r["id"].as_str().unwrap_or_default(),
+                        r["latest"].as_str().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        StorageCommand::Bump {
+            id,
+            comment,
+            carry,
+            created_by,
+        } => {
+            let capsule = global.open_store()?.capsule(&id)?;
+            let (krate, stats) = capsule.bump_with_stats(BumpOptions {
+                comment,
+                carry_over: carry,
+                created_by,
+                tags: Vec::new(),
+            })?;
+            if global.json {
+                let mut v = crate_json(&krate)?;
+                v["carried"] = serde_json::to_value(stats)?;
+                print_json(&v)?;
+            } else {
+                println!("{}", krate.version_str());
+            }
+        }
+        StorageCommand::Crates { id } => {
+            let crates = global.open_store()?.capsule(&id)?.crates()?;
+            if global.json {
+                let rows = crates
+                    .iter()
+                    .map(crate_json)
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                print_json(&rows)?;
+            } else {
+                for c in &crates {
+                    println!("{}", crate_line(c)?);
+                }
+            }
+        }
+        StorageCommand::Latest { id, published } => {
+            let capsule = global.open_store()?.capsule(&id)?;
+            let latest = if published {
+                capsule.latest_published()?
+            } else {
+                capsule.latest()?
+            };
+            match (latest, global.json) {
+                (Some(c), true) => print_json(&crate_json(&c)?)?,
+                (Some(c), false) => println!("{}", c.version_str()),
+                (None, true) => print_json(&Value::Null)?,
+                (None, false) => {
+                    return Err(capsa::Error::NotFound {
+                        what: if published {
+                            "published crate"
+                        } else {
+                            "crate"
+                        },
+                        name: id,
+                    }
+                    .into())
+                }
+            }
+        }
+        StorageCommand::Publish {
+            id,
+            version,
+            src,
+            dest,
+            seal,
+        } => {
+            let capsule = global.open_store()?.capsule(&id)?;
+            let krate = capsule.get(parse_version(&version)?)?;
+            let path = krate.publish(&src, dest.as_deref())?;
+            if seal {
+                krate.seal()?;
+            }
+            if global.json {
+                print_json(&json!({ "path": path, "sealed": seal }))?;
+            } else {
+                println!("{}", path.display());
+            }
+        }
+        StorageCommand::Seal { id, version } => {
+            let krate = global
+                .open_store()?
+                .capsule(&id)?
+                .get(parse_version(&version)?)?;
+            krate.seal()?;
+            if global.json {
+                print_json(&crate_json(&krate)?)?;
+            } else {
+                println!("sealed {id}/{}", krate.version_str());
+            }
+        }
+        StorageCommand::Fsck { repair } => {
+            let report = global.open_store()?.fsck(repair)?;
+            if global.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "checked {} capsules, {} crates: {} problem(s)",
+                    report.capsules,
+                    report.crates,
+                    report.problems.len()
+                );
+                for p in &report.problems {
+                    println!(
+                        "  {:?} {}: {}{}",
+                        p.kind,
+                        p.path.display(),
+                        p.detail,
+                        if p.repaired { " [repaired]" } else { "" }
+                    );
+                }
+            }
+            if !report.is_clean() {
+                std::process::exit(3);
+            }
+        }
+    }
+    Ok(())
+}
