@@ -1,0 +1,37 @@
+//! Runs every shared conformance file against core.
+
+use capsa_tests::conformance::{conformance_dir, load, run_suite};
+
+#[test]
+fn every_conformance_file_passes() {
+    let mut files: Vec<String> = std::fs::read_dir(conformance_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "conformance files missing: {files:?}");
+    let mut failures = Vec::new();
+    let mut scenarios = 0;
+    for f in &files {
+        let suite = load(f);
+        scenarios += suite.scenarios.len();
+        failures.extend(run_suite(&suite));
+    }
+    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(scenarios > 20, "only {scenarios} scenarios ran");
+}
+
+#[test]
+fn the_runner_catches_a_wrong_expectation() {
+    let suite: capsa_tests::conformance::Suite = serde_json::from_str(
+        r#"{"topic":"self","scenarios":[
+            {"name":"wrong","steps":[{"call":"version.parse","args":{"value":"v002"},"expect":{"number":3}}]},
+            {"name":"wrong code","steps":[{"call":"id.parse","args":{"value":"../x"},"error":"NOT_FOUND"}]},
+            {"name":"missing error","steps":[{"call":"id.parse","args":{"value":"ok"},"error":"INVALID_NAME"}]}
+        ]}"#,
+    )
+    .unwrap();
+    assert_eq!(run_suite(&suite).len(), 3);
+}
