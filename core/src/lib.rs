@@ -8,5 +8,7 @@
 
 pub mod error;
 pub mod runtime;
+pub mod seq;
 
 pub use error::{Error, ErrorCode, Result};
+pub use seq::{find_sequences, sequences_in, FrameSet, PadStyle, Sequence};
