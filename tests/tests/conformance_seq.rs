@@ -16,7 +16,12 @@ fn seq_json_passes() {
     let mut steps_run = 0;
     for scenario in scenarios {
         let name = scenario["name"].as_str().expect("scenario name");
-        for (i, step) in scenario["steps"].as_array().expect("steps").iter().enumerate() {
+        for (i, step) in scenario["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .enumerate()
+        {
             steps_run += 1;
             let call = step["call"].as_str().expect("call");
             let empty = Value::Object(Default::default());
@@ -35,7 +40,12 @@ fn seq_json_passes() {
                     let wrong: Vec<String> = expect
                         .iter()
                         .filter(|(k, v)| got.get(k.as_str()) != Some(v))
-                        .map(|(k, v)| format!("{k}: got {}, expected {v}", got.get(k.as_str()).unwrap_or(&Value::Null)))
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}: got {}, expected {v}",
+                                got.get(k.as_str()).unwrap_or(&Value::Null)
+                            )
+                        })
                         .collect();
                     (!wrong.is_empty()).then(|| wrong.join("; "))
                 }
@@ -47,5 +57,10 @@ fn seq_json_passes() {
         }
     }
     assert!(steps_run > 0);
-    assert!(failures.is_empty(), "{} failing steps:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing steps:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

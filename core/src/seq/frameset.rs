@@ -119,7 +119,10 @@ impl FrameSet {
         for part in spec.split(',') {
             let part = part.trim();
             if part.is_empty() {
-                return Err(invalid(spec, "empty part (two commas, or a comma at an end)"));
+                return Err(invalid(
+                    spec,
+                    "empty part (two commas, or a comma at an end)",
+                ));
             }
             let (range, count) = parse_part(spec, part)?;
             total = total.saturating_add(count);
@@ -658,7 +661,7 @@ mod tests {
     fn refuses_hostile_input() {
         refused("1-99999999999999", "too many frames");
         refused("1-10000001", "too many frames");
-        refused(&vec!["1-1000000"; 11].join(","), "too many frames");
+        refused(&["1-1000000"; 11].join(","), "too many frames");
         refused("5-1x0", "zero step");
         refused("99999999999999999999", "out of range");
         refused("1-9223372036854775808", "out of range");

@@ -180,10 +180,9 @@ impl Sequence {
         }
         let frames = match frames_text {
             Some(text) => FrameSet::parse(text).map_err(|e| match e {
-                Error::InvalidSequence { rule, .. } => invalid(
-                    pattern,
-                    format!("bad frame set {:?}: {rule}", shown(text)),
-                ),
+                Error::InvalidSequence { rule, .. } => {
+                    invalid(pattern, format!("bad frame set {:?}: {rule}", shown(text)))
+                }
                 other => other,
             })?,
             None => FrameSet::new(),
@@ -451,15 +450,24 @@ mod tests {
         assert_eq!(parts("plate.$F4.exr"), t("plate.", ".exr", 4, ""));
         assert_eq!(parts("plate.$F.exr"), t("plate.", ".exr", 1, ""));
         assert_eq!(parts("tex.<UDIM>.exr"), t("tex.", ".exr", 4, ""));
-        assert_eq!(parts("tex.1001-1010<UDIM>.exr"), t("tex.", ".exr", 4, "1001-1010"));
+        assert_eq!(
+            parts("tex.1001-1010<UDIM>.exr"),
+            t("tex.", ".exr", 4, "1001-1010")
+        );
         assert_eq!(parts("plate.-10--1#.exr"), t("plate.", ".exr", 4, "-10--1"));
-        assert_eq!(parts("shot-1001-1100#.exr"), t("shot-", ".exr", 4, "1001-1100"));
+        assert_eq!(
+            parts("shot-1001-1100#.exr"),
+            t("shot-", ".exr", 4, "1001-1100")
+        );
         assert_eq!(parts("box1-3#.exr"), t("box", ".exr", 4, "1-3"));
         assert_eq!(
             parts("plate.%04d.exr 1001-1100"),
             t("plate.", ".exr", 4, "1001-1100")
         );
-        assert_eq!(parts("a/b c/plate.$F4.exr 1-3"), t("a/b c/plate.", ".exr", 4, "1-3"));
+        assert_eq!(
+            parts("a/b c/plate.$F4.exr 1-3"),
+            t("a/b c/plate.", ".exr", 4, "1-3")
+        );
         assert_eq!(parts("my plate.#.exr"), t("my plate.", ".exr", 4, ""));
         assert_eq!(parts("$FOO/plate.#.exr"), t("$FOO/plate.", ".exr", 4, ""));
     }
@@ -477,7 +485,10 @@ mod tests {
         assert_eq!(one.format(PadStyle::Hash), "a.1-10@.png");
         assert_eq!(one.format(PadStyle::Printf), "a.%d.png 1-10");
         assert_eq!(one.format(PadStyle::Houdini), "a.$F.png 1-10");
-        assert_eq!(Sequence::new("a.", ".png", 6, FrameSet::new()).to_string(), "a.######.png");
+        assert_eq!(
+            Sequence::new("a.", ".png", 6, FrameSet::new()).to_string(),
+            "a.######.png"
+        );
     }
 
     #[test]
@@ -489,7 +500,10 @@ mod tests {
         assert_eq!(s.path(12345), "plate.12345.exr");
         assert_eq!(p("plate.%d.exr").path(7), "plate.7.exr");
         let q = p("a.1-3@@.b");
-        assert_eq!(q.paths().collect::<Vec<_>>(), ["a.01.b", "a.02.b", "a.03.b"]);
+        assert_eq!(
+            q.paths().collect::<Vec<_>>(),
+            ["a.01.b", "a.02.b", "a.03.b"]
+        );
         assert_eq!(p("a.1-3,7,9#.b").missing().to_string(), "4-6,8");
     }
 
