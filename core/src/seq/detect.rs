@@ -62,7 +62,10 @@ pub(crate) fn frame_in(name: &str) -> Option<FrameMatch> {
     }
     let signed = digits_start > 0
         && b[digits_start - 1] == b'-'
-        && (digits_start == 1 || !b[digits_start - 2].is_ascii_alphanumeric())
+        && !name[..digits_start - 1]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
         && value != 0;
     let (start, value) = if signed {
         (digits_start - 1, -value)
@@ -245,6 +248,8 @@ mod tests {
         assert_eq!(fm("plate.-001.exr"), at("plate.", -1, ".exr", 4));
         assert_eq!(fm("plate_-5.exr"), at("plate_", -5, ".exr", 2));
         assert_eq!(fm("shot-0001.exr"), at("shot-", 1, ".exr", 4));
+        assert_eq!(fm("é-0001.exr"), at("é-", 1, ".exr", 4));
+        assert_eq!(fm("-5"), at("", -5, "", 2));
         assert_eq!(fm("plate.-0.exr"), at("plate.-", 0, ".exr", 1));
         assert_eq!(fm("12.exr"), at("", 12, ".exr", 2));
         assert_eq!(fm("shot_v001.exr"), None);

@@ -137,7 +137,8 @@ impl Sequence {
     /// - `@`: one digit each (`@` = 1, `@@@@` = 4); a run mixing `#` and `@` is refused;
     /// - `%0Nd` = N digits, `%d` = 1 (`%Nd`, space padding, is refused);
     /// - `$FN` = N digits, `$F` = 1;
-    /// - `<UDIM>` = 4 digits.
+    /// - `<UDIM>` = 4 digits (read as padding 4: there is no UDIM [`PadStyle`], so formatting
+    ///   writes the style's 4-digit token).
     ///
     /// Frames may be given (fileseq style) right before the token, `plate.1001-1100#.exr`,
     /// or after the pattern and one space, `plate.%04d.exr 1001-1100` (pyseq / Nuke style);
@@ -408,7 +409,12 @@ fn inline_frames_start(head: &str) -> usize {
         if c.is_ascii_digit() {
             break;
         }
-        if c == b'-' && (start == 0 || !b[start - 1].is_ascii_alphanumeric()) {
+        if c == b'-'
+            && !head[..start]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
+        {
             break;
         }
         start += 1;
@@ -460,6 +466,8 @@ mod tests {
             t("shot-", ".exr", 4, "1001-1100")
         );
         assert_eq!(parts("box1-3#.exr"), t("box", ".exr", 4, "1-3"));
+        assert_eq!(parts("é-5#.exr"), t("é-", ".exr", 4, "5"));
+        assert_eq!(parts("-5#.exr"), t("", ".exr", 4, "-5"));
         assert_eq!(
             parts("plate.%04d.exr 1001-1100"),
             t("plate.", ".exr", 4, "1001-1100")
