@@ -227,6 +227,7 @@ impl FrameSet {
             ranges: &self.ranges,
             index: 0,
             k: 0,
+            count: self.ranges.first().map_or(0, FrameRange::count),
         }
     }
 
@@ -310,6 +311,8 @@ pub struct Frames<'a> {
     ranges: &'a [FrameRange],
     index: usize,
     k: u64,
+    /// Frames in `ranges[index]`.
+    count: u64,
 }
 
 impl Iterator for Frames<'_> {
@@ -318,13 +321,14 @@ impl Iterator for Frames<'_> {
     fn next(&mut self) -> Option<i64> {
         loop {
             let r = self.ranges.get(self.index)?;
-            if self.k < r.count() {
+            if self.k < self.count {
                 let f = r.nth(self.k);
                 self.k += 1;
                 return Some(f);
             }
             self.index += 1;
             self.k = 0;
+            self.count = self.ranges.get(self.index).map_or(0, FrameRange::count);
         }
     }
 }
