@@ -3,24 +3,28 @@
 //! Show storage for VFX and animation pipelines as *Capsules* and *Crates*, Capsules archived
 //! into verified zip files and back, and the staging lifecycle on deploy backends.
 //!
+//! Frame sequences (`plate.1001-1100#.exr`: parsing, formatting, detection in a directory)
+//! live in [`seq`].
+//!
 //! Everything the bindings (Python, Node, C/C++) expose lives here; they only convert types
 //! and map [`ErrorCode`]s.
 
-pub mod error;
-pub mod runtime;
-
-pub use error::{Error, ErrorCode, Result};
 pub mod atomic;
 pub mod capsule;
+pub mod error;
 pub mod fsck;
 pub mod id;
 pub mod krate;
+pub mod runtime;
+pub mod seq;
 pub mod store;
 pub mod version;
 
 pub use capsule::{BumpOptions, Capsule, CarryStats};
+pub use error::{Error, ErrorCode, Result};
 pub use fsck::{FsckProblem, FsckReport, ProblemKind};
 pub use id::{CapsuleId, IdKind};
 pub use krate::{Crate, CrateMetadata, Section};
+pub use seq::{find_sequences, sequences_in, FrameSet, PadStyle, Sequence};
 pub use store::{Store, StoreConfig, StoreOptions};
 pub use version::Version;
