@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use capsa::{BumpOptions, Crate, Section, Store, StoreOptions, Version};
+use capsa::{BumpOptions, Crate, PadStyle, Section, Store, StoreOptions, Version};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
@@ -71,6 +71,14 @@ pub enum StorageCommand {
         id: String,
         /// Crate version.
         version: String,
+    },
+    /// List the frame sequences in a directory, with missing frames.
+    Seq {
+        /// Directory to look in (not recursive).
+        dir: PathBuf,
+        /// Pattern style: hash, at, printf, houdini.
+        #[arg(long, default_value = "hash")]
+        style: PadStyle,
     },
     /// Check the store for what a crash left behind; --repair mends it.
     Fsck {
@@ -254,6 +262,40 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
                 print_json(&crate_json(&krate)?)?;
             } else {
                 println!("sealed {id}/{}", krate.version_str());
+            }
+        }
+        StorageCommand::Seq { dir, style } => {
+            let seqs = capsa::find_sequences(&dir)?;
+            if global.json {
+                let rows: Vec<Value> = seqs
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "pattern": s.format(style),
+                            "head": s.head,
+                            "tail": s.tail,
+                            "padding": s.padding,
+                            "frames": s.frames.to_string(),
+                            "count": s.frames.len(),
+                            "missing": s.missing().to_string(),
+                        })
+                    })
+                    .collect();
+                print_json(&rows)?;
+            } else {
+                for s in &seqs {
+                    let missing = s.missing();
+                    if missing.is_empty() {
+                        println!("{}  ({} frames)", s.format(style), s.frames.len());
+                    } else {
+                        println!(
+                            "{}  ({} frames, missing {})",
+                            s.format(style),
+                            s.frames.len(),
+                            missing
+                        );
+                    }
+                }
             }
         }
         StorageCommand::Fsck { repair } => {

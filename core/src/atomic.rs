@@ -59,12 +59,23 @@ pub(crate) fn host_tag() -> &'static str {
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_with(path, bytes, true)
+}
+
+/// [`write_file`] without the fsync, for hints that only save work when they survive.
+pub fn write_hint(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_with(path, bytes, false)
+}
+
+fn write_file_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = temp_path(dir, "write");
     let result = (|| {
         let mut f = File::create(&tmp).map_err(Error::io_at("create", &tmp))?;
         f.write_all(bytes).map_err(Error::io_at("write", &tmp))?;
-        f.sync_all().map_err(Error::io_at("sync", &tmp))?;
+        if durable {
+            f.sync_all().map_err(Error::io_at("sync", &tmp))?;
+        }
         fs::rename(&tmp, path).map_err(Error::io_at("rename into place", path))
     })();
     if result.is_err() {

@@ -184,7 +184,7 @@ impl Capsule {
         }
         let result = self
             .internal_dir()
-            .and_then(|_| atomic::write_file(&self.head_path(), format!("{n}\n").as_bytes()));
+            .and_then(|_| atomic::write_hint(&self.head_path(), format!("{n}\n").as_bytes()));
         if let Err(e) = result {
             tracing::warn!(capsule = %self.id, error = %e, "could not update the version hint");
         }

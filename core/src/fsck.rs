@@ -233,7 +233,7 @@ impl Walk<'_> {
             }
             self.krate(capsule, &krate)?;
         }
-        if capsule.read_head().is_none_or(|h| h < max) {
+        if max > 0 && capsule.read_head().is_none_or(|h| h < max) {
             let detail = format!(
                 "version hint is {} but the newest crate is {max}",
                 capsule

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{shown, Error, Result};
+use crate::seq::{find_sequences, Sequence};
 use crate::version::Version;
 
 /// The metadata sidecar inside each crate.
@@ -242,27 +243,37 @@ impl Crate {
         Ok(())
     }
 
-    /// Publish a file into `publishes/`, at `dest_rel` (a relative path; default: the
-    /// source's file name). The file appears whole or not at all, read-only, and an existing
-    /// file is never replaced (`AlreadyExists`). `Sealed` once the crate is published.
+    /// Publish into `publishes/`. `src` is a file, or a frame sequence given as a pattern
+    /// (`/renders/plate.####.exr`: every frame found beside it; `/renders/plate.1001-1100#.exr`:
+    /// exactly those frames, each of which must exist).
     ///
-    /// Returns the published path.
+    /// A file lands at `dest_rel` (default: its own name); a sequence lands in the new
+    /// directory `dest_rel` (default: the sequence's name, e.g. `plate`), frames keeping their
+    /// names. Either appears whole or not at all (written under a temporary name, renamed into
+    /// place without replacing anything), read-only. An existing target is never replaced
+    /// (`AlreadyExists`); a sealed crate refuses (`Sealed`). A crate may receive any number of
+    /// publishes. Returns the published file or directory.
     pub fn publish(&self, src: impl AsRef<Path>, dest_rel: Option<&Path>) -> Result<PathBuf> {
         let src = src.as_ref();
         self.refuse_if_sealed()?;
-        let meta = fs::metadata(src).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound {
-                what: "file",
-                name: src.display().to_string(),
-            },
-            _ => Error::io("stat", src, e),
-        })?;
-        if !meta.is_file() {
-            return Err(Error::InvalidArgument {
+        match fs::metadata(src) {
+            Ok(meta) if meta.is_file() => self.publish_file(src, dest_rel),
+            Ok(_) => Err(Error::InvalidArgument {
                 what: "publish source",
                 reason: format!("{} is not a regular file", src.display()),
-            });
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match sequence_source(src)? {
+                Some((dir, seq)) => self.publish_sequence(&dir, &seq, dest_rel),
+                None => Err(Error::NotFound {
+                    what: "file",
+                    name: src.display().to_string(),
+                }),
+            },
+            Err(e) => Err(Error::io("stat", src, e)),
         }
+    }
+
+    fn publish_file(&self, src: &Path, dest_rel: Option<&Path>) -> Result<PathBuf> {
         let rel = match dest_rel {
             Some(r) => r.to_path_buf(),
             None => PathBuf::from(src.file_name().ok_or_else(|| Error::InvalidArgument {
@@ -270,7 +281,53 @@ impl Crate {
                 reason: format!("{} has no file name", src.display()),
             })?),
         };
-        let dest = self.publish_target(&rel)?;
+        let dest = self.claim_target(&rel)?;
+        let parent = dest.parent().unwrap_or(&self.path);
+        let tmp = atomic::temp_path(parent, "publish");
+        let result = copy_read_only(src, &tmp)
+            .and_then(|()| atomic::rename_noreplace(&tmp, &dest, "published file"));
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        tracing::info!(capsule = %self.capsule.id(), version = %self.version_str(),
+            dest = %rel.display(), "published file");
+        Ok(dest)
+    }
+
+    fn publish_sequence(
+        &self,
+        dir: &Path,
+        seq: &Sequence,
+        dest_rel: Option<&Path>,
+    ) -> Result<PathBuf> {
+        let rel = match dest_rel {
+            Some(r) => r.to_path_buf(),
+            None => PathBuf::from(sequence_dir_name(seq)),
+        };
+        let dest = self.claim_target(&rel)?;
+        let parent = dest.parent().unwrap_or(&self.path);
+        let tmp = atomic::temp_path(parent, "publish");
+        let result = (|| {
+            fs::create_dir(&tmp).map_err(Error::io_at("create directory", &tmp))?;
+            for name in seq.paths() {
+                copy_read_only(&dir.join(&name), &tmp.join(&name))?;
+            }
+            atomic::rename_noreplace(&tmp, &dest, "published sequence")
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        tracing::info!(capsule = %self.capsule.id(), version = %self.version_str(),
+            dest = %rel.display(), frames = seq.frames.len(), "published sequence");
+        Ok(dest)
+    }
+
+    /// Check `rel`, make its parent directories and refuse an existing target.
+    fn claim_target(&self, rel: &Path) -> Result<PathBuf> {
+        safe_relative(rel)?;
+        let dest = self.section(Section::Publishes).join(rel);
         if fs::symlink_metadata(&dest).is_ok() {
             return Err(Error::AlreadyExists {
                 what: "published file",
@@ -279,28 +336,38 @@ impl Crate {
         }
         let parent = dest.parent().unwrap_or(&self.path);
         fs::create_dir_all(parent).map_err(Error::io_at("create directory", parent))?;
-        let tmp = atomic::temp_path(parent, "publish");
-        let result = (|| {
-            fs::copy(src, &tmp).map_err(Error::io_at("copy", src))?;
-            fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(Error::io_at("sync", &tmp))?;
-            atomic::make_read_only(&tmp)?;
-            atomic::rename_noreplace(&tmp, &dest, "published file")
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        tracing::info!(capsule = %self.capsule.id(), version = %self.version_str(),
-            dest = %rel.display(), "published");
         Ok(dest)
     }
 
-    /// Where `rel` lands inside `publishes/`, refusing anything that would leave it.
-    fn publish_target(&self, rel: &Path) -> Result<PathBuf> {
-        safe_relative(rel)?;
-        Ok(self.section(Section::Publishes).join(rel))
+    /// The frame sequences in a section, subdirectories included (their relative path is
+    /// part of the sequence's head, e.g. `beauty/plate.`). Sorted.
+    pub fn sequences(&self, section: Section) -> Result<Vec<Sequence>> {
+        let root = self.section(section);
+        let mut out = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let prefix = dir
+                .strip_prefix(&root)
+                .map(|p| {
+                    p.components()
+                        .map(|c| format!("{}/", c.as_os_str().to_string_lossy()))
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            for mut seq in find_sequences(&dir)? {
+                seq.head.insert_str(0, &prefix);
+                out.push(seq);
+            }
+            for entry in fs::read_dir(&dir).map_err(Error::io_at("list", &dir))? {
+                let entry = entry.map_err(Error::io_at("list", &dir))?;
+                let hidden = entry.file_name().to_string_lossy().starts_with('.');
+                if !hidden && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    dirs.push(entry.path());
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.head, &a.tail, a.padding).cmp(&(&b.head, &b.tail, b.padding)));
+        Ok(out)
     }
 }
 
@@ -333,4 +400,59 @@ pub(crate) fn safe_relative(rel: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Copy `src` to the new name `dst`, flushed to disk and read-only.
+fn copy_read_only(src: &Path, dst: &Path) -> Result<()> {
+    fs::copy(src, dst).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::NotFound {
+            what: "file",
+            name: src.display().to_string(),
+        },
+        _ => Error::io("copy", src, e),
+    })?;
+    fs::File::open(dst)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io_at("sync", dst))?;
+    atomic::make_read_only(dst)
+}
+
+/// If `src` names a sequence pattern, its directory and the sequence with its frames: the
+/// frames written in the pattern, or those found beside it.
+fn sequence_source(src: &Path) -> Result<Option<(PathBuf, Sequence)>> {
+    let Some(name) = src.file_name().and_then(|n| n.to_str()) else {
+        return Ok(None);
+    };
+    let Ok(pattern) = Sequence::parse(name) else {
+        return Ok(None);
+    };
+    let dir = src
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    if !pattern.frames.is_empty() {
+        return Ok(Some((dir, pattern)));
+    }
+    let found = find_sequences(&dir)?
+        .into_iter()
+        .find(|s| s.head == pattern.head && s.tail == pattern.tail && s.padding == pattern.padding);
+    match found {
+        Some(seq) => Ok(Some((dir, seq))),
+        None => Err(Error::NotFound {
+            what: "frames of sequence",
+            name: src.display().to_string(),
+        }),
+    }
+}
+
+/// The default directory name of a published sequence: its head without the trailing
+/// separator (`plate.` → `plate`).
+fn sequence_dir_name(seq: &Sequence) -> String {
+    let name = seq.head.trim_end_matches(['.', '_', '-', ' ']);
+    if name.is_empty() {
+        "sequence".into()
+    } else {
+        name.to_string()
+    }
 }

@@ -312,3 +312,75 @@ fn hostname_tag() -> String {
     let parts: Vec<&str> = name.rsplit('-').collect();
     parts[3].to_string()
 }
+
+#[test]
+fn publish_a_frame_sequence_whole_and_list_sequences() {
+    let (d, store) = store();
+    let c = store.create_capsule("seqs").unwrap();
+    let v1 = c.bump(BumpOptions::default()).unwrap();
+    let renders = d.path().join("renders");
+    fs::create_dir(&renders).unwrap();
+    for f in (1001..=1010).filter(|f| *f != 1005) {
+        fs::write(renders.join(format!("plate.{f}.exr")), f.to_string()).unwrap();
+    }
+    fs::write(renders.join("plate_v001.mov"), b"mov").unwrap();
+
+    // Frames found beside the pattern.
+    let dir = v1.publish(renders.join("plate.####.exr"), None).unwrap();
+    assert!(dir.ends_with("publishes/plate"));
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 9);
+    assert_eq!(names[0], "plate.1001.exr");
+    assert!(fs::metadata(dir.join("plate.1010.exr"))
+        .unwrap()
+        .permissions()
+        .readonly());
+    // Same again: the directory exists.
+    let err = v1
+        .publish(renders.join("plate.####.exr"), None)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AlreadyExists);
+    // Explicit frames: a missing one refuses the whole publish, nothing appears.
+    let err = v1
+        .publish(
+            renders.join("plate.1001-1006#.exr"),
+            Some(Path::new("plate_b")),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    assert!(err.to_string().contains("plate.1005.exr"), "{err}");
+    assert!(!v1.section(Section::Publishes).join("plate_b").exists());
+    let leftovers: Vec<_> = fs::read_dir(v1.section(Section::Publishes))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    v1.publish(
+        renders.join("plate.1001-1004#.exr"),
+        Some(Path::new("plate_b")),
+    )
+    .unwrap();
+    // A pattern whose frames do not exist at all.
+    let err = v1
+        .publish(renders.join("other.####.exr"), None)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+
+    // Sequences in a section, subdirectories included, with the gap reported.
+    let art = v1.section(Section::Artifacts);
+    fs::create_dir(art.join("beauty")).unwrap();
+    for f in [1, 2, 4] {
+        fs::write(art.join(format!("beauty/sh010.{f:04}.exr")), b"").unwrap();
+    }
+    fs::write(art.join("sh010_v001.nk"), b"").unwrap();
+    let seqs = v1.sequences(Section::Artifacts).unwrap();
+    assert_eq!(seqs.len(), 1, "{seqs:?}");
+    assert_eq!(seqs[0].head, "beauty/sh010.");
+    assert_eq!(seqs[0].missing().to_string(), "3");
+    let published = v1.sequences(Section::Publishes).unwrap();
+    assert_eq!(published.len(), 2);
+}

@@ -64,7 +64,10 @@ struct Ctx {
 impl Ctx {
     fn store(&mut self) -> capsa::Result<&Store> {
         if self.store.is_none() {
-            self.store = Some(Store::init(self.dir.path().join("store"), StoreOptions::default())?);
+            self.store = Some(Store::init(
+                self.dir.path().join("store"),
+                StoreOptions::default(),
+            )?);
         }
         Ok(self.store.as_ref().expect("just set"))
     }
@@ -167,7 +170,8 @@ fn call(ctx: &mut Ctx, name: &str, args: &Value) -> Option<capsa::Result<Value>>
             "file.write" => {
                 let path = ctx.dir.path().join(s(args, "path"));
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(capsa::Error::io_at("mkdir", parent))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(capsa::Error::io_at("mkdir", parent))?;
                 }
                 let text = opt_str(args, "text").unwrap_or_default();
                 std::fs::write(&path, text).map_err(capsa::Error::io_at("write", &path))?;
@@ -242,7 +246,13 @@ pub fn run_suite(suite: &Suite) -> Vec<String> {
             store: None,
         };
         for (i, step) in scenario.steps.iter().enumerate() {
-            let at = format!("{} / {:?} step {} ({})", suite.topic, scenario.name, i + 1, step.call);
+            let at = format!(
+                "{} / {:?} step {} ({})",
+                suite.topic,
+                scenario.name,
+                i + 1,
+                step.call
+            );
             let Some(result) = call(&mut ctx, &step.call, &step.args) else {
                 failures.push(format!("{at}: unknown call"));
                 break;

@@ -19,7 +19,12 @@ fn every_conformance_file_passes() {
         scenarios += suite.scenarios.len();
         failures.extend(run_suite(&suite));
     }
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(scenarios > 20, "only {scenarios} scenarios ran");
 }
 

@@ -1,0 +1,31 @@
+# capsa — the two commands a newcomer runs: `make demo` and `make test`.
+SHELL := bash
+CARGO ?= cargo
+
+.PHONY: demo test lint setup test-rust bench build help
+
+help:
+	@echo "make demo   - build and run the tour through a temporary store"
+	@echo "make test   - install what the tests need, lint, run every test"
+	@echo "make bench  - run the benches"
+
+build:
+	$(CARGO) build -p capsa-cli
+
+demo: build
+	bash examples/demo/demo.sh target/debug/capsa
+
+setup:
+	bash tests/setup.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --workspace
+
+test: setup lint test-rust
+
+bench:
+	$(CARGO) bench -p capsa-benches
