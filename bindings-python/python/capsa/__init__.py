@@ -1,0 +1,78 @@
+"""capsa: VFX/animation show storage as Capsules and Crates.
+
+A thin binding of the capsa Rust library. Every call that touches the disk releases the GIL;
+paths are accepted as ``str`` or ``os.PathLike`` and returned as ``pathlib.Path``; errors are
+subclasses of :class:`CapsaError` (see :mod:`capsa.exceptions`).
+"""
+
+from capsa._native import (
+    Capsule,
+    CapsuleId,
+    Crate,
+    FrameIterator,
+    FrameSet,
+    FsckProblem,
+    FsckReport,
+    Sequence,
+    Store,
+    Version,
+    __version__,
+    find_sequences,
+    sequences_in,
+)
+from capsa.exceptions import (
+    AlreadyExistsError,
+    BackendError,
+    BusyError,
+    CancelledError,
+    CapsaError,
+    CorruptArchiveError,
+    CorruptError,
+    InvalidArgumentError,
+    InvalidNameError,
+    InvalidSequenceError,
+    InvalidStoreError,
+    InvalidTransitionError,
+    InvalidVersionError,
+    IoError,
+    NotFoundError,
+    SealedError,
+    TimeoutError,
+    UnsupportedError,
+    error_class,
+)
+
+__all__ = [
+    "AlreadyExistsError",
+    "BackendError",
+    "BusyError",
+    "CancelledError",
+    "CapsaError",
+    "Capsule",
+    "CapsuleId",
+    "CorruptArchiveError",
+    "CorruptError",
+    "Crate",
+    "FrameIterator",
+    "FrameSet",
+    "FsckProblem",
+    "FsckReport",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "InvalidSequenceError",
+    "InvalidStoreError",
+    "InvalidTransitionError",
+    "InvalidVersionError",
+    "IoError",
+    "NotFoundError",
+    "SealedError",
+    "Sequence",
+    "Store",
+    "TimeoutError",
+    "UnsupportedError",
+    "Version",
+    "__version__",
+    "error_class",
+    "find_sequences",
+    "sequences_in",
+]
