@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use capsa::seq::{self, FrameSet, PadStyle, Sequence};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
 
 use crate::errors::IntoPyResult;
 
@@ -281,12 +282,25 @@ pub fn find_sequences(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<PySequence>>
 /// The frame sequences among `names` (any iterable of `str`), sorted by head, tail, padding.
 #[pyfunction]
 pub fn sequences_in(py: Python<'_>, names: &Bound<'_, PyAny>) -> PyResult<Vec<PySequence>> {
+    let bad = |reason: &str| {
+        Err(capsa::Error::InvalidArgument {
+            what: "names",
+            reason: reason.to_string(),
+        })
+        .py_err()
+    };
+    if names.is_instance_of::<PyString>() || names.is_instance_of::<PyBytes>() {
+        return bad("a single string; expected an iterable of names");
+    }
     let mut list: Vec<String> = Vec::new();
     if let Ok(n) = names.len() {
         list.reserve(n);
     }
     for item in names.try_iter()? {
-        list.push(item?.extract::<String>()?);
+        match item?.extract::<String>() {
+            Ok(name) => list.push(name),
+            Err(_) => return bad("every name must be a str"),
+        }
     }
     let found = py.detach(|| seq::sequences_in(&list));
     Ok(found.into_iter().map(PySequence::from).collect())

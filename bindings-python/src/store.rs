@@ -70,7 +70,10 @@ pub struct PyStore {
 impl PyStore {
     /// Create a new store at `path` (the directory is made if missing).
     #[staticmethod]
-    #[pyo3(signature = (path, padding = 3, archive_policy = "auto".to_string()))]
+    #[pyo3(
+        signature = (path, padding = 3, archive_policy = "auto".to_string()),
+        text_signature = "(path, padding=3, archive_policy='auto')"
+    )]
     fn init(
         py: Python<'_>,
         path: PathBuf,
@@ -217,7 +220,10 @@ impl PyCapsule {
 
     /// Allocate the next crate; `carry_over` names sections whose files come over from the
     /// previous crate, version tokens renamed.
-    #[pyo3(signature = (comment = None, carry_over = Vec::new(), created_by = None, tags = Vec::new()))]
+    #[pyo3(
+        signature = (comment = None, carry_over = Vec::new(), created_by = None, tags = Vec::new()),
+        text_signature = "(self, comment=None, carry_over=(), created_by=None, tags=())"
+    )]
     fn bump(
         &self,
         py: Python<'_>,
