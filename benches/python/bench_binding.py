@@ -88,7 +88,9 @@ def main() -> None:
         t_fileseq = per_call(
             lambda: fileseq.findSequencesInList(names), min_time=max(2.0, t_fileseq * 3)
         )
-    version = getattr(fileseq, "__version__", "?")
+    from importlib.metadata import version as dist_version
+
+    version = dist_version("fileseq")
     print(
         f"fileseq {version} findSequencesInList, 100k  {fmt(t_fileseq)} ({len(theirs)} sequences)"
     )
