@@ -10,3 +10,4 @@ pub mod error;
 pub mod runtime;
 
 pub use error::{Error, ErrorCode, Result};
+pub mod staging;
