@@ -200,7 +200,7 @@ fn insert_event(
         .execute(params![ms(now), name, body])?;
     Ok(Event {
         seq: tx.last_insert_rowid(),
-        at: now,
+        at: from_ms(ms(now)),
         name: name.to_string(),
         kind,
     })
