@@ -4,6 +4,7 @@
 //! code derived from the error's stable [`capsa::ErrorCode`] (`10 + number`).
 
 mod output;
+mod staging;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,11 +32,18 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Staging lifecycle: create, update, delete, restore, cleanup, reconcile, watch.
+    Staging {
+        #[command(subcommand)]
+        cmd: staging::StagingCommand,
+    },
+}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let _ = &cli.global;
-    match cli.command {}
+    match cli.command {
+        Command::Staging { cmd } => staging::run(cmd, &cli.global),
+    }
 }
 
 fn main() -> ExitCode {
