@@ -21,7 +21,7 @@ use crate::runtime;
 
 /// Backend output kept per command in the audit log, at most (bytes); backends bound their own
 /// capture too.
-const MAX_OUTPUT: usize = 64 * 1024;
+const MAX_OUTPUT: usize = 128 * 1024;
 
 /// Settings of a [`StagingManager`].
 #[derive(Debug, Clone)]
@@ -272,11 +272,20 @@ fn bound_output(s: &str) -> String {
     if s.len() <= MAX_OUTPUT {
         return s.to_string();
     }
-    let mut cut = MAX_OUTPUT;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
+    let mut head = MAX_OUTPUT / 2;
+    while !s.is_char_boundary(head) {
+        head -= 1;
     }
-    format!("{}\n[… {} bytes more not kept]", &s[..cut], s.len() - cut)
+    let mut tail = s.len() - MAX_OUTPUT / 2;
+    while !s.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}\n[… {} bytes not kept …]\n{}",
+        &s[..head],
+        tail - head,
+        &s[tail..]
+    )
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

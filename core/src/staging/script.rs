@@ -44,14 +44,14 @@ pub struct ScriptDeployer {
 
 impl ScriptDeployer {
     /// Scripts in `dir`; project name `capsa`, base domain `localhost`, a 600 s timeout per
-    /// call, 32 KiB kept of the head and of the tail of each output stream.
+    /// call, 16 KiB kept of the head and of the tail of each output stream.
     pub fn new(dir: impl Into<PathBuf>) -> ScriptDeployer {
         ScriptDeployer {
             dir: dir.into(),
             project_name: "capsa".into(),
             base_domain: "localhost".into(),
             timeout: Duration::from_secs(600),
-            output_limit: 32 * 1024,
+            output_limit: 16 * 1024,
         }
     }
 
