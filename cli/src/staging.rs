@@ -101,10 +101,14 @@ pub enum StagingCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Update a staging's tag and overrides (they replace the stored ones).
+    /// Update a staging's tag, and its overrides if any are given (they replace the stored
+    /// ones; without any, the stored ones are kept).
     Update {
         #[command(flatten)]
         settings: Settings,
+        /// Drop every stored override (when no new one is given).
+        #[arg(long)]
+        clear_overrides: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -304,11 +308,16 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             };
             command(req, settings.no_wait, &common, global)
         }
-        StagingCommand::Update { settings, common } => {
+        StagingCommand::Update {
+            settings,
+            clear_overrides,
+            common,
+        } => {
+            let given = overrides(&settings)?;
             let req = CommandRequest::Update {
                 name: settings.name.clone(),
                 tag: settings.tag.clone(),
-                overrides: overrides(&settings)?,
+                overrides: (clear_overrides || !given.is_empty()).then_some(given),
             };
             command(req, settings.no_wait, &common, global)
         }

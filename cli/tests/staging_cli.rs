@@ -1,5 +1,6 @@
 //! `capsa staging` as separate processes: concurrency across processes, SIGKILL in the middle
 //! of a command, private values in every output, `--no-wait`, the default state file.
+#![cfg(unix)] // the tests use shell scripts and Unix process control
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

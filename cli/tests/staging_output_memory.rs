@@ -1,6 +1,7 @@
 //! 100 MB of script output: captured bounded, and the capsa process's peak memory stays far
 //! below the output size. Alone in its test binary so that the children's peak memory
 //! (`RUSAGE_CHILDREN`) is this test's only.
+#![cfg(unix)] // the tests use shell scripts and Unix process control
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

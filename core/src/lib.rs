@@ -8,6 +8,6 @@
 
 pub mod error;
 pub mod runtime;
+pub mod staging;
 
 pub use error::{Error, ErrorCode, Result};
-pub mod staging;

@@ -1,4 +1,5 @@
 //! Reconcile, pending recovery, retention, cleanup and the audit log, events, private values.
+#![cfg(unix)] // the tests use shell scripts and Unix process control
 
 mod common;
 
@@ -26,7 +27,7 @@ fn staging_cleanup_removes_the_record_but_keeps_the_audit_rows() {
     let h = MockHarness::new();
     let m = &h.manager;
     m.create("keeper", "1.0.0", vec![]).unwrap();
-    m.update("keeper", "1.1.0", vec![]).unwrap();
+    m.update("keeper", "1.1.0", None).unwrap();
     m.delete("keeper").unwrap();
     assert_eq!(m.cleanup("keeper").unwrap(), None);
     assert_eq!(m.get("keeper").unwrap_err().code(), ErrorCode::NotFound);
@@ -53,6 +54,11 @@ fn staging_restore_uses_the_last_settings() {
     assert_eq!(s.status, Status::Running);
     assert_eq!(s.tag, "3.1.4");
     assert_eq!(s.overrides[0].value.expose(), "s3cr3t-restore");
+    // update without overrides keeps them; with an empty list clears them
+    let s = m.update("phoenix", "3.2.0", None).unwrap();
+    assert_eq!(s.overrides.len(), 1);
+    let s = m.update("phoenix", "3.2.1", Some(vec![])).unwrap();
+    assert!(s.overrides.is_empty());
 }
 
 #[test]
@@ -148,7 +154,8 @@ fn fake_interrupted(m: &StagingManager, name: &str, command: Command, pid: u32) 
             name,
             command,
             actor: "crashed",
-            settings: (command == Command::Create).then_some(("1.0.0", &[][..])),
+            tag: (command == Command::Create).then_some("1.0.0"),
+            overrides: None,
             pid,
             now: chrono::Utc::now(),
         })
@@ -162,7 +169,7 @@ fn staging_reconcile_finishes_a_command_whose_process_died() {
     fake_interrupted(m, "orphan", Command::Create, dead_pid());
     let s = m.get("orphan").unwrap();
     assert_eq!(s.status, Status::CreatePending);
-    let e = m.update("orphan", "1.0.1", vec![]).unwrap_err();
+    let e = m.update("orphan", "1.0.1", None).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Busy);
     let r = m.reconcile().unwrap();
     assert_eq!(r.resolved_pending, 1);
@@ -350,7 +357,7 @@ fn check_privacy(h: &dyn Harness, fail_create: bool) {
     assert_clean("JSON", &serde_json::to_string(&s).unwrap());
     assert_clean("reason", s.reason.as_deref().unwrap_or(""));
     h.set("update", Mode::Fail);
-    let s = m.update("secretive", "1.0.1", o.clone()).unwrap();
+    let s = m.update("secretive", "1.0.1", Some(o.clone())).unwrap();
     assert_clean("reason", s.reason.as_deref().unwrap_or(""));
     // An error message naming the staging.
     let e = m.restore("secretive").unwrap_err();

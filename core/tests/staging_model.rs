@@ -4,6 +4,7 @@
 //! Invariants checked after every step: the stored statuses equal the model's; no command is
 //! left in flight and never two at once on one staging (a second command while one runs is
 //! `Busy`); every command leaves exactly one audit row and no row stays `Pending`.
+#![cfg(unix)] // the tests use shell scripts and Unix process control
 
 mod common;
 
@@ -96,7 +97,7 @@ fn request(cmd: Command, name: &str) -> CommandRequest {
         Command::Update => CommandRequest::Update {
             name,
             tag: "1.0.1".into(),
-            overrides: vec![],
+            overrides: Some(vec![]),
         },
         Command::Delete => CommandRequest::Delete { name },
         Command::Restore => CommandRequest::Restore { name },

@@ -1,4 +1,5 @@
 //! The script backend with real shell scripts.
+#![cfg(unix)] // the tests use shell scripts and Unix process control
 
 mod common;
 
@@ -127,7 +128,23 @@ fn staging_script_missing_script_fails_the_command() {
     let h = ScriptHarness::new();
     std::fs::remove_file(h.scripts.join("update")).unwrap();
     h.manager.create("partial", "1.0.0", vec![]).unwrap();
-    let s = h.manager.update("partial", "1.0.1", vec![]).unwrap();
+    let s = h.manager.update("partial", "1.0.1", None).unwrap();
     assert_eq!(s.status, Status::Failure);
     assert!(s.reason.unwrap().contains("no update script"));
+}
+
+#[test]
+fn staging_script_background_child_holding_pipes_does_not_block() {
+    let h = ScriptHarness::new();
+    write_script(
+        &h.scripts,
+        "create",
+        "#!/bin/sh\nsleep 30 &\necho deployed\nexit 0\n",
+    );
+    let t = Instant::now();
+    let s = h.manager.create("daemonic", "1.0.0", vec![]).unwrap();
+    assert_eq!(s.status, Status::Running);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let row = &h.manager.audit_log(&AuditQuery::default()).unwrap()[0];
+    assert!(row.output.contains("deployed"));
 }

@@ -1,4 +1,5 @@
 //! Every row of the transition table and every forbidden transition, on both backends.
+#![cfg(unix)] // the tests use shell scripts and Unix process control
 
 mod common;
 
@@ -50,7 +51,7 @@ fn request(cmd: Command, name: &str) -> CommandRequest {
         Command::Update => CommandRequest::Update {
             name,
             tag: "1.1.0".into(),
-            overrides: vec![],
+            overrides: None,
         },
         Command::Delete => CommandRequest::Delete { name },
         Command::Restore => CommandRequest::Restore { name },

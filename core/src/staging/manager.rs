@@ -68,14 +68,14 @@ pub enum CommandRequest {
         /// Overrides.
         overrides: Vec<Override>,
     },
-    /// Update a staging (the overrides given replace the stored ones).
+    /// Update a staging.
     Update {
         /// Name.
         name: String,
         /// Tag.
         tag: String,
-        /// Overrides.
-        overrides: Vec<Override>,
+        /// New overrides, replacing the stored ones; `None` keeps the stored ones.
+        overrides: Option<Vec<Override>>,
     },
     /// Archive a staging.
     Delete {
@@ -117,10 +117,11 @@ impl CommandRequest {
         }
     }
 
-    fn settings(&self) -> Option<(&str, &[Override])> {
+    /// The new tag and overrides (`None` overrides: keep the stored ones).
+    fn settings(&self) -> Option<(&str, Option<&[Override]>)> {
         match self {
-            CommandRequest::Create { tag, overrides, .. }
-            | CommandRequest::Update { tag, overrides, .. } => Some((tag, overrides)),
+            CommandRequest::Create { tag, overrides, .. } => Some((tag, Some(overrides))),
+            CommandRequest::Update { tag, overrides, .. } => Some((tag, overrides.as_deref())),
             _ => None,
         }
     }
@@ -391,6 +392,7 @@ impl StagingManager {
         let command = req.command();
         let actor = self.inner.opts.actor.clone();
         if let Some((tag, overrides)) = req.settings() {
+            let overrides = overrides.unwrap_or(&[]);
             validate_tag(tag)?;
             for o in overrides {
                 o.validate()?;
@@ -429,14 +431,18 @@ impl StagingManager {
             }
         }
         let store = self.inner.store.clone();
-        let settings = req.settings().map(|(t, o)| (t.to_string(), o.to_vec()));
+        let new_tag = req.settings().map(|(t, _)| t.to_string());
+        let new_overrides = req
+            .settings()
+            .and_then(|(_, o)| o.map(<[Override]>::to_vec));
         let n = name.clone();
         let begun = blocking(move || {
             store.begin(&Begin {
                 name: &n,
                 command,
                 actor: &actor,
-                settings: settings.as_ref().map(|(t, o)| (t.as_str(), o.as_slice())),
+                tag: new_tag.as_deref(),
+                overrides: new_overrides.as_deref(),
                 pid: std::process::id(),
                 now: Utc::now(),
             })
@@ -551,13 +557,13 @@ impl StagingManager {
         runtime::block_on(self.create_async(name, tag, overrides))
     }
 
-    /// Update a Running or Failure staging to `tag` and `overrides` (replacing the stored
-    /// overrides) and wait: Running or Failure.
+    /// Update a Running or Failure staging to `tag` and wait: Running or Failure.
+    /// `overrides` replace the stored ones; `None` keeps them.
     pub async fn update_async(
         &self,
         name: &str,
         tag: &str,
-        overrides: Vec<Override>,
+        overrides: Option<Vec<Override>>,
     ) -> Result<Staging> {
         let r = self
             .run_async(CommandRequest::Update {
@@ -570,7 +576,12 @@ impl StagingManager {
     }
 
     /// Blocking form of [`StagingManager::update_async`].
-    pub fn update(&self, name: &str, tag: &str, overrides: Vec<Override>) -> Result<Staging> {
+    pub fn update(
+        &self,
+        name: &str,
+        tag: &str,
+        overrides: Option<Vec<Override>>,
+    ) -> Result<Staging> {
         runtime::block_on(self.update_async(name, tag, overrides))
     }
 

@@ -143,17 +143,24 @@ impl ScriptDeployer {
         let pid = child.id();
         let out = Arc::new(Mutex::new(Capture::new(self.output_limit)));
         let err = Arc::new(Mutex::new(Capture::new(self.output_limit)));
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let run = async {
-            let (status, _, _) = tokio::join!(
-                child.wait(),
-                drain(stdout, out.clone()),
-                drain(stderr, err.clone())
-            );
-            status
-        };
-        let status = tokio::time::timeout(self.timeout, run).await;
+        let readers = [
+            tokio::spawn(drain(child.stdout.take(), out.clone())),
+            tokio::spawn(drain(child.stderr.take(), err.clone())),
+        ];
+        let status = tokio::time::timeout(self.timeout, child.wait()).await;
+        if status.is_err() {
+            kill_group(pid, &mut child).await;
+        }
+        // A background process of the script may hold the pipes open: read what comes for a
+        // short while after the script itself has ended, then stop.
+        for mut r in readers {
+            if tokio::time::timeout(Duration::from_secs(2), &mut r)
+                .await
+                .is_err()
+            {
+                r.abort();
+            }
+        }
         let take = |c: &Arc<Mutex<Capture>>| c.lock().unwrap_or_else(|p| p.into_inner()).render();
         let (out_s, err_s) = (take(&out), take(&err));
         let output = match (out_s.is_empty(), err_s.is_empty()) {
@@ -164,15 +171,12 @@ impl ScriptDeployer {
         };
         let tail = stderr_tail(&err_s);
         let (outcome, exit_code) = match status {
-            Err(_) => {
-                kill_group(pid, &mut child).await;
-                (
-                    BackendOutcome::Unavailable {
-                        reason: format!("{call} timed out after {} s", self.timeout.as_secs()),
-                    },
-                    None,
-                )
-            }
+            Err(_) => (
+                BackendOutcome::Unavailable {
+                    reason: format!("{call} timed out after {} s", self.timeout.as_secs()),
+                },
+                None,
+            ),
             Ok(Err(e)) => (
                 BackendOutcome::Unavailable {
                     reason: format!("{call}: waiting for the script failed: {e}"),

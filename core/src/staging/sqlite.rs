@@ -356,10 +356,13 @@ impl StateStore for SqliteStore {
             let cur = read_record(tx, req.name)?;
             let cur_status = cur.as_ref().map(|c| c.staging.status);
             let in_prog = cur.as_ref().and_then(|c| c.in_flight.as_ref().map(|f| f.command));
-            let (tag, overrides): (Option<&str>, Vec<Override>) = match (req.settings, &cur) {
-                (Some((t, o)), _) => (Some(t), o.to_vec()),
-                (None, Some(c)) => (Some(c.staging.tag.as_str()), c.staging.overrides.clone()),
-                (None, None) => (None, Vec::new()),
+            let tag: Option<&str> = req
+                .tag
+                .or_else(|| cur.as_ref().map(|c| c.staging.tag.as_str()));
+            let overrides: Vec<Override> = match (req.overrides, &cur) {
+                (Some(o), _) => o.to_vec(),
+                (None, Some(c)) => c.staging.overrides.clone(),
+                (None, None) => Vec::new(),
             };
             let running = match machine::start(req.name, req.command, cur_status, in_prog) {
                 Ok(r) => r,

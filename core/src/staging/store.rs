@@ -41,8 +41,10 @@ pub struct Begin<'a> {
     pub command: Command,
     /// Who asks.
     pub actor: &'a str,
-    /// The new settings (create and update); `None` keeps the stored ones.
-    pub settings: Option<(&'a str, &'a [Override])>,
+    /// The new tag (create and update); `None` keeps the stored one.
+    pub tag: Option<&'a str>,
+    /// The new overrides (create and update); `None` keeps the stored ones.
+    pub overrides: Option<&'a [Override]>,
     /// This process.
     pub pid: u32,
     /// Now.
