@@ -535,6 +535,8 @@ fn watch(
             }
         }
     }
+    // On stderr, so that stdout holds events only; tells a caller the watch is live.
+    eprintln!("watching for events after #{after}");
     let mut seen = 0usize;
     let stdout = std::io::stdout();
     loop {

@@ -298,6 +298,13 @@ fn staging_private_value_appears_in_no_output() {
     let kv = format!("DB_PASSWORD={SECRET}");
     let mut outputs = Vec::new();
     let mut watch = env.spawn(&["staging", "watch", "--count", "7"]);
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(watch.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("watching"), "{first}");
     let mut go = |args: &[&str]| {
         let o = env.run(args);
         outputs.push((args.join(" "), text(&o)));
