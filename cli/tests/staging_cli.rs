@@ -92,11 +92,19 @@ fn text(o: &Output) -> String {
 }
 
 /// Two processes issue commands on the same staging at once: exactly one proceeds, the
-/// other gets Busy (exit 16), and both commands are in the audit log.
+/// other gets Busy (exit 16), and both commands are in the audit log. The backend's scripts
+/// block until the test releases them, so the two commands overlap whatever the machine load.
 #[test]
 fn staging_two_processes_one_proceeds_the_other_is_busy() {
     let env = Env::new();
-    // Round 1: two creates; round 2: update and delete of the running staging.
+    let s = env.scripts();
+    let gate =
+        "#!/bin/sh\nd=\"$(dirname \"$0\")\"\nwhile [ ! -f \"$d/release\" ]; do sleep 0.05; done\n";
+    for call in ["create", "update", "delete"] {
+        script(&s, call, gate);
+    }
+    let backend = format!("script:{}", s.display());
+    let b = backend.as_str();
     let rounds: [(&[&str], &[&str]); 2] = [
         (
             &[
@@ -105,8 +113,8 @@ fn staging_two_processes_one_proceeds_the_other_is_busy() {
                 "duel",
                 "--tag",
                 "1.0.0",
-                "--mock-delay",
-                "1500",
+                "--backend",
+                b,
             ],
             &[
                 "staging",
@@ -114,8 +122,8 @@ fn staging_two_processes_one_proceeds_the_other_is_busy() {
                 "duel",
                 "--tag",
                 "1.0.0",
-                "--mock-delay",
-                "1500",
+                "--backend",
+                b,
             ],
         ),
         (
@@ -125,26 +133,42 @@ fn staging_two_processes_one_proceeds_the_other_is_busy() {
                 "duel",
                 "--tag",
                 "1.1.0",
-                "--mock-delay",
-                "1500",
+                "--backend",
+                b,
             ],
-            &["staging", "delete", "duel", "--mock-delay", "1500"],
+            &["staging", "delete", "duel", "--backend", b],
         ),
     ];
     for (i, (a, b)) in rounds.into_iter().enumerate() {
-        let pa = env.spawn(a);
-        let pb = env.spawn(b);
+        let _ = fs::remove_file(s.join("release"));
+        let mut pa = env.spawn(a);
+        let mut pb = env.spawn(b);
+        // The loser exits on its own while the winner waits for the gate.
+        let t = Instant::now();
+        let first_done = loop {
+            if pa.try_wait().unwrap().is_some() {
+                break 'a';
+            }
+            if pb.try_wait().unwrap().is_some() {
+                break 'b';
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "round {i}: neither returned"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        fs::write(s.join("release"), "").unwrap();
         let oa = pa.wait_with_output().unwrap();
         let ob = pb.wait_with_output().unwrap();
-        let mut codes = [oa.status.code().unwrap(), ob.status.code().unwrap()];
-        codes.sort();
-        assert_eq!(codes, [0, 16], "round {i}: {}\n{}", text(&oa), text(&ob));
-        let loser = if oa.status.success() { &ob } else { &oa };
-        assert!(
-            String::from_utf8_lossy(&loser.stderr).contains("[BUSY]"),
-            "{}",
-            text(loser)
-        );
+        let (loser, winner) = if first_done == 'a' {
+            (&oa, &ob)
+        } else {
+            (&ob, &oa)
+        };
+        assert_eq!(loser.status.code(), Some(16), "round {i}: {}", text(loser));
+        assert!(text(loser).contains("[BUSY]"), "{}", text(loser));
+        assert!(winner.status.success(), "round {i}: {}", text(winner));
     }
     let log = env.json(&["--json", "staging", "log", "duel"]);
     let rows = log.as_array().unwrap();
@@ -396,7 +420,14 @@ fn staging_private_value_appears_in_no_output() {
 #[test]
 fn staging_no_wait_returns_pending_and_finishes_in_background() {
     let env = Env::new();
-    let t = Instant::now();
+    let s = env.scripts();
+    script(
+        &s,
+        "create",
+        "#!/bin/sh\nd=\"$(dirname \"$0\")\"\nwhile [ ! -f \"$d/release\" ]; do sleep 0.05; done\n",
+    );
+    let backend = format!("script:{}", s.display());
+    // Returns while the backend is still blocked.
     let v = env.json(&[
         "--json",
         "staging",
@@ -404,16 +435,13 @@ fn staging_no_wait_returns_pending_and_finishes_in_background() {
         "later",
         "--tag",
         "1.0.0",
-        "--mock-delay",
-        "1500",
+        "--backend",
+        &backend,
         "--no-wait",
     ]);
     assert_eq!(v["status"], "CreatePending");
-    assert!(
-        t.elapsed() < Duration::from_millis(1400),
-        "{:?}",
-        t.elapsed()
-    );
+    assert_eq!(env.status("later"), "CreatePending");
+    fs::write(s.join("release"), "").unwrap();
     wait_for_status(&env, "later", "Running");
     // a refused --no-wait command reports the refusal and its exit code
     let o = env.run(&["staging", "restore", "later", "--no-wait"]);
