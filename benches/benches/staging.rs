@@ -31,7 +31,7 @@ fn round_trips(c: &mut Criterion) {
     g.bench_function("create_to_running_round_trip", |b| {
         b.iter(|| {
             let i = n.fetch_add(1, Ordering::Relaxed);
-            let s = m.create(&format!("s{i}"), "1.0.0", vec![]).unwrap();
+            let s = m.create(&format!("stg-{i}"), "1.0.0", vec![]).unwrap();
             assert_eq!(s.status, capsa::staging::Status::Running);
         })
     });

@@ -525,16 +525,7 @@ fn watch(
     count: Option<usize>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let mut after = 0;
-    if !from_start {
-        loop {
-            let batch = m.events_since(after, 10_000)?;
-            match batch.last() {
-                Some(e) => after = e.seq,
-                None => break,
-            }
-        }
-    }
+    let mut after = if from_start { 0 } else { m.last_event_seq()? };
     // On stderr, so that stdout holds events only; tells a caller the watch is live.
     eprintln!("watching for events after #{after}");
     let mut seen = 0usize;

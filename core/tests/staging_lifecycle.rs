@@ -284,6 +284,7 @@ fn staging_events_reach_subscribers_and_the_feed() {
     assert_eq!(rx.try_recv().unwrap(), got[0]);
     // The feed that other processes poll holds the same events.
     assert_eq!(m.events_since(0, 100).unwrap(), got);
+    assert_eq!(m.last_event_seq().unwrap(), got[2].seq);
     drop(sub);
     m.delete("evented").unwrap();
     assert_eq!(seen.lock().unwrap().len(), 3, "unsubscribed");

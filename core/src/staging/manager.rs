@@ -674,6 +674,12 @@ impl StagingManager {
         self.inner.store.events_since(after, limit)
     }
 
+    /// The sequence number of the newest event in the store's feed (0 when empty): start
+    /// [`StagingManager::events_since`] from here to see only what happens next.
+    pub fn last_event_seq(&self) -> Result<i64> {
+        self.inner.store.last_event_seq()
+    }
+
     fn namespace(&self, name: &str) -> String {
         format!("{}{name}", self.inner.opts.namespace_prefix)
     }

@@ -769,6 +769,12 @@ impl StateStore for SqliteStore {
         Ok(out)
     }
 
+    fn last_event_seq(&self) -> Result<i64> {
+        self.conn()
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(db_err(&self.path))
+    }
+
     fn prune_events(&self, before: DateTime<Utc>) -> Result<usize> {
         self.write(|tx| {
             Ok(Ok(tx.execute(

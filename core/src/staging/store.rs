@@ -152,6 +152,9 @@ pub trait StateStore: Send + Sync {
     /// Events with a sequence number greater than `after`, oldest first, at most `limit`.
     fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>>;
 
+    /// The sequence number of the newest event (0 when there is none).
+    fn last_event_seq(&self) -> Result<i64>;
+
     /// Drop events older than `before` from the feed (the audit log is never pruned).
     fn prune_events(&self, before: DateTime<Utc>) -> Result<usize>;
 }
