@@ -425,3 +425,24 @@ fn staging_private_values_never_shown_script() {
     write_script(&h.scripts, "update", echo_all);
     check_privacy(&h, true);
 }
+
+#[test]
+fn staging_background_reconcile_loop_runs_until_dropped() {
+    let h = MockHarness::new();
+    h.manager.create("looped", "1.0.0", vec![]).unwrap();
+    h.set("check", Mode::Fail);
+    let l = h.manager.spawn_reconcile_loop(Duration::from_millis(50));
+    let t = std::time::Instant::now();
+    while h.manager.get("looped").unwrap().status != Status::Failure {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the loop never checked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    l.stop();
+    std::thread::sleep(Duration::from_millis(100));
+    let n = h.mock.count(MockCall::Check);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.mock.count(MockCall::Check), n, "stopped");
+}
