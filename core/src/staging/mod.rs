@@ -21,6 +21,29 @@
 //! appear in events, the audit log, error messages, `Debug` output or CLI output: they are
 //! held in a [`Secret`] whose `Debug`, `Display` and `Serialize` print `***`, and backend
 //! output is scrubbed of them before it is stored or published.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use capsa::staging::{ManagerOptions, MockDeployer, Override, Scope, StagingManager, Status};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let manager = StagingManager::open_sqlite(
+//!     dir.path().join("staging.db"),
+//!     Arc::new(MockDeployer::new()),
+//!     ManagerOptions::default(),
+//! )?;
+//! let _events = manager.subscribe(|event| eprintln!("{event:?}"));
+//! let password = Override::private(Scope::App, "DB_PASSWORD", "hunter2");
+//! let web = manager.create("web", "1.0.0", vec![password])?;
+//! assert_eq!(web.status, Status::Running);
+//! assert!(!format!("{web:?}").contains("hunter2"));
+//! assert_eq!(manager.delete("web")?.status, Status::Archived);
+//! assert_eq!(manager.cleanup("web")?, None); // gone; its audit rows stay
+//! assert_eq!(manager.audit_log(&Default::default())?.len(), 3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod machine;
 mod manager;
