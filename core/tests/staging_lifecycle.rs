@@ -176,6 +176,7 @@ fn staging_reconcile_finishes_a_command_whose_process_died() {
     assert_eq!(m.get("orphan").unwrap().status, Status::Running);
     let row = &all_rows(m, "orphan")[0];
     assert_eq!(row.outcome, Outcome::Success);
+    assert!(row.output.contains("interrupted"), "{}", row.output);
     // Dead delete whose archive_check says "no" → Failure with a reason.
     fake_interrupted(m, "orphan", Command::Delete, dead_pid());
     h.set("archive_check", Mode::Fail);

@@ -823,7 +823,11 @@ impl StagingManager {
             let verdict = match reply {
                 Some(r) => match &r.outcome {
                     BackendOutcome::Success => {
-                        Some((r, "interrupted; finished by reconcile".to_string()))
+                        let output = format!(
+                            "[reconcile] {command} was interrupted; the backend reports it done\n{}",
+                            r.output
+                        );
+                        Some((BackendReply { output, ..r }, String::new()))
                     }
                     BackendOutcome::Failed { .. } => {
                         Some((r, format!("{command} interrupted; backend answered")))
@@ -857,10 +861,8 @@ impl StagingManager {
                 continue;
             };
             let success = reply.outcome == BackendOutcome::Success;
-            let r = self
-                .finish_op(&dreq, command, op_id, reply, Some(prefix))
+            self.finish_op(&dreq, command, op_id, reply, Some(prefix))
                 .await?;
-            let _ = r;
             if success {
                 report.resolved_pending += 1;
             } else {
