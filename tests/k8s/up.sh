@@ -38,6 +38,18 @@ mkdir -p "$D/pki"
 touch "$D/$MARKER"
 chmod 700 "$D"
 
+# On failure, stop what was started; the state dir (logs) stays for a look, and the next
+# up.sh or down.sh removes it.
+on_exit() {
+    local rc=$?
+    if [ "$rc" != 0 ]; then
+        stop_proc kube-apiserver 5
+        stop_proc etcd 5
+        log "failed; logs kept in $D (down.sh removes them)"
+    fi
+}
+trap on_exit EXIT
+
 # Three free loopback ports: etcd client, etcd peer, API server.
 read -r ETCD_PORT PEER_PORT API_PORT < <(free_ports 3)
 log "ports: etcd $ETCD_PORT (peer $PEER_PORT), kube-apiserver $API_PORT"
