@@ -1,5 +1,5 @@
 # Sourced by the tests/k8s scripts: versions and paths of the test control plane.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 
 # Kubernetes version of the API server (k8s-openapi 0.29 feature v1_34). Change it together
 # with apiserver/go.mod (require + every replace line) and apiserver/go.sum.

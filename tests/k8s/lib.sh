@@ -1,5 +1,5 @@
 # Helpers shared by up.sh, down.sh and apiserver.sh. Needs env.sh sourced first.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 
 # A state dir is only ever removed when it holds this marker (guards `rm -rf` against a
 # mistaken CAPSA_K8S_DIR).

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # (trap handlers only look unreachable)
 # Run CMD with a test control plane: up.sh, export KUBECONFIG (and the rest of
 # $CAPSA_K8S_DIR/env), run CMD, and always down.sh afterwards (on exit, Ctrl-C or SIGTERM).
 # Exits with CMD's exit code (or up.sh's if the control plane does not come up).
-#   tests/k8s/with-control-plane.sh cargo test -p capsa-core --features kubernetes
+#   tests/k8s/with-control-plane.sh cargo test -p capsa --features kubernetes
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
