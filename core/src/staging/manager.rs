@@ -321,6 +321,13 @@ impl StagingManager {
         }
     }
 
+    /// Open the state named by `state` with default options: a file path is an embedded
+    /// SQLite state file (created if missing). This is what every binding's
+    /// `StagingManager.open(state, backend)` calls.
+    pub fn open(state: impl AsRef<Path>, deployer: Arc<dyn Deployer>) -> Result<StagingManager> {
+        StagingManager::open_sqlite(state, deployer, ManagerOptions::default())
+    }
+
     /// A manager over the SQLite state file at `path` (created if missing).
     pub fn open_sqlite(
         path: impl AsRef<Path>,
