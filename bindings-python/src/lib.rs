@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 pub mod errors;
 pub mod ids;
 pub mod seq;
+pub mod staging;
 pub mod store;
 
 #[pymodule]
@@ -25,6 +26,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<seq::PyFrameIter>()?;
     m.add_class::<ids::PyCapsuleId>()?;
     m.add_class::<ids::PyVersion>()?;
+    staging::register(m)?;
     m.add_function(wrap_pyfunction!(seq::find_sequences, m)?)?;
     m.add_function(wrap_pyfunction!(seq::sequences_in, m)?)?;
     Ok(())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import capsa
 import pytest
+
+import capsa
 
 CAPSULE_ID = "656796239c1b981568180614"
 

@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-import capsa
 import pytest
+
+import capsa
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "tests" / "conformance"
 LISTED_FRAMES = 1000

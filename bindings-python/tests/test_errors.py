@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 import capsa
 import capsa.exceptions
-import pytest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
-import capsa
 import pytest
+
+import capsa
 
 Interval = tuple[float, float]
 

@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-import capsa
 import pytest
+
+import capsa
 
 
 def raises_capsa_error(call: Callable[[], object]) -> capsa.CapsaError:

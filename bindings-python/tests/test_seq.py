@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import capsa
 import pytest
+
+import capsa
 
 
 def test_parse_and_format() -> None:

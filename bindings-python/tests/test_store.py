@@ -6,8 +6,9 @@ import os
 import stat
 from pathlib import Path
 
-import capsa
 import pytest
+
+import capsa
 
 CAPSULE_ID = "656796239c1b981568180614"
 
