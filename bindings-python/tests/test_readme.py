@@ -20,3 +20,5 @@ def test_readme_python_example_runs(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "v002 v001" in out
     assert "NOT_FOUND 1" in out
+    assert "Running [Override(\"DB_PASSWORD\", \"***\"" in out
+    assert "hunter2" not in out
