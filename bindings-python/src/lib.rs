@@ -11,6 +11,7 @@ pub mod ids;
 pub mod seq;
 pub mod staging;
 pub mod store;
+pub mod wait;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {

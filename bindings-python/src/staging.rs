@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use crate::errors::IntoPyResult;
+use crate::wait;
 
 fn bad_arg(what: &'static str, reason: String) -> PyErr {
     crate::errors::to_py(capsa::Error::InvalidArgument { what, reason })
@@ -846,6 +847,15 @@ impl PySubscription {
 
 // ---- manager ------------------------------------------------------------------------------
 
+/// A staging command: waits for the backend without the GIL; Ctrl-C raises at once while
+/// the command finishes in the background (core completes it and records the outcome).
+fn command<T: Send + 'static>(
+    py: Python<'_>,
+    work: impl FnOnce() -> capsa::Result<T> + Send + 'static,
+) -> PyResult<T> {
+    wait::interruptible(py, work, || {}, wait::OnSignal::Leave)?.py_err()
+}
+
 fn overrides(list: Vec<PyRef<'_, PyOverride>>) -> Vec<Override> {
     list.iter().map(|o| o.inner.clone()).collect()
 }
@@ -906,7 +916,8 @@ impl PyStagingManager {
         overrides: Vec<PyRef<'_, PyOverride>>,
     ) -> PyResult<PyStaging> {
         let o = self::overrides(overrides);
-        let inner = py.detach(|| self.inner.create(&name, &tag, o)).py_err()?;
+        let m = self.inner.clone();
+        let inner = command(py, move || m.create(&name, &tag, o))?;
         Ok(PyStaging { inner })
     }
 
@@ -920,26 +931,30 @@ impl PyStagingManager {
         overrides: Option<Vec<PyRef<'_, PyOverride>>>,
     ) -> PyResult<PyStaging> {
         let o = overrides.map(self::overrides);
-        let inner = py.detach(|| self.inner.update(&name, &tag, o)).py_err()?;
+        let m = self.inner.clone();
+        let inner = command(py, move || m.update(&name, &tag, o))?;
         Ok(PyStaging { inner })
     }
 
     /// Archive a staging (workloads removed, volumes kept): Archived, or Failure.
     fn delete(&self, py: Python<'_>, name: String) -> PyResult<PyStaging> {
-        let inner = py.detach(|| self.inner.delete(&name)).py_err()?;
+        let m = self.inner.clone();
+        let inner = command(py, move || m.delete(&name))?;
         Ok(PyStaging { inner })
     }
 
     /// Recreate an Archived staging with its last settings: Running, or Failure.
     fn restore(&self, py: Python<'_>, name: String) -> PyResult<PyStaging> {
-        let inner = py.detach(|| self.inner.restore(&name)).py_err()?;
+        let m = self.inner.clone();
+        let inner = command(py, move || m.restore(&name))?;
         Ok(PyStaging { inner })
     }
 
     /// Remove an Archived or Failure staging for good: `None` when gone, else the staging
     /// in Failure.
     fn cleanup(&self, py: Python<'_>, name: String) -> PyResult<Option<PyStaging>> {
-        let s = py.detach(|| self.inner.cleanup(&name)).py_err()?;
+        let m = self.inner.clone();
+        let s = command(py, move || m.cleanup(&name))?;
         Ok(s.map(|inner| PyStaging { inner }))
     }
 
@@ -978,7 +993,8 @@ impl PyStagingManager {
 
     /// Ask the backend about every staging that is due and act on the answers.
     fn reconcile(&self, py: Python<'_>) -> PyResult<PyReconcileReport> {
-        Ok(py.detach(|| self.inner.reconcile()).py_err()?.into())
+        let m = self.inner.clone();
+        Ok(command(py, move || m.reconcile())?.into())
     }
 
     /// Clean up Archived stagings older than `older_than` seconds (default: the retention);
@@ -986,7 +1002,8 @@ impl PyStagingManager {
     #[pyo3(signature = (older_than = None))]
     fn clean_archived(&self, py: Python<'_>, older_than: Option<f64>) -> PyResult<Vec<String>> {
         let d = older_than.map(|s| seconds("older_than", s)).transpose()?;
-        py.detach(|| self.inner.clean_archived(d)).py_err()
+        let m = self.inner.clone();
+        command(py, move || m.clean_archived(d))
     }
 
     /// Events of every process sharing the state file after `after` (oldest first).

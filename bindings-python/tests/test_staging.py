@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import subprocess
 import sys
@@ -283,3 +284,21 @@ def test_callbacks_from_threads_never_deadlock(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok 24"
+
+
+def test_ctrl_c_during_a_slow_command_returns_at_once(
+    manager: capsa.StagingManager, backend: capsa.MockBackend
+) -> None:
+    backend.set_delay("create", 2.0)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        manager.create("web", "1.0.0")
+    assert time.monotonic() - t0 < 1.5
+    assert manager.get("web").status == capsa.Status.CreatePending
+    deadline = time.monotonic() + 30
+    while manager.get("web").status == capsa.Status.CreatePending:  # core finishes it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert manager.get("web").status == capsa.Status.Running
