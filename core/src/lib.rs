@@ -10,6 +10,7 @@ pub mod error;
 pub mod runtime;
 
 pub use error::{Error, ErrorCode, Result};
+pub mod archive;
 pub mod atomic;
 pub mod capsule;
 pub mod fsck;
@@ -18,6 +19,10 @@ pub mod krate;
 pub mod store;
 pub mod version;
 
+pub use archive::{
+    ArchiveOptions, ArchiveReport, CancelToken, OfflineStub, Policy, Progress, RestoreOptions,
+    VerifyReport,
+};
 pub use capsule::{BumpOptions, Capsule, CarryStats};
 pub use fsck::{FsckProblem, FsckReport, ProblemKind};
 pub use id::{CapsuleId, IdKind};
