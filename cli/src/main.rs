@@ -3,6 +3,7 @@
 //! Every subcommand is a thin call into core. Errors print one line to stderr and exit with a
 //! code derived from the error's stable [`capsa::ErrorCode`] (`10 + number`).
 
+mod archive;
 mod output;
 
 use std::path::PathBuf;
@@ -31,11 +32,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    #[command(flatten)]
+    Archive(archive::ArchiveCommand),
+}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let _ = &cli.global;
-    match cli.command {}
+    match cli.command {
+        Command::Archive(cmd) => archive::run(cmd, &cli.global),
+    }
 }
 
 fn main() -> ExitCode {

@@ -479,6 +479,12 @@ async fn on_runtime<T: Send + 'static>(
     }
 }
 
+/// Whether `b` is all zeros: a `memcmp` against a static zero block, fast in any build.
+pub(crate) fn is_zero(b: &[u8]) -> bool {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    b.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);

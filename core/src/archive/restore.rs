@@ -122,7 +122,7 @@ pub(crate) fn restore_into(
             if let Some(h) = hasher.as_mut() {
                 h.update(b);
             }
-            if b.len() >= 64 << 10 && b.iter().all(|&x| x == 0) {
+            if b.len() >= 64 << 10 && super::is_zero(b) {
                 out.seek(SeekFrom::Current(b.len() as i64))
                     .map_err(Error::io_at("seek", &dest))?;
                 hole = true;

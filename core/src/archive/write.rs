@@ -274,7 +274,7 @@ impl Out {
 
     /// Stored data: a block of zeros becomes a hole (the file is new, holes read as zeros).
     fn write_data(&mut self, b: &[u8]) -> Result<()> {
-        if b.len() >= 64 << 10 && b.iter().all(|&x| x == 0) {
+        if b.len() >= 64 << 10 && super::is_zero(b) {
             self.flush()?;
             self.file
                 .seek(SeekFrom::Current(b.len() as i64))
