@@ -53,11 +53,18 @@ pub enum ArchiveCommand {
         /// Replace an existing file at FILE.
         #[arg(long)]
         replace: bool,
+        /// Skip re-reading the finished archive before it is renamed into place (its
+        /// checksums are still computed from the sources; `capsa verify` checks it later).
+        #[arg(long)]
+        no_verify: bool,
     },
     /// Verify an archive: structure, every CRC-32, the SHA-256 manifest.
     Verify {
         /// The zip file.
         file: PathBuf,
+        /// Also print the SHA-256 of the whole archive file (one more read of it).
+        #[arg(long)]
+        sha256: bool,
     },
     /// Restore a capsule from an archive into the store.
     Restore {
@@ -143,6 +150,7 @@ pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
             policy,
             level,
             replace,
+            no_verify,
         } => {
             let store = open_store(global)?;
             let capsule = store.capsule(&id)?;
@@ -154,6 +162,7 @@ pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
                     policy: policy.map(Policy::from),
                     level,
                     replace,
+                    verify: !no_verify,
                     progress,
                     ..Default::default()
                 },
@@ -165,7 +174,7 @@ pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
             } else {
                 println!(
                     "archived {} to {}: {} files, {} dirs, {} symlinks, {} bytes -> {} bytes \
-                     ({} deflated, {} stored{}), verified",
+                     ({} deflated, {} stored{}){}",
                     report.capsule,
                     report.path.display(),
                     report.files,
@@ -175,16 +184,17 @@ pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
                     report.archive_bytes,
                     report.deflated,
                     report.stored,
-                    if report.zip64 { ", zip64" } else { "" }
+                    if report.zip64 { ", zip64" } else { "" },
+                    if report.verified { ", verified" } else { "" }
                 );
             }
         }
-        ArchiveCommand::Verify { file } => {
+        ArchiveCommand::Verify { file, sha256 } => {
             let (bar, progress) = progress_bar(global, "verify");
             let report = archive::verify_with(
                 &file,
                 VerifyOptions {
-                    archive_sha256: true,
+                    archive_sha256: sha256,
                     progress,
                     ..Default::default()
                 },
@@ -196,14 +206,18 @@ pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
             } else {
                 println!(
                     "ok: {} holds capsule {}: {} files, {} dirs, {} symlinks, {} bytes; \
-                     every CRC and SHA-256 checks out (archive sha256 {})",
+                     every CRC and SHA-256 checks out{}",
                     report.path.display(),
                     report.capsule,
                     report.files,
                     report.dirs,
                     report.symlinks,
                     report.bytes,
-                    report.archive_sha256.as_deref().unwrap_or("-")
+                    report
+                        .archive_sha256
+                        .as_deref()
+                        .map(|s| format!(" (archive sha256 {s})"))
+                        .unwrap_or_default()
                 );
             }
         }

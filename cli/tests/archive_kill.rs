@@ -159,7 +159,7 @@ fn json_reports_and_error_codes() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["capsule"], "cli");
     assert_eq!(v["verified"], true);
-    let out = run(&["verify".as_ref(), zip.as_os_str()]);
+    let out = run(&["verify".as_ref(), "--sha256".as_ref(), zip.as_os_str()]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["archive_sha256"].as_str().unwrap().len(), 64);
     // Archiving again onto the same name: ALREADY_EXISTS (code 2 → exit 12).
