@@ -361,6 +361,16 @@ fn async_forms_run_on_the_shared_runtime() {
     let v =
         capsa::runtime::block_on(archive::verify_async(zip.clone(), Default::default())).unwrap();
     assert_eq!(report.files, v.files);
+    // The blocking forms also work from a thread of the runtime's blocking pool.
+    let z2 = zip.clone();
+    let nested = capsa::runtime::block_on(async move {
+        capsa::runtime::runtime()
+            .spawn_blocking(move || archive::verify(&z2))
+            .await
+            .unwrap()
+    })
+    .unwrap();
+    assert_eq!(nested.files, v.files);
     let other = Store::init(dir.path().join("o"), StoreOptions::default()).unwrap();
     capsa::runtime::block_on(archive::restore_async(zip, other, Default::default())).unwrap();
 }

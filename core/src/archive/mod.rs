@@ -20,9 +20,10 @@
 //!   [`Store::retrieve`](crate::Store::retrieve) move a capsule out to its archive and back.
 //!
 //! Every long call takes a [`CancelToken`] and an optional progress callback; a cancelled or
-//! failed run leaves nothing but `.capsa-tmp-` names, which `fsck` removes. Each blocking
-//! call runs on the caller's thread (what DCC scripts and C hosts want); the `_async` forms
-//! run the same work on the blocking pool of core's shared runtime.
+//! failed run leaves nothing but `.capsa-tmp-` names, which `fsck` removes. The `_async`
+//! forms run the work on the blocking pool of core's one shared runtime (with a scoped
+//! worker pool for compression and checking); the blocking forms drive that same runtime
+//! through [`crate::runtime::block_on`], so no caller ever needs a runtime of its own.
 
 mod format;
 mod offline;
@@ -389,16 +390,20 @@ pub fn archive(
     dest: impl AsRef<Path>,
     options: ArchiveOptions,
 ) -> Result<ArchiveReport> {
-    write::archive(capsule, dest.as_ref(), &options)
+    crate::runtime::block_on(archive_async(
+        capsule.clone(),
+        dest.as_ref().to_path_buf(),
+        options,
+    ))
 }
 
-/// [`archive`] on the blocking pool of core's shared runtime.
+/// [`archive`] as a future: the work runs on the blocking pool of core's shared runtime.
 pub async fn archive_async(
     capsule: Capsule,
     dest: PathBuf,
     options: ArchiveOptions,
 ) -> Result<ArchiveReport> {
-    on_runtime(move || archive(&capsule, &dest, options)).await
+    on_runtime(move || write::archive(&capsule, &dest, &options)).await
 }
 
 /// Verify an archive: structure, every CRC-32 and the SHA-256 manifest. Fails with
@@ -409,12 +414,12 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
 
 /// [`verify`] with options (progress, cancellation, whole-file checksum).
 pub fn verify_with(path: impl AsRef<Path>, options: VerifyOptions) -> Result<VerifyReport> {
-    verify::verify(path.as_ref(), &options, true)
+    crate::runtime::block_on(verify_async(path.as_ref().to_path_buf(), options))
 }
 
-/// [`verify_with`] on the blocking pool of core's shared runtime.
+/// [`verify_with`] as a future: the work runs on the blocking pool of core's shared runtime.
 pub async fn verify_async(path: PathBuf, options: VerifyOptions) -> Result<VerifyReport> {
-    on_runtime(move || verify_with(&path, options)).await
+    on_runtime(move || verify::verify(&path, &options, true)).await
 }
 
 /// Restore an archive into `store`, returning the capsule. Archives made by other zip tools
@@ -422,16 +427,20 @@ pub async fn verify_async(path: PathBuf, options: VerifyOptions) -> Result<Verif
 /// `..`, drive letters, escaping symlinks, duplicates, zip bombs) are refused before anything
 /// is written.
 pub fn restore(path: impl AsRef<Path>, store: &Store, options: RestoreOptions) -> Result<Capsule> {
-    restore::restore(path.as_ref(), store, &options)
+    crate::runtime::block_on(restore_async(
+        path.as_ref().to_path_buf(),
+        store.clone(),
+        options,
+    ))
 }
 
-/// [`restore`] on the blocking pool of core's shared runtime.
+/// [`restore`] as a future: the work runs on the blocking pool of core's shared runtime.
 pub async fn restore_async(
     path: PathBuf,
     store: Store,
     options: RestoreOptions,
 ) -> Result<Capsule> {
-    on_runtime(move || restore(&path, &store, options)).await
+    on_runtime(move || restore::restore(&path, &store, &options)).await
 }
 
 /// The entries of an archive, in archive order, without checking their data.
