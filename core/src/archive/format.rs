@@ -361,7 +361,7 @@ impl ZipIndex {
         if eocd >= 20 && le32(&tail, eocd - 20) == EOCD64_LOCATOR_SIG {
             let at = le64(&tail, eocd - 20 + 8);
             let mut rec = [0u8; 56];
-            if at + 56 > eocd_pos {
+            if at.saturating_add(56) > eocd_pos {
                 return Err(corrupt("ZIP64 end record out of range: truncated".into()));
             }
             read_exact_at(file, &mut rec, at).map_err(Error::io_at("read", path))?;
@@ -480,12 +480,9 @@ impl ZipIndex {
             entry: Some(entry.name.clone()),
             reason,
         };
-        if entry.offset + 30 > self.cd_offset {
-            return Err(bad("local header lies beyond the entry data area".into()));
-        }
         let n = entry.name.len().min(0xFFFF);
         let mut h = vec![0u8; 30 + n];
-        if entry.offset + h.len() as u64 > self.cd_offset {
+        if entry.offset.saturating_add(h.len() as u64) > self.cd_offset {
             return Err(bad("local header lies beyond the entry data area".into()));
         }
         read_exact_at(file, &mut h, entry.offset).map_err(Error::io_at("read", path))?;
@@ -513,7 +510,7 @@ impl ZipIndex {
                 ));
             }
         }
-        let start = entry.offset + 30 + le16(&h, 26) as u64 + le16(&h, 28) as u64;
+        let start = entry.offset + h.len() as u64 + le16(&h, 28) as u64;
         if start
             .checked_add(entry.compressed)
             .is_none_or(|end| end > self.cd_offset)

@@ -93,10 +93,9 @@ pub(crate) fn restore_into(
     let files: Vec<usize> = (0..plan.items.len())
         .filter(|&i| plan.items[i].kind == EntryKind::File)
         .collect();
-    let bytes_total: u64 = files
-        .iter()
-        .map(|&i| index.entries[plan.items[i].entry].uncompressed)
-        .sum();
+    let bytes_total: u64 = files.iter().fold(0u64, |a, &i| {
+        a.saturating_add(index.entries[plan.items[i].entry].uncompressed)
+    });
     let done_files = AtomicU64::new(0);
     let done_bytes = AtomicU64::new(0);
     let report = |extra: u64| {

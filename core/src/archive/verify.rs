@@ -126,7 +126,9 @@ pub(crate) fn verify(
         .filter(|i| i.kind == EntryKind::File)
         .map(|i| i.entry)
         .collect();
-    let bytes_total: u64 = files.iter().map(|&i| index.entries[i].uncompressed).sum();
+    let bytes_total: u64 = files.iter().fold(0u64, |a, &i| {
+        a.saturating_add(index.entries[i].uncompressed)
+    });
     let done_files = AtomicU64::new(0);
     let done_bytes = AtomicU64::new(0);
     let report = |extra: u64| {
