@@ -524,8 +524,18 @@ fn run_job(
             sha,
         });
     }
-    let mut c = Compress::new(Compression::new(level), false);
-    if dict > 0 {
+    // Incompressible chunks (rendered media under a generic name, say) go into the deflate
+    // stream as stored blocks: no time spent searching for matches that are not there.
+    let incompressible = looks_incompressible(input);
+    let mut c = Compress::new(
+        if incompressible {
+            Compression::none()
+        } else {
+            Compression::new(level)
+        },
+        false,
+    );
+    if dict > 0 && !incompressible {
         c.set_dictionary(&buf[..dict])
             .map_err(|e| Error::io("compress", &item.src, std::io::Error::other(e)))?;
     }
@@ -573,6 +583,30 @@ fn run_job(
         method: METHOD_DEFLATED,
         sha,
     })
+}
+
+/// Sample three 16 KiB windows of a chunk at the fastest level: if they do not shrink by
+/// 3 %, the chunk is not worth compressing. Costs about 2 % of compressing the chunk.
+fn looks_incompressible(input: &[u8]) -> bool {
+    const WIN: usize = 16 << 10;
+    if input.len() < 4 * WIN {
+        return false;
+    }
+    let mut out = Vec::with_capacity(WIN + 1024);
+    let (mut raw, mut packed) = (0usize, 0usize);
+    for at in [0, input.len() / 2 - WIN / 2, input.len() - WIN] {
+        let window = &input[at..at + WIN];
+        let mut c = Compress::new(Compression::fast(), false);
+        out.clear();
+        match c.compress_vec(window, &mut out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => packed += out.len(),
+            // Output buffer full: larger than the input plus slack, so incompressible.
+            Ok(_) => packed += WIN + 1024,
+            Err(_) => return false,
+        }
+        raw += WIN;
+    }
+    packed * 100 >= raw * 97
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -867,4 +901,65 @@ pub(crate) fn bagit_decode(name: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bagit_paths_round_trip() {
+        for name in [
+            "a/b.txt",
+            "100%/x",
+            "line\nbreak",
+            "cr\rx",
+            "%0A literal",
+            "ü/シ",
+        ] {
+            assert_eq!(bagit_decode(&bagit_encode(name)), name);
+            assert!(!bagit_encode(name).contains('\n'));
+        }
+        assert_eq!(bagit_decode("50%"), "50%");
+    }
+
+    #[test]
+    fn crate_of_names_only_crate_content() {
+        assert_eq!(crate_of("cap/v001/scenes/a.ma"), Some("v001"));
+        assert_eq!(crate_of("cap/v001/"), Some("v001"));
+        assert_eq!(crate_of("cap/.capsa/head"), None);
+        assert_eq!(crate_of("cap/v001"), None);
+    }
+
+    #[test]
+    fn incompressible_chunks_are_detected() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let noise: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(looks_incompressible(&noise));
+        let text: Vec<u8> = b"setAttr \".t\" 1 2 3;\n"
+            .iter()
+            .copied()
+            .cycle()
+            .take(1 << 20)
+            .collect();
+        assert!(!looks_incompressible(&text));
+        assert!(!looks_incompressible(&noise[..1000]));
+    }
+
+    #[test]
+    fn symlinks_must_stay_inside() {
+        let root = Path::new("/s/cap");
+        let link = Path::new("/s/cap/v001/artifacts/l");
+        assert!(check_link(root, link, Path::new("../scenes/a.ma")).is_ok());
+        assert!(check_link(root, link, Path::new("../../v002/x")).is_ok());
+        assert!(check_link(root, link, Path::new("../../../other/x")).is_err());
+        assert!(check_link(root, link, Path::new("/etc/passwd")).is_err());
+    }
 }
