@@ -6,8 +6,10 @@
 
 use pyo3::prelude::*;
 
+pub mod archive;
 pub mod errors;
 pub mod ids;
+pub mod long;
 pub mod seq;
 pub mod staging;
 pub mod store;
@@ -28,6 +30,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ids::PyCapsuleId>()?;
     m.add_class::<ids::PyVersion>()?;
     staging::register(m)?;
+    m.add_class::<long::PyProgress>()?;
+    m.add_class::<archive::PyArchiveReport>()?;
+    m.add_class::<archive::PyVerifyReport>()?;
+    m.add_class::<archive::PyOfflineStub>()?;
+    m.add_function(wrap_pyfunction!(archive::archive, m)?)?;
+    m.add_function(wrap_pyfunction!(archive::verify, m)?)?;
     m.add_function(wrap_pyfunction!(seq::find_sequences, m)?)?;
     m.add_function(wrap_pyfunction!(seq::sequences_in, m)?)?;
     Ok(())

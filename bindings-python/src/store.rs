@@ -10,6 +10,7 @@ use capsa::{BumpOptions, Capsule, Crate, FsckReport, Section, Store, StoreOption
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::archive::PyOfflineStub;
 use crate::errors::IntoPyResult;
 use crate::seq::PySequence;
 
@@ -167,6 +168,29 @@ impl PyStore {
         Ok(PyFsckReport::from(report))
     }
 
+    /// Restore an archive into the store (`replace=True` replaces an existing capsule of
+    /// the same id); returns the capsule. Ctrl-C or a raising `progress` cancels it cleanly.
+    #[pyo3(signature = (path, replace = false, progress = None))]
+    fn restore(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        replace: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<PyCapsule> {
+        self.open.check(&self.inner)?;
+        let c = crate::archive::restore(py, &self.inner, path, replace, progress)?;
+        Ok(PyCapsule::new(c, self.open.clone()))
+    }
+
+    /// Bring an offline capsule back from its recorded archive (checked, verified,
+    /// restored into place).
+    fn retrieve(&self, py: Python<'_>, id: String) -> PyResult<PyCapsule> {
+        self.open.check(&self.inner)?;
+        let c = py.detach(|| self.inner.retrieve(&id)).py_err()?;
+        Ok(PyCapsule::new(c, self.open.clone()))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Store({:?}{})",
@@ -183,7 +207,7 @@ impl PyStore {
 /// A capsule: one directory per project-management entry, holding crates.
 #[pyclass(name = "Capsule", module = "capsa", frozen)]
 pub struct PyCapsule {
-    inner: Capsule,
+    pub(crate) inner: Capsule,
     open: OpenFlag,
 }
 
@@ -192,7 +216,7 @@ impl PyCapsule {
         PyCapsule { inner, open }
     }
 
-    fn check(&self) -> PyResult<()> {
+    pub(crate) fn check(&self) -> PyResult<()> {
         self.open.check(self.inner.store())
     }
 
@@ -278,6 +302,29 @@ impl PyCapsule {
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let list = PyList::new(py, self.crates(py)?)?;
         Ok(list.as_any().try_iter()?.into_any())
+    }
+
+    /// Take the capsule offline: verify `archive` holds exactly its current tree, leave a
+    /// stub pointing at it, remove the content. Returns the stub.
+    fn take_offline(&self, py: Python<'_>, archive: PathBuf) -> PyResult<PyOfflineStub> {
+        self.check()?;
+        let stub = py.detach(|| self.inner.take_offline(&archive)).py_err()?;
+        Ok(PyOfflineStub::new(stub, self.inner.store()))
+    }
+
+    /// Whether the capsule is offline (its content lives in an archive).
+    #[getter]
+    fn offline(&self, py: Python<'_>) -> PyResult<bool> {
+        self.check()?;
+        Ok(py.detach(|| self.inner.is_offline()))
+    }
+
+    /// The offline stub, or `None` when the capsule is online.
+    #[getter]
+    fn offline_stub(&self, py: Python<'_>) -> PyResult<Option<PyOfflineStub>> {
+        self.check()?;
+        let stub = py.detach(|| self.inner.offline_stub()).py_err()?;
+        Ok(stub.map(|s| PyOfflineStub::new(s, self.inner.store())))
     }
 
     fn __repr__(&self) -> String {

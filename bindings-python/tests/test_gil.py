@@ -9,6 +9,7 @@ control test shows the same measurement finds no overlap for a call that keeps t
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -97,3 +98,22 @@ def test_control_a_call_holding_the_gil_never_overlaps(tmp_path: Path) -> None:
             pass
 
     assert run_together(hold_gil, hold_gil, n_a=50, n_b=50) == 0
+
+
+def test_an_archive_and_many_bumps_overlap(tmp_path: Path) -> None:
+    store = capsa.Store.init(tmp_path / "store")
+    big = store.create_capsule("big")
+    crate = big.bump()
+    block = os.urandom(1024 * 1024)
+    for i in range(8):
+        (crate.artifacts / f"plate.{i:04d}.exr").write_bytes(block)
+    other = store.create_capsule("busy")
+    dests = iter(tmp_path / f"big-{i}.zip" for i in range(100))
+    overlaps = run_together(
+        lambda: capsa.archive(big, next(dests)),
+        lambda: other.bump(comment="while archiving"),
+        n_a=2,
+        n_b=200,
+    )
+    assert overlaps > 0
+    assert len(other.crates()) == 200

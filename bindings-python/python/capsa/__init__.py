@@ -6,6 +6,7 @@ subclasses of :class:`CapsaError` (see :mod:`capsa.exceptions`).
 """
 
 from capsa._native import (
+    ArchiveReport,
     AuditEntry,
     Capsule,
     CapsuleId,
@@ -16,7 +17,9 @@ from capsa._native import (
     FsckProblem,
     FsckReport,
     MockBackend,
+    OfflineStub,
     Override,
+    Progress,
     ReconcileReport,
     ScriptBackend,
     Sequence,
@@ -25,10 +28,13 @@ from capsa._native import (
     Status,
     Store,
     Subscription,
+    VerifyReport,
     Version,
     __version__,
+    archive,
     find_sequences,
     sequences_in,
+    verify,
 )
 from capsa.exceptions import (
     AlreadyExistsError,
@@ -54,6 +60,7 @@ from capsa.exceptions import (
 
 __all__ = [
     "AlreadyExistsError",
+    "ArchiveReport",
     "AuditEntry",
     "BackendError",
     "BusyError",
@@ -78,7 +85,9 @@ __all__ = [
     "IoError",
     "MockBackend",
     "NotFoundError",
+    "OfflineStub",
     "Override",
+    "Progress",
     "ReconcileReport",
     "ScriptBackend",
     "SealedError",
@@ -90,9 +99,12 @@ __all__ = [
     "Subscription",
     "TimeoutError",
     "UnsupportedError",
+    "VerifyReport",
     "Version",
     "__version__",
+    "archive",
     "error_class",
     "find_sequences",
     "sequences_in",
+    "verify",
 ]

@@ -1,6 +1,7 @@
 """Type stubs of the package ``capsa`` (see ``_native.pyi``)."""
 
 from capsa._native import (
+    ArchiveReport,
     AuditEntry,
     Capsule,
     CapsuleId,
@@ -11,7 +12,9 @@ from capsa._native import (
     FsckProblem,
     FsckReport,
     MockBackend,
+    OfflineStub,
     Override,
+    Progress,
     ReconcileReport,
     ScriptBackend,
     Sequence,
@@ -20,10 +23,13 @@ from capsa._native import (
     Status,
     Store,
     Subscription,
+    VerifyReport,
     Version,
     __version__,
+    archive,
     find_sequences,
     sequences_in,
+    verify,
 )
 from capsa.exceptions import (
     AlreadyExistsError,
@@ -49,6 +55,7 @@ from capsa.exceptions import (
 
 __all__ = [
     "AlreadyExistsError",
+    "ArchiveReport",
     "AuditEntry",
     "BackendError",
     "BusyError",
@@ -73,7 +80,9 @@ __all__ = [
     "IoError",
     "MockBackend",
     "NotFoundError",
+    "OfflineStub",
     "Override",
+    "Progress",
     "ReconcileReport",
     "ScriptBackend",
     "SealedError",
@@ -85,9 +94,12 @@ __all__ = [
     "Subscription",
     "TimeoutError",
     "UnsupportedError",
+    "VerifyReport",
     "Version",
     "__version__",
+    "archive",
     "error_class",
     "find_sequences",
     "sequences_in",
+    "verify",
 ]
