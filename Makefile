@@ -25,7 +25,21 @@ lint:
 test-rust:
 	$(CARGO) test --workspace
 
-test: setup lint test-rust
+test: setup lint test-rust test-node
 
 bench:
 	$(CARGO) bench -p capsa-benches
+
+# --- Node binding (bindings-node/, npm package `capsa`) ---------------------------------------
+# `make node` installs the npm tools (@napi-rs/cli, typescript) from the lockfile and builds the
+# addon in place, so `require('./bindings-node')` works; `make test-node` also type-checks the
+# examples (tsc --strict) and runs the Node tests and the conformance scenarios (node --test).
+NPM ?= npm
+.PHONY: node test-node
+node:
+	cd bindings-node && $(NPM) ci --no-audit --no-fund
+	cd bindings-node && $(NPM) run build:debug
+
+test-node: node
+	cd bindings-node && $(NPM) run typecheck
+	cd bindings-node && $(NPM) test
