@@ -34,10 +34,12 @@ bench:
 # `make node` installs the npm tools (@napi-rs/cli, typescript) from the lockfile and builds the
 # addon in place, so `require('./bindings-node')` works; `make test-node` also type-checks the
 # examples (tsc --strict) and runs the Node tests and the conformance scenarios (node --test).
+# `npm install --no-save` rather than `npm ci`: npm 11 records only this platform's optional
+# packages of @napi-rs/cli's dependencies, which `npm ci` then reports as missing.
 NPM ?= npm
 .PHONY: node test-node
 node:
-	cd bindings-node && $(NPM) ci --no-audit --no-fund
+	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
 	cd bindings-node && $(NPM) run build:debug
 
 test-node: node
