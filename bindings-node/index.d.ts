@@ -158,7 +158,7 @@ export declare class Version {
   static fromNumber(number: number): Version
   /** The number. */
   get number(): number
-  /** The text at `padding` digits (3 when not given): `v007`. */
+  /** The text at `padding` digits (1 to 9, 3 when not given): `v007`. */
   padded(padding?: number | undefined | null): string
   /** The version after this one. */
   next(): Version

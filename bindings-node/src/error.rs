@@ -78,3 +78,26 @@ impl<T: ToNapiValue + TypeName + Send + 'static> Task for Work<T> {
         }
     }
 }
+
+/// A padding from JS (a number of digits): 1 to [`capsa::version::MAX_PADDING`], or
+/// `INVALID_ARGUMENT` (JS numbers are checked here, never wrapped into a huge width).
+pub(crate) fn padding_arg(value: Option<i64>) -> capsa::Result<usize> {
+    let max = capsa::version::MAX_PADDING;
+    match value {
+        None => Ok(capsa::version::DEFAULT_PADDING),
+        Some(p) if (1..=max as i64).contains(&p) => Ok(p as usize),
+        Some(p) => Err(capsa::Error::InvalidArgument {
+            what: "padding",
+            reason: format!("must be 1 to {max}, got {p}"),
+        }),
+    }
+}
+
+/// A version number from JS; a negative or too large number is `INVALID_VERSION`, as 0 is.
+pub(crate) fn version_arg(number: i64) -> capsa::Result<capsa::Version> {
+    let n = u32::try_from(number).map_err(|_| capsa::Error::InvalidVersion {
+        value: number.to_string(),
+        rule: format!("the number must be 1 to {}", u32::MAX),
+    })?;
+    capsa::Version::new(n)
+}

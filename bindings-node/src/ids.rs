@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::sync;
+use crate::error::{padding_arg, sync, version_arg};
 
 /// A validated capsule id: a 24-hex ObjectId, a UUID or a slug.
 #[napi(js_name = "CapsuleId")]
@@ -58,8 +58,8 @@ impl JsVersion {
 
     /// The version numbered `number` (from 1); throws `INVALID_VERSION` for 0.
     #[napi]
-    pub fn from_number(env: Env, number: u32) -> napi::Result<JsVersion> {
-        let inner = sync(&env, capsa::Version::new(number))?;
+    pub fn from_number(env: Env, number: i64) -> napi::Result<JsVersion> {
+        let inner = sync(&env, version_arg(number))?;
         Ok(JsVersion { inner })
     }
 
@@ -69,10 +69,11 @@ impl JsVersion {
         self.inner.number()
     }
 
-    /// The text at `padding` digits (3 when not given): `v007`.
+    /// The text at `padding` digits (1 to 9, 3 when not given): `v007`.
     #[napi]
-    pub fn padded(&self, padding: Option<u32>) -> String {
-        self.inner.padded(padding.unwrap_or(3) as usize)
+    pub fn padded(&self, env: Env, padding: Option<i64>) -> napi::Result<String> {
+        let p = sync(&env, padding_arg(padding))?;
+        Ok(self.inner.padded(p))
     }
 
     /// The version after this one.

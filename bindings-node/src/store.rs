@@ -3,7 +3,7 @@
 use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 
-use crate::error::Work;
+use crate::error::{padding_arg, version_arg, Work};
 use crate::krate::JsCrate;
 
 fn path_text(path: &std::path::Path) -> String {
@@ -14,7 +14,7 @@ fn path_text(path: &std::path::Path) -> String {
 #[napi(object)]
 pub struct StoreInitOptions {
     /// Digits of crate version numbers (3 by default: `v001`).
-    pub padding: Option<u32>,
+    pub padding: Option<i64>,
     /// Default archive policy: `'auto'` (the default), `'store'` or `'deflate'`.
     #[napi(ts_type = "'auto' | 'store' | 'deflate'")]
     pub archive_policy: Option<String>,
@@ -78,16 +78,14 @@ impl JsStore {
     /// Create a store at `path` (rejects with `ALREADY_EXISTS` if it is one already).
     #[napi(ts_return_type = "Promise<Store>")]
     pub fn init(path: String, options: Option<StoreInitOptions>) -> AsyncTask<Work<JsStore>> {
-        let mut opts = capsa::StoreOptions::default();
-        if let Some(o) = options {
-            if let Some(p) = o.padding {
-                opts.padding = p as usize;
-            }
-            if let Some(policy) = o.archive_policy {
-                opts.archive_policy = policy;
-            }
-        }
         AsyncTask::new(Work::new(move || {
+            let mut opts = capsa::StoreOptions::default();
+            if let Some(o) = options {
+                opts.padding = padding_arg(o.padding)?;
+                if let Some(policy) = o.archive_policy {
+                    opts.archive_policy = policy;
+                }
+            }
             capsa::Store::init(&path, opts).map(|inner| JsStore { inner })
         }))
     }
@@ -243,13 +241,13 @@ impl JsCapsule {
     #[napi(ts_return_type = "Promise<Crate>")]
     pub fn get(
         &self,
-        #[napi(ts_arg_type = "string | number")] version: napi::Either<String, u32>,
+        #[napi(ts_arg_type = "string | number")] version: napi::Either<String, i64>,
     ) -> AsyncTask<Work<JsCrate>> {
         let capsule = self.inner.clone();
         AsyncTask::new(Work::new(move || {
             let v = match version {
                 napi::Either::A(text) => capsa::Version::parse(&text)?,
-                napi::Either::B(n) => capsa::Version::new(n)?,
+                napi::Either::B(n) => version_arg(n)?,
             };
             capsule.get(v).map(JsCrate::from)
         }))
