@@ -37,7 +37,7 @@ bench:
 # `npm install --no-save` rather than `npm ci`: npm 11 records only this platform's optional
 # packages of @napi-rs/cli's dependencies, which `npm ci` then reports as missing.
 NPM ?= npm
-.PHONY: node test-node
+.PHONY: node test-node bench-node
 node:
 	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
 	cd bindings-node && $(NPM) run build:debug
@@ -45,3 +45,7 @@ node:
 test-node: node
 	cd bindings-node && $(NPM) run typecheck
 	cd bindings-node && $(NPM) test
+
+bench-node:
+	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
+	cd bindings-node && $(NPM) run build && $(NPM) run bench
