@@ -11,6 +11,8 @@
 mod error;
 mod ids;
 mod krate;
+#[allow(dead_code)]
+mod listener;
 mod seq;
 mod store;
 

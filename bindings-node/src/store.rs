@@ -70,7 +70,7 @@ pub struct FsckReport {
 /// A capsa store: a root directory with `.capsa/store.toml`.
 #[napi(js_name = "Store")]
 pub struct JsStore {
-    inner: capsa::Store,
+    pub(crate) inner: capsa::Store,
 }
 
 #[napi]
@@ -174,7 +174,7 @@ fn serde_kind(kind: capsa::ProblemKind) -> String {
 /// A capsule: one directory per project-management entry, holding crates.
 #[napi(js_name = "Capsule")]
 pub struct JsCapsule {
-    inner: capsa::Capsule,
+    pub(crate) inner: capsa::Capsule,
 }
 
 impl From<capsa::Capsule> for JsCapsule {
