@@ -96,6 +96,35 @@ export declare class FrameSet {
 }
 export type JsFrameSet = FrameSet
 
+/** An in-memory deploy backend with scriptable replies and delays, for tests. */
+export declare class MockBackend {
+  /** A backend where every call succeeds at once. */
+  constructor()
+  /** Queue a one-shot reply for the next `call`. */
+  push(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply): void
+  /** Set the reply `call` gives when nothing is queued. */
+  setDefault(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply): void
+  /** Make `call` take `ms` milliseconds before it answers. */
+  setDelay(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', ms: number): void
+  /** Make `tag_check` reject tags lower than `min`. */
+  setMinTag(min: string): void
+  /** Every call made so far, in order. */
+  calls(): Array<MockCallRecord>
+  /** How many times `call` was made. */
+  count(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'): number
+}
+export type JsMockBackend = MockBackend
+
+/**
+ * DM's staging control scripts (`create`, `update`, `delete`, `check`, `cleanup`,
+ * `archive_check`, `tag_check` executables in one directory) as a deploy backend.
+ */
+export declare class ScriptBackend {
+  /** The scripts in `dir`. */
+  constructor(dir: string, options?: ScriptBackendOptions | undefined | null)
+}
+export type JsScriptBackend = ScriptBackend
+
 /** A frame sequence: `head` + zero-padded frame + `tail` for each frame. */
 export declare class Sequence {
   /**
@@ -128,6 +157,72 @@ export declare class Sequence {
   toString(): string
 }
 export type JsSequence = Sequence
+
+/** The staging lifecycle over a SQLite state file and a deploy backend. */
+export declare class StagingManager {
+  /**
+   * Open (or create) the SQLite state file at `statePath` with `backend`. A command
+   * interrupted by a crash is found pending and finished or failed by `reconcile`.
+   */
+  static open(statePath: string, backend: MockBackend | ScriptBackend, options?: StagingManagerOptions): Promise<StagingManager>
+  /**
+   * Create a staging and wait for the backend: CreatePending, then Running (or Failure).
+   * `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
+   */
+  create(name: string, tag: string, overrides?: Array<OverrideInit> | undefined | null): Promise<Staging>
+  /**
+   * Update a Running or Failure staging's tag and overrides (`undefined` overrides keep
+   * the stored ones): UpdatePending, then Running (or Failure). `BUSY` while another
+   * command runs on it.
+   */
+  update(name: string, tag: string, overrides?: Array<OverrideInit> | undefined | null): Promise<Staging>
+  /** Archive a staging (workloads removed, volumes kept): DeletePending, then Archived. */
+  delete(name: string): Promise<Staging>
+  /** Recreate an archived staging with its last settings. */
+  restore(name: string): Promise<Staging>
+  /** Remove an archived or failed staging for good; resolves to `null` once it is gone. */
+  cleanup(name: string): Promise<Staging | null>
+  /** One staging (`NOT_FOUND` if absent). */
+  get(name: string): Promise<Staging>
+  /** Every staging, sorted by name. */
+  list(): Promise<Array<Staging>>
+  /**
+   * Ask the backend about the stagings due for a check (Running ⇄ Failure), fail pending
+   * commands past their timeout and finish interrupted ones.
+   */
+  reconcile(): Promise<ReconcileReport>
+  /**
+   * Clean up archived stagings older than `olderThanMs` (the retention by default);
+   * resolves to their names.
+   */
+  cleanArchived(olderThanMs?: number | undefined | null): Promise<Array<string>>
+  /** The audit log (oldest first), private values masked. */
+  auditLog(query?: AuditQuery | undefined | null): Promise<Array<AuditEntry>>
+  /**
+   * Events of every process sharing the state file with a sequence number above `after`
+   * (oldest first, at most `limit`, 1000 by default): poll it to follow changes made
+   * elsewhere.
+   */
+  eventsSince(after: number, limit?: number | undefined | null): Promise<Array<StagingEvent>>
+  /** The sequence number of the newest event in the feed (0 when empty). */
+  lastEventSeq(): Promise<number>
+  /**
+   * Call `listener` with every event this manager produces (status changes, finished
+   * commands), from the background. Returns a function that unsubscribes; after it, no
+   * event arrives and the subscription no longer keeps the process alive. A listener
+   * that throws does not crash the process: the error becomes a process warning named
+   * `'CapsaListenerError'`, and later events still arrive.
+   */
+  subscribe(listener: (event: StagingEvent) => void): () => void
+  /**
+   * Close the manager: every subscription ends and later calls reject with
+   * `INVALID_ARGUMENT` ("closed"). Closing twice is harmless.
+   */
+  close(): void
+  /** Whether `close` was called. */
+  get closed(): boolean
+}
+export type JsStagingManager = StagingManager
 
 /** A capsa store: a root directory with `.capsa/store.toml`. */
 export declare class Store {
@@ -168,6 +263,48 @@ export declare class Version {
   toString(): string
 }
 export type JsVersion = Version
+
+/** One row of the audit log (private override values masked). */
+export interface AuditEntry {
+  /** Row id. */
+  id: number
+  /** The staging. */
+  name: string
+  /** The command (or `reconcile`). */
+  action: string
+  /** Who issued it. */
+  actor: string
+  /** The tag, if any. */
+  tag?: string
+  /** The overrides as `KEY=VALUE`, private values masked. */
+  overrides: Array<string>
+  /** `'Pending'`, `'Success'`, `'Failure'` or `'Refused'`. */
+  outcome: 'Pending' | 'Success' | 'Failure' | 'Refused'
+  /** Status before. */
+  statusBefore?: string
+  /** Status after. */
+  statusAfter?: string
+  /** Failure reason. */
+  reason?: string
+  /** Exit code of a script backend. */
+  exitCode?: number
+  /** When it started (ISO 8601). */
+  startedAt: string
+  /** How long it took. */
+  durationMs?: number
+  /** Backend output (bounded, private values masked). */
+  output: string
+}
+
+/** A filter for `auditLog`. */
+export interface AuditQuery {
+  /** Only this staging. */
+  name?: string
+  /** Only rows with an id greater than this. */
+  afterId?: number
+  /** At most this many rows (the newest), oldest first. */
+  limit?: number
+}
 
 /** Options of `capsule.bump`. */
 export interface BumpOptions {
@@ -239,11 +376,139 @@ export interface LatestOptions {
   published?: boolean
 }
 
+/** One call the mock backend received. */
+export interface MockCallRecord {
+  /** The backend call. */
+  call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'
+  /** The staging name. */
+  name: string
+}
+
+/** A reply the mock backend gives. */
+export interface MockReply {
+  /** `'success'`, `'failed'` (the backend said no) or `'unavailable'` (it could not be asked). */
+  outcome: 'success' | 'failed' | 'unavailable'
+  /** Why, for a failure. */
+  reason?: string
+  /** Output to record in the audit log. */
+  output?: string
+}
+
+/** An override: `key=value` for the app environment or the staging, public or private. */
+export interface OverrideInit {
+  /** The key. */
+  key: string
+  /** The value (a private one never appears in events, errors or the audit log). */
+  value: string
+  /** `'App'` (the default) or `'Staging'`. */
+  scope?: 'App' | 'Staging'
+  /** Mask the value everywhere but the backend call. */
+  private?: boolean
+}
+
+/** An override as shown: private values are `'***'`. */
+export interface OverrideView {
+  /** The key. */
+  key: string
+  /** The value, or `'***'` when private. */
+  value: string
+  /** `'App'` or `'Staging'`. */
+  scope: 'App' | 'Staging'
+  /** Whether the value is private. */
+  private: boolean
+}
+
+/** What one `reconcile` did. */
+export interface ReconcileReport {
+  /** Stagings whose health or archive state was asked. */
+  checked: number
+  /** Stable stagings whose status changed. */
+  changed: number
+  /** Backend calls that could not be made. */
+  transientErrors: number
+  /** Interrupted commands finished from the backend's answer. */
+  resolvedPending: number
+  /** Pending commands failed (timed out or answered failed). */
+  failedPending: number
+  /** Archived stagings not properly archived. */
+  archiveProblems: number
+}
+
+/** Options of `ScriptBackend`. */
+export interface ScriptBackendOptions {
+  /** `--project-name` (default `capsa`). */
+  projectName?: string
+  /** `--base-domain` (default `localhost`). */
+  baseDomain?: string
+  /** Per-call timeout in milliseconds (default 600 000). */
+  timeoutMs?: number
+}
+
 /**
  * Detect the sequences among file names, in one linear pass (synchronous: no disk access).
  * Names without a frame are left out; sorted by head, tail, padding.
  */
 export declare function sequencesIn(names: Array<string>): Array<Sequence>
+
+/** A staging as recorded. */
+export interface Staging {
+  /** Its name. */
+  name: string
+  /** The tag last requested. */
+  tag: string
+  /** The overrides last requested (private values masked). */
+  overrides: Array<OverrideView>
+  /** `'Running'`, `'Failure'`, `'Archived'`, `'CreatePending'`, `'UpdatePending'` or `'DeletePending'`. */
+  status: 'Running' | 'Failure' | 'Archived' | 'CreatePending' | 'UpdatePending' | 'DeletePending'
+  /** Why it is in Failure. */
+  reason?: string
+  /** The command in progress, if any. */
+  commandInProgress?: string
+  /** When the record was created (ISO 8601). */
+  createdAt: string
+  /** When it last changed. */
+  updatedAt: string
+  /** When the current status was entered. */
+  statusSince: string
+  /** When the backend was last asked about it. */
+  checkedAt?: string
+}
+
+/** A staging event: a status change or a finished command. */
+export interface StagingEvent {
+  /** Position in the store's event feed (increasing). */
+  seq: number
+  /** When it happened (ISO 8601). */
+  at: string
+  /** The staging. */
+  name: string
+  /** What happened. */
+  event: 'StatusChanged' | 'CommandFinished'
+  /** StatusChanged: the status before (absent for a new staging). */
+  from?: 'Running' | 'Failure' | 'Archived' | 'CreatePending' | 'UpdatePending' | 'DeletePending'
+  /** StatusChanged: the status after (absent once cleaned up). */
+  to?: 'Running' | 'Failure' | 'Archived' | 'CreatePending' | 'UpdatePending' | 'DeletePending'
+  /** The failure reason, if any. */
+  reason?: string
+  /** CommandFinished: the command (or `'reconcile'`). */
+  action?: string
+  /** CommandFinished: `'Pending'`, `'Success'`, `'Failure'` or `'Refused'`. */
+  outcome?: 'Pending' | 'Success' | 'Failure' | 'Refused'
+  /** CommandFinished: its audit row. */
+  auditId?: number
+}
+
+/** Options of `StagingManager.open`. */
+export interface StagingManagerOptions {
+  /** Who issues commands (the audit log's actor); `$USER` by default. */
+  actor?: string
+  /** A pending status older than this becomes Failure on `reconcile` (default 600 000 ms). */
+  pendingTimeoutMs?: number
+  /** How often `reconcile` asks again about a stable staging (default 60 000 ms). */
+  checkIntervalMs?: number
+  /** `cleanArchived` removes archived stagings older than this (default 14 days). */
+  retentionMs?: number
+}
 
 /** Options of `Store.init`. */
 export interface StoreInitOptions {

@@ -11,15 +11,20 @@
 mod error;
 mod ids;
 mod krate;
-#[allow(dead_code)]
 mod listener;
 mod seq;
+mod staging;
 mod store;
 
 pub use error::Work;
 pub use ids::{JsCapsuleId, JsVersion};
 pub use krate::{CrateMetadata, JsCrate};
 pub use seq::{find_sequences, sequences_in, JsFrameSet, JsSequence};
+pub use staging::{
+    AuditEntry, AuditQuery, JsMockBackend, JsScriptBackend, JsStagingManager, MockCallRecord,
+    MockReply, OverrideInit, OverrideView, ReconcileReport, ScriptBackendOptions, StagingEvent,
+    StagingManagerOptions, StagingView,
+};
 pub use store::{
     BumpOptions, FsckProblem, FsckReport, JsCapsule, JsStore, LatestOptions, StoreInitOptions,
 };

@@ -4,7 +4,7 @@
 //! an exception it throws into a process warning (`'CapsaListenerError'`), so a listener that
 //! throws never crashes the process and keeps receiving later calls.
 
-use napi::bindgen_prelude::{Function, FunctionRef, JsObjectValue, Object, ToNapiValue};
+use napi::bindgen_prelude::{FnArgs, Function, FunctionRef, JsObjectValue, Object, ToNapiValue};
 use napi::threadsafe_function::{
     ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
 };
@@ -55,14 +55,15 @@ fn warn(env: &Env, reason: &str) {
     let emit = || -> napi::Result<()> {
         let global = env.get_global()?;
         let process: Object = global.get_named_property("process")?;
-        let emit_warning: Function<(String, String), UnknownReturnValue> =
+        let emit_warning: Function<FnArgs<(String, String)>, UnknownReturnValue> =
             process.get_named_property("emitWarning")?;
         emit_warning.apply(
             process,
             (
                 format!("capsa: a listener threw: {reason}"),
                 LISTENER_WARNING.to_string(),
-            ),
+            )
+                .into(),
         )?;
         Ok(())
     };
