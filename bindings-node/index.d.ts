@@ -16,6 +16,13 @@ export declare class Capsule {
   /** The capsule directory. */
   get path(): string
   /**
+   * Take the capsule offline: verify `archive`, check it holds this capsule's current
+   * tree, leave a stub pointing at it and remove the content. Resolves to the stub.
+   */
+  takeOffline(archive: string): Promise<OfflineStub>
+  /** Is the capsule offline (its content in an archive)? */
+  isOffline(): Promise<boolean>
+  /**
    * Allocate the next crate (safe with concurrent writers); `carryOver` brings files of
    * the previous crate's sections over.
    */
@@ -240,6 +247,18 @@ export declare class Store {
   capsule(id: string): Promise<Capsule>
   /** Every capsule, sorted by id. */
   capsules(): Promise<Array<Capsule>>
+  /**
+   * Restore an archive into this store; resolves to the capsule. Refuses an existing
+   * capsule with `ALREADY_EXISTS` unless `replace`; hostile entries (absolute paths, `..`,
+   * escaping symlinks, zip bombs) are refused before anything is written. Cancelled by
+   * `signal` with `CANCELLED`, leaving nothing behind.
+   */
+  restore(path: string, options?: { replace?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }): Promise<Capsule>
+  /**
+   * Bring an offline capsule back from its recorded archive (`NOT_FOUND` if the archive
+   * is gone, `CORRUPT` if it changed).
+   */
+  retrieve(id: string): Promise<Capsule>
   /** Check the store for what a crash left behind; `repair` mends what it can. */
   fsck(repair?: boolean | undefined | null): Promise<FsckReport>
 }
@@ -263,6 +282,39 @@ export declare class Version {
   toString(): string
 }
 export type JsVersion = Version
+
+/**
+ * Archive `capsule` into one verified zip at `dest` (written under a temporary name and
+ * renamed into place once verified). Rejects with `ALREADY_EXISTS` if `dest` exists (unless
+ * `replace`), `CANCELLED` when `signal` aborts; nothing is left behind then.
+ */
+export declare function archive(capsule: Capsule, dest: string, options?: { policy?: 'auto' | 'store' | 'deflate', level?: number, replace?: boolean, verify?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }): Promise<ArchiveReport>
+
+/** What `archive` wrote. */
+export interface ArchiveReport {
+  /** The archive's final path. */
+  path: string
+  /** The capsule archived. */
+  capsule: string
+  /** Regular files. */
+  files: number
+  /** Directories. */
+  dirs: number
+  /** Symbolic links. */
+  symlinks: number
+  /** Bytes of file content. */
+  bytes: number
+  /** Size of the archive file. */
+  archiveBytes: number
+  /** Files deflated. */
+  deflated: number
+  /** Files stored as they are. */
+  stored: number
+  /** Whether a ZIP64 record was needed. */
+  zip64: boolean
+  /** Whether it was verified before it was renamed into place. */
+  verified: boolean
+}
 
 /** One row of the audit log (private override values masked). */
 export interface AuditEntry {
@@ -394,6 +446,24 @@ export interface MockReply {
   output?: string
 }
 
+/** What an offline capsule records about its archive. */
+export interface OfflineStub {
+  /** The capsule id. */
+  capsule: string
+  /** The archive (relative to the store root when inside it). */
+  archive: string
+  /** SHA-256 of the whole archive file. */
+  archiveSha256: string
+  /** Size of the archive file. */
+  archiveBytes: number
+  /** Files in the capsule. */
+  files: number
+  /** Bytes of file content. */
+  bytes: number
+  /** When it went offline (ISO 8601, UTC). */
+  takenOfflineAt: string
+}
+
 /** An override: `key=value` for the app environment or the staging, public or private. */
 export interface OverrideInit {
   /** The key. */
@@ -416,6 +486,18 @@ export interface OverrideView {
   scope: 'App' | 'Staging'
   /** Whether the value is private. */
   private: boolean
+}
+
+/** How far a long operation has come. */
+export interface Progress {
+  /** Files finished. */
+  filesDone: number
+  /** Files in total. */
+  filesTotal: number
+  /** Bytes of file content finished (uncompressed). */
+  bytesDone: number
+  /** Bytes of file content in total. */
+  bytesTotal: number
 }
 
 /** What one `reconcile` did. */
@@ -516,6 +598,36 @@ export interface StoreInitOptions {
   padding?: number
   /** Default archive policy: `'auto'` (the default), `'store'` or `'deflate'`. */
   archivePolicy?: 'auto' | 'store' | 'deflate'
+}
+
+/**
+ * Verify an archive: structure, every CRC-32 and the SHA-256 manifest. Rejects with
+ * `CORRUPT` naming the first bad entry.
+ */
+export declare function verify(path: string, options?: { archiveSha256?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }): Promise<VerifyReport>
+
+/** What `verify` checked. */
+export interface VerifyReport {
+  /** The archive. */
+  path: string
+  /** The capsule it holds. */
+  capsule: string
+  /** Entries in the zip. */
+  entries: number
+  /** Regular files checked. */
+  files: number
+  /** Directories. */
+  dirs: number
+  /** Symbolic links. */
+  symlinks: number
+  /** Bytes of file content checked. */
+  bytes: number
+  /** Size of the archive file. */
+  archiveBytes: number
+  /** SHA-256 of the whole archive file, when asked for. */
+  archiveSha256?: string
+  /** The capsa version that wrote it. */
+  toolVersion: string
 }
 
 /** The version of the capsa library behind this binding. */

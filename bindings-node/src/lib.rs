@@ -8,6 +8,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+mod archive;
 mod error;
 mod ids;
 mod krate;
@@ -16,6 +17,7 @@ mod seq;
 mod staging;
 mod store;
 
+pub use archive::{archive, verify, ArchiveReport, OfflineStub, Progress, VerifyReport};
 pub use error::Work;
 pub use ids::{JsCapsuleId, JsVersion};
 pub use krate::{CrateMetadata, JsCrate};

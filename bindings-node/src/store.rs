@@ -1,8 +1,10 @@
 //! Stores and capsules. Every call that touches the disk returns a Promise.
 
-use napi::bindgen_prelude::AsyncTask;
+use napi::bindgen_prelude::{AsyncTask, Object};
+use napi::Env;
 use napi_derive::napi;
 
+use crate::archive::{restore_task, take_offline_task, OfflineStub};
 use crate::error::{padding_arg, version_arg, Work};
 use crate::krate::JsCrate;
 
@@ -137,6 +139,31 @@ impl JsStore {
         }))
     }
 
+    /// Restore an archive into this store; resolves to the capsule. Refuses an existing
+    /// capsule with `ALREADY_EXISTS` unless `replace`; hostile entries (absolute paths, `..`,
+    /// escaping symlinks, zip bombs) are refused before anything is written. Cancelled by
+    /// `signal` with `CANCELLED`, leaving nothing behind.
+    #[napi(
+        ts_args_type = "path: string, options?: { replace?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }",
+        ts_return_type = "Promise<Capsule>"
+    )]
+    pub fn restore(
+        &self,
+        env: Env,
+        path: String,
+        options: Option<Object>,
+    ) -> napi::Result<AsyncTask<Work<JsCapsule>>> {
+        restore_task(&env, &self.inner, path, options)
+    }
+
+    /// Bring an offline capsule back from its recorded archive (`NOT_FOUND` if the archive
+    /// is gone, `CORRUPT` if it changed).
+    #[napi(ts_return_type = "Promise<Capsule>")]
+    pub fn retrieve(&self, id: String) -> AsyncTask<Work<JsCapsule>> {
+        let store = self.inner.clone();
+        AsyncTask::new(Work::new(move || store.retrieve(&id).map(JsCapsule::from)))
+    }
+
     /// Check the store for what a crash left behind; `repair` mends what it can.
     #[napi(ts_return_type = "Promise<FsckReport>")]
     pub fn fsck(&self, repair: Option<bool>) -> AsyncTask<Work<FsckReport>> {
@@ -195,6 +222,20 @@ impl JsCapsule {
     #[napi(getter)]
     pub fn path(&self) -> String {
         path_text(self.inner.path())
+    }
+
+    /// Take the capsule offline: verify `archive`, check it holds this capsule's current
+    /// tree, leave a stub pointing at it and remove the content. Resolves to the stub.
+    #[napi(ts_return_type = "Promise<OfflineStub>")]
+    pub fn take_offline(&self, archive: String) -> AsyncTask<Work<OfflineStub>> {
+        take_offline_task(&self.inner, archive)
+    }
+
+    /// Is the capsule offline (its content in an archive)?
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn is_offline(&self) -> AsyncTask<Work<bool>> {
+        let capsule = self.inner.clone();
+        AsyncTask::new(Work::new(move || Ok(capsule.is_offline())))
     }
 
     /// Allocate the next crate (safe with concurrent writers); `carryOver` brings files of
