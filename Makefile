@@ -29,3 +29,20 @@ test: setup lint test-rust
 
 bench:
 	$(CARGO) bench -p capsa-benches
+
+# --- C and C++ bindings (bindings-c): `make install-c PREFIX=DIR`, `make test-c` ---
+.PHONY: setup-c install-c test-c
+PREFIX ?= /usr/local
+setup-c:
+	bash bindings-c/scripts/setup.sh
+
+install-c: setup-c
+	cmake -S bindings-c -B target/cmake-c/release -DCAPSA_CARGO_PROFILE=release -DCMAKE_BUILD_TYPE=Release -DCAPSA_BUILD_TESTS=OFF
+	cmake --build target/cmake-c/release -j2
+	cmake --install target/cmake-c/release --prefix "$(PREFIX)"
+
+test-c: setup-c
+	bash bindings-c/scripts/test-c.sh
+
+test: test-c
+# --- end C and C++ bindings ---
