@@ -54,4 +54,15 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 gcc -std=c99 -Wall -Wextra -Werror -pedantic "$tmp/pc.c" -o "$tmp/pc" $(pkg-config --cflags --libs capsa) \
   -Wl,-rpath,"$prefix/lib"
 "$tmp/pc"
+echo "== the README's C and C++ examples, against the installed package"
+awk '/^## C and C\+\+/{on=1} on&&/^## Layout/{on=0} on' README.md > "$tmp/readme.md"
+awk '/^```c$/{f=1;next} /^```/{f=0} f' "$tmp/readme.md" | sed "s|/tmp/show|$tmp/readme-show|" > "$tmp/readme.c"
+awk '/^```cpp$/{f=1;next} /^```/{f=0} f' "$tmp/readme.md" | sed "s|/tmp/show-cpp|$tmp/readme-show-cpp|" > "$tmp/readme.cpp"
+gcc -std=c99 -Wall -Wextra -Werror -pedantic "$tmp/readme.c" -o "$tmp/readme-c" $(pkg-config --cflags --libs capsa) \
+  -Wl,-rpath,"$prefix/lib"
+"$tmp/readme-c" | grep -q "bumped to v001"
+"$tmp/readme-c" | grep -q "bumped to v002"
+g++ -std=c++17 -Wall -Wextra "$tmp/readme.cpp" -o "$tmp/readme-cpp" -I"$prefix/include" \
+  "$prefix/lib/libcapsa_cxx.a" "$prefix/lib/libcapsa_c.a" -lstdc++ -lpthread -ldl -lm -lrt -lutil
+"$tmp/readme-cpp" | grep -q "^v001$"
 echo "test-c: ok"

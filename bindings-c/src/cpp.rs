@@ -538,3 +538,27 @@ fn version_next(value: &[u8], padding: u32) -> R<String> {
             .padded(padding as usize))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_bridge_function_becomes_an_error_not_an_abort() {
+        let r: R<()> = g(|| panic!("boom"));
+        let text = r.unwrap_err().to_string();
+        assert!(text.starts_with("1000\u{1f}PANIC\u{1f}"), "{text}");
+        assert!(text.contains("boom"));
+    }
+
+    #[test]
+    fn errors_carry_number_code_and_message() {
+        let text = capsule_id_kind(b"../x").unwrap_err().to_string();
+        let parts: Vec<&str> = text.split('\u{1f}').collect();
+        assert_eq!(parts[0], "3");
+        assert_eq!(parts[1], "INVALID_NAME");
+        assert!(parts[2].contains("../x"));
+        let text = version_parse(b"v\xff").unwrap_err().to_string();
+        assert!(text.starts_with("15\u{1f}INVALID_ARGUMENT\u{1f}"), "{text}");
+    }
+}

@@ -285,8 +285,11 @@ pub unsafe extern "C" fn capsa_find_sequences(
 /// `list` is NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn capsa_sequence_list_len(list: *const capsa_sequence_list) -> usize {
-    // SAFETY: per the contract.
-    unsafe { list.as_ref() }.map_or(0, |l| l.items.len())
+    std::panic::catch_unwind(|| {
+        // SAFETY: per the contract.
+        unsafe { list.as_ref() }.map_or(0, |l| l.items.len())
+    })
+    .unwrap_or(0)
 }
 
 /// The sequence at `index`, borrowed from `list` (valid until the list is freed; do not free
@@ -299,10 +302,13 @@ pub unsafe extern "C" fn capsa_sequence_list_get(
     list: *const capsa_sequence_list,
     index: usize,
 ) -> *const capsa_sequence {
-    // SAFETY: per the contract.
-    unsafe { list.as_ref() }
-        .and_then(|l| l.items.get(index))
-        .map_or(std::ptr::null(), |s| s as *const capsa_sequence)
+    std::panic::catch_unwind(|| {
+        // SAFETY: per the contract.
+        unsafe { list.as_ref() }
+            .and_then(|l| l.items.get(index))
+            .map_or(std::ptr::null(), |s| s as *const capsa_sequence)
+    })
+    .unwrap_or(std::ptr::null())
 }
 
 /// Free a sequence list. NULL is ignored.

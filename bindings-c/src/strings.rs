@@ -164,8 +164,11 @@ impl capsa_string_list {
 /// `list` is NULL or a live list.
 #[no_mangle]
 pub unsafe extern "C" fn capsa_string_list_len(list: *const capsa_string_list) -> usize {
-    // SAFETY: per the contract.
-    unsafe { list.as_ref() }.map_or(0, |l| l.items.len())
+    std::panic::catch_unwind(|| {
+        // SAFETY: per the contract.
+        unsafe { list.as_ref() }.map_or(0, |l| l.items.len())
+    })
+    .unwrap_or(0)
 }
 
 /// The string at `index`, borrowed from `list` (valid until the list is freed), or NULL when
@@ -178,10 +181,13 @@ pub unsafe extern "C" fn capsa_string_list_get(
     list: *const capsa_string_list,
     index: usize,
 ) -> *const c_char {
-    // SAFETY: per the contract.
-    unsafe { list.as_ref() }
-        .and_then(|l| l.items.get(index))
-        .map_or(std::ptr::null(), |s| s.as_ptr())
+    std::panic::catch_unwind(|| {
+        // SAFETY: per the contract.
+        unsafe { list.as_ref() }
+            .and_then(|l| l.items.get(index))
+            .map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+    .unwrap_or(std::ptr::null())
 }
 
 /// Free a string list. NULL is ignored.
@@ -206,6 +212,7 @@ pub(crate) fn free_box<T>(ptr: *mut T) {
 /// The library version (`"0.1.0"`): a static string, do not free it.
 #[no_mangle]
 pub extern "C" fn capsa_version() -> *const c_char {
+    // A constant: nothing here can panic (no catch_unwind needed).
     static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
     VERSION.as_ptr().cast()
 }
