@@ -44,5 +44,7 @@ install-c: setup-c
 test-c: setup-c
 	bash bindings-c/scripts/test-c.sh
 
+# capsa-c's build needs a C++ compiler (cxx), so lint and the Rust tests come after setup-c.
+lint test-rust: setup-c
 test: test-c
 # --- end C and C++ bindings ---

@@ -15,18 +15,18 @@ use crate::strings::{
 /// An open store (a root directory with `.capsa/store.toml`). Thread-safe: one handle may be
 /// used from several threads at once.
 pub struct capsa_store {
-    inner: Store,
+    pub(crate) inner: Store,
 }
 
 /// A capsule of a store. Independent of the store handle it came from: it stays valid after
 /// that handle is freed.
 pub struct capsa_capsule {
-    inner: Capsule,
+    pub(crate) inner: Capsule,
 }
 
 /// A crate (`v001`, …) of a capsule. Independent of the capsule and store handles.
 pub struct capsa_crate {
-    inner: Crate,
+    pub(crate) inner: Crate,
 }
 
 /// One of the three sections of every crate.
