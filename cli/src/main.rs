@@ -4,6 +4,7 @@
 //! code derived from the error's stable [`capsa::ErrorCode`] (`10 + number`).
 
 mod output;
+mod staging;
 mod storage;
 
 use std::path::PathBuf;
@@ -53,11 +54,17 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Storage(storage::StorageCommand),
+    /// Staging lifecycle: create, update, delete, restore, cleanup, reconcile, watch.
+    Staging {
+        #[command(subcommand)]
+        cmd: staging::StagingCommand,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Storage(cmd) => storage::run(cmd, &cli.global),
+        Command::Staging { cmd } => staging::run(cmd, &cli.global),
     }
 }
 

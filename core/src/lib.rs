@@ -17,6 +17,7 @@ pub mod id;
 pub mod krate;
 pub mod runtime;
 pub mod seq;
+pub mod staging;
 pub mod store;
 pub mod version;
 

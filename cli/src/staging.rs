@@ -1,0 +1,687 @@
+//! `capsa staging …`: the staging lifecycle from the command line.
+//!
+//! The state file is `--state FILE` (or `CAPSA_STAGING_STATE`), else `<store>/.capsa/staging.db`
+//! of `--store` / `CAPSA_STORE`. The backend is `--backend mock` (in-process, everything
+//! succeeds unless told otherwise with `--mock-fail CALL`) or `--backend script:DIR`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use capsa::staging::{
+    AuditEntry, AuditQuery, BackendReply, CommandRequest, Deployer, Event, EventKind,
+    ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer, SqliteStore, Staging,
+    StagingManager, StateStore, Status, Visibility,
+};
+use capsa::Error;
+
+use crate::output::print_json;
+use crate::Global;
+
+/// Options shared by every staging subcommand: state file, backend, timeouts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// State file (default: <store>/.capsa/staging.db).
+    #[arg(long, env = "CAPSA_STAGING_STATE", value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Deploy backend: `mock` or `script:DIR`.
+    #[arg(
+        long,
+        env = "CAPSA_STAGING_BACKEND",
+        default_value = "mock",
+        value_name = "BACKEND"
+    )]
+    backend: String,
+    /// Seconds after which a pending status becomes Failure on reconcile.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pending_timeout: u64,
+    /// Seconds a script may run before it is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    script_timeout: u64,
+    /// `--project-name` passed to scripts.
+    #[arg(long, env = "CAPSA_PROJECT_NAME", default_value = "capsa")]
+    project_name: String,
+    /// `--base-domain` passed to scripts.
+    #[arg(long, env = "CAPSA_BASE_DOMAIN", default_value = "localhost")]
+    base_domain: String,
+    /// Who is issuing the command (audit log); default `$USER`.
+    #[arg(long, env = "CAPSA_ACTOR")]
+    actor: Option<String>,
+    /// Mock backend: make this call fail (create, update, delete, check, cleanup,
+    /// archive_check, tag_check); repeatable.
+    #[arg(long, value_name = "CALL")]
+    mock_fail: Vec<String>,
+    /// Mock backend: every command takes this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    mock_delay: u64,
+}
+
+/// Settings given to create and update.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Staging name (3-40 of a-z, 0-9, '-', starting with a letter).
+    name: String,
+    /// Tag to deploy.
+    #[arg(long)]
+    tag: String,
+    /// App environment override KEY=VALUE (repeatable).
+    #[arg(long = "app", value_name = "KEY=VALUE")]
+    app: Vec<String>,
+    /// Staging override KEY=VALUE (repeatable).
+    #[arg(long = "staging", value_name = "KEY=VALUE")]
+    staging: Vec<String>,
+    /// Mark the override KEY as private: stored, passed to the backend, never shown.
+    #[arg(long = "private", value_name = "KEY")]
+    private: Vec<String>,
+    /// Return at once with the pending status; the command finishes in the background.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// A command on an existing staging.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// Staging name.
+    name: String,
+    /// Return at once with the pending status; the command finishes in the background.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// `capsa staging` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum StagingCommand {
+    /// Create a staging and wait for the backend.
+    Create {
+        #[command(flatten)]
+        settings: Settings,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Update a staging's tag, and its overrides if any are given (they replace the stored
+    /// ones; without any, the stored ones are kept).
+    Update {
+        #[command(flatten)]
+        settings: Settings,
+        /// Drop every stored override (when no new one is given).
+        #[arg(long)]
+        clear_overrides: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Archive a staging: workloads removed, volumes kept.
+    Delete {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Recreate an archived staging with its last settings.
+    Restore {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove an archived or failed staging for good (its audit log stays).
+    Cleanup {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List stagings.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show one staging.
+    Show {
+        /// Staging name.
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show the audit log (of one staging, or all).
+    Log {
+        /// Staging name.
+        name: Option<String>,
+        /// Only the last N rows.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Ask the backend about due stagings, finish or fail interrupted commands.
+    Reconcile {
+        /// Check every staging now, whatever the check interval.
+        #[arg(long)]
+        all: bool,
+        /// Also clean up stagings archived for longer than the retention (14 days).
+        #[arg(long)]
+        clean_archived: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print events as they happen (from every process sharing the state file).
+    Watch {
+        /// Start from the oldest event kept instead of now.
+        #[arg(long)]
+        from_start: bool,
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn state_path(common: &Common, global: &Global) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &common.state {
+        return Ok(p.clone());
+    }
+    let Some(store) = &global.store else {
+        return Err(Error::InvalidArgument {
+            what: "state file",
+            reason: "no state file: pass --state FILE (or CAPSA_STAGING_STATE), or a store with \
+                     --store DIR (or CAPSA_STORE) to use <store>/.capsa/staging.db"
+                .into(),
+        }
+        .into());
+    };
+    let dot = store.join(".capsa");
+    if !dot.is_dir() {
+        return Err(Error::InvalidStore {
+            path: store.clone(),
+            reason: "no .capsa directory (run `capsa init` first, or pass --state FILE)".into(),
+        }
+        .into());
+    }
+    Ok(dot.join("staging.db"))
+}
+
+fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
+    if common.backend == "mock" {
+        let mock = MockDeployer::new();
+        for call in &common.mock_fail {
+            let c = match call.as_str() {
+                "create" => MockCall::Create,
+                "update" => MockCall::Update,
+                "delete" => MockCall::Delete,
+                "check" => MockCall::Check,
+                "cleanup" => MockCall::Cleanup,
+                "archive_check" => MockCall::ArchiveCheck,
+                "tag_check" => MockCall::TagCheck,
+                other => {
+                    return Err(Error::InvalidArgument {
+                        what: "--mock-fail",
+                        reason: format!("unknown call {other:?}"),
+                    }
+                    .into())
+                }
+            };
+            mock.set_default(c, BackendReply::failed(format!("mock {call} told to fail")));
+        }
+        if common.mock_delay > 0 {
+            for c in [
+                MockCall::Create,
+                MockCall::Update,
+                MockCall::Delete,
+                MockCall::Cleanup,
+            ] {
+                mock.set_delay(c, Duration::from_millis(common.mock_delay));
+            }
+        }
+        return Ok(Arc::new(mock));
+    }
+    if let Some(dir) = common.backend.strip_prefix("script:") {
+        if !Path::new(dir).is_dir() {
+            return Err(Error::InvalidArgument {
+                what: "--backend",
+                reason: format!("script directory {dir} does not exist"),
+            }
+            .into());
+        }
+        return Ok(Arc::new(
+            ScriptDeployer::new(dir)
+                .with_project_name(&common.project_name)
+                .with_base_domain(&common.base_domain)
+                .with_timeout(Duration::from_secs(common.script_timeout)),
+        ));
+    }
+    Err(Error::InvalidArgument {
+        what: "--backend",
+        reason: format!("{:?}: expected `mock` or `script:DIR`", common.backend),
+    }
+    .into())
+}
+
+fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<StagingManager> {
+    let path = state_path(common, global)?;
+    let mut opts = ManagerOptions {
+        pending_timeout: Duration::from_secs(common.pending_timeout),
+        ..ManagerOptions::default()
+    };
+    if let Some(a) = &common.actor {
+        opts.actor = a.clone();
+    }
+    if check_all {
+        opts.check_interval = Duration::ZERO;
+    }
+    Ok(StagingManager::open_sqlite(path, deployer(common)?, opts)?)
+}
+
+fn overrides(s: &Settings) -> anyhow::Result<Vec<Override>> {
+    let mut out = Vec::new();
+    for (scope, list) in [(Scope::App, &s.app), (Scope::Staging, &s.staging)] {
+        for kv in list {
+            let mut o = Override::parse(scope, Visibility::Public, kv)?;
+            if s.private.contains(&o.key) {
+                o.visibility = Visibility::Private;
+            }
+            out.push(o);
+        }
+    }
+    for k in &s.private {
+        if !out.iter().any(|o| &o.key == k) {
+            return Err(Error::InvalidArgument {
+                what: "--private",
+                reason: format!("no --app or --staging override has the key {k:?}"),
+            }
+            .into());
+        }
+    }
+    Ok(out)
+}
+
+/// Run one `capsa staging` subcommand.
+pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
+    match cmd {
+        StagingCommand::Create { settings, common } => {
+            let req = CommandRequest::Create {
+                name: settings.name.clone(),
+                tag: settings.tag.clone(),
+                overrides: overrides(&settings)?,
+            };
+            command(req, settings.no_wait, &common, global)
+        }
+        StagingCommand::Update {
+            settings,
+            clear_overrides,
+            common,
+        } => {
+            let given = overrides(&settings)?;
+            let req = CommandRequest::Update {
+                name: settings.name.clone(),
+                tag: settings.tag.clone(),
+                overrides: (clear_overrides || !given.is_empty()).then_some(given),
+            };
+            command(req, settings.no_wait, &common, global)
+        }
+        StagingCommand::Delete { target, common } => command(
+            CommandRequest::Delete { name: target.name },
+            target.no_wait,
+            &common,
+            global,
+        ),
+        StagingCommand::Restore { target, common } => command(
+            CommandRequest::Restore { name: target.name },
+            target.no_wait,
+            &common,
+            global,
+        ),
+        StagingCommand::Cleanup { target, common } => command(
+            CommandRequest::Cleanup { name: target.name },
+            target.no_wait,
+            &common,
+            global,
+        ),
+        StagingCommand::List { common } => {
+            let list = manager(&common, global, false)?.list()?;
+            if global.json {
+                return print_json(&list);
+            }
+            if list.is_empty() {
+                println!("no stagings");
+            }
+            for s in &list {
+                println!(
+                    "{:<40} {:<14} {:<20} since {}",
+                    s.name,
+                    status_text(s),
+                    s.tag,
+                    s.status_since.format("%Y-%m-%d %H:%M:%S")
+                );
+            }
+            Ok(())
+        }
+        StagingCommand::Show { name, common } => {
+            let s = manager(&common, global, false)?.get(&name)?;
+            if global.json {
+                return print_json(&s);
+            }
+            print_staging(&s);
+            Ok(())
+        }
+        StagingCommand::Log {
+            name,
+            limit,
+            common,
+        } => {
+            let rows = manager(&common, global, false)?.audit_log(&AuditQuery {
+                name,
+                after_id: None,
+                limit,
+            })?;
+            if global.json {
+                return print_json(&rows);
+            }
+            for r in &rows {
+                print_audit(r);
+            }
+            Ok(())
+        }
+        StagingCommand::Reconcile {
+            all,
+            clean_archived,
+            common,
+        } => {
+            let m = manager(&common, global, all)?;
+            let report = m.reconcile()?;
+            let cleaned = if clean_archived {
+                m.clean_archived(None)?
+            } else {
+                Vec::new()
+            };
+            if global.json {
+                return print_json(&serde_json::json!({ "report": report, "cleaned": cleaned }));
+            }
+            println!(
+                "checked {}, changed {}, transient errors {}, pending finished {}, pending failed {}, archive problems {}",
+                report.checked,
+                report.changed,
+                report.transient_errors,
+                report.resolved_pending,
+                report.failed_pending,
+                report.archive_problems
+            );
+            for c in cleaned {
+                println!("cleaned up {c}");
+            }
+            Ok(())
+        }
+        StagingCommand::Watch {
+            from_start,
+            count,
+            common,
+        } => watch(
+            &manager(&common, global, false)?,
+            from_start,
+            count,
+            global.json,
+        ),
+    }
+}
+
+fn status_text(s: &Staging) -> String {
+    match (s.status, s.command_in_progress) {
+        (st, Some(c)) if !st.is_pending() => format!("{st} ({c}…)"),
+        (st, _) => st.to_string(),
+    }
+}
+
+fn print_staging(s: &Staging) {
+    println!("{}: {}", s.name, status_text(s));
+    println!("  tag:        {}", s.tag);
+    if let Some(r) = &s.reason {
+        println!("  reason:     {r}");
+    }
+    for o in &s.overrides {
+        let scope = match o.scope {
+            Scope::App => "app",
+            Scope::Staging => "staging",
+        };
+        println!("  override:   {scope} {}={}", o.key, o.shown_value());
+    }
+    println!(
+        "  created:    {}",
+        s.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    println!(
+        "  status since: {}",
+        s.status_since.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    if let Some(c) = s.checked_at {
+        println!("  checked:    {}", c.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+}
+
+fn print_audit(r: &AuditEntry) {
+    let st = |s: Option<Status>| s.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    let mut line = format!(
+        "#{:<5} {} {:<9} {:<20} by {:<10} {:<8} {} -> {}",
+        r.id,
+        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+        r.action,
+        r.name,
+        r.actor,
+        r.outcome.as_str(),
+        st(r.status_before),
+        st(r.status_after),
+    );
+    if let Some(t) = &r.tag {
+        line.push_str(&format!(" tag={t}"));
+    }
+    if !r.overrides.is_empty() {
+        line.push_str(&format!(" overrides=[{}]", r.overrides.join(", ")));
+    }
+    if let Some(d) = r.duration_ms {
+        line.push_str(&format!(" {d}ms"));
+    }
+    if let Some(reason) = &r.reason {
+        line.push_str(&format!("\n        reason: {reason}"));
+    }
+    println!("{line}");
+}
+
+fn event_line(e: &Event) -> String {
+    let st = |s: &Option<Status>| s.map(|s| s.to_string()).unwrap_or_else(|| "(none)".into());
+    match &e.kind {
+        EventKind::StatusChanged { from, to, reason } => format!(
+            "{} {}: {} -> {}{}",
+            e.at.format("%H:%M:%S%.3f"),
+            e.name,
+            st(from),
+            st(to),
+            reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        EventKind::CommandFinished {
+            action,
+            outcome,
+            reason,
+            ..
+        } => format!(
+            "{} {}: {action} {}{}",
+            e.at.format("%H:%M:%S%.3f"),
+            e.name,
+            outcome.as_str(),
+            reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn watch(
+    m: &StagingManager,
+    from_start: bool,
+    count: Option<usize>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut after = if from_start { 0 } else { m.last_event_seq()? };
+    // On stderr, so that stdout holds events only; tells a caller the watch is live.
+    eprintln!("watching for events after #{after}");
+    let mut seen = 0usize;
+    let stdout = std::io::stdout();
+    loop {
+        let batch = m.events_since(after, 1000)?;
+        for e in &batch {
+            after = e.seq;
+            let mut out = stdout.lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string(e)?)?;
+            } else {
+                writeln!(out, "{}", event_line(e))?;
+            }
+            out.flush()?;
+            seen += 1;
+            if count.is_some_and(|c| seen >= c) {
+                return Ok(());
+            }
+        }
+        if batch.is_empty() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn command(
+    req: CommandRequest,
+    no_wait: bool,
+    common: &Common,
+    global: &Global,
+) -> anyhow::Result<()> {
+    if no_wait {
+        return detach(req.name(), common, global);
+    }
+    let m = manager(common, global, false)?;
+    let name = req.name().to_string();
+    let cmd = req.command();
+    let pending = m.start(req)?;
+    let after = pending.wait()?;
+    if global.json {
+        match &after {
+            Some(s) => print_json(s)?,
+            None => {
+                print_json(&serde_json::json!({ "name": name, "status": null, "removed": true }))?
+            }
+        }
+    } else {
+        match &after {
+            Some(s) => {
+                println!("{}: {}", s.name, status_text(s));
+                if let Some(r) = &s.reason {
+                    println!("  reason: {r}");
+                }
+            }
+            None => println!("{name}: removed"),
+        }
+    }
+    match after {
+        Some(s) if s.status == Status::Failure => Err(Error::Backend {
+            backend: m_backend_name(common),
+            message: format!("{cmd} {name} failed: {}", s.reason.unwrap_or_default()),
+            source: None,
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+fn m_backend_name(common: &Common) -> String {
+    if common.backend == "mock" {
+        "mock".into()
+    } else {
+        "script".into()
+    }
+}
+
+/// `--no-wait`: run the same command in a detached copy of this process and return once that
+/// copy has put the staging in its pending status (or has failed to).
+fn detach(name: &str, common: &Common, global: &Global) -> anyhow::Result<()> {
+    let state = state_path(common, global)?;
+    let exe = std::env::current_exe().context("cannot find the capsa executable")?;
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--no-wait")
+        .collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let errpath =
+        std::env::temp_dir().join(format!("capsa-staging-{}-{nanos}.err", std::process::id()));
+    let errfile = std::fs::File::create(&errpath).context("temporary file")?;
+    let _cleanup = RemoveOnDrop(errpath.clone());
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(errfile);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().context("cannot start the background command")?;
+    let store = SqliteStore::open(&state)?;
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let err = std::fs::read_to_string(&errpath).unwrap_or_default();
+            if status.success() || err.is_empty() {
+                // Finished already: show where it ended.
+                return show_after(&store, name, global);
+            }
+            eprint!("{err}");
+            drop(_cleanup);
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        if let Some(rec) = store.get(name)? {
+            if rec.in_flight.as_ref().is_some_and(|f| f.pid == child.id()) {
+                if global.json {
+                    print_json(&rec.staging)?;
+                } else {
+                    println!("{}: {}", rec.staging.name, status_text(&rec.staging));
+                }
+                return Ok(());
+            }
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("the background command did not start within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn show_after(store: &SqliteStore, name: &str, global: &Global) -> anyhow::Result<()> {
+    match store.get(name)? {
+        Some(rec) if global.json => print_json(&rec.staging),
+        Some(rec) => {
+            println!("{}: {}", rec.staging.name, status_text(&rec.staging));
+            Ok(())
+        }
+        None if global.json => {
+            print_json(&serde_json::json!({ "name": name, "status": null, "removed": true }))
+        }
+        None => {
+            println!("{name}: removed");
+            Ok(())
+        }
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,947 @@
+//! [`StagingManager`]: commands, reconcile, retention, events.
+
+use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::{broadcast, Semaphore};
+
+use super::store::{Begin, CheckUpdate, Finish, StagingRecord, StateStore};
+use super::{
+    redact, validate_name, validate_tag, AuditEntry, AuditQuery, BackendOutcome, BackendReply,
+    Command, DeployRequest, Deployer, Event, Override, SqliteStore, Staging, Status,
+};
+use crate::error::{Error, Result};
+use crate::runtime;
+
+/// Backend output kept per command in the audit log, at most (bytes); backends bound their own
+/// capture too.
+const MAX_OUTPUT: usize = 128 * 1024;
+
+/// Settings of a [`StagingManager`].
+#[derive(Debug, Clone)]
+pub struct ManagerOptions {
+    /// Who issues commands (recorded in the audit log). Default: `$USER`, else `"unknown"`.
+    pub actor: String,
+    /// A pending status older than this becomes Failure on `reconcile`. Default 600 s.
+    pub pending_timeout: Duration,
+    /// `reconcile` checks a stable staging again once this long has passed since its last
+    /// check. Default 60 s; zero checks every staging on every call.
+    pub check_interval: Duration,
+    /// `clean_archived` removes archived stagings older than this. Default 14 days.
+    pub retention: Duration,
+    /// How many backend calls `reconcile` makes at once. Default 16.
+    pub concurrency: usize,
+    /// Prefix of the Kubernetes namespace (`namespace = prefix + name`). Default empty.
+    pub namespace_prefix: String,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            actor: std::env::var("USER")
+                .or_else(|_| std::env::var("USERNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+            pending_timeout: Duration::from_secs(600),
+            check_interval: Duration::from_secs(60),
+            retention: Duration::from_secs(14 * 24 * 3600),
+            concurrency: 16,
+            namespace_prefix: String::new(),
+        }
+    }
+}
+
+/// A command to start with [`StagingManager::start_async`].
+#[derive(Debug, Clone)]
+pub enum CommandRequest {
+    /// Create a staging.
+    Create {
+        /// Name.
+        name: String,
+        /// Tag.
+        tag: String,
+        /// Overrides.
+        overrides: Vec<Override>,
+    },
+    /// Update a staging.
+    Update {
+        /// Name.
+        name: String,
+        /// Tag.
+        tag: String,
+        /// New overrides, replacing the stored ones; `None` keeps the stored ones.
+        overrides: Option<Vec<Override>>,
+    },
+    /// Archive a staging.
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// Recreate an archived staging with its last settings.
+    Restore {
+        /// Name.
+        name: String,
+    },
+    /// Remove an archived or failed staging for good (its audit rows stay).
+    Cleanup {
+        /// Name.
+        name: String,
+    },
+}
+
+impl CommandRequest {
+    /// The command.
+    pub fn command(&self) -> Command {
+        match self {
+            CommandRequest::Create { .. } => Command::Create,
+            CommandRequest::Update { .. } => Command::Update,
+            CommandRequest::Delete { .. } => Command::Delete,
+            CommandRequest::Restore { .. } => Command::Restore,
+            CommandRequest::Cleanup { .. } => Command::Cleanup,
+        }
+    }
+
+    /// The staging name.
+    pub fn name(&self) -> &str {
+        match self {
+            CommandRequest::Create { name, .. }
+            | CommandRequest::Update { name, .. }
+            | CommandRequest::Delete { name }
+            | CommandRequest::Restore { name }
+            | CommandRequest::Cleanup { name } => name,
+        }
+    }
+
+    /// The new tag and overrides (`None` overrides: keep the stored ones).
+    fn settings(&self) -> Option<(&str, Option<&[Override]>)> {
+        match self {
+            CommandRequest::Create { tag, overrides, .. } => Some((tag, Some(overrides))),
+            CommandRequest::Update { tag, overrides, .. } => Some((tag, overrides.as_deref())),
+            _ => None,
+        }
+    }
+}
+
+/// A command that has started: the staging is in its pending status and the backend call runs
+/// on the shared runtime. It finishes even if this handle is dropped.
+#[derive(Debug)]
+pub struct PendingCommand {
+    /// The staging as the command left it on start (pending status).
+    pub staging: Staging,
+    /// The audit row id of the command.
+    pub audit_id: i64,
+    handle: tokio::task::JoinHandle<Result<Option<Staging>>>,
+}
+
+impl PendingCommand {
+    /// Wait for the backend's answer: the staging afterwards (`None`: removed by cleanup).
+    pub async fn wait_async(self) -> Result<Option<Staging>> {
+        match self.handle.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Backend {
+                backend: "runtime".into(),
+                message: format!("command task ended abnormally: {e}"),
+                source: None,
+            }),
+        }
+    }
+
+    /// Blocking form of [`PendingCommand::wait_async`].
+    pub fn wait(self) -> Result<Option<Staging>> {
+        runtime::block_on(self.wait_async())
+    }
+}
+
+/// What one `reconcile` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Stagings whose health or archive state was asked.
+    pub checked: usize,
+    /// Stable stagings whose status changed (Running ⇄ Failure).
+    pub changed: usize,
+    /// Backend calls that could not be made (no status changed because of them).
+    pub transient_errors: usize,
+    /// Interrupted commands finished from the backend's answer.
+    pub resolved_pending: usize,
+    /// Pending commands failed (timed out or answered "failed").
+    pub failed_pending: usize,
+    /// Archived stagings whose `archive_check` answered "not properly archived".
+    pub archive_problems: usize,
+}
+
+type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
+
+struct Inner {
+    store: Arc<dyn StateStore>,
+    deployer: Arc<dyn Deployer>,
+    opts: ManagerOptions,
+    subs: Mutex<Vec<(u64, Callback)>>,
+    next_sub: AtomicU64,
+    running_ops: Mutex<HashSet<i64>>,
+    channel: broadcast::Sender<Event>,
+}
+
+/// The staging lifecycle: commands, `reconcile`, retention, audit log and events over a
+/// [`StateStore`] and a [`Deployer`]. Cheap to clone (shared inside).
+#[derive(Clone)]
+pub struct StagingManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for StagingManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagingManager")
+            .field("backend", &self.inner.deployer.name())
+            .field("options", &self.inner.opts)
+            .finish()
+    }
+}
+
+/// An event subscription; dropping it (or [`Subscription::unsubscribe`]) stops the callback.
+#[must_use = "dropping a Subscription unsubscribes at once"]
+pub struct Subscription {
+    id: u64,
+    inner: Weak<Inner>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// Stop receiving events.
+    pub fn unsubscribe(self) {}
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            lock(&inner.subs).retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+/// The background reconcile loop; dropping it (or [`ReconcileLoop::stop`]) stops it.
+#[must_use = "dropping a ReconcileLoop stops it at once"]
+#[derive(Debug)]
+pub struct ReconcileLoop {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl ReconcileLoop {
+    /// Stop the loop.
+    pub fn stop(self) {}
+}
+
+impl Drop for ReconcileLoop {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        if pid == 0 || pid > i32::MAX as u32 {
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+fn bound_output(s: &str) -> String {
+    if s.len() <= MAX_OUTPUT {
+        return s.to_string();
+    }
+    let mut head = MAX_OUTPUT / 2;
+    while !s.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = s.len() - MAX_OUTPUT / 2;
+    while !s.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}\n[… {} bytes not kept …]\n{}",
+        &s[..head],
+        tail - head,
+        &s[tail..]
+    )
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(Error::Backend {
+            backend: "runtime".into(),
+            message: format!("state store task ended abnormally: {e}"),
+            source: None,
+        }),
+    }
+}
+
+impl StagingManager {
+    /// A manager over `store` and `deployer`.
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        deployer: Arc<dyn Deployer>,
+        options: ManagerOptions,
+    ) -> StagingManager {
+        let (channel, _) = broadcast::channel(1024);
+        StagingManager {
+            inner: Arc::new(Inner {
+                store,
+                deployer,
+                opts: options,
+                subs: Mutex::new(Vec::new()),
+                next_sub: AtomicU64::new(1),
+                running_ops: Mutex::new(HashSet::new()),
+                channel,
+            }),
+        }
+    }
+
+    /// Open the state named by `state` with default options: a file path is an embedded
+    /// SQLite state file (created if missing). This is what every binding's
+    /// `StagingManager.open(state, backend)` calls.
+    pub fn open(state: impl AsRef<Path>, deployer: Arc<dyn Deployer>) -> Result<StagingManager> {
+        StagingManager::open_sqlite(state, deployer, ManagerOptions::default())
+    }
+
+    /// A manager over the SQLite state file at `path` (created if missing).
+    pub fn open_sqlite(
+        path: impl AsRef<Path>,
+        deployer: Arc<dyn Deployer>,
+        options: ManagerOptions,
+    ) -> Result<StagingManager> {
+        let store = SqliteStore::open(path)?;
+        Ok(StagingManager::new(Arc::new(store), deployer, options))
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ManagerOptions {
+        &self.inner.opts
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.store
+    }
+
+    /// Call `callback` for every event this manager produces (status changes and command
+    /// results). Callbacks run on the thread that made the change, after its transaction has
+    /// committed and with no lock held; keep them short. A panicking callback is caught and
+    /// logged. Events made by other processes sharing the store are read with
+    /// [`StagingManager::events_since`].
+    pub fn subscribe(&self, callback: impl Fn(&Event) + Send + Sync + 'static) -> Subscription {
+        let id = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inner.subs).push((id, Arc::new(callback)));
+        Subscription {
+            id,
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// A channel receiving this manager's events (for async hosts). A slow receiver may miss
+    /// events (`RecvError::Lagged`) and can catch up with [`StagingManager::events_since`].
+    pub fn event_channel(&self) -> broadcast::Receiver<Event> {
+        self.inner.channel.subscribe()
+    }
+
+    fn emit(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let subs: Vec<Callback> = lock(&self.inner.subs)
+            .iter()
+            .map(|(_, c)| c.clone())
+            .collect();
+        for e in events {
+            for cb in &subs {
+                if catch_unwind(AssertUnwindSafe(|| cb(&e))).is_err() {
+                    tracing::error!(seq = e.seq, "an event callback panicked");
+                }
+            }
+            let _ = self.inner.channel.send(e);
+        }
+    }
+
+    // ----- commands -----
+
+    /// Start a command and return once the staging is in its pending status; the backend call
+    /// goes on in the background ([`PendingCommand::wait_async`] waits for it).
+    ///
+    /// Errors: `InvalidName`, `InvalidArgument` (tag rejected by the backend's `tag_check`),
+    /// `Busy`, `InvalidTransition`, `Backend` (state store or `tag_check` unavailable).
+    pub async fn start_async(&self, req: CommandRequest) -> Result<PendingCommand> {
+        let name = req.name().to_string();
+        validate_name(&name)?;
+        let command = req.command();
+        let actor = self.inner.opts.actor.clone();
+        if let Some((tag, overrides)) = req.settings() {
+            let overrides = overrides.unwrap_or(&[]);
+            validate_tag(tag)?;
+            for o in overrides {
+                o.validate()?;
+            }
+            let dreq = DeployRequest {
+                name: name.clone(),
+                namespace: self.namespace(&name),
+                tag: Some(tag.to_string()),
+                overrides: overrides.to_vec(),
+            };
+            let reply = self.inner.deployer.tag_check(&dreq).await;
+            let refusal = match reply.outcome {
+                BackendOutcome::Success => None,
+                BackendOutcome::Failed { reason } => Some(Error::InvalidArgument {
+                    what: "tag",
+                    reason: format!("{tag} rejected: {}", redact(&reason, overrides)),
+                }),
+                BackendOutcome::Unavailable { reason } => Some(Error::Backend {
+                    backend: self.inner.deployer.name().to_string(),
+                    message: format!("tag_check: {}", redact(&reason, overrides)),
+                    source: None,
+                }),
+            };
+            if let Some(e) = refusal {
+                let store = self.inner.store.clone();
+                let (n, t, o, a, msg) = (
+                    name.clone(),
+                    tag.to_string(),
+                    overrides.to_vec(),
+                    actor.clone(),
+                    e.to_string(),
+                );
+                blocking(move || store.refuse(&n, command, &a, Some((&t, &o)), &msg, Utc::now()))
+                    .await?;
+                return Err(e);
+            }
+        }
+        let store = self.inner.store.clone();
+        let new_tag = req.settings().map(|(t, _)| t.to_string());
+        let new_overrides = req
+            .settings()
+            .and_then(|(_, o)| o.map(<[Override]>::to_vec));
+        let n = name.clone();
+        let begun = blocking(move || {
+            store.begin(&Begin {
+                name: &n,
+                command,
+                actor: &actor,
+                tag: new_tag.as_deref(),
+                overrides: new_overrides.as_deref(),
+                pid: std::process::id(),
+                now: Utc::now(),
+            })
+        })
+        .await?;
+        let op_id = begun.op_id;
+        lock(&self.inner.running_ops).insert(op_id);
+        self.emit(begun.events);
+        let staging = begun.record.staging;
+        tracing::debug!(name = %name, %command, op_id, "command started");
+        let dreq = DeployRequest {
+            name: name.clone(),
+            namespace: self.namespace(&name),
+            tag: Some(staging.tag.clone()),
+            overrides: staging.overrides.clone(),
+        };
+        let this = self.clone();
+        let handle = runtime::runtime().spawn(async move {
+            let started = Instant::now();
+            let d = &this.inner.deployer;
+            let reply = match command {
+                Command::Create | Command::Restore => d.create(&dreq).await,
+                Command::Update => d.update(&dreq).await,
+                Command::Delete => d.delete(&dreq).await,
+                Command::Cleanup => d.cleanup(&dreq).await,
+            };
+            tracing::debug!(name = %dreq.name, %command, ms = started.elapsed().as_millis() as u64, "backend answered");
+            let r = this.finish_op(&dreq, command, op_id, reply, None).await;
+            lock(&this.inner.running_ops).remove(&op_id);
+            r
+        });
+        Ok(PendingCommand {
+            staging,
+            audit_id: op_id,
+            handle,
+        })
+    }
+
+    /// Blocking form of [`StagingManager::start_async`].
+    pub fn start(&self, req: CommandRequest) -> Result<PendingCommand> {
+        runtime::block_on(self.start_async(req))
+    }
+
+    async fn finish_op(
+        &self,
+        dreq: &DeployRequest,
+        command: Command,
+        op_id: i64,
+        reply: BackendReply,
+        reason_prefix: Option<String>,
+    ) -> Result<Option<Staging>> {
+        let success = reply.outcome == BackendOutcome::Success;
+        let reason = reply.reason().map(|r| {
+            let r = redact(r, &dreq.overrides);
+            match &reason_prefix {
+                Some(p) => format!("{p}: {r}"),
+                None => r,
+            }
+        });
+        let output = bound_output(&redact(&reply.output, &dreq.overrides));
+        let store = self.inner.store.clone();
+        let name = dreq.name.clone();
+        let exit_code = reply.exit_code;
+        let finished = blocking(move || {
+            store.finish(&Finish {
+                name: &name,
+                op_id,
+                command,
+                success,
+                reason,
+                exit_code,
+                output: &output,
+                now: Utc::now(),
+            })
+        })
+        .await?;
+        self.emit(finished.events);
+        Ok(finished.staging)
+    }
+
+    async fn run_async(&self, req: CommandRequest) -> Result<Option<Staging>> {
+        self.start_async(req).await?.wait_async().await
+    }
+
+    fn expect_staging(name: &str, s: Option<Staging>) -> Result<Staging> {
+        s.ok_or_else(|| Error::NotFound {
+            what: "staging",
+            name: name.to_string(),
+        })
+    }
+
+    /// Create a staging and wait for the backend: the staging is then Running or Failure
+    /// (with the reason). See [`StagingManager::start_async`] for the errors.
+    pub async fn create_async(
+        &self,
+        name: &str,
+        tag: &str,
+        overrides: Vec<Override>,
+    ) -> Result<Staging> {
+        let r = self
+            .run_async(CommandRequest::Create {
+                name: name.into(),
+                tag: tag.into(),
+                overrides,
+            })
+            .await?;
+        Self::expect_staging(name, r)
+    }
+
+    /// Blocking form of [`StagingManager::create_async`].
+    pub fn create(&self, name: &str, tag: &str, overrides: Vec<Override>) -> Result<Staging> {
+        runtime::block_on(self.create_async(name, tag, overrides))
+    }
+
+    /// Update a Running or Failure staging to `tag` and wait: Running or Failure.
+    /// `overrides` replace the stored ones; `None` keeps them.
+    pub async fn update_async(
+        &self,
+        name: &str,
+        tag: &str,
+        overrides: Option<Vec<Override>>,
+    ) -> Result<Staging> {
+        let r = self
+            .run_async(CommandRequest::Update {
+                name: name.into(),
+                tag: tag.into(),
+                overrides,
+            })
+            .await?;
+        Self::expect_staging(name, r)
+    }
+
+    /// Blocking form of [`StagingManager::update_async`].
+    pub fn update(
+        &self,
+        name: &str,
+        tag: &str,
+        overrides: Option<Vec<Override>>,
+    ) -> Result<Staging> {
+        runtime::block_on(self.update_async(name, tag, overrides))
+    }
+
+    /// Archive a Running or Failure staging (workloads removed, volumes kept) and wait:
+    /// Archived or Failure.
+    pub async fn delete_async(&self, name: &str) -> Result<Staging> {
+        let r = self
+            .run_async(CommandRequest::Delete { name: name.into() })
+            .await?;
+        Self::expect_staging(name, r)
+    }
+
+    /// Blocking form of [`StagingManager::delete_async`].
+    pub fn delete(&self, name: &str) -> Result<Staging> {
+        runtime::block_on(self.delete_async(name))
+    }
+
+    /// Recreate an Archived staging with its last settings and wait: Running or Failure.
+    pub async fn restore_async(&self, name: &str) -> Result<Staging> {
+        let r = self
+            .run_async(CommandRequest::Restore { name: name.into() })
+            .await?;
+        Self::expect_staging(name, r)
+    }
+
+    /// Blocking form of [`StagingManager::restore_async`].
+    pub fn restore(&self, name: &str) -> Result<Staging> {
+        runtime::block_on(self.restore_async(name))
+    }
+
+    /// Remove an Archived or Failure staging (volumes, claims, certificates, then its record)
+    /// and wait: `None` when gone, the staging in Failure otherwise. Its audit rows stay.
+    pub async fn cleanup_async(&self, name: &str) -> Result<Option<Staging>> {
+        self.run_async(CommandRequest::Cleanup { name: name.into() })
+            .await
+    }
+
+    /// Blocking form of [`StagingManager::cleanup_async`].
+    pub fn cleanup(&self, name: &str) -> Result<Option<Staging>> {
+        runtime::block_on(self.cleanup_async(name))
+    }
+
+    // ----- queries -----
+
+    /// One staging (`NotFound` if there is none).
+    pub fn get(&self, name: &str) -> Result<Staging> {
+        validate_name(name)?;
+        let r = self.inner.store.get(name)?.map(|r| r.staging);
+        Self::expect_staging(name, r)
+    }
+
+    /// Async form of [`StagingManager::get`].
+    pub async fn get_async(&self, name: &str) -> Result<Staging> {
+        let this = self.clone();
+        let name = name.to_string();
+        blocking(move || this.get(&name)).await
+    }
+
+    /// All stagings, sorted by name.
+    pub fn list(&self) -> Result<Vec<Staging>> {
+        Ok(self
+            .inner
+            .store
+            .list()?
+            .into_iter()
+            .map(|r| r.staging)
+            .collect())
+    }
+
+    /// Async form of [`StagingManager::list`].
+    pub async fn list_async(&self) -> Result<Vec<Staging>> {
+        let this = self.clone();
+        blocking(move || this.list()).await
+    }
+
+    /// Audit rows matching `query`, oldest first. Rows outlive their staging's record.
+    pub fn audit_log(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.inner.store.audit(query)
+    }
+
+    /// Async form of [`StagingManager::audit_log`].
+    pub async fn audit_log_async(&self, query: AuditQuery) -> Result<Vec<AuditEntry>> {
+        let this = self.clone();
+        blocking(move || this.audit_log(&query)).await
+    }
+
+    /// Events of every process sharing the store with a sequence number above `after`
+    /// (oldest first, at most `limit`): poll this to follow changes made elsewhere.
+    pub fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>> {
+        self.inner.store.events_since(after, limit)
+    }
+
+    /// The sequence number of the newest event in the store's feed (0 when empty): start
+    /// [`StagingManager::events_since`] from here to see only what happens next.
+    pub fn last_event_seq(&self) -> Result<i64> {
+        self.inner.store.last_event_seq()
+    }
+
+    fn namespace(&self, name: &str) -> String {
+        format!("{}{name}", self.inner.opts.namespace_prefix)
+    }
+
+    // ----- reconcile -----
+
+    /// Ask the backend about every staging that is due and act on the answers:
+    ///
+    /// - Running / Failure: `check`; success → Running, failure → Failure with the reason;
+    ///   a backend that cannot be asked changes nothing (a failed read never deletes).
+    /// - Archived: `archive_check`; a problem is logged and counted, the status stays.
+    /// - A pending command not run by this manager whose process is gone, or that is older
+    ///   than `pending_timeout`: finished from the backend's answer (`check` for create,
+    ///   restore and update, `archive_check` for delete); if the backend cannot say, a command
+    ///   past its timeout becomes Failure with a reason.
+    ///
+    /// Never calls `delete` or `cleanup`.
+    pub async fn reconcile_async(&self) -> Result<ReconcileReport> {
+        let store = self.inner.store.clone();
+        let records = blocking(move || store.list()).await?;
+        let now = Utc::now();
+        let opts = &self.inner.opts;
+        let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let my_pid = std::process::id();
+        let running_ops = lock(&self.inner.running_ops).clone();
+        for rec in records {
+            let StagingRecord { staging, in_flight } = rec;
+            let kind = match &in_flight {
+                Some(f) => {
+                    if running_ops.contains(&f.op_id) {
+                        continue;
+                    }
+                    let age = (now - f.started_at).to_std().unwrap_or_default();
+                    let expired = age > opts.pending_timeout;
+                    let orphan = f.pid != my_pid && !pid_alive(f.pid);
+                    if !expired && !orphan {
+                        continue;
+                    }
+                    Job::Pending {
+                        op_id: f.op_id,
+                        command: f.command,
+                        expired,
+                    }
+                }
+                None => {
+                    let due = match staging.checked_at {
+                        None => true,
+                        Some(t) => (now - t).to_std().unwrap_or_default() >= opts.check_interval,
+                    };
+                    if !due || staging.status.is_pending() {
+                        continue;
+                    }
+                    Job::Check {
+                        status: staging.status,
+                    }
+                }
+            };
+            let dreq = DeployRequest {
+                name: staging.name.clone(),
+                namespace: self.namespace(&staging.name),
+                tag: Some(staging.tag.clone()),
+                overrides: staging.overrides.clone(),
+            };
+            let deployer = self.inner.deployer.clone();
+            let sem = sem.clone();
+            tasks.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let reply = match &kind {
+                    Job::Check {
+                        status: Status::Archived,
+                    }
+                    | Job::Pending {
+                        command: Command::Delete,
+                        ..
+                    } => Some(deployer.archive_check(&dreq).await),
+                    Job::Pending {
+                        command: Command::Cleanup,
+                        ..
+                    } => None,
+                    _ => Some(deployer.check(&dreq).await),
+                };
+                (kind, dreq, reply)
+            });
+        }
+        let mut report = ReconcileReport::default();
+        let mut updates = Vec::new();
+        let mut pending = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (kind, dreq, reply) = match joined {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::error!("reconcile task failed: {e}");
+                    continue;
+                }
+            };
+            match kind {
+                Job::Check { status } => {
+                    let reply = reply.expect("checks have a reply");
+                    report.checked += 1;
+                    let new_status = match (&reply.outcome, status) {
+                        (BackendOutcome::Unavailable { reason }, _) => {
+                            report.transient_errors += 1;
+                            tracing::warn!(name = %dreq.name, "check could not be made: {}", redact(reason, &dreq.overrides));
+                            continue;
+                        }
+                        (BackendOutcome::Failed { reason }, Status::Archived) => {
+                            report.archive_problems += 1;
+                            tracing::warn!(name = %dreq.name, "archive_check failed: {}", redact(reason, &dreq.overrides));
+                            Status::Archived
+                        }
+                        (BackendOutcome::Success, Status::Archived) => Status::Archived,
+                        (BackendOutcome::Success, _) => Status::Running,
+                        (BackendOutcome::Failed { .. }, _) => Status::Failure,
+                    };
+                    if new_status != status {
+                        report.changed += 1;
+                    }
+                    updates.push(CheckUpdate {
+                        name: dreq.name.clone(),
+                        expected: status,
+                        new_status,
+                        reason: reply
+                            .reason()
+                            .map(|r| format!("check: {}", redact(r, &dreq.overrides))),
+                        now: Utc::now(),
+                    });
+                }
+                Job::Pending {
+                    op_id,
+                    command,
+                    expired,
+                } => pending.push((op_id, command, expired, dreq, reply)),
+            }
+        }
+        let store = self.inner.store.clone();
+        let events = blocking(move || store.record_checks(&updates)).await?;
+        self.emit(events);
+        let timeout_s = opts.pending_timeout.as_secs();
+        for (op_id, command, expired, dreq, reply) in pending {
+            let verdict = match reply {
+                Some(r) => match &r.outcome {
+                    BackendOutcome::Success => {
+                        let output = format!(
+                            "[reconcile] {command} was interrupted; the backend reports it done\n{}",
+                            r.output
+                        );
+                        Some((BackendReply { output, ..r }, String::new()))
+                    }
+                    BackendOutcome::Failed { .. } => {
+                        Some((r, format!("{command} interrupted; backend answered")))
+                    }
+                    BackendOutcome::Unavailable { .. } if expired => Some((
+                        BackendReply {
+                            outcome: BackendOutcome::Failed {
+                                reason: r.reason().unwrap_or_default().to_string(),
+                            },
+                            ..r
+                        },
+                        format!(
+                            "{command} pending for more than {timeout_s} s; backend cannot say"
+                        ),
+                    )),
+                    BackendOutcome::Unavailable { .. } => {
+                        report.transient_errors += 1;
+                        None
+                    }
+                },
+                None => Some((
+                    BackendReply::failed("no backend answer can confirm it"),
+                    if expired {
+                        format!("{command} pending for more than {timeout_s} s")
+                    } else {
+                        format!("{command} interrupted (its process is gone)")
+                    },
+                )),
+            };
+            let Some((reply, prefix)) = verdict else {
+                continue;
+            };
+            let success = reply.outcome == BackendOutcome::Success;
+            self.finish_op(&dreq, command, op_id, reply, Some(prefix))
+                .await?;
+            if success {
+                report.resolved_pending += 1;
+            } else {
+                report.failed_pending += 1;
+            }
+        }
+        tracing::debug!(?report, "reconcile done");
+        Ok(report)
+    }
+
+    /// Blocking form of [`StagingManager::reconcile_async`].
+    pub fn reconcile(&self) -> Result<ReconcileReport> {
+        runtime::block_on(self.reconcile_async())
+    }
+
+    /// Run [`StagingManager::reconcile_async`] every `every` on the shared runtime until the
+    /// returned handle is dropped. Errors are logged.
+    pub fn spawn_reconcile_loop(&self, every: Duration) -> ReconcileLoop {
+        let this = self.clone();
+        let handle = runtime::runtime().spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.reconcile_async().await {
+                    tracing::warn!("reconcile failed: {e}");
+                }
+            }
+        });
+        ReconcileLoop { handle }
+    }
+
+    /// Clean up every Archived staging archived for longer than `older_than` (default: the
+    /// retention option, 14 days), and drop events older than that from the event feed.
+    /// Returns the names removed; a staging whose cleanup failed is left in Failure.
+    pub async fn clean_archived_async(&self, older_than: Option<Duration>) -> Result<Vec<String>> {
+        let older_than = older_than.unwrap_or(self.inner.opts.retention);
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let list = self.list_async().await?;
+        let mut removed = Vec::new();
+        for s in list {
+            if s.status != Status::Archived
+                || s.command_in_progress.is_some()
+                || s.status_since > cutoff
+            {
+                continue;
+            }
+            match self.cleanup_async(&s.name).await {
+                Ok(None) => removed.push(s.name),
+                Ok(Some(_)) => tracing::warn!(name = %s.name, "retention cleanup failed"),
+                Err(e) => tracing::warn!(name = %s.name, "retention cleanup refused: {e}"),
+            }
+        }
+        let store = self.inner.store.clone();
+        blocking(move || store.prune_events(cutoff)).await?;
+        Ok(removed)
+    }
+
+    /// Blocking form of [`StagingManager::clean_archived_async`].
+    pub fn clean_archived(&self, older_than: Option<Duration>) -> Result<Vec<String>> {
+        runtime::block_on(self.clean_archived_async(older_than))
+    }
+}
+
+enum Job {
+    Check {
+        status: Status,
+    },
+    Pending {
+        op_id: i64,
+        command: Command,
+        expired: bool,
+    },
+}

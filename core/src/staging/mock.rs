@@ -1,0 +1,171 @@
+//! An in-memory deploy backend with scriptable outcomes and delays, for tests (yours too).
+//!
+//! By default every call succeeds at once and `tag_check` accepts any tag. Queue one-shot
+//! replies with [`MockDeployer::push`], change the standing reply with
+//! [`MockDeployer::set_default`], slow a call down with [`MockDeployer::set_delay`], and count
+//! what was called with [`MockDeployer::calls`] / [`MockDeployer::count`].
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{compare_tags, BackendReply, DeployRequest, Deployer};
+
+/// One of the seven backend calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MockCall {
+    /// `create`
+    Create,
+    /// `update`
+    Update,
+    /// `delete`
+    Delete,
+    /// `check`
+    Check,
+    /// `cleanup`
+    Cleanup,
+    /// `archive_check`
+    ArchiveCheck,
+    /// `tag_check`
+    TagCheck,
+}
+
+impl MockCall {
+    /// All seven calls.
+    pub const ALL: [MockCall; 7] = [
+        MockCall::Create,
+        MockCall::Update,
+        MockCall::Delete,
+        MockCall::Check,
+        MockCall::Cleanup,
+        MockCall::ArchiveCheck,
+        MockCall::TagCheck,
+    ];
+}
+
+#[derive(Default)]
+struct Inner {
+    queued: HashMap<MockCall, VecDeque<BackendReply>>,
+    defaults: HashMap<MockCall, BackendReply>,
+    delays: HashMap<MockCall, Duration>,
+    calls: Vec<(MockCall, String)>,
+    min_tag: Option<String>,
+}
+
+/// The mock backend. Share it as `Arc<MockDeployer>` to keep a handle for scripting while
+/// the manager holds it as `Arc<dyn Deployer>`.
+#[derive(Default)]
+pub struct MockDeployer {
+    inner: Mutex<Inner>,
+}
+
+impl fmt::Debug for MockDeployer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockDeployer")
+            .field("calls", &self.lock().calls.len())
+            .finish()
+    }
+}
+
+impl MockDeployer {
+    /// A backend where everything succeeds at once.
+    pub fn new() -> MockDeployer {
+        MockDeployer::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue a one-shot reply for the next `call` (replies are used first in, first out).
+    pub fn push(&self, call: MockCall, reply: BackendReply) {
+        self.lock().queued.entry(call).or_default().push_back(reply);
+    }
+
+    /// Set the reply `call` gives when nothing is queued.
+    pub fn set_default(&self, call: MockCall, reply: BackendReply) {
+        self.lock().defaults.insert(call, reply);
+    }
+
+    /// Make `call` take `delay` before it answers.
+    pub fn set_delay(&self, call: MockCall, delay: Duration) {
+        self.lock().delays.insert(call, delay);
+    }
+
+    /// Make `tag_check` reject tags lower than `min` (compared as semver when both parse).
+    pub fn set_min_tag(&self, min: impl Into<String>) {
+        self.lock().min_tag = Some(min.into());
+    }
+
+    /// Every call made so far, with the staging name, in order.
+    pub fn calls(&self) -> Vec<(MockCall, String)> {
+        self.lock().calls.clone()
+    }
+
+    /// How many times `call` was made.
+    pub fn count(&self, call: MockCall) -> usize {
+        self.lock().calls.iter().filter(|(c, _)| *c == call).count()
+    }
+
+    /// Forget the recorded calls.
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    async fn answer(&self, call: MockCall, req: &DeployRequest) -> BackendReply {
+        let (reply, delay) = {
+            let mut g = self.lock();
+            g.calls.push((call, req.name.clone()));
+            let queued = g.queued.get_mut(&call).and_then(VecDeque::pop_front);
+            let reply = match queued {
+                Some(r) => r,
+                None => match (call, &g.min_tag, &req.tag) {
+                    (MockCall::TagCheck, Some(min), Some(tag))
+                        if compare_tags(tag, min) == std::cmp::Ordering::Less =>
+                    {
+                        BackendReply::failed(format!("tag {tag} is older than {min}"))
+                    }
+                    _ => g
+                        .defaults
+                        .get(&call)
+                        .cloned()
+                        .unwrap_or_else(BackendReply::success),
+                },
+            };
+            (reply, g.delays.get(&call).copied())
+        };
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        reply
+    }
+}
+
+#[async_trait::async_trait]
+impl Deployer for MockDeployer {
+    fn name(&self) -> &str {
+        "mock"
+    }
+    async fn create(&self, req: &DeployRequest) -> BackendReply {
+        self.answer(MockCall::Create, req).await
+    }
+    async fn update(&self, req: &DeployRequest) -> BackendReply {
+        self.answer(MockCall::Update, req).await
+    }
+    async fn delete(&self, req: &DeployRequest) -> BackendReply {
+        self.answer(MockCall::Delete, req).await
+    }
+    async fn check(&self, req: &DeployRequest) -> BackendReply {
+        self.answer(MockCall::Check, req).await
+    }
+    async fn cleanup(&self, req: &DeployRequest) -> BackendReply {
+        self.answer(MockCall::Cleanup, req).await
+    }
+    async fn archive_check(&self, req: &DeployRequest) -> BackendReply {
+        self.answer(MockCall::ArchiveCheck, req).await
+    }
+    async fn tag_check(&self, req: &DeployRequest) -> BackendReply {
+        self.answer(MockCall::TagCheck, req).await
+    }
+}

@@ -1,0 +1,160 @@
+//! The state store trait: where stagings, the audit log and the event feed live.
+//!
+//! Every state change is one transaction that checks the current state and writes the new one
+//! (compare-and-set), so several processes sharing one store never run two commands on one
+//! staging at once. The embedded implementation is [`SqliteStore`](super::SqliteStore); a
+//! PostgreSQL store for several hosts can implement the same trait.
+
+use chrono::{DateTime, Utc};
+
+use super::{AuditEntry, AuditQuery, Command, Event, Override, Staging, Status};
+use crate::error::Result;
+
+/// The command in progress on a staging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The audit row id of the command (also its operation id).
+    pub op_id: i64,
+    /// The command.
+    pub command: Command,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// The process id that started it.
+    pub pid: u32,
+}
+
+/// A staging with its in-flight command, as the store holds it.
+#[derive(Debug, Clone)]
+pub struct StagingRecord {
+    /// The staging (overrides carry their real values: do not print them unmasked).
+    pub staging: Staging,
+    /// The command in progress.
+    pub in_flight: Option<InFlight>,
+}
+
+/// A request to start a command.
+#[derive(Debug, Clone)]
+pub struct Begin<'a> {
+    /// The staging.
+    pub name: &'a str,
+    /// The command.
+    pub command: Command,
+    /// Who asks.
+    pub actor: &'a str,
+    /// The new tag (create and update); `None` keeps the stored one.
+    pub tag: Option<&'a str>,
+    /// The new overrides (create and update); `None` keeps the stored ones.
+    pub overrides: Option<&'a [Override]>,
+    /// This process.
+    pub pid: u32,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// A started command.
+#[derive(Debug, Clone)]
+pub struct Begun {
+    /// The staging after the start (pending status; real override values).
+    pub record: StagingRecord,
+    /// The status before (`None`: a new staging).
+    pub status_before: Option<Status>,
+    /// The operation id (= its audit row id).
+    pub op_id: i64,
+    /// Events written by the start.
+    pub events: Vec<Event>,
+}
+
+/// A request to finish a command (compare-and-set on its operation id).
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    /// The staging.
+    pub name: &'a str,
+    /// The operation id returned by [`StateStore::begin`].
+    pub op_id: i64,
+    /// The command.
+    pub command: Command,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// The failure reason (already scrubbed of private values).
+    pub reason: Option<String>,
+    /// The backend's exit code.
+    pub exit_code: Option<i32>,
+    /// The backend's output (bounded, scrubbed).
+    pub output: &'a str,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// A finished command.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Whether this call changed the staging (false when the operation had already been
+    /// resolved by someone else, e.g. a `reconcile` that timed it out).
+    pub applied: bool,
+    /// The staging afterwards (`None`: gone).
+    pub staging: Option<Staging>,
+    /// Events written.
+    pub events: Vec<Event>,
+}
+
+/// The result of one health check, to be recorded.
+#[derive(Debug, Clone)]
+pub struct CheckUpdate {
+    /// The staging.
+    pub name: String,
+    /// The status it had when checked: the update applies only if it still has it and no
+    /// command is in progress.
+    pub expected: Status,
+    /// The status the check implies (equal to `expected` for no change).
+    pub new_status: Status,
+    /// The reason (for a Failure).
+    pub reason: Option<String>,
+    /// When checked.
+    pub now: DateTime<Utc>,
+}
+
+/// Where stagings, the audit log and events are kept. Implementations are synchronous
+/// (called from blocking tasks) and must make every method one atomic transaction.
+pub trait StateStore: Send + Sync {
+    /// Start a command: check the transition table ([`super::machine::start`]) against the
+    /// current row, set the running status and the in-flight marker, write a `Pending` audit
+    /// row. A refused command writes a `Refused` audit row and returns the refusal error
+    /// (`Busy`, `InvalidTransition`).
+    fn begin(&self, req: &Begin<'_>) -> Result<Begun>;
+
+    /// Record a command refused before [`StateStore::begin`] (a rejected tag, say).
+    fn refuse(
+        &self,
+        name: &str,
+        command: Command,
+        actor: &str,
+        settings: Option<(&str, &[Override])>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Finish a command if its operation is still the one in flight; complete its audit row.
+    fn finish(&self, req: &Finish<'_>) -> Result<Finished>;
+
+    /// One staging.
+    fn get(&self, name: &str) -> Result<Option<StagingRecord>>;
+
+    /// All stagings, sorted by name.
+    fn list(&self) -> Result<Vec<StagingRecord>>;
+
+    /// Record health-check results in one transaction; returns the events of the status
+    /// changes made.
+    fn record_checks(&self, updates: &[CheckUpdate]) -> Result<Vec<Event>>;
+
+    /// Audit rows, oldest first.
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+
+    /// Events with a sequence number greater than `after`, oldest first, at most `limit`.
+    fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>>;
+
+    /// The sequence number of the newest event (0 when there is none).
+    fn last_event_seq(&self) -> Result<i64>;
+
+    /// Drop events older than `before` from the feed (the audit log is never pruned).
+    fn prune_events(&self, before: DateTime<Utc>) -> Result<usize>;
+}

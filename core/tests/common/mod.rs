@@ -1,0 +1,179 @@
+//! Helpers shared by the staging integration tests.
+#![allow(dead_code, missing_docs)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use capsa::staging::{
+    BackendReply, ManagerOptions, MockCall, MockDeployer, ScriptDeployer, StagingManager,
+};
+
+/// How the next calls of one kind behave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    Ok,
+    Fail,
+    Slow(Duration),
+}
+
+pub const CALLS: [&str; 7] = [
+    "create",
+    "update",
+    "delete",
+    "check",
+    "cleanup",
+    "archive_check",
+    "tag_check",
+];
+
+/// A manager with a backend whose behaviour the test controls.
+pub trait Harness {
+    fn manager(&self) -> &StagingManager;
+    fn set(&self, call: &str, mode: Mode);
+    fn reset(&self) {
+        for c in CALLS {
+            self.set(c, Mode::Ok);
+        }
+    }
+}
+
+pub fn options() -> ManagerOptions {
+    ManagerOptions {
+        actor: "tester".into(),
+        check_interval: Duration::ZERO,
+        ..ManagerOptions::default()
+    }
+}
+
+pub struct MockHarness {
+    pub dir: tempfile::TempDir,
+    pub mock: Arc<MockDeployer>,
+    pub manager: StagingManager,
+}
+
+pub fn mock_call(call: &str) -> MockCall {
+    match call {
+        "create" => MockCall::Create,
+        "update" => MockCall::Update,
+        "delete" => MockCall::Delete,
+        "check" => MockCall::Check,
+        "cleanup" => MockCall::Cleanup,
+        "archive_check" => MockCall::ArchiveCheck,
+        "tag_check" => MockCall::TagCheck,
+        other => panic!("unknown call {other}"),
+    }
+}
+
+impl MockHarness {
+    pub fn new() -> MockHarness {
+        Self::with_options(options())
+    }
+    pub fn with_options(opts: ManagerOptions) -> MockHarness {
+        let dir = tempfile::tempdir().unwrap();
+        let mock = Arc::new(MockDeployer::new());
+        let manager =
+            StagingManager::open_sqlite(dir.path().join("staging.db"), mock.clone(), opts).unwrap();
+        MockHarness { dir, mock, manager }
+    }
+}
+
+impl Harness for MockHarness {
+    fn manager(&self) -> &StagingManager {
+        &self.manager
+    }
+    fn set(&self, call: &str, mode: Mode) {
+        let c = mock_call(call);
+        match mode {
+            Mode::Ok => {
+                self.mock.set_default(c, BackendReply::success());
+                self.mock.set_delay(c, Duration::ZERO);
+            }
+            Mode::Fail => self
+                .mock
+                .set_default(c, BackendReply::failed(format!("{call} failed on purpose"))),
+            Mode::Slow(d) => self.mock.set_delay(c, d),
+        }
+    }
+}
+
+/// The test script: logs its name and arguments (one `[arg]` each) to `calls.log`, sleeps
+/// `<call>.sleep` seconds if present, prints a line, exits with `<call>.exit` (default 0).
+pub const SCRIPT: &str = r#"#!/bin/sh
+d="$(dirname "$0")"
+call="$(basename "$0")"
+{ printf '%s' "$call"; for a in "$@"; do printf ' [%s]' "$a"; done; echo; } >> "$d/calls.log"
+if [ -f "$d/$call.sleep" ]; then sleep "$(cat "$d/$call.sleep")"; fi
+echo "$call output"
+code=0
+if [ -f "$d/$call.exit" ]; then code="$(cat "$d/$call.exit")"; fi
+if [ "$code" != 0 ]; then echo "$call failed on purpose" >&2; fi
+exit "$code"
+"#;
+
+pub fn write_script(dir: &Path, call: &str, body: &str) {
+    let p = dir.join(call);
+    fs::write(&p, body).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A directory with all seven scripts.
+pub fn script_dir(dir: &Path) -> PathBuf {
+    let s = dir.join("scripts");
+    fs::create_dir_all(&s).unwrap();
+    for c in CALLS {
+        write_script(&s, c, SCRIPT);
+    }
+    s
+}
+
+pub struct ScriptHarness {
+    pub dir: tempfile::TempDir,
+    pub scripts: PathBuf,
+    pub manager: StagingManager,
+}
+
+impl ScriptHarness {
+    pub fn new() -> ScriptHarness {
+        Self::with(|d| d, options())
+    }
+    pub fn with(
+        f: impl FnOnce(ScriptDeployer) -> ScriptDeployer,
+        opts: ManagerOptions,
+    ) -> ScriptHarness {
+        let dir = tempfile::tempdir().unwrap();
+        let scripts = script_dir(dir.path());
+        let deployer = f(ScriptDeployer::new(&scripts));
+        let manager =
+            StagingManager::open_sqlite(dir.path().join("staging.db"), Arc::new(deployer), opts)
+                .unwrap();
+        ScriptHarness {
+            dir,
+            scripts,
+            manager,
+        }
+    }
+    pub fn calls(&self) -> String {
+        fs::read_to_string(self.scripts.join("calls.log")).unwrap_or_default()
+    }
+}
+
+impl Harness for ScriptHarness {
+    fn manager(&self) -> &StagingManager {
+        &self.manager
+    }
+    fn set(&self, call: &str, mode: Mode) {
+        let exit = self.scripts.join(format!("{call}.exit"));
+        let sleep = self.scripts.join(format!("{call}.sleep"));
+        match mode {
+            Mode::Ok => {
+                let _ = fs::remove_file(exit);
+                let _ = fs::remove_file(sleep);
+            }
+            Mode::Fail => fs::write(exit, "3").unwrap(),
+            Mode::Slow(d) => fs::write(sleep, format!("{}", d.as_secs_f64())).unwrap(),
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Reconcile, pending recovery, retention, cleanup and the audit log, events, private values.
+#![cfg(unix)] // the tests use shell scripts and Unix process control
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capsa::staging::store::Begin;
+use capsa::staging::{
+    AuditQuery, BackendReply, Command, Event, EventKind, ManagerOptions, MockCall, MockDeployer,
+    Outcome, Override, Scope, SqliteStore, StagingManager, Status,
+};
+use capsa::ErrorCode;
+use common::{options, write_script, Harness, MockHarness, Mode, ScriptHarness};
+
+fn all_rows(m: &StagingManager, name: &str) -> Vec<capsa::staging::AuditEntry> {
+    m.audit_log(&AuditQuery {
+        name: Some(name.into()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn staging_cleanup_removes_the_record_but_keeps_the_audit_rows() {
+    let h = MockHarness::new();
+    let m = &h.manager;
+    m.create("keeper", "1.0.0", vec![]).unwrap();
+    m.update("keeper", "1.1.0", None).unwrap();
+    m.delete("keeper").unwrap();
+    assert_eq!(m.cleanup("keeper").unwrap(), None);
+    assert_eq!(m.get("keeper").unwrap_err().code(), ErrorCode::NotFound);
+    let rows = all_rows(m, "keeper");
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["create", "update", "delete", "cleanup"]);
+    assert!(rows
+        .iter()
+        .all(|r| r.outcome == Outcome::Success && r.actor == "tester"));
+    assert_eq!(rows[3].status_after, None);
+    // Created again under the same name: history goes on.
+    m.create("keeper", "2.0.0", vec![]).unwrap();
+    assert_eq!(all_rows(m, "keeper").len(), 5);
+}
+
+#[test]
+fn staging_restore_uses_the_last_settings() {
+    let h = MockHarness::new();
+    let m = &h.manager;
+    let o = vec![Override::private(Scope::App, "TOKEN", "s3cr3t-restore")];
+    m.create("phoenix", "3.1.4", o).unwrap();
+    m.delete("phoenix").unwrap();
+    let s = m.restore("phoenix").unwrap();
+    assert_eq!(s.status, Status::Running);
+    assert_eq!(s.tag, "3.1.4");
+    assert_eq!(s.overrides[0].value.expose(), "s3cr3t-restore");
+    // update without overrides keeps them; with an empty list clears them
+    let s = m.update("phoenix", "3.2.0", None).unwrap();
+    assert_eq!(s.overrides.len(), 1);
+    let s = m.update("phoenix", "3.2.1", Some(vec![])).unwrap();
+    assert!(s.overrides.is_empty());
+}
+
+#[test]
+fn staging_reconcile_moves_running_and_failure_both_ways() {
+    let h = MockHarness::new();
+    let m = &h.manager;
+    m.create("health", "1.0.0", vec![]).unwrap();
+    h.set("check", Mode::Fail);
+    let r = m.reconcile().unwrap();
+    assert_eq!((r.checked, r.changed), (1, 1));
+    let s = m.get("health").unwrap();
+    assert_eq!(s.status, Status::Failure);
+    assert!(s.reason.unwrap().contains("check failed on purpose"));
+    h.set("check", Mode::Ok);
+    m.reconcile().unwrap();
+    let s = m.get("health").unwrap();
+    assert_eq!((s.status, s.reason), (Status::Running, None));
+    let rows = all_rows(m, "health");
+    let rec: Vec<_> = rows.iter().filter(|r| r.action == "reconcile").collect();
+    assert_eq!(rec.len(), 2);
+    assert_eq!(rec[0].status_after, Some(Status::Failure));
+    assert_eq!(rec[1].status_after, Some(Status::Running));
+}
+
+#[test]
+fn staging_reconcile_respects_the_check_interval() {
+    let h = MockHarness::with_options(ManagerOptions {
+        check_interval: Duration::from_secs(3600),
+        ..options()
+    });
+    h.manager.create("fresh", "1.0.0", vec![]).unwrap();
+    let r = h.manager.reconcile().unwrap();
+    assert_eq!(r.checked, 0, "just deployed: not due");
+    assert_eq!(h.mock.count(MockCall::Check), 0);
+}
+
+/// A transient backend error during `check` never leads to a delete or a cleanup, and leaves
+/// every status as it was, however often reconcile runs.
+#[test]
+fn staging_transient_check_error_never_deletes() {
+    let h = MockHarness::with_options(ManagerOptions {
+        pending_timeout: Duration::ZERO,
+        ..options()
+    });
+    let m = &h.manager;
+    m.create("run-a", "1.0.0", vec![]).unwrap();
+    h.set("create", Mode::Fail);
+    m.create("fail-b", "1.0.0", vec![]).unwrap();
+    h.set("create", Mode::Ok);
+    m.create("arch-c", "1.0.0", vec![]).unwrap();
+    m.delete("arch-c").unwrap();
+    h.mock.clear_calls();
+    for c in [MockCall::Check, MockCall::ArchiveCheck] {
+        h.mock
+            .set_default(c, BackendReply::unavailable("api server timeout"));
+    }
+    for _ in 0..5 {
+        let r = m.reconcile().unwrap();
+        assert_eq!(r.transient_errors, 3);
+        assert_eq!(r.changed, 0);
+    }
+    // clean_archived with the default 14 days retention: nothing is old enough.
+    assert!(m.clean_archived(None).unwrap().is_empty());
+    assert_eq!(h.mock.count(MockCall::Delete), 0);
+    assert_eq!(h.mock.count(MockCall::Cleanup), 0);
+    assert_eq!(h.mock.count(MockCall::Check), 10);
+    let st: Vec<_> = m
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.status))
+        .collect();
+    assert_eq!(
+        st,
+        [
+            ("arch-c".to_string(), Status::Archived),
+            ("fail-b".to_string(), Status::Failure),
+            ("run-a".to_string(), Status::Running)
+        ]
+    );
+}
+
+fn dead_pid() -> u32 {
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    pid
+}
+
+fn fake_interrupted(m: &StagingManager, name: &str, command: Command, pid: u32) {
+    m.store()
+        .begin(&Begin {
+            name,
+            command,
+            actor: "crashed",
+            tag: (command == Command::Create).then_some("1.0.0"),
+            overrides: None,
+            pid,
+            now: chrono::Utc::now(),
+        })
+        .unwrap();
+}
+
+#[test]
+fn staging_reconcile_finishes_a_command_whose_process_died() {
+    let h = MockHarness::new();
+    let m = &h.manager;
+    fake_interrupted(m, "orphan", Command::Create, dead_pid());
+    let s = m.get("orphan").unwrap();
+    assert_eq!(s.status, Status::CreatePending);
+    let e = m.update("orphan", "1.0.1", None).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Busy);
+    let r = m.reconcile().unwrap();
+    assert_eq!(r.resolved_pending, 1);
+    assert_eq!(m.get("orphan").unwrap().status, Status::Running);
+    let row = &all_rows(m, "orphan")[0];
+    assert_eq!(row.outcome, Outcome::Success);
+    assert!(row.output.contains("interrupted"), "{}", row.output);
+    // Dead delete whose archive_check says "no" → Failure with a reason.
+    fake_interrupted(m, "orphan", Command::Delete, dead_pid());
+    h.set("archive_check", Mode::Fail);
+    let r = m.reconcile().unwrap();
+    assert_eq!(r.failed_pending, 1);
+    let s = m.get("orphan").unwrap();
+    assert_eq!(s.status, Status::Failure);
+    assert!(s.reason.unwrap().contains("delete interrupted"));
+}
+
+#[test]
+fn staging_reconcile_fails_a_pending_command_after_the_timeout() {
+    let h = MockHarness::with_options(ManagerOptions {
+        pending_timeout: Duration::from_millis(200),
+        ..options()
+    });
+    let m = &h.manager;
+    // Our own pid: the owner looks alive, so only the timeout can resolve it.
+    fake_interrupted(m, "stuck", Command::Create, std::process::id());
+    h.mock
+        .set_default(MockCall::Check, BackendReply::unavailable("no answer"));
+    let r = m.reconcile().unwrap();
+    assert_eq!(
+        r.failed_pending + r.resolved_pending,
+        0,
+        "not yet timed out"
+    );
+    assert_eq!(m.get("stuck").unwrap().status, Status::CreatePending);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = m.reconcile().unwrap();
+    assert_eq!(r.failed_pending, 1);
+    let s = m.get("stuck").unwrap();
+    assert_eq!(s.status, Status::Failure);
+    assert!(s.reason.unwrap().contains("pending for more than"));
+    assert_eq!(all_rows(m, "stuck")[0].outcome, Outcome::Failure);
+}
+
+#[test]
+fn staging_reconcile_leaves_commands_of_this_manager_alone() {
+    let h = MockHarness::with_options(ManagerOptions {
+        pending_timeout: Duration::ZERO,
+        ..options()
+    });
+    h.set("create", Mode::Slow(Duration::from_millis(400)));
+    let p = h
+        .manager
+        .start(capsa::staging::CommandRequest::Create {
+            name: "inflight".into(),
+            tag: "1.0.0".into(),
+            overrides: vec![],
+        })
+        .unwrap();
+    let r = h.manager.reconcile().unwrap();
+    assert_eq!(r.failed_pending + r.resolved_pending, 0);
+    assert_eq!(p.wait().unwrap().unwrap().status, Status::Running);
+}
+
+#[test]
+fn staging_clean_archived_removes_old_archives_only() {
+    let h = MockHarness::new();
+    let m = &h.manager;
+    m.create("old-one", "1.0.0", vec![]).unwrap();
+    m.delete("old-one").unwrap();
+    m.create("live-one", "1.0.0", vec![]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let removed = m.clean_archived(Some(Duration::from_millis(10))).unwrap();
+    assert_eq!(removed, ["old-one"]);
+    assert_eq!(m.list().unwrap().len(), 1);
+    assert_eq!(all_rows(m, "old-one").len(), 3);
+}
+
+#[test]
+fn staging_events_reach_subscribers_and_the_feed() {
+    let h = MockHarness::new();
+    let m = &h.manager;
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let s2 = seen.clone();
+    let sub = m.subscribe(move |e| s2.lock().unwrap().push(e.clone()));
+    let mut rx = m.event_channel();
+    m.create("evented", "1.0.0", vec![]).unwrap();
+    let got = seen.lock().unwrap().clone();
+    let kinds: Vec<_> = got.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(
+        kinds[0],
+        EventKind::StatusChanged {
+            from: None,
+            to: Some(Status::CreatePending),
+            reason: None
+        }
+    );
+    assert_eq!(
+        kinds[1],
+        EventKind::StatusChanged {
+            from: Some(Status::CreatePending),
+            to: Some(Status::Running),
+            reason: None
+        }
+    );
+    assert!(matches!(
+        kinds[2],
+        EventKind::CommandFinished {
+            outcome: Outcome::Success,
+            ..
+        }
+    ));
+    assert_eq!(rx.try_recv().unwrap(), got[0]);
+    // The feed that other processes poll holds the same events.
+    assert_eq!(m.events_since(0, 100).unwrap(), got);
+    assert_eq!(m.last_event_seq().unwrap(), got[2].seq);
+    drop(sub);
+    m.delete("evented").unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 3, "unsubscribed");
+    assert_eq!(m.events_since(got[2].seq, 100).unwrap().len(), 3);
+}
+
+#[test]
+fn staging_busy_across_two_store_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("staging.db");
+    let mock = Arc::new(MockDeployer::new());
+    mock.set_delay(MockCall::Create, Duration::from_millis(500));
+    let a = StagingManager::open_sqlite(&db, mock.clone(), options()).unwrap();
+    let b = StagingManager::new(
+        Arc::new(SqliteStore::open(&db).unwrap()),
+        Arc::new(MockDeployer::new()),
+        options(),
+    );
+    let p = a
+        .start(capsa::staging::CommandRequest::Create {
+            name: "shared".into(),
+            tag: "1.0.0".into(),
+            overrides: vec![],
+        })
+        .unwrap();
+    assert_eq!(b.delete("shared").unwrap_err().code(), ErrorCode::Busy);
+    assert_eq!(p.wait().unwrap().unwrap().status, Status::Running);
+    assert_eq!(b.delete("shared").unwrap().status, Status::Archived);
+}
+
+#[test]
+fn staging_store_migrations_are_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 1);
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 1);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch("UPDATE schema_version SET version = 99")
+        .unwrap();
+    drop(c);
+    let e = SqliteStore::open(&db).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unsupported);
+}
+
+// ----- private values -----
+
+const SECRET: &str = "pa55-W0rd-never-shown";
+
+fn assert_clean(what: &str, text: &str) {
+    assert!(
+        !text.contains(SECRET),
+        "private value leaked into {what}: {text}"
+    );
+}
+
+fn check_privacy(h: &dyn Harness, fail_create: bool) {
+    let m = h.manager();
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let s2 = seen.clone();
+    let _sub = m.subscribe(move |e| s2.lock().unwrap().push(e.clone()));
+    let o = vec![
+        Override::private(Scope::App, "DB_PASSWORD", SECRET),
+        Override::public(Scope::Staging, "REPLICAS", "2"),
+    ];
+    if fail_create {
+        h.set("create", Mode::Fail);
+    }
+    let s = m.create("secretive", "1.0.0", o.clone()).unwrap();
+    assert_clean("Debug", &format!("{s:?}"));
+    assert_clean("Display", &format!("{}", s.overrides[0].value));
+    assert_clean("JSON", &serde_json::to_string(&s).unwrap());
+    assert_clean("reason", s.reason.as_deref().unwrap_or(""));
+    h.set("update", Mode::Fail);
+    let s = m.update("secretive", "1.0.1", Some(o.clone())).unwrap();
+    assert_clean("reason", s.reason.as_deref().unwrap_or(""));
+    // An error message naming the staging.
+    let e = m.restore("secretive").unwrap_err();
+    assert_clean("error", &format!("{e} {e:?}"));
+    h.set("check", Mode::Fail);
+    m.reconcile().unwrap();
+    let rows = m.audit_log(&AuditQuery::default()).unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r.overrides.iter().any(|o| o == "app:DB_PASSWORD=***")));
+    assert_clean("audit Debug", &format!("{rows:?}"));
+    assert_clean("audit JSON", &serde_json::to_string(&rows).unwrap());
+    assert_clean("events", &format!("{:?}", seen.lock().unwrap()));
+    assert_clean(
+        "event feed",
+        &serde_json::to_string(&m.events_since(0, 1000).unwrap()).unwrap(),
+    );
+    assert_clean("list", &format!("{:?}", m.list().unwrap()));
+    // but the backend did get it, and restore keeps it
+    assert_eq!(
+        m.get("secretive").unwrap().overrides[0].value.expose(),
+        SECRET
+    );
+}
+
+#[test]
+fn staging_private_values_never_shown_mock() {
+    let h = MockHarness::new();
+    // The mock's failure reason and output contain the secret: they must be scrubbed.
+    h.mock.set_default(
+        MockCall::Update,
+        BackendReply {
+            outcome: capsa::staging::BackendOutcome::Failed {
+                reason: format!("bad password {SECRET}"),
+            },
+            exit_code: Some(1),
+            output: format!("connecting with {SECRET}"),
+        },
+    );
+    struct NoSet<'a>(&'a MockHarness);
+    impl Harness for NoSet<'_> {
+        fn manager(&self) -> &StagingManager {
+            &self.0.manager
+        }
+        fn set(&self, call: &str, mode: Mode) {
+            if call != "update" {
+                self.0.set(call, mode)
+            }
+        }
+    }
+    check_privacy(&NoSet(&h), false);
+}
+
+#[test]
+fn staging_private_values_never_shown_script() {
+    let h = ScriptHarness::new();
+    // Scripts that echo every argument to stdout and stderr, then fail.
+    let echo_all = "#!/bin/sh\necho \"args: $*\"\necho \"args: $*\" >&2\nexit 4\n";
+    write_script(&h.scripts, "update", echo_all);
+    write_script(&h.scripts, "check", echo_all);
+    check_privacy(&h, false);
+    let h = ScriptHarness::new();
+    write_script(&h.scripts, "create", echo_all);
+    write_script(&h.scripts, "update", echo_all);
+    check_privacy(&h, true);
+}
+
+#[test]
+fn staging_background_reconcile_loop_runs_until_dropped() {
+    let h = MockHarness::new();
+    h.manager.create("looped", "1.0.0", vec![]).unwrap();
+    h.set("check", Mode::Fail);
+    let l = h.manager.spawn_reconcile_loop(Duration::from_millis(50));
+    let t = std::time::Instant::now();
+    while h.manager.get("looped").unwrap().status != Status::Failure {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the loop never checked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    l.stop();
+    std::thread::sleep(Duration::from_millis(100));
+    let n = h.mock.count(MockCall::Check);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.mock.count(MockCall::Check), n, "stopped");
+}
