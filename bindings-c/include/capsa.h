@@ -206,6 +206,97 @@ typedef uint32_t capsa_id_kind;
 #endif // __cplusplus
 
 /**
+ * The status of a staging.
+ */
+enum capsa_staging_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Deployed and healthy.
+   */
+  CAPSA_STAGING_STATUS_RUNNING = 0,
+  /**
+   * The last command or health check failed (see the reason).
+   */
+  CAPSA_STAGING_STATUS_FAILURE = 1,
+  /**
+   * A create (or restore) is in progress.
+   */
+  CAPSA_STAGING_STATUS_CREATE_PENDING = 2,
+  /**
+   * An update is in progress.
+   */
+  CAPSA_STAGING_STATUS_UPDATE_PENDING = 3,
+  /**
+   * A delete (archive) is in progress.
+   */
+  CAPSA_STAGING_STATUS_DELETE_PENDING = 4,
+  /**
+   * Workloads removed, volumes kept.
+   */
+  CAPSA_STAGING_STATUS_ARCHIVED = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum capsa_staging_status capsa_staging_status;
+#else
+typedef uint32_t capsa_staging_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where an override applies.
+ */
+enum capsa_scope
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The app's environment (`--app-env-override`).
+   */
+  CAPSA_SCOPE_APP = 0,
+  /**
+   * The staging's settings (`--staging-override`).
+   */
+  CAPSA_SCOPE_STAGING = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum capsa_scope capsa_scope;
+#else
+typedef uint32_t capsa_scope;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Whether an override's value may be shown.
+ */
+enum capsa_visibility
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Shown in logs, events and errors.
+   */
+  CAPSA_VISIBILITY_PUBLIC = 0,
+  /**
+   * Stored for restore, shown as `***` everywhere.
+   */
+  CAPSA_VISIBILITY_PRIVATE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum capsa_visibility capsa_visibility;
+#else
+typedef uint32_t capsa_visibility;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A capsule of a store. Independent of the store handle it came from: it stays valid after
  * that handle is freed.
  */
@@ -232,6 +323,12 @@ typedef struct capsa_sequence capsa_sequence;
 typedef struct capsa_sequence_list capsa_sequence_list;
 
 /**
+ * A staging manager: lifecycle commands on stagings, state in an SQLite file, deployed
+ * through a backend. Thread-safe.
+ */
+typedef struct capsa_staging_manager capsa_staging_manager;
+
+/**
  * An open store (a root directory with `.capsa/store.toml`). Thread-safe: one handle may be
  * used from several threads at once.
  */
@@ -241,6 +338,83 @@ typedef struct capsa_store capsa_store;
  * A list of owned strings (capsule ids, crate versions, sequence texts).
  */
 typedef struct capsa_string_list capsa_string_list;
+
+/**
+ * An event subscription. Freeing it unsubscribes. It stays safe to free after its manager.
+ */
+typedef struct capsa_subscription capsa_subscription;
+
+/**
+ * One override for create / update.
+ */
+typedef struct {
+  /**
+   * A `capsa_scope` value.
+   */
+  uint32_t scope;
+  /**
+   * A `capsa_visibility` value.
+   */
+  uint32_t visibility;
+  /**
+   * The key (UTF-8).
+   */
+  const char *key;
+  /**
+   * The value (UTF-8).
+   */
+  const char *value;
+} capsa_override;
+
+/**
+ * One staging event, valid only during the callback (copy what you keep).
+ */
+typedef struct {
+  /**
+   * The event's sequence number in the state store.
+   */
+  int64_t seq;
+  /**
+   * The staging's name.
+   */
+  const char *name;
+  /**
+   * `"StatusChanged"` or `"CommandFinished"`.
+   */
+  const char *event;
+  /**
+   * StatusChanged: the status before (`"Running"`, …), NULL when the staging was new.
+   */
+  const char *from;
+  /**
+   * StatusChanged: the status after, NULL when the staging is gone.
+   */
+  const char *to;
+  /**
+   * CommandFinished: the command (`"create"`, …); NULL otherwise.
+   */
+  const char *action;
+  /**
+   * CommandFinished: `"Success"`, `"Failure"`, `"Refused"`…; NULL otherwise.
+   */
+  const char *outcome;
+  /**
+   * Why (a failure reason), or NULL.
+   */
+  const char *reason;
+  /**
+   * The whole event as a JSON object (private values masked).
+   */
+  const char *json;
+} capsa_staging_event;
+
+/**
+ * An event callback: called with each event and the `user_data` given to
+ * [`capsa_staging_subscribe`], on the thread that made the change, never twice at once.
+ * Return 0 to keep receiving events; any other value stops this subscription (see
+ * [`capsa_subscription_error`]). It must not throw (C++) or longjmp.
+ */
+typedef int32_t (*capsa_event_fn)(const capsa_staging_event *event, void *user_data);
 
 /**
  * Options for [`capsa_capsule_bump`]. Every field may be NULL / 0; zero-initialise it
@@ -494,6 +668,162 @@ capsa_status capsa_crate_version_parse(const char *value, uint32_t *out);
  * `out` is NULL or writable.
  */
 capsa_status capsa_crate_version_format(uint32_t number, uint32_t padding, char **out);
+
+/**
+ * Open a staging manager with the in-memory `mock` backend (for tests): state in the SQLite
+ * file `state` (created if missing).
+ *
+ * # Safety
+ * `state` NULL or a string; `out` NULL or writable.
+ */
+capsa_status capsa_staging_manager_open_mock(const char *state, capsa_staging_manager **out);
+
+/**
+ * Open a staging manager with the `script` backend: DM's control scripts (`create`,
+ * `update`, `delete`, `check`, `cleanup`, `archive_check`, `tag_check`) in `script_dir`.
+ *
+ * # Safety
+ * Strings NULL or valid; `out` NULL or writable.
+ */
+capsa_status capsa_staging_manager_open_script(const char *state,
+                                               const char *script_dir,
+                                               capsa_staging_manager **out);
+
+/**
+ * Free a manager. NULL is ignored. Subscriptions stay safe to free afterwards.
+ *
+ * # Safety
+ * `manager` NULL or live, not used afterwards.
+ */
+void capsa_staging_manager_free(capsa_staging_manager *manager);
+
+/**
+ * Create a staging (→ CreatePending → Running, or Failure). `out_json` (may be NULL)
+ * receives the staging as JSON (private values masked).
+ *
+ * # Safety
+ * `manager` NULL or live; strings NULL or valid; `overrides` NULL or `overrides_len` structs;
+ * `out_json` NULL or writable.
+ */
+capsa_status capsa_staging_create(const capsa_staging_manager *manager,
+                                  const char *name,
+                                  const char *tag,
+                                  const capsa_override *overrides,
+                                  size_t overrides_len,
+                                  char **out_json);
+
+/**
+ * Update a staging with a new tag and overrides (from Running or Failure). `overrides` NULL
+ * (with length 0) keeps the current overrides; non-NULL with length 0 clears them.
+ *
+ * # Safety
+ * As [`capsa_staging_create`].
+ */
+capsa_status capsa_staging_update(const capsa_staging_manager *manager,
+                                  const char *name,
+                                  const char *tag,
+                                  const capsa_override *overrides,
+                                  size_t overrides_len,
+                                  char **out_json);
+
+/**
+ * Delete (archive) a staging: workloads removed, volumes kept (→ Archived).
+ *
+ * # Safety
+ * `manager` NULL or live; `name` NULL or valid; `out_json` NULL or writable.
+ */
+capsa_status capsa_staging_delete(const capsa_staging_manager *manager,
+                                  const char *name,
+                                  char **out_json);
+
+/**
+ * Restore an archived staging with its last settings (→ Running).
+ *
+ * # Safety
+ * As [`capsa_staging_delete`].
+ */
+capsa_status capsa_staging_restore(const capsa_staging_manager *manager,
+                                   const char *name,
+                                   char **out_json);
+
+/**
+ * Clean up an archived or failed staging: volumes and the record go (the audit log stays).
+ * `out_json` receives `"null"` when it is gone.
+ *
+ * # Safety
+ * As [`capsa_staging_delete`].
+ */
+capsa_status capsa_staging_cleanup(const capsa_staging_manager *manager,
+                                   const char *name,
+                                   char **out_json);
+
+/**
+ * One staging as JSON (`CAPSA_STATUS_NOT_FOUND` when there is none).
+ *
+ * # Safety
+ * As [`capsa_staging_delete`].
+ */
+capsa_status capsa_staging_get(const capsa_staging_manager *manager,
+                               const char *name,
+                               char **out_json);
+
+/**
+ * The status of one staging (a `capsa_staging_status` value).
+ *
+ * # Safety
+ * `manager` NULL or live; `name` NULL or valid; `out` NULL or writable.
+ */
+capsa_status capsa_staging_get_status(const capsa_staging_manager *manager,
+                                      const char *name,
+                                      uint32_t *out);
+
+/**
+ * Every staging, as a JSON array sorted by name.
+ *
+ * # Safety
+ * `manager` NULL or live; `out_json` NULL or writable.
+ */
+capsa_status capsa_staging_list(const capsa_staging_manager *manager, char **out_json);
+
+/**
+ * Check stagings with the backend (Running ⇄ Failure, timed-out pending commands fail);
+ * `out_json` (may be NULL) receives the report as JSON.
+ *
+ * # Safety
+ * `manager` NULL or live; `out_json` NULL or writable.
+ */
+capsa_status capsa_staging_reconcile(const capsa_staging_manager *manager, char **out_json);
+
+/**
+ * Subscribe to the manager's events (status changes, command results): `callback` is
+ * called with each event and `user_data`. Free the subscription to stop.
+ *
+ * # Safety
+ * `manager` NULL or live; `callback` a valid function (see [`capsa_event_fn`]) that may be
+ * called with `user_data` from other threads until the subscription is freed; `out` NULL
+ * or writable.
+ */
+capsa_status capsa_staging_subscribe(const capsa_staging_manager *manager,
+                                     capsa_event_fn callback,
+                                     void *user_data,
+                                     capsa_subscription **out);
+
+/**
+ * `CAPSA_STATUS_OK` while the subscription delivers events; `CAPSA_STATUS_CANCELLED` (with
+ * a last-error message naming the value) once its callback returned non-zero and it stopped.
+ *
+ * # Safety
+ * `subscription` NULL or live.
+ */
+capsa_status capsa_subscription_error(const capsa_subscription *subscription);
+
+/**
+ * Unsubscribe and free. NULL is ignored.
+ *
+ * # Safety
+ * `subscription` NULL or live, not used afterwards.
+ */
+void capsa_subscription_free(capsa_subscription *subscription);
 
 /**
  * Open an existing store at `path`.

@@ -101,6 +101,8 @@ pub enum Failure {
     Core(Error),
     /// A panic caught at the boundary, with its message.
     Panic(String),
+    /// A status with a message of the binding's own (a callback that refused, say).
+    Message(capsa_status, String),
 }
 
 impl From<Error> for Failure {
@@ -115,6 +117,7 @@ impl Failure {
         match self {
             Failure::Core(e) => capsa_status::from_code(e.code()),
             Failure::Panic(_) => capsa_status::Panic,
+            Failure::Message(status, _) => *status,
         }
     }
 
@@ -136,6 +139,7 @@ impl Failure {
                 msg
             }
             Failure::Panic(m) => format!("internal error (panic caught at the C boundary): {m}"),
+            Failure::Message(_, m) => m.clone(),
         }
     }
 }

@@ -20,6 +20,7 @@
 pub mod cpp;
 pub mod error;
 pub mod seq;
+pub mod staging;
 pub mod store;
 pub mod strings;
 
