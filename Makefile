@@ -2,6 +2,8 @@
 SHELL := bash
 CARGO ?= cargo
 
+include tests/k8s/k8s.mk
+
 .PHONY: demo test lint setup test-rust bench build help
 
 help:
