@@ -818,7 +818,9 @@ capsa_status capsa_staging_subscribe(const capsa_staging_manager *manager,
 capsa_status capsa_subscription_error(const capsa_subscription *subscription);
 
 /**
- * Unsubscribe and free. NULL is ignored.
+ * Unsubscribe and free. NULL is ignored. Once it returns the callback is never called again
+ * (a call in flight on another thread is waited for), so `user_data` may be freed. Do not
+ * call it from inside the subscription's own callback.
  *
  * # Safety
  * `subscription` NULL or live, not used afterwards.

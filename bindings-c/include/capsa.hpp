@@ -15,12 +15,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "capsa.h"
 #include "rust/cxx.h"
 #include "capsa/cpp.rs.h"
 
@@ -312,6 +315,145 @@ public:
 private:
   explicit Store(rust::Box<RustStore> inner) : inner_(std::move(inner)) {}
   rust::Box<RustStore> inner_;
+};
+
+// ---- stagings ----
+
+/// An override for create / update.
+struct Override {
+  Scope scope = Scope::App;
+  Visibility visibility = Visibility::Public;
+  std::string key;
+  std::string value;
+};
+
+/// A staging as the lifecycle commands return it (private values masked).
+struct Staging {
+  std::string name;
+  std::string tag;
+  std::string status; ///< "Running", "Failure", "CreatePending", ..., "Archived"
+  std::string reason; ///< the failure reason, or empty
+  std::string json;   ///< the whole staging as a JSON object
+};
+
+/// One staging event, as delivered to a subscription.
+struct Event {
+  std::int64_t seq = 0;
+  std::string name;
+  std::string event; ///< "StatusChanged" or "CommandFinished"
+  std::string from, to; ///< StatusChanged: statuses ("" when new / gone)
+  std::string action, outcome; ///< CommandFinished
+  std::string reason;
+  std::string json;
+};
+
+namespace detail {
+inline Staging staging(const StagingInfo &i) {
+  return Staging{str(i.name), str(i.tag), str(i.status), str(i.reason), str(i.json)};
+}
+inline rust::Box<RustOverrides> overrides(const std::vector<Override> &list) {
+  rust::Box<RustOverrides> o = new_overrides();
+  for (const Override &x : list) o->push(x.scope, x.visibility, bytes(x.key), bytes(x.value));
+  return o;
+}
+using EventCallback = std::function<bool(const Event &)>;
+// The C ABI callback (capsa_event_fn) that calls a std::function. Exceptions stop the
+// subscription; they never unwind into capsa.
+inline std::int32_t event_trampoline(const capsa_staging_event *e, void *user_data) {
+  try {
+    auto cs = [](const char *p) { return p ? std::string(p) : std::string(); };
+    Event ev{e->seq,       cs(e->name),    cs(e->event),  cs(e->from), cs(e->to),
+             cs(e->action), cs(e->outcome), cs(e->reason), cs(e->json)};
+    return (*static_cast<const EventCallback *>(user_data))(ev) ? 0 : 1;
+  } catch (...) {
+    return 1;
+  }
+}
+} // namespace detail
+
+/// An event subscription: destroying it unsubscribes (waiting for a callback in flight).
+class Subscription {
+public:
+  Subscription(std::unique_ptr<detail::EventCallback> callback, rust::Box<RustSubscription> inner)
+      : callback_(std::move(callback)), inner_(std::move(inner)) {}
+  /// True once the callback returned false (or threw): no more events are delivered.
+  bool stopped() const { return inner_->stopped(); }
+
+private:
+  // Declared first, destroyed last: the Rust side (which waits for a call in flight) goes
+  // before the callback it calls.
+  std::unique_ptr<detail::EventCallback> callback_;
+  rust::Box<RustSubscription> inner_;
+};
+
+/// Lifecycle commands on stagings; state in an SQLite file; deployed through a backend.
+class StagingManager {
+public:
+  /// The in-memory mock backend (for tests).
+  static StagingManager open_mock(const std::string &state_file) {
+    return StagingManager(detail::call([&] { return staging_open_mock(detail::bytes(state_file)); }));
+  }
+  /// DM's control scripts in `script_dir`.
+  static StagingManager open_script(const std::string &state_file, const std::string &script_dir) {
+    return StagingManager(detail::call(
+        [&] { return staging_open_script(detail::bytes(state_file), detail::bytes(script_dir)); }));
+  }
+  Staging create(const std::string &name, const std::string &tag,
+                 const std::vector<Override> &overrides = {}) const {
+    return detail::staging(detail::call([&] {
+      return inner_->create(detail::bytes(name), detail::bytes(tag), *detail::overrides(overrides));
+    }));
+  }
+  /// Update; `overrides` std::nullopt keeps the current ones.
+  Staging update(const std::string &name, const std::string &tag,
+                 const std::optional<std::vector<Override>> &overrides = std::nullopt) const {
+    return detail::staging(detail::call([&] {
+      return inner_->update(detail::bytes(name), detail::bytes(tag),
+                            *detail::overrides(overrides.value_or(std::vector<Override>())),
+                            !overrides.has_value());
+    }));
+  }
+  /// Delete (archive): workloads removed, volumes kept.
+  Staging delete_(const std::string &name) const {
+    return detail::staging(detail::call([&] { return inner_->delete_(detail::bytes(name)); }));
+  }
+  Staging restore(const std::string &name) const {
+    return detail::staging(detail::call([&] { return inner_->restore(detail::bytes(name)); }));
+  }
+  /// Remove volumes and the record; std::nullopt when it is gone.
+  std::optional<Staging> cleanup(const std::string &name) const {
+    StagingInfo i = detail::call([&] { return inner_->cleanup(detail::bytes(name)); });
+    if (!i.exists) return std::nullopt;
+    return detail::staging(i);
+  }
+  Staging get(const std::string &name) const {
+    return detail::staging(detail::call([&] { return inner_->get(detail::bytes(name)); }));
+  }
+  std::vector<Staging> list() const {
+    rust::Vec<StagingInfo> v = detail::call([&] { return inner_->list(); });
+    std::vector<Staging> out;
+    for (const StagingInfo &i : v) out.push_back(detail::staging(i));
+    return out;
+  }
+  /// Check stagings with the backend; the report as JSON.
+  std::string reconcile() const {
+    return detail::str(detail::call([&] { return inner_->reconcile(); }));
+  }
+  /// Call `callback` for every event (on the thread that made the change, never twice at
+  /// once) until the Subscription is destroyed or the callback returns false or throws.
+  Subscription subscribe(std::function<bool(const Event &)> callback) const {
+    auto cb = std::make_unique<detail::EventCallback>(std::move(callback));
+    capsa_event_fn tramp = &detail::event_trampoline;
+    rust::Box<RustSubscription> sub = detail::call([&] {
+      return inner_->subscribe(reinterpret_cast<std::size_t>(tramp),
+                               reinterpret_cast<std::size_t>(cb.get()));
+    });
+    return Subscription(std::move(cb), std::move(sub));
+  }
+
+private:
+  explicit StagingManager(rust::Box<RustStagingManager> inner) : inner_(std::move(inner)) {}
+  rust::Box<RustStagingManager> inner_;
 };
 
 } // namespace capsa

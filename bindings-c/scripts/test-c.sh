@@ -34,6 +34,7 @@ for abi in 1 0; do
   cmake --build "$tmp/host-$abi" -j2
   "$tmp/host-$abi/capsa-plugin-host" "$tmp/show-$abi" | tee "$tmp/host-$abi.out"
   grep -q "published v001" "$tmp/host-$abi.out"
+  grep -q "staging event: review-v001 CreatePending -> Running" "$tmp/host-$abi.out"
 done
 
 echo "== a C program built with pkg-config against the installed package"

@@ -44,6 +44,40 @@ pub mod ffi {
         Houdini = 3,
     }
 
+    /// Where an override applies.
+    #[repr(u8)]
+    enum Scope {
+        /// The app's environment.
+        App = 0,
+        /// The staging's settings.
+        Staging = 1,
+    }
+
+    /// Whether an override's value may be shown.
+    #[repr(u8)]
+    enum Visibility {
+        /// Shown.
+        Public = 0,
+        /// Stored for restore, shown as `***` everywhere.
+        Private = 1,
+    }
+
+    /// A staging, as returned by the lifecycle commands (private values masked).
+    struct StagingInfo {
+        /// Its name.
+        name: String,
+        /// The deployed tag.
+        tag: String,
+        /// `Running`, `Failure`, `CreatePending`, `UpdatePending`, `DeletePending`, `Archived`.
+        status: String,
+        /// The failure reason, or empty.
+        reason: String,
+        /// The whole staging as a JSON object.
+        json: String,
+        /// False for `cleanup`'s answer when the staging is gone.
+        exists: bool,
+    }
+
     extern "Rust" {
         /// An open store.
         type RustStore;
@@ -120,6 +154,49 @@ pub mod ffi {
         fn len(self: &RustFrameSet) -> usize;
         fn text(self: &RustFrameSet) -> String;
         fn frames(self: &RustFrameSet, limit: usize) -> Vec<i64>;
+
+        /// A staging manager.
+        type RustStagingManager;
+        /// Overrides collected for a command.
+        type RustOverrides;
+        /// An event subscription (dropping it unsubscribes).
+        type RustSubscription;
+
+        fn staging_open_mock(state: &[u8]) -> Result<Box<RustStagingManager>>;
+        fn staging_open_script(state: &[u8], dir: &[u8]) -> Result<Box<RustStagingManager>>;
+        fn new_overrides() -> Box<RustOverrides>;
+        fn push(
+            self: &mut RustOverrides,
+            scope: Scope,
+            visibility: Visibility,
+            key: &[u8],
+            value: &[u8],
+        ) -> Result<()>;
+        fn create(
+            self: &RustStagingManager,
+            name: &[u8],
+            tag: &[u8],
+            overrides: &RustOverrides,
+        ) -> Result<StagingInfo>;
+        fn update(
+            self: &RustStagingManager,
+            name: &[u8],
+            tag: &[u8],
+            overrides: &RustOverrides,
+            keep_overrides: bool,
+        ) -> Result<StagingInfo>;
+        fn delete_(self: &RustStagingManager, name: &[u8]) -> Result<StagingInfo>;
+        fn restore(self: &RustStagingManager, name: &[u8]) -> Result<StagingInfo>;
+        fn cleanup(self: &RustStagingManager, name: &[u8]) -> Result<StagingInfo>;
+        fn get(self: &RustStagingManager, name: &[u8]) -> Result<StagingInfo>;
+        fn list(self: &RustStagingManager) -> Result<Vec<StagingInfo>>;
+        fn reconcile(self: &RustStagingManager) -> Result<String>;
+        unsafe fn subscribe(
+            self: &RustStagingManager,
+            callback: usize,
+            user_data: usize,
+        ) -> Result<Box<RustSubscription>>;
+        fn stopped(self: &RustSubscription) -> bool;
 
         fn capsule_id_kind(value: &[u8]) -> Result<String>;
         fn version_parse(value: &[u8]) -> Result<u32>;
@@ -560,5 +637,178 @@ mod tests {
         assert!(parts[2].contains("../x"));
         let text = version_parse(b"v\xff").unwrap_err().to_string();
         assert!(text.starts_with("15\u{1f}INVALID_ARGUMENT\u{1f}"), "{text}");
+    }
+}
+
+/// A staging manager.
+pub struct RustStagingManager(capsa::staging::StagingManager);
+/// Overrides for a command.
+#[derive(Default)]
+pub struct RustOverrides(Vec<capsa::staging::Override>);
+
+/// An event subscription (the C ABI's, shared): dropping it waits for a callback in flight,
+/// then unsubscribes.
+pub struct RustSubscription(Box<crate::staging::capsa_subscription>);
+
+fn staging_info(s: Option<capsa::staging::Staging>) -> Result<ffi::StagingInfo, Failure> {
+    let Some(s) = s else {
+        return Ok(ffi::StagingInfo {
+            name: String::new(),
+            tag: String::new(),
+            status: String::new(),
+            reason: String::new(),
+            json: "null".into(),
+            exists: false,
+        });
+    };
+    Ok(ffi::StagingInfo {
+        json: serde_json::to_string(&s).map_err(|e| bad_arg(format!("staging: {e}")))?,
+        name: s.name,
+        tag: s.tag,
+        status: s.status.as_str().to_owned(),
+        reason: s.reason.unwrap_or_default(),
+        exists: true,
+    })
+}
+
+fn staging_open_mock(state: &[u8]) -> R<Box<RustStagingManager>> {
+    g(|| {
+        let m = capsa::staging::StagingManager::open(
+            path(state, "state")?,
+            std::sync::Arc::new(capsa::staging::MockDeployer::new()),
+        )?;
+        Ok(Box::new(RustStagingManager(m)))
+    })
+}
+
+fn staging_open_script(state: &[u8], dir: &[u8]) -> R<Box<RustStagingManager>> {
+    g(|| {
+        let dir = path(dir, "dir")?;
+        if !dir.is_dir() {
+            return Err(Failure::Core(capsa::Error::NotFound {
+                what: "script directory",
+                name: dir.display().to_string(),
+            }));
+        }
+        let m = capsa::staging::StagingManager::open(
+            path(state, "state")?,
+            std::sync::Arc::new(capsa::staging::ScriptDeployer::new(dir)),
+        )?;
+        Ok(Box::new(RustStagingManager(m)))
+    })
+}
+
+fn new_overrides() -> Box<RustOverrides> {
+    Box::default()
+}
+
+impl RustOverrides {
+    fn push(
+        &mut self,
+        scope: ffi::Scope,
+        visibility: ffi::Visibility,
+        key: &[u8],
+        value: &[u8],
+    ) -> R<()> {
+        g(|| {
+            let scope = match scope {
+                ffi::Scope::App => capsa::staging::Scope::App,
+                ffi::Scope::Staging => capsa::staging::Scope::Staging,
+                other => return Err(bad_arg(format!("{} is not a capsa::Scope", other.repr))),
+            };
+            let (key, value) = (text(key, "key")?, text(value, "value")?);
+            self.0.push(match visibility {
+                ffi::Visibility::Public => capsa::staging::Override::public(scope, key, value),
+                ffi::Visibility::Private => capsa::staging::Override::private(scope, key, value),
+                other => {
+                    return Err(bad_arg(format!(
+                        "{} is not a capsa::Visibility",
+                        other.repr
+                    )))
+                }
+            });
+            Ok(())
+        })
+    }
+}
+
+impl RustStagingManager {
+    fn create(&self, name: &[u8], tag: &[u8], o: &RustOverrides) -> R<ffi::StagingInfo> {
+        g(|| {
+            let s = self
+                .0
+                .create(text(name, "name")?, text(tag, "tag")?, o.0.clone())?;
+            staging_info(Some(s))
+        })
+    }
+    fn update(
+        &self,
+        name: &[u8],
+        tag: &[u8],
+        o: &RustOverrides,
+        keep_overrides: bool,
+    ) -> R<ffi::StagingInfo> {
+        g(|| {
+            let o = if keep_overrides {
+                None
+            } else {
+                Some(o.0.clone())
+            };
+            staging_info(Some(self.0.update(
+                text(name, "name")?,
+                text(tag, "tag")?,
+                o,
+            )?))
+        })
+    }
+    fn delete_(&self, name: &[u8]) -> R<ffi::StagingInfo> {
+        g(|| staging_info(Some(self.0.delete(text(name, "name")?)?)))
+    }
+    fn restore(&self, name: &[u8]) -> R<ffi::StagingInfo> {
+        g(|| staging_info(Some(self.0.restore(text(name, "name")?)?)))
+    }
+    fn cleanup(&self, name: &[u8]) -> R<ffi::StagingInfo> {
+        g(|| staging_info(self.0.cleanup(text(name, "name")?)?))
+    }
+    fn get(&self, name: &[u8]) -> R<ffi::StagingInfo> {
+        g(|| staging_info(Some(self.0.get(text(name, "name")?)?)))
+    }
+    fn list(&self) -> R<Vec<ffi::StagingInfo>> {
+        g(|| {
+            self.0
+                .list()?
+                .into_iter()
+                .map(|s| staging_info(Some(s)))
+                .collect()
+        })
+    }
+    fn reconcile(&self) -> R<String> {
+        g(|| {
+            let report = self.0.reconcile()?;
+            serde_json::to_string(&report).map_err(|e| bad_arg(format!("report: {e}")))
+        })
+    }
+    /// # Safety
+    /// `callback` is the address of a `capsa_event_fn` and `user_data` its argument, as
+    /// `capsa_staging_subscribe` takes them (capsa.hpp passes its own trampoline).
+    unsafe fn subscribe(&self, callback: usize, user_data: usize) -> R<Box<RustSubscription>> {
+        g(|| {
+            if callback == 0 {
+                return Err(bad_arg("the event callback is null"));
+            }
+            // SAFETY: per the contract, a valid `capsa_event_fn` address.
+            let cb: unsafe extern "C" fn(
+                *const crate::staging::capsa_staging_event,
+                *mut std::ffi::c_void,
+            ) -> i32 = unsafe { std::mem::transmute(callback) };
+            let sub = crate::staging::subscribe(&self.0, cb, user_data as *mut std::ffi::c_void);
+            Ok(Box::new(RustSubscription(Box::new(sub))))
+        })
+    }
+}
+
+impl RustSubscription {
+    fn stopped(&self) -> bool {
+        self.0.stopped()
     }
 }

@@ -134,6 +134,20 @@ struct SubState {
         UserData,
     )>,
     refused: AtomicI32,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for capsa_subscription {
+    fn drop(&mut self) {
+        // Wait for a callback in flight on another thread, then stop delivering: once
+        // capsa_subscription_free returns, the callback is never called again.
+        let _in_flight = self
+            .state
+            .callback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.state.closed.store(true, Ordering::SeqCst);
+    }
 }
 
 struct UserData(*mut c_void);
@@ -189,7 +203,7 @@ impl SubState {
             json: json.as_ptr(),
         };
         let guard = self.callback.lock().unwrap_or_else(|e| e.into_inner());
-        if self.refused.load(Ordering::SeqCst) != 0 {
+        if self.refused.load(Ordering::SeqCst) != 0 || self.closed.load(Ordering::SeqCst) {
             return;
         }
         // SAFETY: a valid callback per the caller's contract; `ev` and its strings live
@@ -543,20 +557,34 @@ pub unsafe extern "C" fn capsa_staging_subscribe(
         // SAFETY: per the contract.
         let m = unsafe { handle(manager, "manager") }?;
         let cb = callback.ok_or_else(|| bad_arg("`callback` is NULL"))?;
-        let state = Arc::new(SubState {
-            callback: Mutex::new((cb, UserData(user_data))),
-            refused: AtomicI32::new(0),
-        });
-        let s = state.clone();
-        let sub = m.inner.subscribe(move |event: &Event| {
-            // Never unwind into core's event loop or into C.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.deliver(event)));
-        });
-        Ok(Box::into_raw(Box::new(capsa_subscription {
-            _sub: sub,
-            state,
-        })))
+        Ok(Box::into_raw(Box::new(subscribe(&m.inner, cb, user_data))))
     })
+}
+
+/// Subscribe `cb` with `user_data` (shared by the C and C++ APIs).
+pub(crate) fn subscribe(
+    manager: &StagingManager,
+    cb: unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
+    user_data: *mut c_void,
+) -> capsa_subscription {
+    let state = Arc::new(SubState {
+        callback: Mutex::new((cb, UserData(user_data))),
+        refused: AtomicI32::new(0),
+        closed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let s = state.clone();
+    let sub = manager.subscribe(move |event: &Event| {
+        // Never unwind into core's event loop or into C.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.deliver(event)));
+    });
+    capsa_subscription { _sub: sub, state }
+}
+
+impl capsa_subscription {
+    /// Whether the callback refused an event (and so no longer receives any).
+    pub(crate) fn stopped(&self) -> bool {
+        self.state.refused.load(Ordering::SeqCst) != 0
+    }
 }
 
 /// `CAPSA_STATUS_OK` while the subscription delivers events; `CAPSA_STATUS_CANCELLED` (with
@@ -583,7 +611,9 @@ pub unsafe extern "C" fn capsa_subscription_error(
     })
 }
 
-/// Unsubscribe and free. NULL is ignored.
+/// Unsubscribe and free. NULL is ignored. Once it returns the callback is never called again
+/// (a call in flight on another thread is waited for), so `user_data` may be freed. Do not
+/// call it from inside the subscription's own callback.
 ///
 /// # Safety
 /// `subscription` NULL or live, not used afterwards.

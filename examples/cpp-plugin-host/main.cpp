@@ -1,6 +1,7 @@
 // capsa-plugin-host: what a C++ DCC plugin does with capsa. Opens (or creates) a store,
 // resolves the latest crate of a shot's capsule, bumps to a new crate, publishes a file into
-// it, seals it, and reports. Errors arrive as capsa::Error with a stable code.
+// it, seals it, and reports; then drives a review staging on the mock backend and prints
+// the staging events it receives. Errors arrive as capsa::Error with a stable code.
 //
 //   capsa-plugin-host STORE_DIR [CAPSULE_ID]
 #include <capsa.hpp>
@@ -56,6 +57,23 @@ int main(int argc, char **argv) {
       std::cout << "as expected: [" << e.code_name() << "] " << e.what() << "\n";
     }
     std::cout << "latest published: " << capsule.latest(true)->version() << "\n";
+
+    // A review staging for the published crate; print its events as they happen.
+    capsa::StagingManager stagings =
+        capsa::StagingManager::open_mock((fs::path(store_dir) / ".capsa" / "staging.db").string());
+    capsa::Subscription events = stagings.subscribe([](const capsa::Event &e) {
+      if (e.event == "StatusChanged") {
+        std::cout << "staging event: " << e.name << " " << (e.from.empty() ? "(new)" : e.from)
+                  << " -> " << (e.to.empty() ? "(gone)" : e.to) << "\n";
+      } else {
+        std::cout << "staging event: " << e.name << " " << e.action << " " << e.outcome << "\n";
+      }
+      return true;
+    });
+    const std::string review = "review-" + next.version();
+    stagings.create(review, next.version());
+    stagings.delete_(review);
+    stagings.cleanup(review);
   } catch (const capsa::Error &e) {
     std::cerr << "capsa error [" << e.code_name() << " " << e.code() << "]: " << e.what() << "\n";
     return 1;

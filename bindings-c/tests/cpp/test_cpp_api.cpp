@@ -119,6 +119,43 @@ int main() {
     EXPECT_ERROR("INVALID_SEQUENCE", capsa::FrameSet::parse("5-1x0"));
   }
 
+  // Stagings: lifecycle, events through subscriptions, callbacks that refuse or throw.
+  {
+    capsa::StagingManager m = capsa::StagingManager::open_mock((root / "staging.db").string());
+    std::vector<std::string> seen;
+    int refusing_calls = 0, throwing_calls = 0;
+    capsa::Subscription sub = m.subscribe([&](const capsa::Event &e) {
+      if (e.event == "StatusChanged") seen.push_back(e.name + ":" + (e.to.empty() ? "gone" : e.to));
+      return true;
+    });
+    capsa::Subscription refusing = m.subscribe([&](const capsa::Event &) {
+      ++refusing_calls;
+      return false;
+    });
+    capsa::Subscription throwing = m.subscribe([&](const capsa::Event &) -> bool {
+      ++throwing_calls;
+      throw std::runtime_error("host bug");
+    });
+    capsa::Override secret{capsa::Scope::App, capsa::Visibility::Private, "DB_PASSWORD", "hunter2"};
+    capsa::Staging web = m.create("web", "1.0.0", {secret});
+    CHECK(web.status == "Running");
+    CHECK(web.json.find("hunter2") == std::string::npos);
+    CHECK(!seen.empty() && seen.back() == "web:Running");
+    CHECK(refusing_calls == 1 && refusing.stopped());
+    CHECK(throwing_calls == 1 && throwing.stopped());
+    CHECK(!sub.stopped());
+    EXPECT_ERROR("INVALID_TRANSITION", m.restore("web"));
+    EXPECT_ERROR("NOT_FOUND", m.get("nothere"));
+    EXPECT_ERROR("INVALID_NAME", m.create("Bad Name!", "1"));
+    CHECK(m.update("web", "1.1.0").tag == "1.1.0");
+    CHECK(m.delete_("web").status == "Archived");
+    CHECK(m.list().size() == 1);
+    CHECK(!m.cleanup("web").has_value());
+    CHECK(seen.back() == "web:gone");
+    CHECK(!m.reconcile().empty());
+    EXPECT_ERROR("NOT_FOUND", capsa::StagingManager::open_script((root / "s.db").string(), "/nonexistent-dir"));
+  }
+
   // The error carries the stable number too.
   try {
     capsa::parse_version("nope");
