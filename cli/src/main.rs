@@ -3,6 +3,7 @@
 //! Every subcommand is a thin call into core. Errors print one line to stderr and exit with a
 //! code derived from the error's stable [`capsa::ErrorCode`] (`10 + number`).
 
+mod archive;
 mod output;
 mod staging;
 mod storage;
@@ -59,12 +60,15 @@ enum Command {
         #[command(subcommand)]
         cmd: staging::StagingCommand,
     },
+    #[command(flatten)]
+    Archive(archive::ArchiveCommand),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Storage(cmd) => storage::run(cmd, &cli.global),
         Command::Staging { cmd } => staging::run(cmd, &cli.global),
+        Command::Archive(cmd) => archive::run(cmd, &cli.global),
     }
 }
 

@@ -122,6 +122,15 @@ impl Capsule {
                 name: self.id.to_string(),
             });
         }
+        if let Some(stub) = self.offline_stub()? {
+            return Err(Error::InvalidArgument {
+                what: "capsule",
+                reason: format!(
+                    "{} is offline (archived to {}); retrieve it before adding crates",
+                    self.id, stub.archive
+                ),
+            });
+        }
         let version = self.reserve()?;
         let krate = self.crate_at(version);
         match self.fill(&krate, &options) {

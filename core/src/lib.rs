@@ -9,6 +9,7 @@
 //! Everything the bindings (Python, Node, C/C++) expose lives here; they only convert types
 //! and map [`ErrorCode`]s.
 
+pub mod archive;
 pub mod atomic;
 pub mod capsule;
 pub mod error;
@@ -21,6 +22,10 @@ pub mod staging;
 pub mod store;
 pub mod version;
 
+pub use archive::{
+    ArchiveOptions, ArchiveReport, CancelToken, OfflineStub, Policy, Progress, RestoreOptions,
+    VerifyReport,
+};
 pub use capsule::{BumpOptions, Capsule, CarryStats};
 pub use error::{Error, ErrorCode, Result};
 pub use fsck::{FsckProblem, FsckReport, ProblemKind};

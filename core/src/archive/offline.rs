@@ -1,0 +1,256 @@
+//! Offline capsules: content moved out to a verified archive, a stub left behind.
+//!
+//! ```text
+//! <capsule>/.capsa/offline.json   the stub: where the archive is and its SHA-256
+//! ```
+//!
+//! The stub is written *before* any content is removed, so a crash half-way leaves a capsule
+//! that is offline (and retrievable from its verified archive), never one that silently lost
+//! files.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::format::{EntryKind, ZipIndex};
+use super::plan::plan;
+use super::restore::{restore_into, TempDir};
+use super::write::walk;
+use super::{verify_with, Policy, RestoreOptions, VerifyOptions};
+use crate::atomic;
+use crate::capsule::Capsule;
+use crate::error::{Error, Result};
+use crate::store::{Store, INTERNAL_DIR};
+
+/// The stub's file name inside the capsule's `.capsa/` directory.
+pub const OFFLINE_FILE: &str = "offline.json";
+
+/// What an offline capsule records about its archive (`<capsule>/.capsa/offline.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineStub {
+    /// Stub layout version.
+    pub format: u32,
+    /// The capsule id.
+    pub capsule: String,
+    /// The archive: relative to the store root (with `/`) when it lies inside the store, so
+    /// the store stays portable; otherwise absolute.
+    pub archive: String,
+    /// SHA-256 of the whole archive file.
+    pub archive_sha256: String,
+    /// Size of the archive file.
+    pub archive_bytes: u64,
+    /// Files in the capsule.
+    pub files: u64,
+    /// Bytes of file content in the capsule.
+    pub bytes: u64,
+    /// When the capsule went offline.
+    pub taken_offline_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl OfflineStub {
+    /// The archive's path for `store`.
+    pub fn archive_path(&self, store: &Store) -> PathBuf {
+        let p = Path::new(&self.archive);
+        if p.is_absolute() {
+            return p.to_path_buf();
+        }
+        let mut out = store.root().to_path_buf();
+        for part in self.archive.split('/') {
+            out.push(part);
+        }
+        out
+    }
+}
+
+fn stub_path(capsule: &Capsule) -> PathBuf {
+    capsule.path().join(INTERNAL_DIR).join(OFFLINE_FILE)
+}
+
+impl Capsule {
+    /// Whether the capsule is offline (its content lives in an archive).
+    pub fn is_offline(&self) -> bool {
+        stub_path(self).is_file()
+    }
+
+    /// The offline stub, if the capsule is offline.
+    pub fn offline_stub(&self) -> Result<Option<OfflineStub>> {
+        let path = stub_path(self);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::corrupt(&path, format!("offline stub does not parse: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &path, e)),
+        }
+    }
+
+    /// Take the capsule offline: verify `archive_path` (every CRC and SHA-256), check that
+    /// it holds exactly this capsule's current tree (names, kinds, sizes), write the stub,
+    /// then remove the content. Returns the stub.
+    ///
+    /// `InvalidArgument` if the capsule is offline already or the archive is of another
+    /// capsule or out of date; `Corrupt` if it does not verify. Nothing is removed then.
+    pub fn take_offline(&self, archive_path: impl AsRef<Path>) -> Result<OfflineStub> {
+        let archive_path = archive_path.as_ref();
+        if self.is_offline() {
+            return Err(Error::InvalidArgument {
+                what: "capsule",
+                reason: format!("{} is offline already", self.id()),
+            });
+        }
+        let archive_abs =
+            fs::canonicalize(archive_path).map_err(|e| super::open_error(archive_path, e))?;
+        let report = verify_with(
+            &archive_abs,
+            VerifyOptions {
+                archive_sha256: true,
+                ..Default::default()
+            },
+        )?;
+        if report.capsule != self.id().as_str() {
+            return Err(Error::InvalidArgument {
+                what: "archive",
+                reason: format!(
+                    "{} holds capsule {}, not {}",
+                    archive_path.display(),
+                    report.capsule,
+                    self.id()
+                ),
+            });
+        }
+        self.check_matches(&archive_abs)?;
+        let root = fs::canonicalize(self.store().root())
+            .map_err(Error::io_at("resolve", self.store().root()))?;
+        let archive = match archive_abs.strip_prefix(&root) {
+            Ok(rel) => rel
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("/"),
+            Err(_) => archive_abs.display().to_string(),
+        };
+        if archive_abs.starts_with(fs::canonicalize(self.path()).unwrap_or_default()) {
+            return Err(Error::InvalidArgument {
+                what: "archive",
+                reason: "the archive lies inside the capsule it would replace".into(),
+            });
+        }
+        let stub = OfflineStub {
+            format: 1,
+            capsule: self.id().to_string(),
+            archive,
+            archive_sha256: report.archive_sha256.clone().unwrap_or_default(),
+            archive_bytes: report.archive_bytes,
+            files: report.files,
+            bytes: report.bytes,
+            taken_offline_at: chrono::Utc::now(),
+        };
+        let json = serde_json::to_vec_pretty(&stub).map_err(|e| Error::InvalidArgument {
+            what: "offline stub",
+            reason: e.to_string(),
+        })?;
+        let internal = self.path().join(INTERNAL_DIR);
+        fs::create_dir_all(&internal).map_err(Error::io_at("create directory", &internal))?;
+        atomic::write_file(&stub_path(self), &json)?;
+        // Move the content out of the capsule in one rename per top-level entry, then delete.
+        let trash = atomic::temp_path(&self.store().scratch_dir()?, "offline");
+        fs::create_dir(&trash).map_err(Error::io_at("create directory", &trash))?;
+        let guard = TempDir(Some(trash.clone()));
+        for entry in fs::read_dir(self.path()).map_err(Error::io_at("list", self.path()))? {
+            let entry = entry.map_err(Error::io_at("list", self.path()))?;
+            if entry.file_name() == INTERNAL_DIR {
+                continue;
+            }
+            let to = trash.join(entry.file_name());
+            fs::rename(entry.path(), &to).map_err(Error::io_at("move", &entry.path()))?;
+        }
+        drop(guard);
+        tracing::info!(capsule = %self.id(), archive = %stub.archive, "taken offline");
+        Ok(stub)
+    }
+
+    /// The archive must hold exactly the capsule's tree as it is now.
+    fn check_matches(&self, archive: &Path) -> Result<()> {
+        let file = File::open(archive).map_err(|e| super::open_error(archive, e))?;
+        let index = ZipIndex::open(archive, &file)?;
+        let plan = plan(archive, &index, None)?;
+        let mut in_archive: HashMap<&str, (EntryKind, u64)> = plan
+            .items
+            .iter()
+            .map(|i| {
+                let e = &index.entries[i.entry];
+                (e.name.as_str(), (i.kind, e.uncompressed))
+            })
+            .collect();
+        let stale = |what: String| Error::InvalidArgument {
+            what: "archive",
+            reason: format!(
+                "{} does not match capsule {} as it is now ({what}); archive it again",
+                archive.display(),
+                self.id()
+            ),
+        };
+        for item in walk(self, Policy::Store)? {
+            match in_archive.remove(item.name.as_str()) {
+                None => return Err(stale(format!("{} is not in the archive", item.name))),
+                Some((kind, size)) => {
+                    if kind != item.kind || (kind == EntryKind::File && size != item.size) {
+                        return Err(stale(format!("{} differs", item.name)));
+                    }
+                }
+            }
+        }
+        if let Some(name) = in_archive.keys().min() {
+            return Err(stale(format!("{name} is no longer in the capsule")));
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Bring an offline capsule back from its recorded archive: check the archive's SHA-256
+    /// against the stub, verify it, restore it into place (replacing the stub-only
+    /// directory). `NotFound` if the archive is gone, `Corrupt` if it changed,
+    /// `InvalidArgument` if the capsule is not offline.
+    pub fn retrieve(&self, id: &str) -> Result<Capsule> {
+        let capsule = self.capsule(id)?;
+        let Some(stub) = capsule.offline_stub()? else {
+            return Err(Error::InvalidArgument {
+                what: "capsule",
+                reason: format!("{id} is not offline"),
+            });
+        };
+        let archive = stub.archive_path(self);
+        let report = verify_with(
+            &archive,
+            VerifyOptions {
+                archive_sha256: true,
+                ..Default::default()
+            },
+        )?;
+        if report.archive_sha256.as_deref() != Some(stub.archive_sha256.as_str()) {
+            return Err(Error::corrupt(
+                &archive,
+                format!(
+                    "SHA-256 is {}, the offline stub of {id} recorded {}: not the archive it \
+                     was taken offline with",
+                    report.archive_sha256.unwrap_or_default(),
+                    stub.archive_sha256
+                ),
+            ));
+        }
+        let restored = restore_into(
+            &archive,
+            self,
+            &RestoreOptions::default(),
+            Some(capsule.id()),
+        )?;
+        tracing::info!(capsule = %id, "retrieved");
+        Ok(restored)
+    }
+}

@@ -1,0 +1,222 @@
+//! `verify`: structure, every CRC-32, the SHA-256 manifest, in parallel.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use super::format::{EntryKind, ZipIndex};
+use super::plan::{parse_manifest, plan, read_small, Plan};
+use super::read::read_entry;
+use super::{
+    hex, open_error, parallel, worker_count, ArchiveMetadata, Progress, VerifyOptions,
+    VerifyReport, MANIFEST_NAME, METADATA_NAME,
+};
+use crate::error::{Error, Result};
+
+/// The manifest and metadata of a checked archive.
+pub(crate) struct Tags {
+    pub manifest: HashMap<String, String>,
+    pub metadata: Option<ArchiveMetadata>,
+}
+
+/// Read the tag files and check that the manifest covers exactly the archive's files.
+pub(crate) fn read_tags(
+    path: &Path,
+    file: &File,
+    index: &ZipIndex,
+    plan: &Plan,
+    required: bool,
+) -> Result<Option<Tags>> {
+    let Some(m) = plan.manifest else {
+        if required {
+            return Err(Error::corrupt(
+                path,
+                format!("no {MANIFEST_NAME}: not a capsa archive"),
+            ));
+        }
+        return Ok(None);
+    };
+    let text = read_small(path, file, index, m, 1 << 30)?;
+    let manifest = parse_manifest(path, &text)?;
+    let metadata = match plan.metadata {
+        Some(i) => {
+            let body = read_small(path, file, index, i, 64 << 20)?;
+            Some(
+                serde_json::from_slice::<ArchiveMetadata>(&body).map_err(|e| Error::Corrupt {
+                    path: path.to_path_buf(),
+                    entry: Some(METADATA_NAME.into()),
+                    reason: format!("does not parse: {e}"),
+                })?,
+            )
+        }
+        None if required => {
+            return Err(Error::corrupt(
+                path,
+                format!("no {METADATA_NAME}: not a capsa archive"),
+            ))
+        }
+        None => None,
+    };
+    if let Some(meta) = &metadata {
+        if meta.capsule != plan.capsule.as_str() {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                entry: Some(METADATA_NAME.into()),
+                reason: format!(
+                    "names capsule {:?}, the archive holds {:?}",
+                    meta.capsule,
+                    plan.capsule.as_str()
+                ),
+            });
+        }
+    }
+    let mut files = 0usize;
+    for item in plan.items.iter().filter(|i| i.kind == EntryKind::File) {
+        files += 1;
+        let name = &index.entries[item.entry].name;
+        if !manifest.contains_key(name) {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                entry: Some(name.clone()),
+                reason: format!("missing from {MANIFEST_NAME}"),
+            });
+        }
+    }
+    if files != manifest.len() {
+        let names: std::collections::HashSet<&str> = plan
+            .items
+            .iter()
+            .map(|i| index.entries[i.entry].name.as_str())
+            .collect();
+        let mut missing: Vec<&String> = manifest
+            .keys()
+            .filter(|k| !names.contains(k.as_str()))
+            .collect();
+        missing.sort();
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            entry: missing.first().map(|s| s.to_string()),
+            reason: format!("listed in {MANIFEST_NAME} but missing from the archive"),
+        });
+    }
+    Ok(Some(Tags { manifest, metadata }))
+}
+
+/// Verify `path`. With `check_sha` off (the archiver's own check of what it just wrote,
+/// whose checksums it computed from the sources) only CRCs and structure are checked.
+pub(crate) fn verify(
+    path: &Path,
+    options: &VerifyOptions,
+    check_sha: bool,
+) -> Result<VerifyReport> {
+    let cancel = &options.cancel;
+    let file = File::open(path).map_err(|e| open_error(path, e))?;
+    let index = ZipIndex::open(path, &file)?;
+    let plan = plan(path, &index, None)?;
+    super::plan::symlink_targets(path, &file, &index, &plan)?;
+    let tags = read_tags(path, &file, &index, &plan, true)?.expect("required");
+    let files: Vec<usize> = plan
+        .items
+        .iter()
+        .filter(|i| i.kind == EntryKind::File)
+        .map(|i| i.entry)
+        .collect();
+    let bytes_total: u64 = files.iter().fold(0u64, |a, &i| {
+        a.saturating_add(index.entries[i].uncompressed)
+    });
+    let done_files = AtomicU64::new(0);
+    let done_bytes = AtomicU64::new(0);
+    let report = |extra: u64| {
+        if let Some(cb) = &options.progress {
+            cb(&Progress {
+                files_done: done_files.load(Ordering::Relaxed),
+                files_total: files.len() as u64,
+                bytes_done: done_bytes.fetch_add(extra, Ordering::Relaxed) + extra,
+                bytes_total,
+            });
+        } else {
+            done_bytes.fetch_add(extra, Ordering::Relaxed);
+        }
+    };
+    let archive_sha: Mutex<Option<Result<String>>> = Mutex::new(None);
+    let threads = worker_count(options.threads);
+    std::thread::scope(|s| -> Result<()> {
+        if options.archive_sha256 {
+            s.spawn(|| {
+                let r = sha256_file(path, cancel);
+                *archive_sha.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            });
+        }
+        parallel::for_each(files.len(), threads, cancel, |k| {
+            let e = &index.entries[files[k]];
+            let mut hasher = check_sha.then(Sha256::new);
+            let mut pending = 0u64;
+            read_entry(path, &file, &index, e, |b| {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(b);
+                }
+                pending += b.len() as u64;
+                if pending >= 8 << 20 {
+                    report(pending);
+                    pending = 0;
+                    cancel.check()?;
+                }
+                Ok(())
+            })?;
+            if let Some(h) = hasher {
+                let got = hex(&h.finalize());
+                let want = &tags.manifest[&e.name];
+                if &got != want {
+                    return Err(Error::Corrupt {
+                        path: path.to_path_buf(),
+                        entry: Some(e.name.clone()),
+                        reason: format!(
+                            "SHA-256 mismatch: data has {got}, {MANIFEST_NAME} says {want}"
+                        ),
+                    });
+                }
+            }
+            done_files.fetch_add(1, Ordering::Relaxed);
+            report(pending);
+            Ok(())
+        })
+    })?;
+    let archive_sha256 = match archive_sha.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(r) => Some(r?),
+        None => None,
+    };
+    let count = |k: EntryKind| plan.items.iter().filter(|i| i.kind == k).count() as u64;
+    Ok(VerifyReport {
+        path: path.to_path_buf(),
+        capsule: plan.capsule.to_string(),
+        entries: index.entries.len() as u64,
+        files: files.len() as u64,
+        dirs: count(EntryKind::Dir),
+        symlinks: count(EntryKind::Symlink),
+        bytes: bytes_total,
+        archive_bytes: index.len,
+        archive_sha256,
+        tool_version: tags.metadata.map(|m| m.tool_version).unwrap_or_default(),
+    })
+}
+
+/// SHA-256 of a whole file, streamed.
+pub(crate) fn sha256_file(path: &Path, cancel: &super::CancelToken) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| open_error(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        cancel.check()?;
+        let n = f.read(&mut buf).map_err(Error::io_at("read", path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}

@@ -1,0 +1,965 @@
+//! The archiver: walk the capsule, compress chunks in parallel, write them in order.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
+
+use flate2::{Compress, Compression, FlushCompress, Status};
+use sha2::{Digest, Sha256};
+
+use super::format::{
+    dos_datetime, end_records, read_exact_at, EntryKind, HeaderInfo, METHOD_DEFLATED,
+    METHOD_STORED, S_IFDIR, S_IFLNK, S_IFREG, ZIP64_THRESHOLD,
+};
+use super::{
+    hex, worker_count, ArchiveMetadata, ArchiveOptions, ArchiveReport, CrateSummary, Policy,
+    Progress, ARCHIVE_FORMAT, MANIFEST_NAME, METADATA_NAME,
+};
+use crate::atomic;
+use crate::capsule::Capsule;
+use crate::error::{Error, Result};
+use crate::store::INTERNAL_DIR;
+
+/// Input chunk size: the unit of parallel compression and of memory use.
+const CHUNK: usize = 1 << 20;
+/// The deflate window: each chunk is primed with this much of the data before it.
+const WINDOW: usize = 32 << 10;
+/// Output buffer of the archive file.
+const OUT_BUF: usize = 1 << 20;
+
+/// One thing in the capsule tree, in archive order.
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    /// Name inside the zip (`<id>/v001/a.txt`, directories end with `/`).
+    pub name: String,
+    pub src: PathBuf,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mode: u32,
+    pub mtime: (u16, u16),
+    pub deflate: bool,
+    /// Symlink target (relative, checked to stay inside the capsule).
+    pub target: Option<String>,
+}
+
+/// Walk the capsule in sorted order: the capsule directory first, each directory before its
+/// contents. Temporary `.capsa-tmp-` names and the offline stub are not content.
+pub(crate) fn walk(capsule: &Capsule, policy: Policy) -> Result<Vec<Item>> {
+    let root = capsule.path();
+    let mut items = Vec::new();
+    let meta = fs::symlink_metadata(root).map_err(Error::io_at("stat", root))?;
+    items.push(Item {
+        name: format!("{}/", capsule.id()),
+        src: root.to_path_buf(),
+        kind: EntryKind::Dir,
+        size: 0,
+        mode: S_IFDIR | mode_bits(&meta, 0o755),
+        mtime: mtime(&meta),
+        deflate: false,
+        target: None,
+    });
+    walk_dir(
+        root,
+        root,
+        &format!("{}/", capsule.id()),
+        policy,
+        &mut items,
+    )?;
+    Ok(items)
+}
+
+fn mode_bits(meta: &fs::Metadata, default: u32) -> u32 {
+    #[cfg(unix)]
+    {
+        let _ = default;
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
+    }
+    #[cfg(not(unix))]
+    {
+        if meta.permissions().readonly() {
+            default & 0o555
+        } else {
+            default
+        }
+    }
+}
+
+fn mtime(meta: &fs::Metadata) -> (u16, u16) {
+    dos_datetime(meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH))
+}
+
+fn walk_dir(
+    root: &Path,
+    dir: &Path,
+    prefix: &str,
+    policy: Policy,
+    out: &mut Vec<Item>,
+) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(Error::io_at("list", dir))?
+        .collect::<std::io::Result<_>>()
+        .map_err(Error::io_at("list", dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            return Err(Error::InvalidName {
+                what: "file name",
+                value: path.display().to_string(),
+                rule: "must be valid UTF-8 to be archived".into(),
+            });
+        };
+        if name.starts_with(atomic::TEMP_PREFIX) {
+            continue;
+        }
+        let zip_name = format!("{prefix}{name}");
+        if zip_name
+            == format!(
+                "{}{}/{}",
+                prefix_root(prefix),
+                INTERNAL_DIR,
+                super::OFFLINE_FILE
+            )
+        {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).map_err(Error::io_at("stat", &path))?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            out.push(Item {
+                name: format!("{zip_name}/"),
+                src: path.clone(),
+                kind: EntryKind::Dir,
+                size: 0,
+                mode: S_IFDIR | mode_bits(&meta, 0o755),
+                mtime: mtime(&meta),
+                deflate: false,
+                target: None,
+            });
+            walk_dir(root, &path, &format!("{zip_name}/"), policy, out)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&path).map_err(Error::io_at("read link", &path))?;
+            let target = check_link(root, &path, &target)?;
+            out.push(Item {
+                name: zip_name,
+                src: path,
+                kind: EntryKind::Symlink,
+                size: target.len() as u64,
+                mode: S_IFLNK | 0o777,
+                mtime: mtime(&meta),
+                deflate: false,
+                target: Some(target),
+            });
+        } else if ft.is_file() {
+            let deflate = meta.len() > 0 && policy.deflates(&name);
+            out.push(Item {
+                name: zip_name,
+                src: path,
+                kind: EntryKind::File,
+                size: meta.len(),
+                mode: S_IFREG | mode_bits(&meta, 0o644),
+                mtime: mtime(&meta),
+                deflate,
+                target: None,
+            });
+        } else {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "{} is not a file, directory or symlink (device, socket or fifo)",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn prefix_root(prefix: &str) -> &str {
+    // "<id>/" of any prefix "<id>/a/b/".
+    match prefix.find('/') {
+        Some(i) => &prefix[..=i],
+        None => prefix,
+    }
+}
+
+/// A symlink is archived only when its target is relative and stays inside the capsule.
+fn check_link(root: &Path, link: &Path, target: &Path) -> Result<String> {
+    let refuse = |why: &str| Error::Unsupported {
+        what: format!(
+            "symlink {} -> {}: {why}; only links that stay inside the capsule can be archived",
+            link.display(),
+            target.display()
+        ),
+    };
+    let Some(text) = target.to_str() else {
+        return Err(refuse("the target is not UTF-8"));
+    };
+    let rel_dir = link
+        .parent()
+        .and_then(|p| p.strip_prefix(root).ok())
+        .unwrap_or(Path::new(""));
+    let mut depth: Vec<String> = rel_dir
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    for c in target.components() {
+        match c {
+            Component::Normal(p) => depth.push(p.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if depth.pop().is_none() {
+                    return Err(refuse("it points outside the capsule"));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(refuse("the target is an absolute path"))
+            }
+        }
+    }
+    Ok(text.replace('\\', "/"))
+}
+
+struct Job {
+    item: usize,
+    offset: u64,
+    len: usize,
+    last: bool,
+    /// The only chunk of its file: the worker also hashes it.
+    whole: bool,
+}
+
+struct Chunk {
+    data: Vec<u8>,
+    /// The uncompressed input, kept for hashing when the file spans several chunks.
+    raw: Option<Vec<u8>>,
+    crc: crc32fast::Hasher,
+    len: u64,
+    method: u16,
+    sha: Option<[u8; 32]>,
+}
+
+#[derive(Default)]
+struct Flow {
+    next: usize,
+    consumed: usize,
+    stop: bool,
+}
+
+/// The archive file, buffered, with runs of zeros turned into holes.
+struct Out {
+    file: File,
+    path: PathBuf,
+    buf: Vec<u8>,
+    pos: u64,
+}
+
+impl Out {
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        if self.buf.len() + b.len() > OUT_BUF {
+            self.flush()?;
+        }
+        if b.len() >= OUT_BUF {
+            self.file
+                .write_all(b)
+                .map_err(Error::io_at("write", &self.path))?;
+        } else {
+            self.buf.extend_from_slice(b);
+        }
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Stored data: a block of zeros becomes a hole (the file is new, holes read as zeros).
+    fn write_data(&mut self, b: &[u8]) -> Result<()> {
+        if b.len() >= 64 << 10 && super::is_zero(b) {
+            self.flush()?;
+            self.file
+                .seek(SeekFrom::Current(b.len() as i64))
+                .map_err(Error::io_at("seek", &self.path))?;
+            self.pos += b.len() as u64;
+            return Ok(());
+        }
+        self.write(b)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.file
+            .write_all(&self.buf)
+            .map_err(Error::io_at("write", &self.path))?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn patch(&mut self, at: u64, b: &[u8]) -> Result<()> {
+        self.flush()?;
+        let io = Error::io_at("write", &self.path);
+        (|| {
+            self.file.seek(SeekFrom::Start(at))?;
+            self.file.write_all(b)?;
+            self.file.seek(SeekFrom::Start(self.pos)).map(|_| ())
+        })()
+        .map_err(io)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.flush()?;
+        self.file
+            .set_len(self.pos)
+            .map_err(Error::io_at("write", &self.path))?;
+        self.file
+            .sync_all()
+            .map_err(Error::io_at("sync", &self.path))
+    }
+}
+
+/// Removes the temporary archive unless disarmed.
+struct TempGuard(Option<PathBuf>);
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(&p);
+        }
+    }
+}
+
+pub(crate) fn archive(
+    capsule: &Capsule,
+    dest: &Path,
+    options: &ArchiveOptions,
+) -> Result<ArchiveReport> {
+    if capsule.is_offline() {
+        return Err(Error::InvalidArgument {
+            what: "capsule",
+            reason: format!(
+                "{} is offline (its content lives in an archive already); retrieve it first",
+                capsule.id()
+            ),
+        });
+    }
+    if !(1..=9).contains(&options.level) {
+        return Err(Error::InvalidArgument {
+            what: "deflate level",
+            reason: format!("must be 1 to 9, got {}", options.level),
+        });
+    }
+    if !options.replace && fs::symlink_metadata(dest).is_ok() {
+        return Err(Error::AlreadyExists {
+            what: "archive",
+            name: dest.display().to_string(),
+        });
+    }
+    let policy = match options.policy {
+        Some(p) => p,
+        None => Policy::parse(&capsule.store().config().archive.policy)?,
+    };
+    let cancel = &options.cancel;
+    cancel.check()?;
+    let items = walk(capsule, policy)?;
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = atomic::temp_path(dir, "archive");
+    let file = atomic::create_new(&tmp)?;
+    let mut guard = TempGuard(Some(tmp.clone()));
+    let mut out = Out {
+        file,
+        path: tmp.clone(),
+        buf: Vec::with_capacity(OUT_BUF),
+        pos: 0,
+    };
+    tracing::info!(capsule = %capsule.id(), dest = %dest.display(), ?policy, "archiving");
+    let mut report = write_all(capsule, &items, &mut out, options)?;
+    out.finish()?;
+    drop(out);
+    if options.verify {
+        super::verify::verify(
+            &tmp,
+            &super::VerifyOptions {
+                threads: options.threads,
+                cancel: options.cancel.clone(),
+                ..Default::default()
+            },
+            false,
+        )
+        .map_err(|e| match e {
+            Error::Corrupt { entry, reason, .. } => Error::Corrupt {
+                path: dest.to_path_buf(),
+                entry,
+                reason: format!("the archive just written does not verify: {reason}"),
+            },
+            other => other,
+        })?;
+        report.verified = true;
+    }
+    cancel.check()?;
+    if options.replace {
+        fs::rename(&tmp, dest).map_err(Error::io_at("rename into place", dest))?;
+    } else {
+        atomic::rename_noreplace(&tmp, dest, "archive")?;
+    }
+    guard.0 = None;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    report.path = dest.to_path_buf();
+    tracing::info!(capsule = %capsule.id(), dest = %dest.display(), bytes = report.archive_bytes, "archived");
+    Ok(report)
+}
+
+fn write_all(
+    capsule: &Capsule,
+    items: &[Item],
+    out: &mut Out,
+    options: &ArchiveOptions,
+) -> Result<ArchiveReport> {
+    let cancel = &options.cancel;
+    let mut jobs = Vec::new();
+    let mut progress = Progress::default();
+    for (i, item) in items.iter().enumerate() {
+        if item.kind != EntryKind::File {
+            continue;
+        }
+        progress.files_total += 1;
+        progress.bytes_total += item.size;
+        let n = item.size.div_ceil(CHUNK as u64).max(1);
+        for c in 0..n {
+            let offset = c * CHUNK as u64;
+            jobs.push(Job {
+                item: i,
+                offset,
+                len: (item.size - offset).min(CHUNK as u64) as usize,
+                last: c + 1 == n,
+                whole: n == 1,
+            });
+        }
+    }
+    let threads = worker_count(options.threads);
+    let inflight = threads * 3;
+    let flow = Mutex::new(Flow::default());
+    let wake = Condvar::new();
+    let (tx, rx) = mpsc::channel::<(usize, Result<Chunk>)>();
+    let level = options.level;
+
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (jobs, flow, wake) = (&jobs, &flow, &wake);
+            s.spawn(move || {
+                let mut open: Option<(usize, File)> = None;
+                loop {
+                    let seq = {
+                        let mut f = flow.lock().unwrap_or_else(|p| p.into_inner());
+                        while !f.stop && f.next < jobs.len() && f.next >= f.consumed + inflight {
+                            f = wake.wait(f).unwrap_or_else(|p| p.into_inner());
+                        }
+                        if f.stop || f.next >= jobs.len() || cancel.is_cancelled() {
+                            break;
+                        }
+                        f.next += 1;
+                        f.next - 1
+                    };
+                    let r = run_job(&jobs[seq], items, &mut open, level);
+                    if tx.send((seq, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let result = write_entries(
+            capsule, items, &jobs, out, options, &rx, &flow, &wake, progress,
+        );
+        flow.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        wake.notify_all();
+        drop(rx);
+        result
+    })
+}
+
+fn run_job(
+    job: &Job,
+    items: &[Item],
+    open: &mut Option<(usize, File)>,
+    level: u32,
+) -> Result<Chunk> {
+    let item = &items[job.item];
+    if open.as_ref().is_none_or(|(i, _)| *i != job.item) {
+        let f = File::open(&item.src).map_err(Error::io_at("open", &item.src))?;
+        *open = Some((job.item, f));
+    }
+    let file = &open.as_ref().expect("just opened").1;
+    let dict = if item.deflate {
+        (job.offset as usize).min(WINDOW)
+    } else {
+        0
+    };
+    let mut buf = vec![0u8; dict + job.len];
+    read_exact_at(file, &mut buf, job.offset - dict as u64).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::io(
+                "read",
+                &item.src,
+                std::io::Error::new(e.kind(), "the file shrank while it was being archived"),
+            )
+        } else {
+            Error::io("read", &item.src, e)
+        }
+    })?;
+    let input = &buf[dict..];
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(input);
+    let sha = job.whole.then(|| Sha256::digest(input).into());
+    if !item.deflate {
+        let raw = buf.split_off(dict);
+        return Ok(Chunk {
+            data: raw,
+            raw: None,
+            crc,
+            len: job.len as u64,
+            method: METHOD_STORED,
+            sha,
+        });
+    }
+    // Incompressible chunks (rendered media under a generic name, say) go into the deflate
+    // stream as stored blocks: no time spent searching for matches that are not there.
+    let incompressible = looks_incompressible(input);
+    let mut c = Compress::new(
+        if incompressible {
+            Compression::none()
+        } else {
+            Compression::new(level)
+        },
+        false,
+    );
+    if dict > 0 && !incompressible {
+        c.set_dictionary(&buf[..dict])
+            .map_err(|e| Error::io("compress", &item.src, std::io::Error::other(e)))?;
+    }
+    let flush = if job.last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut data = Vec::with_capacity(input.len() + input.len() / 64 + 1024);
+    let mut consumed = 0usize;
+    loop {
+        if data.capacity() - data.len() < 16 << 10 {
+            data.reserve(256 << 10);
+        }
+        let before = c.total_in();
+        let status = c
+            .compress_vec(&input[consumed..], &mut data, flush)
+            .map_err(|e| Error::io("compress", &item.src, std::io::Error::other(e)))?;
+        consumed += (c.total_in() - before) as usize;
+        let done = match flush {
+            FlushCompress::Finish => status == Status::StreamEnd,
+            _ => consumed == input.len() && data.len() < data.capacity(),
+        };
+        if done {
+            break;
+        }
+    }
+    if job.whole && data.len() >= input.len() {
+        // Incompressible single-chunk file: store it instead.
+        let raw = buf.split_off(dict);
+        return Ok(Chunk {
+            data: raw,
+            raw: None,
+            crc,
+            len: job.len as u64,
+            method: METHOD_STORED,
+            sha,
+        });
+    }
+    Ok(Chunk {
+        data,
+        raw: (!job.whole).then(|| buf.split_off(dict)),
+        crc,
+        len: job.len as u64,
+        method: METHOD_DEFLATED,
+        sha,
+    })
+}
+
+/// Sample three 16 KiB windows of a chunk at the fastest level: if they do not shrink by
+/// 3 %, the chunk is not worth compressing. Costs about 2 % of compressing the chunk.
+fn looks_incompressible(input: &[u8]) -> bool {
+    const WIN: usize = 16 << 10;
+    if input.len() < 4 * WIN {
+        return false;
+    }
+    let mut out = Vec::with_capacity(WIN + 1024);
+    let (mut raw, mut packed) = (0usize, 0usize);
+    for at in [0, input.len() / 2 - WIN / 2, input.len() - WIN] {
+        let window = &input[at..at + WIN];
+        let mut c = Compress::new(Compression::fast(), false);
+        out.clear();
+        match c.compress_vec(window, &mut out, FlushCompress::Finish) {
+            Ok(Status::StreamEnd) => packed += out.len(),
+            // Output buffer full: larger than the input plus slack, so incompressible.
+            Ok(_) => packed += WIN + 1024,
+            Err(_) => return false,
+        }
+        raw += WIN;
+    }
+    packed * 100 >= raw * 97
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_entries(
+    capsule: &Capsule,
+    items: &[Item],
+    jobs: &[Job],
+    out: &mut Out,
+    options: &ArchiveOptions,
+    rx: &mpsc::Receiver<(usize, Result<Chunk>)>,
+    flow: &Mutex<Flow>,
+    wake: &Condvar,
+    mut progress: Progress,
+) -> Result<ArchiveReport> {
+    let cancel = &options.cancel;
+    let mut pending: BTreeMap<usize, Result<Chunk>> = BTreeMap::new();
+    let mut seq = 0usize;
+    let mut take = |seq: &mut usize| -> Result<Chunk> {
+        let r = loop {
+            if let Some(r) = pending.remove(seq) {
+                break r;
+            }
+            cancel.check()?;
+            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                Ok((s, r)) => {
+                    pending.insert(s, r);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    cancel.check()?;
+                    return Err(Error::io(
+                        "archive",
+                        capsule.path(),
+                        std::io::Error::other("compression workers stopped"),
+                    ));
+                }
+            }
+        };
+        *seq += 1;
+        flow.lock().unwrap_or_else(|p| p.into_inner()).consumed += 1;
+        wake.notify_all();
+        r
+    };
+    let mut headers: Vec<HeaderInfo> = Vec::with_capacity(items.len() + 2);
+    let mut manifest = String::new();
+    let mut report = ArchiveReport {
+        path: PathBuf::new(),
+        capsule: capsule.id().to_string(),
+        files: 0,
+        dirs: 0,
+        symlinks: 0,
+        bytes: 0,
+        archive_bytes: 0,
+        deflated: 0,
+        stored: 0,
+        zip64: false,
+        verified: false,
+    };
+    let mut crates: BTreeMap<String, CrateSummary> = BTreeMap::new();
+    let report_progress = |p: &Progress| {
+        if let Some(cb) = &options.progress {
+            cb(p)
+        }
+    };
+    report_progress(&progress);
+    for item in items {
+        cancel.check()?;
+        if item.name.len() > u16::MAX as usize {
+            return Err(Error::InvalidName {
+                what: "archive entry name",
+                value: crate::error::shown(&item.name),
+                rule: "must be shorter than 65,536 bytes".into(),
+            });
+        }
+        let mut h = HeaderInfo {
+            name: item.name.clone(),
+            method: METHOD_STORED,
+            crc: 0,
+            compressed: 0,
+            uncompressed: 0,
+            offset: out.pos,
+            unix_mode: item.mode,
+            dos_time: item.mtime.0,
+            dos_date: item.mtime.1,
+            zip64_local: false,
+        };
+        match item.kind {
+            EntryKind::Dir => {
+                report.dirs += 1;
+                out.write(&h.local_header())?;
+            }
+            EntryKind::Symlink => {
+                report.symlinks += 1;
+                let target = item.target.as_deref().unwrap_or_default().as_bytes();
+                h.crc = crc32fast::hash(target);
+                h.compressed = target.len() as u64;
+                h.uncompressed = target.len() as u64;
+                out.write(&h.local_header())?;
+                out.write(target)?;
+            }
+            EntryKind::File => {
+                report.files += 1;
+                report.bytes += item.size;
+                let first = seq;
+                let whole = jobs[first].whole;
+                let sha: [u8; 32];
+                if whole {
+                    let chunk = take(&mut seq)?;
+                    h.method = chunk.method;
+                    h.crc = chunk.crc.finalize();
+                    h.compressed = chunk.data.len() as u64;
+                    h.uncompressed = chunk.len;
+                    h.zip64_local = item.size >= ZIP64_THRESHOLD;
+                    out.write(&h.local_header())?;
+                    out.write(&chunk.data)?;
+                    sha = chunk.sha.unwrap_or_default();
+                    progress.bytes_done += chunk.len;
+                } else {
+                    h.method = if item.deflate {
+                        METHOD_DEFLATED
+                    } else {
+                        METHOD_STORED
+                    };
+                    h.zip64_local = item.size >= ZIP64_THRESHOLD;
+                    out.write(&h.local_header())?;
+                    let mut crc = crc32fast::Hasher::new();
+                    let mut hasher = Sha256::new();
+                    loop {
+                        let chunk = take(&mut seq)?;
+                        let last = jobs[seq - 1].last;
+                        hasher.update(chunk.raw.as_deref().unwrap_or(&chunk.data));
+                        crc.combine(&chunk.crc);
+                        h.compressed += chunk.data.len() as u64;
+                        h.uncompressed += chunk.len;
+                        if h.method == METHOD_STORED {
+                            out.write_data(&chunk.data)?;
+                        } else {
+                            out.write(&chunk.data)?;
+                        }
+                        progress.bytes_done += chunk.len;
+                        report_progress(&progress);
+                        if last {
+                            break;
+                        }
+                    }
+                    h.crc = crc.finalize();
+                    sha = hasher.finalize().into();
+                    out.patch(h.offset, &h.local_header())?;
+                }
+                if h.method == METHOD_DEFLATED {
+                    report.deflated += 1;
+                } else {
+                    report.stored += 1;
+                }
+                manifest.push_str(&hex(&sha));
+                manifest.push_str("  ");
+                manifest.push_str(&bagit_encode(&item.name));
+                manifest.push('\n');
+                if let Some(v) = crate_of(&item.name) {
+                    let c = crates.entry(v.to_string()).or_insert_with(|| CrateSummary {
+                        version: v.to_string(),
+                        files: 0,
+                        bytes: 0,
+                    });
+                    c.files += 1;
+                    c.bytes += item.size;
+                }
+                progress.files_done += 1;
+                report_progress(&progress);
+            }
+        }
+        headers.push(h);
+    }
+    let complete: Vec<String> = capsule
+        .crates()?
+        .iter()
+        .map(|c| {
+            c.path()
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let meta = ArchiveMetadata {
+        format: ARCHIVE_FORMAT,
+        capsule: capsule.id().to_string(),
+        crates: crates
+            .into_values()
+            .filter(|c| complete.contains(&c.version))
+            .collect(),
+        files: report.files,
+        dirs: report.dirs,
+        symlinks: report.symlinks,
+        bytes: report.bytes,
+        tool: "capsa".into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        created_at: chrono::Utc::now(),
+    };
+    let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::InvalidArgument {
+        what: "archive metadata",
+        reason: e.to_string(),
+    })?;
+    let now = dos_datetime(std::time::SystemTime::now());
+    for (name, body) in [
+        (MANIFEST_NAME, manifest.into_bytes()),
+        (METADATA_NAME, meta_json),
+    ] {
+        let data = deflate_all(&body, options.level);
+        let mut h = HeaderInfo {
+            name: name.into(),
+            method: METHOD_DEFLATED,
+            crc: crc32fast::hash(&body),
+            compressed: data.len() as u64,
+            uncompressed: body.len() as u64,
+            offset: out.pos,
+            unix_mode: S_IFREG | 0o644,
+            dos_time: now.0,
+            dos_date: now.1,
+            zip64_local: false,
+        };
+        h.zip64_local = h.uncompressed >= ZIP64_THRESHOLD;
+        out.write(&h.local_header())?;
+        out.write(&data)?;
+        headers.push(h);
+    }
+    let cd_offset = out.pos;
+    let mut cd = Vec::with_capacity(1 << 20);
+    for h in &headers {
+        h.central_header(&mut cd);
+        if cd.len() >= 1 << 20 {
+            out.write(&cd)?;
+            cd.clear();
+        }
+        report.zip64 |= h.zip64_local || h.offset >= 0xFFFF_FFFF;
+    }
+    out.write(&cd)?;
+    let cd_size = out.pos - cd_offset;
+    let n = headers.len() as u64;
+    report.zip64 |= n >= 0xFFFF || cd_offset >= 0xFFFF_FFFF;
+    out.write(&end_records(n, cd_offset, cd_size))?;
+    report.archive_bytes = out.pos;
+    Ok(report)
+}
+
+fn deflate_all(body: &[u8], level: u32) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), Compression::new(level));
+    // Writing to a Vec cannot fail.
+    let _ = e.write_all(body);
+    e.finish().unwrap_or_default()
+}
+
+/// The crate directory (`v001`) an entry name `<id>/v001/...` lies in, if any.
+fn crate_of(name: &str) -> Option<&str> {
+    let mut parts = name.split('/');
+    parts.next()?;
+    let v = parts.next()?;
+    parts.next()?;
+    crate::version::Version::parse(v).ok().map(|_| v)
+}
+
+/// BagIt encodes CR, LF and `%` in manifest paths.
+pub(crate) fn bagit_encode(name: &str) -> String {
+    name.replace('%', "%25")
+        .replace('\n', "%0A")
+        .replace('\r', "%0D")
+}
+
+/// The inverse of [`bagit_encode`].
+pub(crate) fn bagit_decode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 3).map(str::to_ascii_uppercase);
+        let decoded = match code.as_deref() {
+            Some("0A") => Some('\n'),
+            Some("0D") => Some('\r'),
+            Some("25") => Some('%'),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[i + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bagit_paths_round_trip() {
+        for name in [
+            "a/b.txt",
+            "100%/x",
+            "line\nbreak",
+            "cr\rx",
+            "%0A literal",
+            "ü/シ",
+        ] {
+            assert_eq!(bagit_decode(&bagit_encode(name)), name);
+            assert!(!bagit_encode(name).contains('\n'));
+        }
+        assert_eq!(bagit_decode("50%"), "50%");
+    }
+
+    #[test]
+    fn crate_of_names_only_crate_content() {
+        assert_eq!(crate_of("cap/v001/scenes/a.ma"), Some("v001"));
+        assert_eq!(crate_of("cap/v001/"), Some("v001"));
+        assert_eq!(crate_of("cap/.capsa/head"), None);
+        assert_eq!(crate_of("cap/v001"), None);
+    }
+
+    #[test]
+    fn incompressible_chunks_are_detected() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let noise: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(looks_incompressible(&noise));
+        let text: Vec<u8> = b"setAttr \".t\" 1 2 3;\n"
+            .iter()
+            .copied()
+            .cycle()
+            .take(1 << 20)
+            .collect();
+        assert!(!looks_incompressible(&text));
+        assert!(!looks_incompressible(&noise[..1000]));
+    }
+
+    #[test]
+    fn symlinks_must_stay_inside() {
+        let root = Path::new("/s/cap");
+        let link = Path::new("/s/cap/v001/artifacts/l");
+        assert!(check_link(root, link, Path::new("../scenes/a.ma")).is_ok());
+        assert!(check_link(root, link, Path::new("../../v002/x")).is_ok());
+        assert!(check_link(root, link, Path::new("../../../other/x")).is_err());
+        assert!(check_link(root, link, Path::new("/etc/passwd")).is_err());
+    }
+}
