@@ -345,6 +345,58 @@ typedef struct capsa_string_list capsa_string_list;
 typedef struct capsa_subscription capsa_subscription;
 
 /**
+ * Options for [`capsa_capsule_archive`]; zero-initialise and set what you need.
+ */
+typedef struct {
+  /**
+   * Compression policy name (`"auto"`, `"store"`, `"deflate"`…), or NULL for the store's.
+   */
+  const char *policy;
+  /**
+   * Deflate level 1..9; 0 means the default (6).
+   */
+  uint32_t level;
+  /**
+   * Replace an existing file at the destination.
+   */
+  bool replace;
+  /**
+   * Skip verifying the finished archive before it is renamed into place.
+   */
+  bool skip_verify;
+} capsa_archive_options;
+
+/**
+ * How far a long operation is (bytes and files done / total).
+ */
+typedef struct {
+  /**
+   * Files done so far.
+   */
+  uint64_t files_done;
+  /**
+   * Files in all.
+   */
+  uint64_t files_total;
+  /**
+   * Bytes done so far.
+   */
+  uint64_t bytes_done;
+  /**
+   * Bytes in all.
+   */
+  uint64_t bytes_total;
+} capsa_progress;
+
+/**
+ * A progress callback: called with the progress and the `user_data` given to the operation.
+ * Return 0 to go on; any other value cancels the operation, which then fails with
+ * `CAPSA_STATUS_CANCELLED` and leaves nothing half-written. It may be called from a capsa
+ * worker thread, never twice at once. It must not throw (C++) or longjmp.
+ */
+typedef int32_t (*capsa_progress_fn)(const capsa_progress *progress, void *user_data);
+
+/**
  * One override for create / update.
  */
 typedef struct {
@@ -450,6 +502,78 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Archive a capsule into one zip at `dest` (written under a temporary name, verified, then
+ * renamed into place). `options` may be NULL; `progress` may be NULL. `out_report_json`
+ * (may be NULL) receives the report as a JSON object (path, capsule, files, bytes,
+ * archive_bytes, …).
+ *
+ * # Safety
+ * Handles live or NULL; strings valid or NULL; `progress`/`user_data` as documented on
+ * [`capsa_progress_fn`]; `out_report_json` NULL or writable.
+ */
+capsa_status capsa_capsule_archive(const capsa_capsule *capsule,
+                                   const char *dest,
+                                   const capsa_archive_options *options,
+                                   capsa_progress_fn progress,
+                                   void *user_data,
+                                   char **out_report_json);
+
+/**
+ * Verify an archive: structure, every CRC-32 and the SHA-256 manifest. Fails with
+ * `CAPSA_STATUS_CORRUPT` naming the first bad entry. `out_report_json` may be NULL.
+ *
+ * # Safety
+ * As [`capsa_capsule_archive`].
+ */
+capsa_status capsa_archive_verify(const char *zip,
+                                  capsa_progress_fn progress,
+                                  void *user_data,
+                                  char **out_report_json);
+
+/**
+ * Restore an archive into `store`; `out` receives the restored capsule. An existing capsule
+ * of the same id is refused (`CAPSA_STATUS_ALREADY_EXISTS`) unless `replace`.
+ *
+ * # Safety
+ * As [`capsa_capsule_archive`]; `out` NULL or writable.
+ */
+capsa_status capsa_archive_restore(const char *zip,
+                                   const capsa_store *store,
+                                   bool replace,
+                                   capsa_progress_fn progress,
+                                   void *user_data,
+                                   capsa_capsule **out);
+
+/**
+ * Take a capsule offline after checking `archive` holds exactly its current tree: the
+ * content is removed and a stub pointing at the archive (with its checksum) is left.
+ * `out_stub_json` (may be NULL) receives the stub as JSON.
+ *
+ * # Safety
+ * Handles live or NULL; strings valid or NULL; `out_stub_json` NULL or writable.
+ */
+capsa_status capsa_capsule_take_offline(const capsa_capsule *capsule,
+                                        const char *archive,
+                                        char **out_stub_json);
+
+/**
+ * Whether the capsule is offline (its content lives in an archive).
+ *
+ * # Safety
+ * `capsule` live or NULL; `out` NULL or writable.
+ */
+capsa_status capsa_capsule_is_offline(const capsa_capsule *capsule, bool *out);
+
+/**
+ * Bring an offline capsule back from its recorded archive (checksum checked, verified,
+ * restored into place); `out` receives it.
+ *
+ * # Safety
+ * `store` live or NULL; `id` valid or NULL; `out` NULL or writable.
+ */
+capsa_status capsa_store_retrieve(const capsa_store *store, const char *id, capsa_capsule **out);
 
 /**
  * The code of the last failure on the calling thread, or `CAPSA_STATUS_OK` when the last

@@ -17,6 +17,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod archive;
 pub mod cpp;
 pub mod error;
 pub mod seq;
