@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -197,6 +198,56 @@ inline int compare_versions(const std::string &a, const std::string &b) {
   return detail::call([&] { return version_compare(detail::bytes(a), detail::bytes(b)); });
 }
 
+// ---- archives ----
+
+/// How far a long operation is.
+struct Progress {
+  std::uint64_t files_done = 0, files_total = 0, bytes_done = 0, bytes_total = 0;
+};
+
+/// A progress callback: return false to cancel (the operation then throws capsa::Error
+/// CANCELLED and leaves nothing half-written). An exception it throws cancels too, and is
+/// rethrown to the caller. It may run on a capsa worker thread, never twice at once.
+using ProgressCallback = std::function<bool(const Progress &)>;
+
+namespace detail {
+struct ProgressContext {
+  ProgressCallback callback;
+  std::exception_ptr error;
+};
+inline std::int32_t progress_trampoline(const capsa_progress *p, void *user_data) {
+  auto *ctx = static_cast<ProgressContext *>(user_data);
+  try {
+    return ctx->callback(Progress{p->files_done, p->files_total, p->bytes_done, p->bytes_total}) ? 0 : 1;
+  } catch (...) {
+    ctx->error = std::current_exception();
+    return 1;
+  }
+}
+// Run a bridge call with a progress callback (none when empty); rethrow the callback's own
+// exception if it threw.
+template <class F> auto with_progress(const ProgressCallback &cb, F &&f) -> decltype(f(std::size_t(0), std::size_t(0))) {
+  ProgressContext ctx{cb, nullptr};
+  capsa_progress_fn tramp = &progress_trampoline;
+  const std::size_t fn = cb ? reinterpret_cast<std::size_t>(tramp) : 0;
+  const std::size_t ud = reinterpret_cast<std::size_t>(&ctx);
+  try {
+    return call([&] { return f(fn, ud); });
+  } catch (const Error &) {
+    if (ctx.error) std::rethrow_exception(ctx.error);
+    throw;
+  }
+}
+} // namespace detail
+
+/// Verify an archive (structure, every CRC, the SHA-256 manifest); the report as JSON.
+/// Throws CORRUPT naming the first bad entry.
+inline std::string verify_archive(const std::string &zip, const ProgressCallback &progress = {}) {
+  return detail::str(detail::with_progress(progress, [&](std::size_t fn, std::size_t ud) {
+    return archive_verify(detail::bytes(zip), fn, ud);
+  }));
+}
+
 /// Options for Capsule::bump.
 struct BumpOptions {
   std::optional<std::string> comment;
@@ -272,6 +323,19 @@ public:
   Crate get(const std::string &version) const {
     return Crate(detail::call([&] { return inner_->get(detail::bytes(version)); }));
   }
+  /// Archive the capsule into one verified zip at `dest`; the report as JSON.
+  std::string archive(const std::string &dest, bool replace = false,
+                      const ProgressCallback &progress = {}) const {
+    return detail::str(detail::with_progress(progress, [&](std::size_t fn, std::size_t ud) {
+      return inner_->archive(detail::bytes(dest), replace, fn, ud);
+    }));
+  }
+  /// Take the capsule offline after checking `archive` holds exactly its tree; the stub as
+  /// JSON.
+  std::string take_offline(const std::string &archive) const {
+    return detail::str(detail::call([&] { return inner_->take_offline(detail::bytes(archive)); }));
+  }
+  bool is_offline() const { return inner_->is_offline(); }
   /// The latest crate (or the latest sealed one), if any.
   std::optional<Crate> latest(bool published = false) const {
     rust::Box<RustCrate> k = detail::call([&] { return inner_->latest(published); });
@@ -306,6 +370,17 @@ public:
   /// Ids of every capsule, sorted.
   std::vector<std::string> capsules() const {
     return detail::strs(detail::call([&] { return inner_->capsules(); }));
+  }
+  /// Bring an offline capsule back from its recorded archive.
+  Capsule retrieve(const std::string &id) const {
+    return Capsule(detail::call([&] { return inner_->retrieve(detail::bytes(id)); }));
+  }
+  /// Restore an archive into this store (ALREADY_EXISTS unless `replace`).
+  Capsule restore(const std::string &zip, bool replace = false,
+                  const ProgressCallback &progress = {}) const {
+    return Capsule(detail::with_progress(progress, [&](std::size_t fn, std::size_t ud) {
+      return inner_->restore(detail::bytes(zip), replace, fn, ud);
+    }));
   }
   /// Check (and with `repair`, mend) what a crash left behind; returns the problems left.
   std::size_t fsck(bool repair = false) const {

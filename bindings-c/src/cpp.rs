@@ -198,6 +198,25 @@ pub mod ffi {
         ) -> Result<Box<RustSubscription>>;
         fn stopped(self: &RustSubscription) -> bool;
 
+        unsafe fn archive(
+            self: &RustCapsule,
+            dest: &[u8],
+            replace: bool,
+            callback: usize,
+            user_data: usize,
+        ) -> Result<String>;
+        fn take_offline(self: &RustCapsule, archive: &[u8]) -> Result<String>;
+        fn is_offline(self: &RustCapsule) -> bool;
+        fn retrieve(self: &RustStore, id: &[u8]) -> Result<Box<RustCapsule>>;
+        unsafe fn restore(
+            self: &RustStore,
+            zip: &[u8],
+            replace: bool,
+            callback: usize,
+            user_data: usize,
+        ) -> Result<Box<RustCapsule>>;
+        unsafe fn archive_verify(zip: &[u8], callback: usize, user_data: usize) -> Result<String>;
+
         fn capsule_id_kind(value: &[u8]) -> Result<String>;
         fn version_parse(value: &[u8]) -> Result<u32>;
         fn version_format(number: u32, padding: u32) -> Result<String>;
@@ -811,4 +830,109 @@ impl RustSubscription {
     fn stopped(&self) -> bool {
         self.0.stopped()
     }
+}
+
+/// A progress callback passed from C++ by address (`capsa_progress_fn`; 0 for none).
+///
+/// # Safety
+/// `callback` is 0 or the address of a `capsa_progress_fn`.
+unsafe fn progress_callback(callback: usize) -> crate::archive::capsa_progress_fn {
+    if callback == 0 {
+        None
+    } else {
+        // SAFETY: per the contract.
+        Some(unsafe { std::mem::transmute::<usize, CProgressFn>(callback) })
+    }
+}
+
+type CProgressFn =
+    unsafe extern "C" fn(*const crate::archive::capsa_progress, *mut std::ffi::c_void) -> i32;
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string(value).map_err(|e| bad_arg(format!("report does not serialise: {e}")))
+}
+
+impl RustCapsule {
+    /// # Safety
+    /// `callback` is 0 or a `capsa_progress_fn` address, `user_data` its argument.
+    unsafe fn archive(
+        &self,
+        dest: &[u8],
+        replace: bool,
+        callback: usize,
+        user_data: usize,
+    ) -> R<String> {
+        g(|| {
+            let mut opts = capsa::ArchiveOptions {
+                replace,
+                ..Default::default()
+            };
+            // SAFETY: per the contract.
+            let cb = unsafe { progress_callback(callback) };
+            let (f, refused) = crate::archive::progress_bridge(
+                cb,
+                user_data as *mut std::ffi::c_void,
+                &opts.cancel,
+            );
+            opts.progress = f;
+            let report = capsa::archive::archive(&self.0, path(dest, "dest")?, opts)
+                .map_err(|e| crate::archive::explain(e, &refused))?;
+            to_json(&report)
+        })
+    }
+    fn take_offline(&self, archive: &[u8]) -> R<String> {
+        g(|| to_json(&self.0.take_offline(path(archive, "archive")?)?))
+    }
+    fn is_offline(&self) -> bool {
+        safe(false, || self.0.is_offline())
+    }
+}
+
+impl RustStore {
+    fn retrieve(&self, id: &[u8]) -> R<Box<RustCapsule>> {
+        g(|| Ok(Box::new(RustCapsule(self.0.retrieve(text(id, "id")?)?))))
+    }
+    /// # Safety
+    /// As [`RustCapsule::archive`].
+    unsafe fn restore(
+        &self,
+        zip: &[u8],
+        replace: bool,
+        callback: usize,
+        user_data: usize,
+    ) -> R<Box<RustCapsule>> {
+        g(|| {
+            let mut opts = capsa::RestoreOptions {
+                replace,
+                ..Default::default()
+            };
+            // SAFETY: per the contract.
+            let cb = unsafe { progress_callback(callback) };
+            let (f, refused) = crate::archive::progress_bridge(
+                cb,
+                user_data as *mut std::ffi::c_void,
+                &opts.cancel,
+            );
+            opts.progress = f;
+            let c = capsa::archive::restore(path(zip, "zip")?, &self.0, opts)
+                .map_err(|e| crate::archive::explain(e, &refused))?;
+            Ok(Box::new(RustCapsule(c)))
+        })
+    }
+}
+
+/// # Safety
+/// As [`RustCapsule::archive`].
+unsafe fn archive_verify(zip: &[u8], callback: usize, user_data: usize) -> R<String> {
+    g(|| {
+        let mut opts = capsa::archive::VerifyOptions::default();
+        // SAFETY: per the contract.
+        let cb = unsafe { progress_callback(callback) };
+        let (f, refused) =
+            crate::archive::progress_bridge(cb, user_data as *mut std::ffi::c_void, &opts.cancel);
+        opts.progress = f;
+        let report = capsa::archive::verify_with(path(zip, "zip")?, opts)
+            .map_err(|e| crate::archive::explain(e, &refused))?;
+        to_json(&report)
+    })
 }

@@ -156,6 +156,38 @@ int main() {
     EXPECT_ERROR("NOT_FOUND", capsa::StagingManager::open_script((root / "s.db").string(), "/nonexistent-dir"));
   }
 
+  // Archives: progress with a std::function, a callback that cancels or throws, offline and back.
+  {
+    capsa::Store store = capsa::Store::init((root / "arch").string());
+    capsa::Capsule c = store.create_capsule("sh020");
+    capsa::Crate k = c.bump();
+    std::ofstream(fs::path(k.section_path(capsa::Section::Scenes)) / "sh020_v001.ma") << std::string(200000, 'x');
+    int calls = 0;
+    const std::string zip = (root / "sh020.zip").string();
+    const std::string report = c.archive(zip, false, [&](const capsa::Progress &p) {
+      ++calls;
+      return p.bytes_total > 0;
+    });
+    CHECK(calls > 0);
+    CHECK(report.find("sh020") != std::string::npos);
+    CHECK(!capsa::verify_archive(zip).empty());
+    EXPECT_ERROR("CANCELLED", c.archive((root / "no.zip").string(), false, [](const capsa::Progress &) { return false; }));
+    CHECK(!fs::exists(root / "no.zip"));
+    bool rethrown = false;
+    try {
+      c.archive((root / "no2.zip").string(), false, [](const capsa::Progress &) -> bool { throw std::logic_error("host bug"); });
+    } catch (const std::logic_error &) {
+      rethrown = true;
+    }
+    CHECK(rethrown);
+    capsa::Store other = capsa::Store::init((root / "arch-other").string());
+    CHECK(other.restore(zip).id() == "sh020");
+    EXPECT_ERROR("ALREADY_EXISTS", other.restore(zip));
+    c.take_offline(zip);
+    CHECK(c.is_offline());
+    CHECK(!store.retrieve("sh020").is_offline());
+  }
+
   // The error carries the stable number too.
   try {
     capsa::parse_version("nope");
