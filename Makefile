@@ -64,3 +64,21 @@ test-node: node
 bench-node:
 	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
 	cd bindings-node && $(NPM) run build && $(NPM) run bench
+# --- C and C++ bindings (bindings-c): `make install-c PREFIX=DIR`, `make test-c` ---
+.PHONY: setup-c install-c test-c
+PREFIX ?= /usr/local
+setup-c:
+	bash bindings-c/scripts/setup.sh
+
+install-c: setup-c
+	cmake -S bindings-c -B target/cmake-c/release -DCAPSA_CARGO_PROFILE=release -DCMAKE_BUILD_TYPE=Release -DCAPSA_BUILD_TESTS=OFF
+	cmake --build target/cmake-c/release -j2
+	cmake --install target/cmake-c/release --prefix "$(PREFIX)"
+
+test-c: setup-c
+	bash bindings-c/scripts/test-c.sh
+
+# capsa-c's build needs a C++ compiler (cxx), so lint and the Rust tests come after setup-c.
+lint test-rust: setup-c
+test: test-c
+# --- end C and C++ bindings ---
