@@ -2,7 +2,7 @@
 SHELL := bash
 CARGO ?= cargo
 
-.PHONY: demo test lint setup test-rust bench build help
+.PHONY: demo test lint setup test-rust test-postgres bench build help
 
 help:
 	@echo "make demo   - build and run the tour through a temporary store"
@@ -25,7 +25,14 @@ lint:
 test-rust:
 	$(CARGO) test --workspace
 
-test: setup lint test-rust
+# The staging suite on PostgreSQL (a throwaway server: tests/postgres/with-postgres.sh), plus
+# the tests that need a server (ignored without one): several processes, a crash, the CLI.
+test-postgres:
+	bash tests/postgres/with-postgres.sh bash -c '\
+	  $(CARGO) test -p capsa --features postgres --test "staging_*" -- --include-ignored && \
+	  $(CARGO) test -p capsa-cli --test staging_cli -- --include-ignored postgres'
+
+test: setup lint test-postgres test-rust
 
 bench:
 	$(CARGO) bench -p capsa-benches

@@ -295,15 +295,11 @@ fn staging_events_reach_subscribers_and_the_feed() {
 #[test]
 fn staging_busy_across_two_store_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("staging.db");
     let mock = Arc::new(MockDeployer::new());
     mock.set_delay(MockCall::Create, Duration::from_millis(500));
-    let a = StagingManager::open_sqlite(&db, mock.clone(), options()).unwrap();
-    let b = StagingManager::new(
-        Arc::new(SqliteStore::open(&db).unwrap()),
-        Arc::new(MockDeployer::new()),
-        options(),
-    );
+    let a = common::open_manager(dir.path(), mock.clone(), options());
+    // A second, independent connection to the same state (file or database schema).
+    let b = common::open_manager(dir.path(), Arc::new(MockDeployer::new()), options());
     let p = a
         .start(capsa::staging::CommandRequest::Create {
             name: "shared".into(),
@@ -446,4 +442,15 @@ fn staging_background_reconcile_loop_runs_until_dropped() {
     let n = h.mock.count(MockCall::Check);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(h.mock.count(MockCall::Check), n, "stopped");
+}
+
+/// The suite runs on the store it is asked for (`make test-postgres`: PostgreSQL, whose
+/// store has a cross-process event signal; otherwise SQLite, which has none).
+#[test]
+fn staging_suite_runs_on_the_store_asked_for() {
+    let h = MockHarness::new();
+    assert_eq!(
+        h.manager.store().event_signal().is_some(),
+        common::postgres_mode()
+    );
 }

@@ -101,15 +101,15 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(v: i64) -> DateTime<Utc> {
+pub(super) fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
-fn encode_overrides(o: &[Override]) -> String {
+pub(super) fn encode_overrides(o: &[Override]) -> String {
     let v: Vec<StoredOverride> = o
         .iter()
         .map(|o| StoredOverride {
@@ -122,7 +122,7 @@ fn encode_overrides(o: &[Override]) -> String {
     serde_json::to_string(&v).expect("overrides encode")
 }
 
-fn decode_overrides(s: &str) -> Vec<Override> {
+pub(super) fn decode_overrides(s: &str) -> Vec<Override> {
     serde_json::from_str::<Vec<StoredOverride>>(s)
         .unwrap_or_default()
         .into_iter()
@@ -136,7 +136,7 @@ fn decode_overrides(s: &str) -> Vec<Override> {
 }
 
 /// Overrides as masked `scope:KEY=VALUE` strings for the audit log.
-fn masked_overrides(o: &[Override]) -> String {
+pub(super) fn masked_overrides(o: &[Override]) -> String {
     let v: Vec<String> = o
         .iter()
         .map(|o| {
@@ -163,6 +163,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StagingRecord> {
             command,
             started_at: from_ms(r.get::<_, Option<i64>>(11)?.unwrap_or(0)),
             pid: r.get::<_, Option<i64>>(12)?.unwrap_or(0) as u32,
+            host: None,
         }),
         _ => None,
     };
