@@ -454,3 +454,41 @@ fn staging_suite_runs_on_the_store_asked_for() {
         common::postgres_mode()
     );
 }
+
+/// A second manager on the same state (another process, another host) follows every change
+/// the first one makes, in order: polling with SQLite, LISTEN/NOTIFY with PostgreSQL.
+#[test]
+fn staging_follow_sees_the_changes_of_another_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::open_manager(dir.path(), Arc::new(MockDeployer::new()), options());
+    let b = common::open_manager(dir.path(), Arc::new(MockDeployer::new()), options());
+    a.create("before", "1.0.0", vec![]).unwrap();
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let s2 = seen.clone();
+    let follower = b
+        .follow(None, move |e| s2.lock().unwrap().push(e.clone()))
+        .unwrap();
+    a.create("followed", "1.0.0", vec![]).unwrap();
+    a.delete("followed").unwrap();
+    let t = std::time::Instant::now();
+    while seen.lock().unwrap().len() < 6 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let got = seen.lock().unwrap().clone();
+    let feed = a.events_since(0, 100).unwrap();
+    assert_eq!(
+        got,
+        feed[3..],
+        "every event after `now`, none before, in order"
+    );
+    assert!(got.iter().all(|e| e.name == "followed"));
+    follower.stop();
+    a.update("before", "1.0.1", None).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(seen.lock().unwrap().len(), 6, "stopped");
+}

@@ -186,23 +186,25 @@ fn command_worker(schema: &str, seed: u64) {
     }
 }
 
-/// Worker: follow the event feed from the start until `stop` exists and nothing new came for
-/// a while; print every event as a JSON line.
+/// Worker: follow the event feed from the start with [`StagingManager::follow`] (woken by
+/// NOTIFY) until `stop` exists and nothing new came for a while; print every event as a JSON
+/// line.
 fn subscriber_worker(schema: &str, stop: &Path) {
     let m = manager(schema, Arc::new(MockDeployer::new()), "watcher");
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let tx = std::sync::Mutex::new(tx);
+    let _follower = m
+        .follow(Some(0), move |e| {
+            let _ = tx.lock().unwrap().send(e.clone());
+        })
+        .unwrap();
     let out = std::io::stdout();
     eprintln!("subscriber ready");
-    let mut after = 0;
     loop {
-        let batch = m
-            .wait_events(after, 500, Duration::from_millis(500))
-            .unwrap();
-        for e in &batch {
-            after = e.seq;
-            writeln!(out.lock(), "{}", serde_json::to_string(e).unwrap()).unwrap();
-        }
-        if batch.is_empty() && stop.exists() {
-            return;
+        match rx.recv_timeout(Duration::from_millis(1000)) {
+            Ok(e) => writeln!(out.lock(), "{}", serde_json::to_string(&e).unwrap()).unwrap(),
+            Err(_) if stop.exists() => return,
+            Err(_) => {}
         }
     }
 }
@@ -299,18 +301,22 @@ fn postgres_four_processes_random_commands_and_a_subscriber() {
         .collect();
     let mut started = Vec::new();
     let mut refused = 0usize;
+    let mut busy = 0usize;
     for (i, w) in workers.into_iter().enumerate() {
         let lines = worker_lines(w, &format!("worker {i}"));
         assert_eq!(lines.len(), COMMANDS, "worker {i}: {lines:?}");
         for l in lines {
             match l.strip_prefix("started ") {
                 Some(id) => started.push(id.parse::<i64>().unwrap()),
-                None => refused += 1,
+                None => {
+                    refused += 1;
+                    busy += usize::from(l == "refused BUSY");
+                }
             }
         }
     }
     eprintln!(
-        "{} commands from {WORKERS} processes in {:?}: {} started, {refused} refused",
+        "{} commands from {WORKERS} processes in {:?}: {} started, {refused} refused ({busy} busy)",
         WORKERS * COMMANDS,
         t0.elapsed(),
         started.len()

@@ -234,6 +234,25 @@ impl Drop for Subscription {
     }
 }
 
+/// A follower of the event feed ([`StagingManager::follow`]); dropping it (or
+/// [`FeedFollower::stop`]) stops it.
+#[must_use = "dropping a FeedFollower stops it at once"]
+#[derive(Debug)]
+pub struct FeedFollower {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl FeedFollower {
+    /// Stop following.
+    pub fn stop(self) {}
+}
+
+impl Drop for FeedFollower {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
 /// The background reconcile loop; dropping it (or [`ReconcileLoop::stop`]) stops it.
 #[must_use = "dropping a ReconcileLoop stops it at once"]
 #[derive(Debug)]
@@ -368,7 +387,8 @@ impl StagingManager {
     /// results). Callbacks run on the thread that made the change, after its transaction has
     /// committed and with no lock held; keep them short. A panicking callback is caught and
     /// logged. Events made by other processes sharing the store are read with
-    /// [`StagingManager::events_since`] or waited for with [`StagingManager::wait_events`].
+    /// [`StagingManager::events_since`], waited for with [`StagingManager::wait_events`], or
+    /// delivered to a callback by [`StagingManager::follow`].
     pub fn subscribe(&self, callback: impl Fn(&Event) + Send + Sync + 'static) -> Subscription {
         let id = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
         lock(&self.inner.subs).push((id, Arc::new(callback)));
@@ -739,6 +759,47 @@ impl StagingManager {
                 None => tokio::time::sleep(nap).await,
             }
         }
+    }
+
+    /// Call `callback` for every event of every process sharing the store (this one
+    /// included), in feed order, from `after` on (`None`: from now), until the returned handle
+    /// is dropped. With PostgreSQL, a subscriber in one process sees the status changes made by
+    /// the others as they commit (`LISTEN/NOTIFY`); other stores are polled. Callbacks run on
+    /// the shared runtime, one at a time; keep them short. A panicking callback is caught and
+    /// logged; a store that cannot be read is retried every second.
+    pub fn follow(
+        &self,
+        after: Option<i64>,
+        callback: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<FeedFollower> {
+        let start = match after {
+            Some(a) => a,
+            None => self.last_event_seq()?,
+        };
+        let this = self.clone();
+        let handle = runtime::runtime().spawn(async move {
+            let mut after = start;
+            loop {
+                match this
+                    .wait_events_async(after, 1000, Duration::from_secs(30))
+                    .await
+                {
+                    Ok(batch) => {
+                        for e in batch {
+                            after = e.seq;
+                            if catch_unwind(AssertUnwindSafe(|| callback(&e))).is_err() {
+                                tracing::error!(seq = e.seq, "an event callback panicked");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("following the event feed: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(FeedFollower { handle })
     }
 
     /// Blocking form of [`StagingManager::wait_events_async`].

@@ -63,8 +63,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::error::{shown, Error, Result};
 
 pub use manager::{
-    CommandRequest, ManagerOptions, PendingCommand, ReconcileLoop, ReconcileReport, StagingManager,
-    Subscription,
+    CommandRequest, FeedFollower, ManagerOptions, PendingCommand, ReconcileLoop, ReconcileReport,
+    StagingManager, Subscription,
 };
 pub use mock::{MockCall, MockDeployer};
 #[cfg(feature = "postgres")]
