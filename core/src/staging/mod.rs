@@ -1,11 +1,15 @@
 //! Stagings: the lifecycle state machine of DM's staging manager, its state store, its events,
 //! its audit log and its deploy backends.
 //!
-//! A [`StagingManager`] joins a [`StateStore`] (the embedded [`SqliteStore`] by default) and a
-//! [`Deployer`] ([`MockDeployer`], [`ScriptDeployer`]). Commands follow the transition table
-//! in [`machine`]; one command at a time per staging, enforced by compare-and-set in the state
-//! store so that several processes sharing one state file cannot run two commands on the same
-//! staging at once (the loser gets [`Error::Busy`](crate::Error::Busy)).
+//! A [`StagingManager`] joins a [`StateStore`] (the embedded [`SqliteStore`] by default; with
+//! the `postgres` feature, `PostgresStateStore` for several hosts, chosen by a `postgres://`
+//! URL in [`StagingManager::open`]) and a [`Deployer`] ([`MockDeployer`], [`ScriptDeployer`]).
+//! Commands follow the transition table in [`machine`]; one command at a time per staging,
+//! enforced by compare-and-set in the state store so that several processes (or hosts) sharing
+//! one state cannot run two commands on the same staging at once (the loser gets
+//! [`Error::Busy`]). Events of every process sharing the state are read
+//! with [`StagingManager::events_since`], [`StagingManager::wait_events`] or
+//! [`StagingManager::follow`].
 //!
 //! # Blocking and async forms
 //!

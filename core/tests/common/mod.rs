@@ -28,7 +28,7 @@ pub fn postgres_mode() -> bool {
 pub fn postgres_url() -> String {
     std::env::var("CAPSA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
         panic!(
-            "CAPSA_TEST_POSTGRES_URL is not set: this test needs a PostgreSQL server. Run              `make test-postgres` (tests/postgres/with-postgres.sh starts a throwaway one)."
+            "CAPSA_TEST_POSTGRES_URL is not set: this test needs a PostgreSQL server. Run `make test-postgres` (tests/postgres/with-postgres.sh starts a throwaway one)."
         )
     })
 }
@@ -56,7 +56,7 @@ pub fn open_store(dir: &Path) -> Arc<dyn StateStore> {
         }
         #[cfg(not(feature = "postgres"))]
         panic!(
-            "the staging suite is asked to run on PostgreSQL, but capsa was built without the              `postgres` feature: cargo test -p capsa --features postgres"
+            "the staging suite is asked to run on PostgreSQL, but capsa was built without the `postgres` feature: cargo test -p capsa --features postgres"
         );
     }
     Arc::new(capsa::staging::SqliteStore::open(dir.join("staging.db")).unwrap())
