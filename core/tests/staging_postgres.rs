@@ -92,6 +92,10 @@ fn postgres_unreachable_server_is_a_clear_backend_error() {
         msg.contains("postgres") && msg.contains("127.0.0.1:1"),
         "{msg}"
     );
+    // TLS is not built in: asking for it is refused, never silently ignored.
+    let e = PostgresStateStore::open(&format!("{}?sslmode=require", common::postgres_url()))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unsupported, "{e}");
     // The URL selects the store.
     let e = StagingManager::open(
         "postgres://capsa@127.0.0.1:1/capsa",

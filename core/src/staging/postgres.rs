@@ -19,7 +19,8 @@
 //!   restarted server is picked up without reopening the store. A failure in the middle of a
 //!   transaction rolls all of it back: nothing is half-written.
 //! - TLS is not built in: connect over a trusted network or a local socket (`sslmode=disable`
-//!   or the default `prefer`, which falls back to plain).
+//!   or the default `prefer`, which falls back to plain); `sslmode=require` is refused with
+//!   `Unsupported` rather than silently connecting in the clear.
 
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock, Weak};
@@ -337,6 +338,13 @@ impl PostgresStateStore {
                 what: "postgres URL",
                 reason: format!("does not parse: {e}"),
             })?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(Error::Unsupported {
+                what: "sslmode=require: this build of capsa connects to PostgreSQL without TLS \
+                       (use a trusted network or a local socket, and sslmode=disable or prefer)"
+                    .into(),
+            });
+        }
         if let Some(s) = &options.schema {
             if !valid_schema(s) {
                 return Err(Error::InvalidArgument {
