@@ -288,10 +288,21 @@ impl SqliteStore {
     fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         let err = db_err(path);
         conn.busy_timeout(Duration::from_secs(30)).map_err(&err)?;
-        // journal_mode returns a row; in-memory databases answer "memory".
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(&err)?;
+        // journal_mode returns a row; in-memory databases answer "memory". Switching a new
+        // file to WAL while another process opens it too can be refused as busy without the
+        // busy handler being asked: retry it for as long as the busy timeout.
+        let t0 = std::time::Instant::now();
+        let _mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && t0.elapsed() < Duration::from_secs(30) =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => break r.map_err(&err)?,
+            }
+        };
         conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(&err)?;
         conn.set_prepared_statement_cache_capacity(64);
