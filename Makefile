@@ -4,7 +4,7 @@ CARGO ?= cargo
 
 include tests/k8s/k8s.mk
 
-.PHONY: demo test lint setup test-rust bench build help
+.PHONY: demo test lint setup test-rust test-postgres bench build help
 
 help:
 	@echo "make demo   - build and run the tour through a temporary store"
@@ -27,7 +27,14 @@ lint:
 test-rust:
 	$(CARGO) test --workspace
 
-test: setup lint test-rust test-node
+# The staging suite on PostgreSQL (a throwaway server: tests/postgres/with-postgres.sh), plus
+# the suites built only for a server (feature postgres-tests): several processes, a crash, the CLI.
+test-postgres:
+	bash tests/postgres/with-postgres.sh bash -c '\
+	  $(CARGO) test -p capsa --features postgres-tests --test "staging_*" && \
+	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli postgres'
+
+test: setup lint test-rust test-postgres test-node
 
 bench:
 	$(CARGO) bench -p capsa-benches
