@@ -2,7 +2,8 @@
 //! its audit log and its deploy backends.
 //!
 //! A [`StagingManager`] joins a [`StateStore`] (the embedded [`SqliteStore`] by default) and a
-//! [`Deployer`] ([`MockDeployer`], [`ScriptDeployer`]). Commands follow the transition table
+//! [`Deployer`] ([`MockDeployer`], [`ScriptDeployer`], and with the `kubernetes` feature
+//! `KubernetesDeployer`). Commands follow the transition table
 //! in [`machine`]; one command at a time per staging, enforced by compare-and-set in the state
 //! store so that several processes sharing one state file cannot run two commands on the same
 //! staging at once (the loser gets [`Error::Busy`](crate::Error::Busy)).
@@ -45,6 +46,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod machine;
 mod manager;
 pub mod mock;
@@ -60,6 +63,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{shown, Error, Result};
 
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::KubernetesDeployer;
 pub use manager::{
     CommandRequest, ManagerOptions, PendingCommand, ReconcileLoop, ReconcileReport, StagingManager,
     Subscription,
