@@ -34,6 +34,7 @@ bench:
 
 # Kubernetes backend: its tests run under the test control plane (one thread: one test stops
 # and restarts the API server). `make test` runs them after the other tests.
-K8S_TEST_CMD = env CAPSA_K8S_TESTS=1 $(CARGO) test -p capsa --features kubernetes \
-	--test staging_kubernetes -- --test-threads=1
+K8S_TEST_CMD = env CAPSA_K8S_TESTS=1 sh -c '$(CARGO) test -p capsa --features kubernetes \
+	--test staging_kubernetes -- --test-threads=1 && $(CARGO) test -p capsa-cli \
+	--test staging_kubernetes_cli'
 test: test-k8s

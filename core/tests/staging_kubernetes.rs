@@ -547,8 +547,9 @@ fn private_overrides_only_in_a_secret() {
     assert!(!leaks(&format!("{:?}", m.get(&name).unwrap())));
     // Not in the API server's log.
     if let Some(d) = std::env::var_os("CAPSA_K8S_DIR") {
+        let path = Path::new(&d).join("kube-apiserver.log");
         let log =
-            std::fs::read_to_string(Path::new(&d).join("kube-apiserver.log")).unwrap_or_default();
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!leaks(&log), "private value in the API server log");
     }
 

@@ -137,6 +137,8 @@ impl std::fmt::Debug for KubernetesDeployer {
 enum Fail {
     /// The API server (or the template) answered no.
     Permanent(String),
+    /// The API server answered 404 Not Found.
+    NotFound(String),
     /// No answer could be had (after the retries).
     Transient(String),
 }
@@ -146,7 +148,7 @@ type KResult<T> = std::result::Result<T, Fail>;
 impl Fail {
     fn reply(self, output: String) -> BackendReply {
         let mut r = match self {
-            Fail::Permanent(m) => BackendReply::failed(m),
+            Fail::Permanent(m) | Fail::NotFound(m) => BackendReply::failed(m),
             Fail::Transient(m) => BackendReply::unavailable(m),
         };
         r.output = output;
@@ -312,6 +314,9 @@ impl KubernetesDeployer {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) => match is_transient(&e) {
+                    None if matches!(&e, kube::Error::Api(r) if r.code == 404) => {
+                        return Err(Fail::NotFound(format!("{what}: {}", describe(&e))))
+                    }
                     None => return Err(Fail::Permanent(format!("{what}: {}", describe(&e)))),
                     Some(_) if attempt >= self.retries => {
                         return Err(Fail::Transient(format!(
@@ -456,7 +461,7 @@ impl KubernetesDeployer {
             if Instant::now() >= deadline {
                 let secs = self.ready_timeout.as_secs();
                 return match last {
-                    Fail::Permanent(reason) => {
+                    Fail::Permanent(reason) | Fail::NotFound(reason) => {
                         BackendReply::failed(format!("not ready after {secs} s: {reason}"))
                     }
                     Fail::Transient(reason) => BackendReply::unavailable(format!(
@@ -592,7 +597,7 @@ impl KubernetesDeployer {
                         Ok(_) => {
                             let _ = writeln!(out, "deleted {kind}/{n}");
                         }
-                        Err(Fail::Permanent(m)) if m.contains("(404 ") => {}
+                        Err(Fail::NotFound(_)) => {}
                         Err(f) => return Err(f),
                     }
                 }
@@ -659,7 +664,7 @@ impl KubernetesDeployer {
                         Ok(_) => {
                             let _ = writeln!(out, "deleted {kind}/{n}");
                         }
-                        Err(Fail::Permanent(m)) if m.contains("(404 ") => {}
+                        Err(Fail::NotFound(_)) => {}
                         Err(f) => return Err(f),
                     }
                 }
@@ -701,7 +706,7 @@ impl KubernetesDeployer {
                 Ok(_) => {
                     let _ = writeln!(out, "deleted Namespace/{ns}");
                 }
-                Err(Fail::Permanent(m)) if m.contains("(404 ") => {}
+                Err(Fail::NotFound(_)) => {}
                 Err(f) => return Err(f),
             }
         }
