@@ -709,3 +709,49 @@ fn tag_check_follows_the_template() {
     let cm: ConfigMap = get_opt(&c, &name, "x").unwrap();
     assert_eq!(cm.data.unwrap()["tag"], "nightly-7");
 }
+
+/// `update` deletes the staging's objects that the template no longer holds (claims excepted)
+/// and keeps the app ConfigMap and Secret.
+#[test]
+fn update_prunes_objects_dropped_from_the_template() {
+    if !enabled() {
+        return;
+    }
+    let c = client();
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = tempfile::tempdir().unwrap();
+    let cm = |n: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\ndata:\n  tag: \"{{{{ tag }}}}\"\n")
+    };
+    let pvc = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: keepme\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n";
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: extra\nstringData:\n  k: v\n";
+    std::fs::write(
+        tpl.path().join("all.yaml"),
+        format!("{}---\n{}---\n{pvc}---\n{secret}", cm("a"), cm("b")),
+    )
+    .unwrap();
+    let d = KubernetesDeployer::new(tpl.path(), None).unwrap();
+    let m = manager(&dir.path().join("state.db"), d);
+    let name = unique("prune");
+    let s = m
+        .create(
+            &name,
+            "1.0.0",
+            vec![Override::private(Scope::App, "PW", "x")],
+        )
+        .unwrap();
+    assert_eq!(s.status, Status::Running, "{s:?}");
+    let mut all = names::<ConfigMap>(&c, &name);
+    all.sort();
+    assert_eq!(all, vec!["a", "b", APP_CONFIGMAP]);
+    std::fs::write(tpl.path().join("all.yaml"), cm("a")).unwrap();
+    let s = m.update(&name, "1.1.0", None).unwrap();
+    assert_eq!(s.status, Status::Running, "{s:?}");
+    let mut all = names::<ConfigMap>(&c, &name);
+    all.sort();
+    assert_eq!(all, vec!["a", APP_CONFIGMAP]);
+    assert_eq!(names::<Secret>(&c, &name), vec![APP_SECRET]);
+    assert_eq!(names::<PersistentVolumeClaim>(&c, &name), vec!["keepme"]);
+    let a: ConfigMap = get_opt(&c, &name, "a").unwrap();
+    assert_eq!(a.data.unwrap()["tag"], "1.1.0");
+}

@@ -49,7 +49,9 @@
 //!
 //! # Calls
 //!
-//! - `create` / `update` (restore is `create`): apply, then wait (at most
+//! - `create` / `update` (restore is `create`): apply, delete the staging's objects (found by
+//!   label) that the template no longer holds (PersistentVolumeClaims are never pruned), then
+//!   wait (at most
 //!   [`KubernetesDeployer::with_ready_timeout`], 300 s by default) until `check` says ready; a
 //!   hard failure (`ProgressDeadlineExceeded`, a failed Job) ends the wait at once.
 //! - `check`: kubedog's readiness rules for the template's Deployments, StatefulSets and Jobs
@@ -82,7 +84,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret as KSecret, Service,
 };
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::ByteString;
+use k8s_openapi::{ByteString, NamespaceResourceScope};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope as KScope;
@@ -326,7 +328,12 @@ impl KubernetesDeployer {
                         )))
                     }
                     Some(_) => {
-                        tracing::debug!(what, attempt, "retrying: {}", describe(&e));
+                        // The kind of error only: a message could quote a value.
+                        let code = match &e {
+                            kube::Error::Api(r) => r.code,
+                            _ => 0,
+                        };
+                        tracing::debug!(what, attempt, code, "retrying");
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(Duration::from_secs(3));
                         attempt += 1;
@@ -444,6 +451,7 @@ impl KubernetesDeployer {
             set_meta(&mut body, ns, &req.name);
             self.apply(ns, &ar, &body, out).await?;
         }
+        self.prune(req, &manifests, out).await?;
         tracing::info!(name = %req.name, namespace = %ns, objects = manifests.len(), "applied");
         Ok(self.wait_ready(req, &manifests).await)
     }
@@ -575,43 +583,107 @@ impl KubernetesDeployer {
         Ok(left)
     }
 
-    async fn archive(&self, req: &DeployRequest) -> KResult<String> {
-        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
+    /// Delete the objects of kind `K` listed by `lp` in `ns`, but those `keep` names; a 404 on
+    /// delete means someone else was first (fine). Only ever after a list that succeeded.
+    async fn delete_matching<K>(
+        &self,
+        ns: &str,
+        lp: &ListParams,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+        out: &mut String,
+    ) -> KResult<()>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        let kind = K::kind(&());
         let dp = DeleteParams::background();
-        let ns = &req.namespace;
-        let mut out = String::new();
-        macro_rules! delete_all {
-            ($t:ty) => {{
-                let api: Api<$t> = Api::namespaced(self.client.clone(), ns);
-                let kind = <$t as Resource>::kind(&());
-                let l = self
-                    .call(&format!("list {kind}"), || api.list_metadata(&lp))
-                    .await?;
-                for o in l.items {
-                    let n = o.name_any();
-                    // A 404 here means someone else deleted it first: fine.
-                    match self
-                        .call(&format!("delete {kind}/{n}"), || api.delete(&n, &dp))
-                        .await
-                    {
-                        Ok(_) => {
-                            let _ = writeln!(out, "deleted {kind}/{n}");
-                        }
-                        Err(Fail::NotFound(_)) => {}
-                        Err(f) => return Err(f),
-                    }
+        let l = self
+            .call(&format!("list {kind}"), || api.list_metadata(lp))
+            .await?;
+        for o in l.items {
+            let n = o.name_any();
+            if keep(&n) {
+                continue;
+            }
+            match self
+                .call(&format!("delete {kind}/{n}"), || api.delete(&n, &dp))
+                .await
+            {
+                Ok(_) => {
+                    let _ = writeln!(out, "deleted {kind}/{n}");
                 }
+                Err(Fail::NotFound(_)) => {}
+                Err(f) => return Err(f),
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete the staging's objects that the rendered template no longer holds (an object
+    /// dropped from the template between versions). Claims are never pruned.
+    async fn prune(
+        &self,
+        req: &DeployRequest,
+        manifests: &[Manifest],
+        out: &mut String,
+    ) -> KResult<()> {
+        let ns = &req.namespace;
+        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
+        let wanted = |kind: &str| -> BTreeSet<String> {
+            manifests
+                .iter()
+                .filter(|m| m.kind == kind)
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        macro_rules! prune {
+            ($t:ty $(, $extra:expr)?) => {{
+                let keep: BTreeSet<String> = wanted(&<$t as Resource>::kind(&()))
+                    .into_iter()
+                    .chain([$($extra.to_string())?])
+                    .collect();
+                self.delete_matching::<$t>(ns, &lp, &|n| keep.contains(n), out).await?;
             }};
         }
-        delete_all!(Deployment);
-        delete_all!(StatefulSet);
-        delete_all!(DaemonSet);
-        delete_all!(CronJob);
-        delete_all!(Job);
-        delete_all!(Pod);
-        delete_all!(Ingress);
-        delete_all!(Service);
-        delete_all!(ConfigMap);
+        prune!(Deployment);
+        prune!(StatefulSet);
+        prune!(DaemonSet);
+        prune!(CronJob);
+        prune!(Job);
+        prune!(Pod);
+        prune!(Ingress);
+        prune!(Service);
+        prune!(ConfigMap, APP_CONFIGMAP);
+        prune!(KSecret, APP_SECRET);
+        Ok(())
+    }
+
+    async fn archive(&self, req: &DeployRequest) -> KResult<String> {
+        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
+        let ns = &req.namespace;
+        let mut out = String::new();
+        self.delete_matching::<Deployment>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<StatefulSet>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<DaemonSet>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<CronJob>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<Job>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<Pod>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<Ingress>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<Service>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<ConfigMap>(ns, &lp, &|_| false, &mut out)
+            .await?;
         let deadline = Instant::now() + self.cleanup_timeout;
         loop {
             let left = self.workloads_left(req).await?;
@@ -648,30 +720,10 @@ impl KubernetesDeployer {
         }
         let dp = DeleteParams::background();
         let lp = ListParams::default();
-        macro_rules! delete_all {
-            ($t:ty) => {{
-                let api: Api<$t> = Api::namespaced(self.client.clone(), ns);
-                let kind = <$t as Resource>::kind(&());
-                let l = self
-                    .call(&format!("list {kind}"), || api.list_metadata(&lp))
-                    .await?;
-                for o in l.items {
-                    let n = o.name_any();
-                    match self
-                        .call(&format!("delete {kind}/{n}"), || api.delete(&n, &dp))
-                        .await
-                    {
-                        Ok(_) => {
-                            let _ = writeln!(out, "deleted {kind}/{n}");
-                        }
-                        Err(Fail::NotFound(_)) => {}
-                        Err(f) => return Err(f),
-                    }
-                }
-            }};
-        }
-        delete_all!(PersistentVolumeClaim);
-        delete_all!(KSecret);
+        self.delete_matching::<PersistentVolumeClaim>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<KSecret>(ns, &lp, &|_| false, &mut out)
+            .await?;
         // The claims go first (their volumes are released by the storage controllers), then
         // the namespace with whatever is left in it.
         let deadline = Instant::now() + self.cleanup_timeout;
