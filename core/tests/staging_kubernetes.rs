@@ -611,7 +611,10 @@ fn api_server_down_mid_create_then_reconcile() {
     let s = s.unwrap().unwrap();
     assert_eq!(s.status, Status::Failure, "{s:?}");
     let reason = s.reason.clone().unwrap();
-    assert!(!reason.is_empty());
+    assert!(reason.contains("readiness unknown"), "{reason}");
+    let audit = m.audit_log(&AuditQuery::default()).unwrap();
+    let create = audit.iter().find(|a| a.action == "create").unwrap();
+    assert_eq!(create.outcome, Outcome::Failure, "{audit:?}");
     let r = r.unwrap();
     assert!(r.transient_errors >= 1, "{r:?}");
     assert_eq!(m.get(&name).unwrap().status, Status::Failure);

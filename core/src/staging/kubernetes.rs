@@ -56,7 +56,9 @@
 //!   hard failure (`ProgressDeadlineExceeded`, a failed Job) ends the wait at once.
 //! - `check`: kubedog's readiness rules for the template's Deployments, StatefulSets and Jobs
 //!   (a missing one is not ready), plus pods waiting in `ImagePullBackOff`, `ErrImagePull` or
-//!   `CrashLoopBackOff`; the reply names the first object that is not ready and why.
+//!   `CrashLoopBackOff`; the reply names the first object that is not ready and why. A read
+//!   that fails, for whatever reason, makes `check` and `archive_check` unavailable: never an
+//!   answer about the staging.
 //! - `delete` (archive): deletes the staging's workloads, pods, services, ingresses and
 //!   ConfigMaps (by label; background propagation), keeps PersistentVolumeClaims and Secrets,
 //!   and waits until no workload is left. `archive_check` confirms that no workload is left.
@@ -148,6 +150,12 @@ enum Fail {
 type KResult<T> = std::result::Result<T, Fail>;
 
 impl Fail {
+    fn message(self) -> String {
+        match self {
+            Fail::Permanent(m) | Fail::NotFound(m) | Fail::Transient(m) => m,
+        }
+    }
+
     fn reply(self, output: String) -> BackendReply {
         let mut r = match self {
             Fail::Permanent(m) | Fail::NotFound(m) => BackendReply::failed(m),
@@ -821,7 +829,8 @@ impl Deployer for KubernetesDeployer {
         match self.readiness(req, &manifests).await {
             Ok(Readiness::Ready) => BackendReply::success(),
             Ok(Readiness::Pending(r) | Readiness::Failed(r)) => BackendReply::failed(r),
-            Err(f) => f.reply(String::new()),
+            // A read that failed says nothing about the staging, whatever the error.
+            Err(f) => BackendReply::unavailable(f.message()),
         }
     }
 
@@ -839,7 +848,7 @@ impl Deployer for KubernetesDeployer {
         match self.workloads_left(req).await {
             Ok(left) if left.is_empty() => BackendReply::success(),
             Ok(left) => BackendReply::failed(format!("workloads left: {}", left.join(", "))),
-            Err(f) => f.reply(String::new()),
+            Err(f) => BackendReply::unavailable(f.message()),
         }
     }
 
