@@ -758,3 +758,52 @@ fn update_prunes_objects_dropped_from_the_template() {
     let a: ConfigMap = get_opt(&c, &name, "a").unwrap();
     assert_eq!(a.data.unwrap()["tag"], "1.1.0");
 }
+
+/// A cleanup while the API server is down never takes the failed read for "already gone": the
+/// command fails with a reason, the record stays; once the server is back, everything is still
+/// there and a new cleanup removes it.
+#[test]
+fn cleanup_with_api_server_down_removes_nothing() {
+    if !enabled() {
+        return;
+    }
+    let c = client();
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tpl.path().join("all.yaml"),
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: files\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n",
+    )
+    .unwrap();
+    let d = KubernetesDeployer::new(tpl.path(), None)
+        .unwrap()
+        .with_cleanup_timeout(Duration::from_secs(30))
+        .with_poll_interval(Duration::from_millis(200))
+        .with_retries(2);
+    let m = manager(&dir.path().join("state.db"), d);
+    let name = unique("keep");
+    assert_eq!(
+        m.create(&name, "1.0.0", vec![]).unwrap().status,
+        Status::Running
+    );
+    assert_eq!(m.delete(&name).unwrap().status, Status::Archived);
+    apiserver("stop");
+    let r = m.cleanup(&name);
+    apiserver("start");
+    let s = r.unwrap().expect("the record stays");
+    assert_eq!(s.status, Status::Failure, "{s:?}");
+    assert!(s.reason.as_deref().unwrap().contains("Namespace"), "{s:?}");
+    let c2 = client();
+    wait_for("the API server back", 60, || {
+        block_on(Api::<Namespace>::all(c2.clone()).get_opt(&name)).ok()
+    })
+    .expect("namespace still there");
+    assert_eq!(names::<PersistentVolumeClaim>(&c, &name), vec!["files"]);
+    assert!(get_opt::<Secret>(&c, &name, APP_SECRET).is_some());
+    // Back up: cleanup (from Failure) removes it all.
+    let p = m
+        .start(CommandRequest::Cleanup { name: name.clone() })
+        .unwrap();
+    play_cleanup_controllers(&c, &name);
+    assert_eq!(p.wait().unwrap(), None);
+}
