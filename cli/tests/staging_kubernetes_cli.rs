@@ -165,8 +165,11 @@ fn two_processes_are_serialized() {
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["status"], "Running", "{v:#}");
-    // Once free, the other process may act.
-    let o = capsa(&state, &["staging", "delete", &name])
+    // Once free, the other process may act (here with --kubeconfig instead of KUBECONFIG).
+    let kc = std::env::var("KUBECONFIG").unwrap();
+    let o = capsa(&state, &["staging", "delete", &name, "--kubeconfig", &kc])
+        .env_remove("KUBECONFIG")
+        .env("HOME", dir.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
