@@ -197,14 +197,13 @@ enum Readiness {
     Failed(String),
 }
 
-fn is_transient(e: &kube::Error) -> Option<bool> {
-    // Some(true): retry (transient); Some(false): conflict, retry; None: permanent.
+/// Whether a failed request is worth retrying: a conflict (409), throttling (429), a server
+/// error (5xx), or no answer at all (connection refused, timeout).
+fn retryable(e: &kube::Error) -> bool {
     match e {
-        kube::Error::Api(r) if r.code == 409 => Some(false),
-        kube::Error::Api(r) if r.code == 429 || r.code >= 500 => Some(true),
-        kube::Error::Api(_) => None,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => Some(true),
-        _ => None,
+        kube::Error::Api(r) => r.code == 409 || r.code == 429 || r.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }
 
@@ -323,30 +322,31 @@ impl KubernetesDeployer {
         loop {
             match f().await {
                 Ok(v) => return Ok(v),
-                Err(e) => match is_transient(&e) {
-                    None if matches!(&e, kube::Error::Api(r) if r.code == 404) => {
-                        return Err(Fail::NotFound(format!("{what}: {}", describe(&e))))
-                    }
-                    None => return Err(Fail::Permanent(format!("{what}: {}", describe(&e)))),
-                    Some(_) if attempt >= self.retries => {
-                        return Err(Fail::Transient(format!(
-                            "{what}: {} (after {} attempts)",
-                            describe(&e),
-                            attempt + 1
-                        )))
-                    }
-                    Some(_) => {
-                        // The kind of error only: a message could quote a value.
-                        let code = match &e {
-                            kube::Error::Api(r) => r.code,
-                            _ => 0,
-                        };
-                        tracing::debug!(what, attempt, code, "retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(3));
-                        attempt += 1;
-                    }
-                },
+                Err(e) if !retryable(&e) => {
+                    let msg = format!("{what}: {}", describe(&e));
+                    return Err(match &e {
+                        kube::Error::Api(r) if r.code == 404 => Fail::NotFound(msg),
+                        _ => Fail::Permanent(msg),
+                    });
+                }
+                Err(e) if attempt >= self.retries => {
+                    return Err(Fail::Transient(format!(
+                        "{what}: {} (after {} attempts)",
+                        describe(&e),
+                        attempt + 1
+                    )))
+                }
+                Err(e) => {
+                    // The kind of error only: a message could quote a value.
+                    let code = match &e {
+                        kube::Error::Api(r) => r.code,
+                        _ => 0,
+                    };
+                    tracing::debug!(what, attempt, code, "retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                    attempt += 1;
+                }
             }
         }
     }
@@ -1373,6 +1373,24 @@ mod tests {
         assert!(tag_allowed(&st, "v1.0.0").is_ok());
         assert!(tag_allowed(&st, "2.0.0").unwrap_err().contains(">=1.0, <2"));
         assert!(tag_allowed(&st, "nightly").is_err());
+    }
+
+    #[test]
+    fn what_is_retried() {
+        let api = |code: u16| {
+            kube::Error::Api(kube::core::ErrorResponse {
+                status: "Failure".into(),
+                message: String::new(),
+                reason: String::new(),
+                code,
+            })
+        };
+        for code in [409, 429, 500, 503, 504] {
+            assert!(retryable(&api(code)), "{code}");
+        }
+        for code in [400, 401, 403, 404, 422] {
+            assert!(!retryable(&api(code)), "{code}");
+        }
     }
 
     #[test]
