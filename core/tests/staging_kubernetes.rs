@@ -34,6 +34,67 @@ use serde_json::json;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
+/// Every `tracing` event and span field of the process (capsa's, kube's, hyper's…), at every
+/// level, captured so that a test can look for private values in the logs.
+mod logs {
+    use std::fmt::Write;
+    use std::sync::{Mutex, OnceLock};
+    use tracing::field::{Field, Visit};
+    use tracing::{span, Event, Metadata, Subscriber};
+
+    static LOG: Mutex<String> = Mutex::new(String::new());
+
+    struct Capture;
+    struct Fields<'a>(&'a mut String);
+
+    impl Visit for Fields<'_> {
+        fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, " {}={v:?}", f.name());
+        }
+    }
+
+    fn push(s: &str) {
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).push_str(s);
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, a: &span::Attributes<'_>) -> span::Id {
+            let mut s = format!("\nspan {}", a.metadata().name());
+            a.record(&mut Fields(&mut s));
+            push(&s);
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, r: &span::Record<'_>) {
+            let mut s = String::new();
+            r.record(&mut Fields(&mut s));
+            push(&s);
+        }
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, e: &Event<'_>) {
+            let m = e.metadata();
+            let mut s = format!("\n{} {}", m.level(), m.target());
+            e.record(&mut Fields(&mut s));
+            push(&s);
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+
+    pub fn install() {
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| {
+            let _ = tracing::subscriber::set_global_default(Capture);
+        });
+    }
+
+    pub fn text() -> String {
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 fn template() -> PathBuf {
     Path::new(ROOT).join("examples/kubernetes")
 }
@@ -55,6 +116,7 @@ fn enabled() -> bool {
         text.contains("https://127.0.0.1:"),
         "KUBECONFIG={kc} does not point at the loopback test API server: refusing to run"
     );
+    logs::install();
     true
 }
 
@@ -473,7 +535,8 @@ fn progress_deadline_exceeded_is_failure() {
 }
 
 /// Private overrides land only in a Secret: not in a ConfigMap, an annotation, any other
-/// object, an event, the capsa audit log or events, the backend output, the API server log.
+/// object, an event, the capsa audit log or events, the backend output, a `tracing` log of
+/// this process at any level, the API server log.
 #[test]
 fn private_overrides_only_in_a_secret() {
     if !enabled() {
@@ -545,6 +608,10 @@ fn private_overrides_only_in_a_secret() {
     let evs = m.events_since(0, 1000).unwrap();
     assert!(!leaks(&serde_json::to_string(&evs).unwrap()));
     assert!(!leaks(&format!("{:?}", m.get(&name).unwrap())));
+    // Not in any log line of this process (capsa, kube, hyper, at every level).
+    let log = logs::text();
+    assert!(log.contains("applied"), "the log capture works: {log}");
+    assert!(!leaks(&log), "private value in a tracing log");
     // Not in the API server's log.
     if let Some(d) = std::env::var_os("CAPSA_K8S_DIR") {
         let path = Path::new(&d).join("kube-apiserver.log");
