@@ -18,7 +18,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{sync, Work};
-use crate::listener::Listener;
+use crate::listener::{Listener, ListenerSwitch};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -439,7 +439,7 @@ pub struct StagingManagerOptions {
 
 struct State {
     manager: Option<StagingManager>,
-    subscriptions: HashMap<u64, Subscription>,
+    subscriptions: HashMap<u64, (Subscription, ListenerSwitch)>,
     next: u64,
 }
 
@@ -658,12 +658,13 @@ impl JsStagingManager {
     ) -> napi::Result<Function<'e, (), ()>> {
         let manager = sync(env, self.manager())?;
         let listener = Listener::new(env, listener)?;
+        let switch = listener.switch();
         let subscription = manager.subscribe(move |e| listener.send(event(e)));
         let id = {
             let mut st = lock(&self.state);
             let id = st.next;
             st.next += 1;
-            st.subscriptions.insert(id, subscription);
+            st.subscriptions.insert(id, (subscription, switch));
             id
         };
         let state = Arc::downgrade(&self.state);
@@ -671,7 +672,11 @@ impl JsStagingManager {
             if let Some(state) = state.upgrade() {
                 // Dropping the subscription drops the listener: nothing keeps the loop alive.
                 let removed = lock(&state).subscriptions.remove(&id);
-                drop(removed);
+                if let Some((subscription, switch)) = removed {
+                    // Calls already queued are dropped too: none reaches the listener now.
+                    switch.off();
+                    drop(subscription);
+                }
             }
             Ok(())
         })
@@ -685,7 +690,10 @@ impl JsStagingManager {
             let mut st = lock(&self.state);
             (st.manager.take(), std::mem::take(&mut st.subscriptions))
         };
-        drop(subs);
+        for (subscription, switch) in subs.into_values() {
+            switch.off();
+            drop(subscription);
+        }
         drop(manager);
     }
 
