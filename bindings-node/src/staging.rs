@@ -84,7 +84,14 @@ pub struct MockReply {
     pub output: Option<String>,
 }
 
-fn reply(r: MockReply) -> capsa::Result<BackendReply> {
+fn reply(r: Option<MockReply>) -> capsa::Result<BackendReply> {
+    // Taken as optional so that `undefined` / `null` get a coded error, not a bare TypeError.
+    let r = r.ok_or_else(|| {
+        bad(
+            "mock reply",
+            "must be an object { outcome, reason?, output? }",
+        )
+    })?;
     let reason = r.reason.unwrap_or_default();
     let mut out = match r.outcome.as_str() {
         "success" => BackendReply::success(),
@@ -136,7 +143,7 @@ impl JsMockBackend {
     #[napi(
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply"
     )]
-    pub fn push(&self, env: Env, call: String, reply_: MockReply) -> napi::Result<()> {
+    pub fn push(&self, env: Env, call: String, reply_: Option<MockReply>) -> napi::Result<()> {
         let c = sync(&env, mock_call(&call))?;
         let r = sync(&env, reply(reply_))?;
         self.inner.push(c, r);
@@ -147,7 +154,12 @@ impl JsMockBackend {
     #[napi(
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply"
     )]
-    pub fn set_default(&self, env: Env, call: String, reply_: MockReply) -> napi::Result<()> {
+    pub fn set_default(
+        &self,
+        env: Env,
+        call: String,
+        reply_: Option<MockReply>,
+    ) -> napi::Result<()> {
         let c = sync(&env, mock_call(&call))?;
         let r = sync(&env, reply(reply_))?;
         self.inner.set_default(c, r);
@@ -247,10 +259,17 @@ pub struct OverrideInit {
     pub private: Option<bool>,
 }
 
-fn to_overrides(list: Option<Vec<OverrideInit>>) -> capsa::Result<Vec<Override>> {
+fn to_overrides(list: Option<Vec<Option<OverrideInit>>>) -> capsa::Result<Vec<Override>> {
     list.unwrap_or_default()
         .into_iter()
         .map(|o| {
+            // Elements are optional so that `null` gets a coded error, not a bare TypeError.
+            let o = o.ok_or_else(|| {
+                bad(
+                    "override",
+                    "must be an object { key, value, scope?, private? }",
+                )
+            })?;
             let scope = match o.scope.as_deref() {
                 None | Some("App") => Scope::App,
                 Some("Staging") => Scope::Staging,
@@ -514,12 +533,15 @@ impl JsStagingManager {
 
     /// Create a staging and wait for the backend: CreatePending, then Running (or Failure).
     /// `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
-    #[napi(ts_return_type = "Promise<Staging>")]
+    #[napi(
+        ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>",
+        ts_return_type = "Promise<Staging>"
+    )]
     pub fn create(
         &self,
         name: String,
         tag: String,
-        overrides: Option<Vec<OverrideInit>>,
+        overrides: Option<Vec<Option<OverrideInit>>>,
     ) -> AsyncTask<Work<StagingView>> {
         self.run(move |m| m.create(&name, &tag, to_overrides(overrides)?).map(view))
     }
@@ -527,12 +549,15 @@ impl JsStagingManager {
     /// Update a Running or Failure staging's tag and overrides (`undefined` overrides keep
     /// the stored ones): UpdatePending, then Running (or Failure). `BUSY` while another
     /// command runs on it.
-    #[napi(ts_return_type = "Promise<Staging>")]
+    #[napi(
+        ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>",
+        ts_return_type = "Promise<Staging>"
+    )]
     pub fn update(
         &self,
         name: String,
         tag: String,
-        overrides: Option<Vec<OverrideInit>>,
+        overrides: Option<Vec<Option<OverrideInit>>>,
     ) -> AsyncTask<Work<StagingView>> {
         self.run(move |m| {
             let o = match overrides {
