@@ -32,6 +32,19 @@ test: setup lint test-rust test-node
 bench:
 	$(CARGO) bench -p capsa-benches
 
+# ---- Python binding (bindings-python/): steps in bindings-python/setup.sh ----
+.PHONY: wheel test-python bench-python
+wheel:          ## the abi3 wheel (cp39-abi3) into target/wheels/
+	bash bindings-python/setup.sh wheel
+
+test-python:    ## fresh venv in target/py-venv, wheel, ruff, mypy --strict, stubtest, pytest
+	bash bindings-python/setup.sh test
+
+bench-python:   ## per-call cost of the binding, sequences_in against fileseq
+	bash bindings-python/setup.sh bench
+
+test: test-python
+bench: bench-python
 # --- Node binding (bindings-node/, npm package `capsa`) ---------------------------------------
 # `make node` installs the npm tools (@napi-rs/cli, typescript) from the lockfile and builds the
 # addon in place, so `require('./bindings-node')` works; `make test-node` also type-checks the
