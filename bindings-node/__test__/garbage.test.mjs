@@ -3,9 +3,17 @@
 // never crashes the process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import { capsa, tempDir } from './helpers.mjs';
+
+// Garbage such as Store.init('x', {}) is valid enough to make a store: make it in a scratch
+// working directory, never in the source tree (each test file runs in its own process).
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'capsa-garbage-'));
+process.chdir(scratch);
+process.on('exit', () => fs.rmSync(scratch, { recursive: true, force: true }));
 
 const garbage = [undefined, null, 42, -1, 1.5, NaN, '', 'x', {}, [], [1, 'a'], () => {}, Symbol('s'), 10n, true];
 
