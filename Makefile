@@ -4,7 +4,7 @@ CARGO ?= cargo
 
 include tests/k8s/k8s.mk
 
-.PHONY: demo test lint setup test-rust bench build help
+.PHONY: demo test lint setup test-rust test-postgres bench build help
 
 help:
 	@echo "make demo   - build and run the tour through a temporary store"
@@ -27,11 +27,50 @@ lint:
 test-rust:
 	$(CARGO) test --workspace
 
-test: setup lint test-rust
+# The staging suite on PostgreSQL (a throwaway server: tests/postgres/with-postgres.sh), plus
+# the suites built only for a server (feature postgres-tests): several processes, a crash, the CLI.
+test-postgres:
+	bash tests/postgres/with-postgres.sh bash -c '\
+	  $(CARGO) test -p capsa --features postgres-tests --test "staging_*" && \
+	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli postgres'
+
+test: setup lint test-rust test-postgres test-node
 
 bench:
 	$(CARGO) bench -p capsa-benches
 
+# ---- Python binding (bindings-python/): steps in bindings-python/setup.sh ----
+.PHONY: wheel test-python bench-python
+wheel:          ## the abi3 wheel (cp39-abi3) into target/wheels/
+	bash bindings-python/setup.sh wheel
+
+test-python:    ## fresh venv in target/py-venv, wheel, ruff, mypy --strict, stubtest, pytest
+	bash bindings-python/setup.sh test
+
+bench-python:   ## per-call cost of the binding, sequences_in against fileseq
+	bash bindings-python/setup.sh bench
+
+test: test-python
+bench: bench-python
+# --- Node binding (bindings-node/, npm package `capsa`) ---------------------------------------
+# `make node` installs the npm tools (@napi-rs/cli, typescript) from the lockfile and builds the
+# addon in place, so `require('./bindings-node')` works; `make test-node` also type-checks the
+# examples (tsc --strict) and runs the Node tests and the conformance scenarios (node --test).
+# `npm install --no-save` rather than `npm ci`: npm 11 records only this platform's optional
+# packages of @napi-rs/cli's dependencies, which `npm ci` then reports as missing.
+NPM ?= npm
+.PHONY: node test-node bench-node
+node:
+	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
+	cd bindings-node && $(NPM) run build:debug
+
+test-node: node
+	cd bindings-node && $(NPM) run typecheck
+	cd bindings-node && $(NPM) test
+
+bench-node:
+	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
+	cd bindings-node && $(NPM) run build && $(NPM) run bench
 # --- C and C++ bindings (bindings-c): `make install-c PREFIX=DIR`, `make test-c` ---
 .PHONY: setup-c install-c test-c
 PREFIX ?= /usr/local

@@ -1,7 +1,8 @@
 //! `capsa staging …`: the staging lifecycle from the command line.
 //!
-//! The state file is `--state FILE` (or `CAPSA_STAGING_STATE`), else `<store>/.capsa/staging.db`
-//! of `--store` / `CAPSA_STORE`. The backend is `--backend mock` (in-process, everything
+//! The state is `--state FILE` (or `CAPSA_STAGING_STATE`), else `<store>/.capsa/staging.db`
+//! of `--store` / `CAPSA_STORE`; `--state postgres://…` shares the state of many hosts in
+//! PostgreSQL. The backend is `--backend mock` (in-process, everything
 //! succeeds unless told otherwise with `--mock-fail CALL`) or `--backend script:DIR`.
 
 use std::io::Write;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use capsa::staging::{
     AuditEntry, AuditQuery, BackendReply, CommandRequest, Deployer, Event, EventKind,
-    ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer, SqliteStore, Staging,
+    ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer, Staging,
     StagingManager, StateStore, Status, Visibility,
 };
 use capsa::Error;
@@ -24,8 +25,9 @@ use crate::Global;
 /// Options shared by every staging subcommand: state file, backend, timeouts.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// State file (default: <store>/.capsa/staging.db).
-    #[arg(long, env = "CAPSA_STAGING_STATE", value_name = "FILE")]
+    /// State file (default: <store>/.capsa/staging.db), or a `postgres://` URL for a state
+    /// shared by several hosts.
+    #[arg(long, env = "CAPSA_STAGING_STATE", value_name = "FILE|URL")]
     state: Option<PathBuf>,
     /// Deploy backend: `mock` or `script:DIR`.
     #[arg(
@@ -166,7 +168,8 @@ pub enum StagingCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Print events as they happen (from every process sharing the state file).
+    /// Print events as they happen (from every process sharing the state; with PostgreSQL,
+    /// woken by LISTEN/NOTIFY).
     Watch {
         /// Start from the oldest event kept instead of now.
         #[arg(long)]
@@ -271,7 +274,7 @@ fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<
     if check_all {
         opts.check_interval = Duration::ZERO;
     }
-    Ok(StagingManager::open_sqlite(path, deployer(common)?, opts)?)
+    Ok(StagingManager::open_with(path, deployer(common)?, opts)?)
 }
 
 fn overrides(s: &Settings) -> anyhow::Result<Vec<Override>> {
@@ -531,7 +534,7 @@ fn watch(
     let mut seen = 0usize;
     let stdout = std::io::stdout();
     loop {
-        let batch = m.events_since(after, 1000)?;
+        let batch = m.wait_events(after, 1000, Duration::from_secs(5))?;
         for e in &batch {
             after = e.seq;
             let mut out = stdout.lock();
@@ -545,9 +548,6 @@ fn watch(
             if count.is_some_and(|c| seen >= c) {
                 return Ok(());
             }
-        }
-        if batch.is_empty() {
-            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
@@ -631,14 +631,15 @@ fn detach(name: &str, common: &Common, global: &Global) -> anyhow::Result<()> {
         cmd.process_group(0);
     }
     let mut child = cmd.spawn().context("cannot start the background command")?;
-    let store = SqliteStore::open(&state)?;
+    let store = capsa::staging::open_store(&state)?;
+    let store = store.as_ref();
     let t0 = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
             let err = std::fs::read_to_string(&errpath).unwrap_or_default();
             if status.success() || err.is_empty() {
                 // Finished already: show where it ended.
-                return show_after(&store, name, global);
+                return show_after(store, name, global);
             }
             eprint!("{err}");
             drop(_cleanup);
@@ -661,7 +662,7 @@ fn detach(name: &str, common: &Common, global: &Global) -> anyhow::Result<()> {
     }
 }
 
-fn show_after(store: &SqliteStore, name: &str, global: &Global) -> anyhow::Result<()> {
+fn show_after(store: &dyn StateStore, name: &str, global: &Global) -> anyhow::Result<()> {
     match store.get(name)? {
         Some(rec) if global.json => print_json(&rec.staging),
         Some(rec) => {

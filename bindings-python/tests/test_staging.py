@@ -1,0 +1,304 @@
+"""Stagings through the binding: lifecycle, backends, private values, events."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import capsa
+
+
+@pytest.fixture
+def backend() -> capsa.MockBackend:
+    return capsa.MockBackend()
+
+
+@pytest.fixture
+def manager(tmp_path: Path, backend: capsa.MockBackend) -> capsa.StagingManager:
+    return capsa.StagingManager.open(tmp_path / "staging.db", backend, actor="tester")
+
+
+def test_lifecycle(manager: capsa.StagingManager) -> None:
+    web = manager.create("web", "1.0.0", [capsa.Override("LOG", "debug")])
+    assert web.status == capsa.Status.Running
+    assert (web.name, web.tag, web.reason) == ("web", "1.0.0", None)
+    assert isinstance(web.created_at, datetime)
+    assert web.created_at.tzinfo == timezone.utc
+    assert manager.update("web", "1.1.0").tag == "1.1.0"
+    assert manager.get("web").overrides[0].key == "LOG"  # kept by update without overrides
+    assert manager.delete("web").status == capsa.Status.Archived
+    assert manager.restore("web").status == capsa.Status.Running
+    manager.delete("web")
+    assert manager.cleanup("web") is None
+    with pytest.raises(FileNotFoundError):
+        manager.get("web")
+    actions = [(e.action, e.outcome) for e in manager.log("web")]
+    assert actions == [
+        ("create", "Success"),
+        ("update", "Success"),
+        ("delete", "Success"),
+        ("restore", "Success"),
+        ("delete", "Success"),
+        ("cleanup", "Success"),
+    ]
+    assert manager.log("web")[0].actor == "tester"
+    assert manager.list() == []
+
+
+def test_failure_keeps_its_reason(
+    manager: capsa.StagingManager, backend: capsa.MockBackend
+) -> None:
+    backend.push("create", "failed", "image pull failed")
+    web = manager.create("web", "1.0.0")
+    assert web.status == capsa.Status.Failure
+    assert web.reason is not None and "image pull failed" in web.reason
+    assert manager.log("web")[-1].outcome == "Failure"
+    assert backend.count("create") == 1
+    assert ("create", "web") in backend.calls()
+
+
+def test_invalid_transition_and_busy(
+    manager: capsa.StagingManager, backend: capsa.MockBackend
+) -> None:
+    with pytest.raises(capsa.InvalidTransitionError) as info:
+        manager.restore("nope")
+    assert info.value.code == "INVALID_TRANSITION"
+    manager.create("web", "1.0.0")
+    with pytest.raises(capsa.InvalidTransitionError):
+        manager.create("web", "1.0.0")
+    backend.set_delay("update", 1.0)
+    worker = threading.Thread(target=manager.update, args=("web", "2.0.0"))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while manager.get("web").status != capsa.Status.UpdatePending:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(capsa.BusyError):
+            manager.delete("web")
+    finally:
+        worker.join()
+    assert manager.get("web").tag == "2.0.0"
+
+
+def test_private_values_never_show(manager: capsa.StagingManager) -> None:
+    secret = capsa.Override("DB_PASSWORD", "hunter2", private=True)
+    assert secret.value == "***"
+    assert "hunter2" not in repr(secret)
+    events: list[capsa.Event] = []
+    sub = manager.subscribe(events.append)
+    web = manager.create("web", "1.0.0", [secret, capsa.Override("A", "b", scope="staging")])
+    sub.unsubscribe()
+    shown = [repr(web), repr(web.overrides), repr(events)]
+    shown += [str(e.overrides) + e.output + repr(e) for e in manager.log()]
+    assert not any("hunter2" in s for s in shown)
+    assert manager.log()[0].overrides == ["app:DB_PASSWORD=***", "staging:A=b"]
+
+
+def test_override_validation() -> None:
+    with pytest.raises(capsa.InvalidArgumentError):
+        capsa.Override("A=B", "x")
+    with pytest.raises(ValueError):
+        capsa.Override("A", "x", scope="nowhere")  # type: ignore[arg-type]
+    with pytest.raises(capsa.InvalidArgumentError):
+        capsa.Override("", "x")
+
+
+def test_bad_names_and_tags(manager: capsa.StagingManager) -> None:
+    with pytest.raises(capsa.InvalidNameError):
+        manager.create("../web", "1.0.0")
+    with pytest.raises(capsa.CapsaError):
+        manager.create("web", "")
+
+
+def test_status_enum() -> None:
+    assert capsa.Status.parse("Archived") == capsa.Status.Archived
+    assert capsa.Status.UpdatePending.pending
+    assert not capsa.Status.Running.pending
+    assert capsa.Status.DeletePending.value == "DeletePending"
+    assert str(capsa.Status.Failure) == "Failure"
+    with pytest.raises(ValueError):
+        capsa.Status.parse("Sleeping")
+
+
+def test_events_reach_a_callback_from_a_background_thread(
+    manager: capsa.StagingManager, backend: capsa.MockBackend
+) -> None:
+    seen: list[tuple[str, capsa.Event]] = []
+    lock = threading.Lock()
+
+    def on_event(event: capsa.Event) -> None:
+        # Calling back into the manager from the callback must not deadlock either.
+        manager.list()
+        with lock:
+            seen.append((threading.current_thread().name, event))
+
+    backend.set_delay("create", 0.2)
+    sub = manager.subscribe(on_event)
+    assert sub.active
+    manager.create("web", "1.0.0")
+    changes = [(e.old_status, e.new_status) for _, e in seen if e.kind == "status_changed"]
+    assert changes == [
+        (None, capsa.Status.CreatePending),
+        (capsa.Status.CreatePending, capsa.Status.Running),
+    ]
+    finished = [e for _, e in seen if e.kind == "command_finished"]
+    assert [(e.action, e.outcome) for e in finished] == [("create", "Success")]
+    assert any(name != threading.main_thread().name for name, _ in seen)
+    assert [e.seq for _, e in seen] == sorted(e.seq for _, e in seen)
+
+    sub.unsubscribe()
+    assert not sub.active
+    count = len(seen)
+    manager.delete("web")
+    manager.restore("web")
+    assert len(seen) == count
+
+
+def test_a_raising_callback_does_not_stop_events(
+    manager: capsa.StagingManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reported: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    calls = []
+
+    def broken(event: capsa.Event) -> None:
+        calls.append(event)
+        raise RuntimeError("callback bug")
+
+    with manager.subscribe(broken):
+        web = manager.create("web", "1.0.0")
+        manager.delete("web")
+    assert web.status == capsa.Status.Running
+    assert manager.get("web").status == capsa.Status.Archived
+    assert len(calls) == 6
+    assert len(reported) == 6
+    assert isinstance(reported[0].exc_value, RuntimeError)
+
+
+def test_subscription_as_an_iterator(manager: capsa.StagingManager) -> None:
+    sub = manager.subscribe()
+    manager.create("web", "1.0.0")
+    first = sub.get(timeout=5)
+    assert first is not None and first.new_status == capsa.Status.CreatePending
+    collected: list[capsa.Event] = []
+    reader = threading.Thread(target=lambda: collected.extend(sub))
+    reader.start()
+    manager.delete("web")
+    deadline = time.monotonic() + 10
+    while len(collected) < 5:  # 2 more from create, 3 from delete
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    sub.unsubscribe()
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert [e.kind for e in collected].count("command_finished") == 2
+    assert sub.get(timeout=0.05) is None
+    with pytest.raises(TypeError):
+        manager.subscribe(lambda e: None).get(0)
+
+
+def test_events_since_and_reconcile(
+    manager: capsa.StagingManager, backend: capsa.MockBackend, tmp_path: Path
+) -> None:
+    start = manager.last_event_seq()
+    manager.create("web", "1.0.0")
+    assert [e.seq for e in manager.events_since(start)][0] == start + 1
+    checking = capsa.StagingManager.open(
+        tmp_path / "staging.db", backend, check_interval=0.0
+    )
+    backend.set_default("check", "failed", "pods crash-looping")
+    report = checking.reconcile()
+    assert (report.checked, report.changed) == (1, 1)
+    assert checking.get("web").status == capsa.Status.Failure
+    backend.set_default("check", "unavailable", "api down")
+    assert checking.reconcile().transient_errors == 1
+    assert checking.get("web").status == capsa.Status.Failure  # a failed read changes nothing
+    checking.delete("web")
+    assert checking.clean_archived(older_than=0.0) == ["web"]
+
+
+SCRIPT = """#!/bin/sh
+echo "$(basename "$0") $*" >> "$(dirname "$0")/calls.log"
+exit {code}
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="shell scripts")
+def test_script_backend(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name in ["create", "update", "delete", "check", "cleanup", "archive_check", "tag_check"]:
+        path = scripts / name
+        path.write_text(SCRIPT.format(code=1 if name == "update" else 0))
+        path.chmod(0o755)
+    backend = capsa.ScriptBackend(scripts, project_name="show", base_domain="example.test")
+    assert backend.dir == scripts
+    manager = capsa.StagingManager.open(tmp_path / "s.db", backend)
+    assert manager.backend == "script"
+    secret = capsa.Override("TOKEN", "s3cr3t", private=True)
+    assert manager.create("web", "1.0.0", [secret]).status == capsa.Status.Running
+    failed = manager.update("web", "1.1.0")
+    assert failed.status == capsa.Status.Failure
+    calls = (scripts / "calls.log").read_text()
+    assert "create --project-name show --base-domain example.test" in calls
+    assert "--app-env-override TOKEN=s3cr3t" in calls  # the backend gets the real value
+    assert all("s3cr3t" not in e.output + repr(e.overrides) for e in manager.log())
+
+
+def test_callbacks_from_threads_never_deadlock(tmp_path: Path) -> None:
+    """Main thread busy in Python while events arrive from runtime threads, in a child
+    process with a time limit, so a deadlock fails the test instead of hanging it."""
+    program = textwrap.dedent(
+        f"""
+        import threading, capsa
+        backend = capsa.MockBackend()
+        backend.set_delay("create", 0.05)
+        m = capsa.StagingManager.open({str(tmp_path / "d.db")!r}, backend)
+        seen = []
+        sub = m.subscribe(lambda e: seen.append(m.get(e.name).name))
+        threads = [threading.Thread(target=m.create, args=(f"stg{{i}}", "1.0.0"))
+                   for i in range(8)]
+        for t in threads: t.start()
+        spin = 0
+        while any(t.is_alive() for t in threads):
+            spin += 1  # hold the GIL in pure Python between switches
+        for t in threads: t.join()
+        sub.unsubscribe()
+        assert len(seen) == 8 * 3, len(seen)
+        print("ok", len(seen))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok 24"
+
+
+def test_ctrl_c_during_a_slow_command_returns_at_once(
+    manager: capsa.StagingManager, backend: capsa.MockBackend
+) -> None:
+    backend.set_delay("create", 2.0)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        manager.create("web", "1.0.0")
+    assert time.monotonic() - t0 < 1.5
+    assert manager.get("web").status == capsa.Status.CreatePending
+    deadline = time.monotonic() + 30
+    while manager.get("web").status == capsa.Status.CreatePending:  # core finishes it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert manager.get("web").status == capsa.Status.Running
