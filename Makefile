@@ -89,3 +89,9 @@ test-c: setup-c
 lint test-rust: setup-c
 test: test-c
 # --- end C and C++ bindings ---
+# Kubernetes backend: its tests run under the test control plane (one thread: one test stops
+# and restarts the API server). `make test` runs them after the other tests.
+K8S_TEST_CMD = sh -c '$(CARGO) test -p capsa --features kubernetes-tests \
+	--test staging_kubernetes -- --test-threads=1 && $(CARGO) test -p capsa-cli \
+	--features kubernetes-tests --test staging_kubernetes_cli'
+test: test-k8s

@@ -3,7 +3,8 @@
 //! The state is `--state FILE` (or `CAPSA_STAGING_STATE`), else `<store>/.capsa/staging.db`
 //! of `--store` / `CAPSA_STORE`; `--state postgres://…` shares the state of many hosts in
 //! PostgreSQL. The backend is `--backend mock` (in-process, everything
-//! succeeds unless told otherwise with `--mock-fail CALL`) or `--backend script:DIR`.
+//! succeeds unless told otherwise with `--mock-fail CALL`), `--backend script:DIR`, or
+//! `--backend kubernetes:TEMPLATE_DIR` (with `--kubeconfig FILE`, else `KUBECONFIG`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use capsa::staging::{
     AuditEntry, AuditQuery, BackendReply, CommandRequest, Deployer, Event, EventKind,
-    ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer, Staging,
-    StagingManager, StateStore, Status, Visibility,
+    KubernetesDeployer, ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer,
+    Staging, StagingManager, StateStore, Status, Visibility,
 };
 use capsa::Error;
 
@@ -29,7 +30,7 @@ pub struct Common {
     /// shared by several hosts.
     #[arg(long, env = "CAPSA_STAGING_STATE", value_name = "FILE|URL")]
     state: Option<PathBuf>,
-    /// Deploy backend: `mock` or `script:DIR`.
+    /// Deploy backend: `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`.
     #[arg(
         long,
         env = "CAPSA_STAGING_BACKEND",
@@ -43,6 +44,13 @@ pub struct Common {
     /// Seconds a script may run before it is killed.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     script_timeout: u64,
+    /// Kubernetes backend: the kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, else
+    /// the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubernetes backend: seconds create/update wait for the workloads to be ready.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    ready_timeout: u64,
     /// `--project-name` passed to scripts.
     #[arg(long, env = "CAPSA_PROJECT_NAME", default_value = "capsa")]
     project_name: String,
@@ -255,9 +263,25 @@ fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
                 .with_timeout(Duration::from_secs(common.script_timeout)),
         ));
     }
+    if let Some(dir) = common.backend.strip_prefix("kubernetes:") {
+        if !Path::new(dir).is_dir() {
+            return Err(Error::InvalidArgument {
+                what: "--backend",
+                reason: format!("template directory {dir} does not exist"),
+            }
+            .into());
+        }
+        return Ok(Arc::new(
+            KubernetesDeployer::new(dir, common.kubeconfig.clone())?
+                .with_ready_timeout(Duration::from_secs(common.ready_timeout)),
+        ));
+    }
     Err(Error::InvalidArgument {
         what: "--backend",
-        reason: format!("{:?}: expected `mock` or `script:DIR`", common.backend),
+        reason: format!(
+            "{:?}: expected `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`",
+            common.backend
+        ),
     }
     .into())
 }
@@ -598,6 +622,8 @@ fn command(
 fn m_backend_name(common: &Common) -> String {
     if common.backend == "mock" {
         "mock".into()
+    } else if common.backend.starts_with("kubernetes:") {
+        "kubernetes".into()
     } else {
         "script".into()
     }

@@ -3,7 +3,8 @@
 //!
 //! A [`StagingManager`] joins a [`StateStore`] (the embedded [`SqliteStore`] by default; with
 //! the `postgres` feature, `PostgresStateStore` for several hosts, chosen by a `postgres://`
-//! URL in [`StagingManager::open`]) and a [`Deployer`] ([`MockDeployer`], [`ScriptDeployer`]).
+//! URL in [`StagingManager::open`]) and a [`Deployer`] ([`MockDeployer`], [`ScriptDeployer`], and with the
+//! `kubernetes` feature `KubernetesDeployer`).
 //! Commands follow the transition table in [`machine`]; one command at a time per staging,
 //! enforced by compare-and-set in the state store so that several processes (or hosts) sharing
 //! one state cannot run two commands on the same staging at once (the loser gets
@@ -49,6 +50,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod machine;
 mod manager;
 pub mod mock;
@@ -66,6 +69,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{shown, Error, Result};
 
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::KubernetesDeployer;
 pub use manager::{
     CommandRequest, FeedFollower, ManagerOptions, PendingCommand, ReconcileLoop, ReconcileReport,
     StagingManager, Subscription,
