@@ -576,6 +576,15 @@ capsa_status capsa_capsule_is_offline(const capsa_capsule *capsule, bool *out);
 capsa_status capsa_store_retrieve(const capsa_store *store, const char *id, capsa_capsule **out);
 
 /**
+ * The capsule's offline stub as JSON (capsule, archive, archive_bytes, sha256, files, bytes,
+ * taken_offline_at…), or `"null"` when the capsule is online.
+ *
+ * # Safety
+ * `capsule` live or NULL; `out_json` NULL or writable.
+ */
+capsa_status capsa_capsule_offline_stub(const capsa_capsule *capsule, char **out_json);
+
+/**
  * The code of the last failure on the calling thread, or `CAPSA_STATUS_OK` when the last
  * `capsa_` call on this thread succeeded (or none failed yet).
  */
@@ -950,6 +959,41 @@ capsa_status capsa_subscription_error(const capsa_subscription *subscription);
  * `subscription` NULL or live, not used afterwards.
  */
 void capsa_subscription_free(capsa_subscription *subscription);
+
+/**
+ * The audit log (one row per command: action, actor, tag, overrides with private values
+ * masked, outcome, duration, backend output) as a JSON array, oldest first. `name` NULL
+ * means every staging; `limit` 0 means no limit (else the newest `limit` rows).
+ *
+ * # Safety
+ * `manager` NULL or live; `name` NULL or valid; `out_json` NULL or writable.
+ */
+capsa_status capsa_staging_audit_log(const capsa_staging_manager *manager,
+                                     const char *name,
+                                     size_t limit,
+                                     char **out_json);
+
+/**
+ * The events of every process sharing the state with a sequence number above `after`
+ * (oldest first, at most `limit`; 0 means 1000), as a JSON array: poll it to follow
+ * changes made elsewhere.
+ *
+ * # Safety
+ * `manager` NULL or live; `out_json` NULL or writable.
+ */
+capsa_status capsa_staging_events_since(const capsa_staging_manager *manager,
+                                        int64_t after,
+                                        size_t limit,
+                                        char **out_json);
+
+/**
+ * Clean up archived stagings older than the retention (14 days by default); `out_json`
+ * (may be NULL) receives the names removed as a JSON array.
+ *
+ * # Safety
+ * `manager` NULL or live; `out_json` NULL or writable.
+ */
+capsa_status capsa_staging_clean_archived(const capsa_staging_manager *manager, char **out_json);
 
 /**
  * Open an existing store at `path`.

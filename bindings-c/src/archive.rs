@@ -284,3 +284,23 @@ pub unsafe extern "C" fn capsa_store_retrieve(
         })))
     })
 }
+
+/// The capsule's offline stub as JSON (capsule, archive, archive_bytes, sha256, files, bytes,
+/// taken_offline_at…), or `"null"` when the capsule is online.
+///
+/// # Safety
+/// `capsule` live or NULL; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_capsule_offline_stub(
+    capsule: *const capsa_capsule,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    with_out(out_json, null_mut(), || {
+        // SAFETY: per the contract.
+        let capsule = unsafe { handle(capsule, "capsule") }?;
+        match capsule.inner.offline_stub()? {
+            Some(stub) => owned(json(&stub)?),
+            None => owned("null"),
+        }
+    })
+}

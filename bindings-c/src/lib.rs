@@ -6,7 +6,7 @@
 //!   (`capsa_store`, `capsa_capsule`, `capsa_crate`, `capsa_sequence`, …), every fallible
 //!   function returns a [`capsa_status`] (0 = OK, else the stable error number) and writes
 //!   results through out-parameters; `_free` functions accept NULL; strings out are owned and
-//!   freed with [`capsa_string_free`]; the calling thread's last error is read with
+//!   freed with [`strings::capsa_string_free`]; the calling thread's last error is read with
 //!   [`capsa_last_error_code`] and [`capsa_last_error_message`]. Every export runs under
 //!   `catch_unwind`: a panic becomes `CAPSA_STATUS_PANIC`, never an abort of the host.
 //! - **C++** (`include/capsa.hpp` over the cxx bridge in `cpp.rs`): RAII classes and
@@ -14,6 +14,14 @@
 //!
 //! Handles are independent: a capsule or crate handle keeps what it needs alive, so it stays
 //! valid after the store handle it came from is freed.
+//!
+//! Modules, one per concept: [`store`] (stores, capsules, crates: bump, latest, publish,
+//! seal), [`seq`] (sequences, frame sets, ids, versions), [`archive`] (archive, verify,
+//! restore, offline, retrieve with a progress callback + `user_data`), [`staging`] (the
+//! staging manager and event subscriptions with a callback + `user_data`), [`error`]
+//! (status codes, last error, the panic guard), [`strings`] (strings and lists), [`cpp`]
+//! (the cxx bridge). Callbacks that return non-zero cancel (progress) or stop (events), and
+//! are reported as `CAPSA_STATUS_CANCELLED` with a message naming the value.
 
 #![allow(non_camel_case_types)]
 

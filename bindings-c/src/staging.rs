@@ -621,3 +621,81 @@ pub unsafe extern "C" fn capsa_subscription_error(
 pub unsafe extern "C" fn capsa_subscription_free(subscription: *mut capsa_subscription) {
     free_box(subscription);
 }
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<*mut c_char, Failure> {
+    owned(serde_json::to_string(value).map_err(|e| bad_arg(format!("does not serialise: {e}")))?)
+}
+
+/// The audit log (one row per command: action, actor, tag, overrides with private values
+/// masked, outcome, duration, backend output) as a JSON array, oldest first. `name` NULL
+/// means every staging; `limit` 0 means no limit (else the newest `limit` rows).
+///
+/// # Safety
+/// `manager` NULL or live; `name` NULL or valid; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_audit_log(
+    manager: *const capsa_staging_manager,
+    name: *const c_char,
+    limit: usize,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    with_out(out_json, null_mut(), || {
+        // SAFETY: per the contract.
+        let m = unsafe { handle(manager, "manager") }?;
+        let query = capsa::staging::AuditQuery {
+            // SAFETY: per the contract.
+            name: unsafe { crate::strings::opt_str_arg(name, "name") }?.map(str::to_owned),
+            after_id: None,
+            limit: (limit > 0).then_some(limit),
+        };
+        to_json(&m.inner.audit_log(&query)?)
+    })
+}
+
+/// The events of every process sharing the state with a sequence number above `after`
+/// (oldest first, at most `limit`; 0 means 1000), as a JSON array: poll it to follow
+/// changes made elsewhere.
+///
+/// # Safety
+/// `manager` NULL or live; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_events_since(
+    manager: *const capsa_staging_manager,
+    after: i64,
+    limit: usize,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    with_out(out_json, null_mut(), || {
+        // SAFETY: per the contract.
+        let m = unsafe { handle(manager, "manager") }?;
+        let limit = if limit == 0 { 1000 } else { limit };
+        to_json(&m.inner.events_since(after, limit)?)
+    })
+}
+
+/// Clean up archived stagings older than the retention (14 days by default); `out_json`
+/// (may be NULL) receives the names removed as a JSON array.
+///
+/// # Safety
+/// `manager` NULL or live; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_clean_archived(
+    manager: *const capsa_staging_manager,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    guard(|| {
+        let slot = if out_json.is_null() {
+            None
+        } else {
+            // SAFETY: per the contract.
+            Some(unsafe { out_param(out_json, "out_json", null_mut()) }?)
+        };
+        // SAFETY: per the contract.
+        let m = unsafe { handle(manager, "manager") }?;
+        let names = m.inner.clean_archived(None)?;
+        if let Some(slot) = slot {
+            *slot = to_json(&names)?;
+        }
+        Ok(())
+    })
+}

@@ -114,9 +114,17 @@ int main(void) {
   capsa_string_free(report);
   CHECK_OK(capsa_capsule_is_offline(capsule, &offline));
   CHECK(offline);
+  CHECK_OK(capsa_capsule_offline_stub(capsule, &report));
+  CHECK(report && strstr(report, "sh010") != NULL);
+  capsa_string_free(report);
+  report = NULL;
   CHECK_OK(capsa_store_retrieve(store, "sh010", &back));
   CHECK_OK(capsa_capsule_is_offline(back, &offline));
   CHECK(!offline);
+  CHECK_OK(capsa_capsule_offline_stub(back, &report));
+  CHECK(report && strcmp(report, "null") == 0);
+  capsa_string_free(report);
+  report = NULL;
 
   /* Misuse. */
   CHECK(capsa_capsule_archive(NULL, zip, NULL, NULL, NULL, NULL) == CAPSA_STATUS_INVALID_ARGUMENT);

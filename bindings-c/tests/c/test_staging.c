@@ -110,6 +110,18 @@ int main(void) {
   capsa_string_free(json);
   json = NULL;
   CHECK_OK(capsa_staging_reconcile(m, NULL));
+  CHECK_OK(capsa_staging_audit_log(m, "web", 0, &json));
+  CHECK(json && strstr(json, "\"create\"") != NULL && strstr(json, "hunter2") == NULL);
+  capsa_string_free(json);
+  json = NULL;
+  CHECK_OK(capsa_staging_events_since(m, 0, 0, &json));
+  CHECK(json && strstr(json, "StatusChanged") != NULL && strstr(json, "hunter2") == NULL);
+  capsa_string_free(json);
+  json = NULL;
+  CHECK_OK(capsa_staging_clean_archived(m, &json));
+  CHECK(json && strcmp(json, "[]") == 0);
+  capsa_string_free(json);
+  json = NULL;
   CHECK_OK(capsa_staging_cleanup(m, "web", &json));
   CHECK(json && strcmp(json, "null") == 0);
   capsa_string_free(json);
