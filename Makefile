@@ -27,7 +27,7 @@ lint:
 test-rust:
 	$(CARGO) test --workspace
 
-test: setup lint test-rust
+test: setup lint test-rust test-node
 
 bench:
 	$(CARGO) bench -p capsa-benches
@@ -45,3 +45,40 @@ bench-python:   ## per-call cost of the binding, sequences_in against fileseq
 
 test: test-python
 bench: bench-python
+# --- Node binding (bindings-node/, npm package `capsa`) ---------------------------------------
+# `make node` installs the npm tools (@napi-rs/cli, typescript) from the lockfile and builds the
+# addon in place, so `require('./bindings-node')` works; `make test-node` also type-checks the
+# examples (tsc --strict) and runs the Node tests and the conformance scenarios (node --test).
+# `npm install --no-save` rather than `npm ci`: npm 11 records only this platform's optional
+# packages of @napi-rs/cli's dependencies, which `npm ci` then reports as missing.
+NPM ?= npm
+.PHONY: node test-node bench-node
+node:
+	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
+	cd bindings-node && $(NPM) run build:debug
+
+test-node: node
+	cd bindings-node && $(NPM) run typecheck
+	cd bindings-node && $(NPM) test
+
+bench-node:
+	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
+	cd bindings-node && $(NPM) run build && $(NPM) run bench
+# --- C and C++ bindings (bindings-c): `make install-c PREFIX=DIR`, `make test-c` ---
+.PHONY: setup-c install-c test-c
+PREFIX ?= /usr/local
+setup-c:
+	bash bindings-c/scripts/setup.sh
+
+install-c: setup-c
+	cmake -S bindings-c -B target/cmake-c/release -DCAPSA_CARGO_PROFILE=release -DCMAKE_BUILD_TYPE=Release -DCAPSA_BUILD_TESTS=OFF
+	cmake --build target/cmake-c/release -j2
+	cmake --install target/cmake-c/release --prefix "$(PREFIX)"
+
+test-c: setup-c
+	bash bindings-c/scripts/test-c.sh
+
+# capsa-c's build needs a C++ compiler (cxx), so lint and the Rust tests come after setup-c.
+lint test-rust: setup-c
+test: test-c
+# --- end C and C++ bindings ---

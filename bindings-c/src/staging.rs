@@ -1,0 +1,623 @@
+//! Stagings: a manager over an SQLite state file and a deploy backend (mock or script),
+//! the lifecycle commands, and event subscription with a callback + `user_data`.
+
+use std::ffi::{c_char, c_void, CString};
+use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use capsa::staging::{
+    Event, EventKind, MockDeployer, Override, ScriptDeployer, Staging, StagingManager, Status,
+    Subscription,
+};
+
+use crate::error::{bad_arg, capsa_status, guard, Failure};
+use crate::strings::{free_box, handle, out_param, owned, path_arg, str_arg, with_out};
+
+/// A staging manager: lifecycle commands on stagings, state in an SQLite file, deployed
+/// through a backend. Thread-safe.
+pub struct capsa_staging_manager {
+    inner: StagingManager,
+}
+
+/// An event subscription. Freeing it unsubscribes. It stays safe to free after its manager.
+pub struct capsa_subscription {
+    _sub: Subscription,
+    state: Arc<SubState>,
+}
+
+/// The status of a staging.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum capsa_staging_status {
+    /// Deployed and healthy.
+    Running = 0,
+    /// The last command or health check failed (see the reason).
+    Failure = 1,
+    /// A create (or restore) is in progress.
+    CreatePending = 2,
+    /// An update is in progress.
+    UpdatePending = 3,
+    /// A delete (archive) is in progress.
+    DeletePending = 4,
+    /// Workloads removed, volumes kept.
+    Archived = 5,
+}
+
+impl From<Status> for capsa_staging_status {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Running => capsa_staging_status::Running,
+            Status::Failure => capsa_staging_status::Failure,
+            Status::CreatePending => capsa_staging_status::CreatePending,
+            Status::UpdatePending => capsa_staging_status::UpdatePending,
+            Status::DeletePending => capsa_staging_status::DeletePending,
+            Status::Archived => capsa_staging_status::Archived,
+        }
+    }
+}
+
+/// Where an override applies.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum capsa_scope {
+    /// The app's environment (`--app-env-override`).
+    App = 0,
+    /// The staging's settings (`--staging-override`).
+    Staging = 1,
+}
+
+/// Whether an override's value may be shown.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum capsa_visibility {
+    /// Shown in logs, events and errors.
+    Public = 0,
+    /// Stored for restore, shown as `***` everywhere.
+    Private = 1,
+}
+
+/// One override for create / update.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct capsa_override {
+    /// A `capsa_scope` value.
+    pub scope: u32,
+    /// A `capsa_visibility` value.
+    pub visibility: u32,
+    /// The key (UTF-8).
+    pub key: *const c_char,
+    /// The value (UTF-8).
+    pub value: *const c_char,
+}
+
+/// One staging event, valid only during the callback (copy what you keep).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct capsa_staging_event {
+    /// The event's sequence number in the state store.
+    pub seq: i64,
+    /// The staging's name.
+    pub name: *const c_char,
+    /// `"StatusChanged"` or `"CommandFinished"`.
+    pub event: *const c_char,
+    /// StatusChanged: the status before (`"Running"`, …), NULL when the staging was new.
+    pub from: *const c_char,
+    /// StatusChanged: the status after, NULL when the staging is gone.
+    pub to: *const c_char,
+    /// CommandFinished: the command (`"create"`, …); NULL otherwise.
+    pub action: *const c_char,
+    /// CommandFinished: `"Success"`, `"Failure"`, `"Refused"`…; NULL otherwise.
+    pub outcome: *const c_char,
+    /// Why (a failure reason), or NULL.
+    pub reason: *const c_char,
+    /// The whole event as a JSON object (private values masked).
+    pub json: *const c_char,
+}
+
+/// An event callback: called with each event and the `user_data` given to
+/// [`capsa_staging_subscribe`], on the thread that made the change, never twice at once.
+/// Return 0 to keep receiving events; any other value stops this subscription (see
+/// [`capsa_subscription_error`]). It must not throw (C++) or longjmp.
+#[allow(non_camel_case_types)]
+pub type capsa_event_fn =
+    Option<unsafe extern "C" fn(event: *const capsa_staging_event, user_data: *mut c_void) -> i32>;
+
+struct SubState {
+    callback: Mutex<(
+        unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
+        UserData,
+    )>,
+    refused: AtomicI32,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for capsa_subscription {
+    fn drop(&mut self) {
+        // Wait for a callback in flight on another thread, then stop delivering: once
+        // capsa_subscription_free returns, the callback is never called again.
+        let _in_flight = self
+            .state
+            .callback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.state.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+struct UserData(*mut c_void);
+// SAFETY: the header tells callers the callback (and so its user_data) may run on another
+// thread; calls are serialised by SubState's Mutex.
+unsafe impl Send for UserData {}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "\\0")).unwrap_or_default()
+}
+
+impl SubState {
+    fn deliver(&self, event: &Event) {
+        if self.refused.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        let json = cstring(&serde_json::to_string(event).unwrap_or_default());
+        let name = cstring(&event.name);
+        let (kind, from, to, action, outcome, reason) = match &event.kind {
+            EventKind::StatusChanged { from, to, reason } => (
+                "StatusChanged",
+                from.map(|s| cstring(s.as_str())),
+                to.map(|s| cstring(s.as_str())),
+                None,
+                None,
+                reason.as_deref().map(cstring),
+            ),
+            EventKind::CommandFinished {
+                action,
+                outcome,
+                reason,
+                ..
+            } => (
+                "CommandFinished",
+                None,
+                None,
+                Some(cstring(action)),
+                Some(cstring(outcome.as_str())),
+                reason.as_deref().map(cstring),
+            ),
+        };
+        let kind = cstring(kind);
+        let ptr = |s: &Option<CString>| s.as_ref().map_or(null(), |c| c.as_ptr());
+        let ev = capsa_staging_event {
+            seq: event.seq,
+            name: name.as_ptr(),
+            event: kind.as_ptr(),
+            from: ptr(&from),
+            to: ptr(&to),
+            action: ptr(&action),
+            outcome: ptr(&outcome),
+            reason: ptr(&reason),
+            json: json.as_ptr(),
+        };
+        let guard = self.callback.lock().unwrap_or_else(|e| e.into_inner());
+        if self.refused.load(Ordering::SeqCst) != 0 || self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: a valid callback per the caller's contract; `ev` and its strings live
+        // until it returns.
+        let rc = unsafe { (guard.0)(&ev, guard.1 .0) };
+        if rc != 0 {
+            self.refused.store(rc, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Open a staging manager with the in-memory `mock` backend (for tests): state in the SQLite
+/// file `state` (created if missing).
+///
+/// # Safety
+/// `state` NULL or a string; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_manager_open_mock(
+    state: *const c_char,
+    out: *mut *mut capsa_staging_manager,
+) -> capsa_status {
+    with_out(out, null_mut(), || {
+        // SAFETY: per the contract.
+        let state = unsafe { path_arg(state, "state") }?;
+        let inner = StagingManager::open(state, Arc::new(MockDeployer::new()))?;
+        Ok(Box::into_raw(Box::new(capsa_staging_manager { inner })))
+    })
+}
+
+/// Open a staging manager with the `script` backend: DM's control scripts (`create`,
+/// `update`, `delete`, `check`, `cleanup`, `archive_check`, `tag_check`) in `script_dir`.
+///
+/// # Safety
+/// Strings NULL or valid; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_manager_open_script(
+    state: *const c_char,
+    script_dir: *const c_char,
+    out: *mut *mut capsa_staging_manager,
+) -> capsa_status {
+    with_out(out, null_mut(), || {
+        // SAFETY: per the contract.
+        let state = unsafe { path_arg(state, "state") }?;
+        // SAFETY: per the contract.
+        let dir = unsafe { path_arg(script_dir, "script_dir") }?;
+        if !dir.is_dir() {
+            return Err(Failure::Core(capsa::Error::NotFound {
+                what: "script directory",
+                name: dir.display().to_string(),
+            }));
+        }
+        let inner = StagingManager::open(state, Arc::new(ScriptDeployer::new(dir)))?;
+        Ok(Box::into_raw(Box::new(capsa_staging_manager { inner })))
+    })
+}
+
+/// Free a manager. NULL is ignored. Subscriptions stay safe to free afterwards.
+///
+/// # Safety
+/// `manager` NULL or live, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_manager_free(manager: *mut capsa_staging_manager) {
+    free_box(manager);
+}
+
+/// Convert the C overrides.
+///
+/// # Safety
+/// `overrides` NULL (with `len == 0`) or `len` valid structs.
+unsafe fn overrides_arg(
+    overrides: *const capsa_override,
+    len: usize,
+) -> Result<Vec<Override>, Failure> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if overrides.is_null() {
+        return Err(bad_arg("`overrides` is NULL but its length is not 0"));
+    }
+    // SAFETY: `len` valid structs per the contract.
+    let items = unsafe { std::slice::from_raw_parts(overrides, len) };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let scope = match o.scope {
+                0 => capsa::staging::Scope::App,
+                1 => capsa::staging::Scope::Staging,
+                n => {
+                    return Err(bad_arg(format!(
+                        "overrides[{i}].scope {n} is not a capsa_scope"
+                    )))
+                }
+            };
+            // SAFETY: valid strings per the contract.
+            let key = unsafe { str_arg(o.key, "override key") }?;
+            // SAFETY: valid strings per the contract.
+            let value = unsafe { str_arg(o.value, "override value") }?;
+            match o.visibility {
+                0 => Ok(Override::public(scope, key, value)),
+                1 => Ok(Override::private(scope, key, value)),
+                n => Err(bad_arg(format!(
+                    "overrides[{i}].visibility {n} is not a capsa_visibility"
+                ))),
+            }
+        })
+        .collect()
+}
+
+fn staging_json(s: &Staging) -> Result<*mut c_char, Failure> {
+    owned(
+        serde_json::to_string(s)
+            .map_err(|e| bad_arg(format!("staging does not serialise: {e}")))?,
+    )
+}
+
+/// Write a staging as JSON into an optional out-parameter.
+///
+/// # Safety
+/// `out` NULL or writable.
+unsafe fn run_staging(
+    out: *mut *mut c_char,
+    body: impl FnOnce() -> Result<Option<Staging>, Failure>,
+) -> capsa_status {
+    guard(|| {
+        let slot = if out.is_null() {
+            None
+        } else {
+            // SAFETY: per the contract.
+            Some(unsafe { out_param(out, "out_json", null_mut()) }?)
+        };
+        let staging = body()?;
+        if let Some(slot) = slot {
+            *slot = match staging {
+                Some(s) => staging_json(&s)?,
+                None => owned("null")?,
+            };
+        }
+        Ok(())
+    })
+}
+
+/// Create a staging (→ CreatePending → Running, or Failure). `out_json` (may be NULL)
+/// receives the staging as JSON (private values masked).
+///
+/// # Safety
+/// `manager` NULL or live; strings NULL or valid; `overrides` NULL or `overrides_len` structs;
+/// `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_create(
+    manager: *const capsa_staging_manager,
+    name: *const c_char,
+    tag: *const c_char,
+    overrides: *const capsa_override,
+    overrides_len: usize,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    // SAFETY: per the contract.
+    unsafe {
+        run_staging(out_json, || {
+            let m = handle(manager, "manager")?;
+            let (name, tag) = (str_arg(name, "name")?, str_arg(tag, "tag")?);
+            let o = overrides_arg(overrides, overrides_len)?;
+            Ok(Some(m.inner.create(name, tag, o)?))
+        })
+    }
+}
+
+/// Update a staging with a new tag and overrides (from Running or Failure). `overrides` NULL
+/// (with length 0) keeps the current overrides; non-NULL with length 0 clears them.
+///
+/// # Safety
+/// As [`capsa_staging_create`].
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_update(
+    manager: *const capsa_staging_manager,
+    name: *const c_char,
+    tag: *const c_char,
+    overrides: *const capsa_override,
+    overrides_len: usize,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    // SAFETY: per the contract.
+    unsafe {
+        run_staging(out_json, || {
+            let m = handle(manager, "manager")?;
+            let (name, tag) = (str_arg(name, "name")?, str_arg(tag, "tag")?);
+            let o = if overrides.is_null() && overrides_len == 0 {
+                None
+            } else {
+                Some(overrides_arg(overrides, overrides_len)?)
+            };
+            Ok(Some(m.inner.update(name, tag, o)?))
+        })
+    }
+}
+
+/// Delete (archive) a staging: workloads removed, volumes kept (→ Archived).
+///
+/// # Safety
+/// `manager` NULL or live; `name` NULL or valid; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_delete(
+    manager: *const capsa_staging_manager,
+    name: *const c_char,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    // SAFETY: per the contract.
+    unsafe {
+        run_staging(out_json, || {
+            let m = handle(manager, "manager")?;
+            Ok(Some(m.inner.delete(str_arg(name, "name")?)?))
+        })
+    }
+}
+
+/// Restore an archived staging with its last settings (→ Running).
+///
+/// # Safety
+/// As [`capsa_staging_delete`].
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_restore(
+    manager: *const capsa_staging_manager,
+    name: *const c_char,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    // SAFETY: per the contract.
+    unsafe {
+        run_staging(out_json, || {
+            let m = handle(manager, "manager")?;
+            Ok(Some(m.inner.restore(str_arg(name, "name")?)?))
+        })
+    }
+}
+
+/// Clean up an archived or failed staging: volumes and the record go (the audit log stays).
+/// `out_json` receives `"null"` when it is gone.
+///
+/// # Safety
+/// As [`capsa_staging_delete`].
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_cleanup(
+    manager: *const capsa_staging_manager,
+    name: *const c_char,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    // SAFETY: per the contract.
+    unsafe {
+        run_staging(out_json, || {
+            let m = handle(manager, "manager")?;
+            Ok(m.inner.cleanup(str_arg(name, "name")?)?)
+        })
+    }
+}
+
+/// One staging as JSON (`CAPSA_STATUS_NOT_FOUND` when there is none).
+///
+/// # Safety
+/// As [`capsa_staging_delete`].
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_get(
+    manager: *const capsa_staging_manager,
+    name: *const c_char,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    // SAFETY: per the contract.
+    unsafe {
+        run_staging(out_json, || {
+            let m = handle(manager, "manager")?;
+            Ok(Some(m.inner.get(str_arg(name, "name")?)?))
+        })
+    }
+}
+
+/// The status of one staging (a `capsa_staging_status` value).
+///
+/// # Safety
+/// `manager` NULL or live; `name` NULL or valid; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_get_status(
+    manager: *const capsa_staging_manager,
+    name: *const c_char,
+    out: *mut u32,
+) -> capsa_status {
+    with_out(out, 0, || {
+        // SAFETY: per the contract.
+        let (m, name) = unsafe { (handle(manager, "manager")?, str_arg(name, "name")?) };
+        Ok(capsa_staging_status::from(m.inner.get(name)?.status) as u32)
+    })
+}
+
+/// Every staging, as a JSON array sorted by name.
+///
+/// # Safety
+/// `manager` NULL or live; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_list(
+    manager: *const capsa_staging_manager,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    with_out(out_json, null_mut(), || {
+        // SAFETY: per the contract.
+        let m = unsafe { handle(manager, "manager") }?;
+        let list = m.inner.list()?;
+        owned(serde_json::to_string(&list).map_err(|e| bad_arg(format!("list: {e}")))?)
+    })
+}
+
+/// Check stagings with the backend (Running ⇄ Failure, timed-out pending commands fail);
+/// `out_json` (may be NULL) receives the report as JSON.
+///
+/// # Safety
+/// `manager` NULL or live; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_reconcile(
+    manager: *const capsa_staging_manager,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    guard(|| {
+        let slot = if out_json.is_null() {
+            None
+        } else {
+            // SAFETY: per the contract.
+            Some(unsafe { out_param(out_json, "out_json", null_mut()) }?)
+        };
+        // SAFETY: per the contract.
+        let m = unsafe { handle(manager, "manager") }?;
+        let report = m.inner.reconcile()?;
+        if let Some(slot) = slot {
+            *slot = owned(serde_json::to_string(&report).map_err(|e| bad_arg(e.to_string()))?)?;
+        }
+        Ok(())
+    })
+}
+
+/// Subscribe to the manager's events (status changes, command results): `callback` is
+/// called with each event and `user_data`. Free the subscription to stop.
+///
+/// # Safety
+/// `manager` NULL or live; `callback` a valid function (see [`capsa_event_fn`]) that may be
+/// called with `user_data` from other threads until the subscription is freed; `out` NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_subscribe(
+    manager: *const capsa_staging_manager,
+    callback: capsa_event_fn,
+    user_data: *mut c_void,
+    out: *mut *mut capsa_subscription,
+) -> capsa_status {
+    with_out(out, null_mut(), || {
+        // SAFETY: per the contract.
+        let m = unsafe { handle(manager, "manager") }?;
+        let cb = callback.ok_or_else(|| bad_arg("`callback` is NULL"))?;
+        Ok(Box::into_raw(Box::new(subscribe(&m.inner, cb, user_data))))
+    })
+}
+
+/// Subscribe `cb` with `user_data` (shared by the C and C++ APIs).
+pub(crate) fn subscribe(
+    manager: &StagingManager,
+    cb: unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
+    user_data: *mut c_void,
+) -> capsa_subscription {
+    let state = Arc::new(SubState {
+        callback: Mutex::new((cb, UserData(user_data))),
+        refused: AtomicI32::new(0),
+        closed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let s = state.clone();
+    let sub = manager.subscribe(move |event: &Event| {
+        // Never unwind into core's event loop or into C.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.deliver(event)));
+    });
+    capsa_subscription { _sub: sub, state }
+}
+
+impl capsa_subscription {
+    /// Whether the callback refused an event (and so no longer receives any).
+    pub(crate) fn stopped(&self) -> bool {
+        self.state.refused.load(Ordering::SeqCst) != 0
+    }
+}
+
+/// `CAPSA_STATUS_OK` while the subscription delivers events; `CAPSA_STATUS_CANCELLED` (with
+/// a last-error message naming the value) once its callback returned non-zero and it stopped.
+///
+/// # Safety
+/// `subscription` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_subscription_error(
+    subscription: *const capsa_subscription,
+) -> capsa_status {
+    guard(|| {
+        // SAFETY: per the contract.
+        let sub = unsafe { handle(subscription, "subscription") }?;
+        match sub.state.refused.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            rc => Err(Failure::Message(
+                capsa_status::Cancelled,
+                format!(
+                    "the event callback returned {rc}; this subscription delivers no more events"
+                ),
+            )),
+        }
+    })
+}
+
+/// Unsubscribe and free. NULL is ignored. Once it returns the callback is never called again
+/// (a call in flight on another thread is waited for), so `user_data` may be freed. Do not
+/// call it from inside the subscription's own callback.
+///
+/// # Safety
+/// `subscription` NULL or live, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_subscription_free(subscription: *mut capsa_subscription) {
+    free_box(subscription);
+}

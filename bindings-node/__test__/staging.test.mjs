@@ -1,0 +1,211 @@
+// Stagings: the manager over the mock and script backends, events, misuse.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { capsa, rejectsWithCode, tempDir } from './helpers.mjs';
+
+const { MockBackend, ScriptBackend, StagingManager } = capsa;
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+async function open(t, backend = new MockBackend(), options) {
+  const manager = await StagingManager.open(path.join(tempDir(t), 'staging.db'), backend, options);
+  t.after(() => manager.close());
+  return { manager, backend };
+}
+
+/** Resolve once `pred(events)` holds, or reject after `ms`. */
+function until(events, pred, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      if (pred(events)) {
+        clearInterval(poll);
+        resolve();
+      } else if (Date.now() - started > ms) {
+        clearInterval(poll);
+        reject(new Error(`timed out; events: ${JSON.stringify(events)}`));
+      }
+    }, 5);
+  });
+}
+
+test('the lifecycle: create, update, delete, restore, cleanup', async (t) => {
+  const { manager, backend } = await open(t);
+  const web = await manager.create('web', '1.0.0', [{ key: 'REPLICAS', value: '2' }]);
+  assert.equal(web.status, 'Running');
+  assert.equal(web.tag, '1.0.0');
+  assert.deepEqual(web.overrides, [{ key: 'REPLICAS', value: '2', scope: 'App', private: false }]);
+  assert.equal((await manager.update('web', '1.1.0')).tag, '1.1.0');
+  assert.deepEqual((await manager.get('web')).overrides.map((o) => o.key), ['REPLICAS']);
+  assert.equal((await manager.delete('web')).status, 'Archived');
+  assert.equal((await manager.restore('web')).status, 'Running');
+  await manager.delete('web');
+  assert.equal(await manager.cleanup('web'), null);
+  await rejectsWithCode(assert, () => manager.get('web'), 'NOT_FOUND');
+  assert.deepEqual(await manager.list(), []);
+  assert.deepEqual(
+    backend.calls().map((c) => c.call).filter((c) => c !== 'tag_check'),
+    ['create', 'update', 'delete', 'create', 'delete', 'cleanup'],
+  );
+  const audit = await manager.auditLog({ name: 'web' });
+  assert.equal(audit.length, 6);
+  assert.ok(audit.every((a) => a.outcome === 'Success'));
+});
+
+test('transitions, busy and failures carry their codes', async (t) => {
+  const { manager, backend } = await open(t);
+  await rejectsWithCode(assert, () => manager.update('ghost', '1'), 'INVALID_TRANSITION');
+  await manager.create('web', '1');
+  await rejectsWithCode(assert, () => manager.create('web', '1'), 'INVALID_TRANSITION');
+  await rejectsWithCode(assert, () => manager.restore('web'), 'INVALID_TRANSITION');
+  await rejectsWithCode(assert, () => manager.create('../x', '1'), 'INVALID_NAME');
+
+  backend.setDelay('update', 400);
+  const slow = manager.update('web', '2');
+  await new Promise((r) => setTimeout(r, 100));
+  await rejectsWithCode(assert, () => manager.delete('web'), 'BUSY');
+  assert.equal((await slow).status, 'Running');
+
+  backend.push('update', { outcome: 'failed', reason: 'image pull failed' });
+  const failed = await manager.update('web', '3');
+  assert.equal(failed.status, 'Failure');
+  assert.match(failed.reason, /image pull failed/);
+});
+
+test('private override values never show', async (t) => {
+  const { manager } = await open(t);
+  const events = [];
+  const unsubscribe = manager.subscribe((e) => events.push(e));
+  const s = await manager.create('web', '1', [{ key: 'DB_PASSWORD', value: 'hunter2', scope: 'Staging', private: true }]);
+  unsubscribe();
+  assert.deepEqual(s.overrides, [{ key: 'DB_PASSWORD', value: '***', scope: 'Staging', private: true }]);
+  const audit = await manager.auditLog();
+  assert.ok(!JSON.stringify([s, audit, events]).includes('hunter2'));
+});
+
+test('events arrive from the background; none after unsubscribing', async (t) => {
+  const { manager } = await open(t);
+  const events = [];
+  const unsubscribe = manager.subscribe((e) => events.push(e));
+  assert.equal(typeof unsubscribe, 'function');
+  await manager.create('web', '1');
+  await until(events, (ev) => ev.some((e) => e.event === 'CommandFinished'));
+  const changes = events.filter((e) => e.event === 'StatusChanged').map((e) => [e.from ?? null, e.to]);
+  assert.deepEqual(changes, [[null, 'CreatePending'], ['CreatePending', 'Running']]);
+  assert.ok(events.every((e) => e.name === 'web' && typeof e.seq === 'number' && !Number.isNaN(Date.parse(e.at))));
+  const finished = events.find((e) => e.event === 'CommandFinished');
+  assert.equal(finished.action, 'create');
+  assert.equal(finished.outcome, 'Success');
+
+  unsubscribe();
+  unsubscribe(); // twice is harmless
+  const seen = events.length;
+  await manager.delete('web');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(events.length, seen, 'an event arrived after unsubscribing');
+});
+
+test('the process exits by itself after unsubscribing', () => {
+  const dir = tempDir({ after: () => {} });
+  const script = path.join(here, 'fixtures', 'subscribe-and-exit.mjs');
+  const run = spawnSync(process.execPath, [script, path.join(dir, 'staging.db')], {
+    encoding: 'utf8',
+    timeout: 30000,
+  });
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(run.error, undefined, `did not exit by itself: ${run.error}`);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /events: [1-9]/);
+  assert.match(run.stdout, /after unsubscribe: 0/);
+});
+
+test('a listener that throws does not crash the process; others still get events', async (t) => {
+  const { manager } = await open(t);
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const events = [];
+  const offBad = manager.subscribe(() => {
+    throw new Error('listener bug');
+  });
+  const offGood = manager.subscribe((e) => events.push(e));
+  await manager.create('web', '1');
+  await until(events, (ev) => ev.some((e) => e.event === 'CommandFinished'));
+  await until(warnings, (w) => w.length > 0);
+  assert.equal(warnings[0].name, 'CapsaListenerError');
+  assert.match(warnings[0].message, /listener bug/);
+  offBad();
+  offGood();
+});
+
+test('a closed manager refuses with a code', async (t) => {
+  const { manager } = await open(t);
+  await manager.create('web', '1');
+  const pending = manager.subscribe(() => {});
+  manager.close();
+  manager.close();
+  assert.equal(manager.closed, true);
+  pending(); // unsubscribing after close is harmless
+  await rejectsWithCode(assert, () => manager.get('web'), 'INVALID_ARGUMENT');
+  await rejectsWithCode(assert, () => manager.create('api', '1'), 'INVALID_ARGUMENT');
+  await rejectsWithCode(assert, () => manager.subscribe(() => {}), 'INVALID_ARGUMENT');
+});
+
+test('misuse of the staging API gives coded errors', async (t) => {
+  const dir = tempDir(t);
+  const backend = new MockBackend();
+  await rejectsWithCode(assert, () => backend.setDefault('deploy', { outcome: 'success' }), 'INVALID_ARGUMENT');
+  await rejectsWithCode(assert, () => backend.push('create', { outcome: 'maybe' }), 'INVALID_ARGUMENT');
+  await rejectsWithCode(assert, () => backend.setDelay('create', -5), 'INVALID_ARGUMENT');
+  let caught;
+  try {
+    await StagingManager.open(path.join(dir, 'a.db'), { not: 'a backend' });
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof Error && typeof caught.code === 'string', `got ${caught}`);
+  const { manager } = await open(t);
+  await rejectsWithCode(assert, () => manager.create('web', '1', [{ key: 'A', value: '1', scope: 'Cluster' }]), 'INVALID_ARGUMENT');
+  await rejectsWithCode(assert, () => manager.create('web', '1', [{ key: 'A=B', value: '1' }]), 'INVALID_ARGUMENT');
+  let typeError;
+  try {
+    manager.create('web', 1);
+  } catch (e) {
+    typeError = e;
+  }
+  assert.ok(typeError instanceof Error && typeof typeError.code === 'string');
+  assert.throws(() => manager.subscribe('not a function'), (e) => typeof e.code === 'string');
+});
+
+test('reconcile moves Running to Failure from the backend health answer', async (t) => {
+  const { manager, backend } = await open(t, new MockBackend(), { checkIntervalMs: 0 });
+  await manager.create('web', '1');
+  backend.setDefault('check', { outcome: 'failed', reason: 'pods crashlooping' });
+  const report = await manager.reconcile();
+  assert.equal(report.checked, 1);
+  assert.equal(report.changed, 1);
+  assert.equal((await manager.get('web')).status, 'Failure');
+  backend.setDefault('check', { outcome: 'success' });
+  await manager.reconcile();
+  assert.equal((await manager.get('web')).status, 'Running');
+});
+
+test('the script backend runs DM-style control scripts', { skip: process.platform === 'win32' }, async (t) => {
+  const scripts = tempDir(t);
+  const log = path.join(scripts, 'calls.log');
+  for (const name of ['create', 'update', 'delete', 'check', 'cleanup', 'archive_check', 'tag_check']) {
+    const file = path.join(scripts, name);
+    fs.writeFileSync(file, `#!/bin/sh\necho "${name} $*" >> '${log}'\nexit 0\n`);
+    fs.chmodSync(file, 0o755);
+  }
+  const { manager } = await open(t, new ScriptBackend(scripts, { projectName: 'show', timeoutMs: 20000 }));
+  assert.equal((await manager.create('web', '1.0.0')).status, 'Running');
+  const calls = fs.readFileSync(log, 'utf8');
+  assert.match(calls, /^create .*--project-name show/m);
+  assert.match(calls, /--name web/);
+});

@@ -1,0 +1,761 @@
+//! Stagings: the manager, its backends and its events.
+//!
+//! Commands run the core's blocking forms on libuv's pool (they drive core's own runtime) and
+//! return Promises. `subscribe` delivers events through a thread-safe function; the returned
+//! function unsubscribes, after which no event arrives and nothing keeps the loop alive.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use capsa::staging::{
+    BackendReply, Deployer, EventKind, ManagerOptions, MockCall, MockDeployer, Override, Scope,
+    ScriptDeployer, Staging, StagingManager, Subscription,
+};
+use napi::bindgen_prelude::{AsyncTask, Either, Function, ToNapiValue, TypeName};
+use napi::threadsafe_function::UnknownReturnValue;
+use napi::Env;
+use napi_derive::napi;
+
+use crate::error::{sync, Work};
+use crate::listener::Listener;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn bad(what: &'static str, reason: impl Into<String>) -> capsa::Error {
+    capsa::Error::InvalidArgument {
+        what,
+        reason: reason.into(),
+    }
+}
+
+fn millis(what: &'static str, ms: f64) -> capsa::Result<Duration> {
+    if (0.0..=1e15).contains(&ms) {
+        Ok(Duration::from_millis(ms as u64))
+    } else {
+        Err(bad(
+            what,
+            format!("must be a number of milliseconds >= 0, got {ms}"),
+        ))
+    }
+}
+
+fn mock_call(name: &str) -> capsa::Result<MockCall> {
+    Ok(match name {
+        "create" => MockCall::Create,
+        "update" => MockCall::Update,
+        "delete" => MockCall::Delete,
+        "check" => MockCall::Check,
+        "cleanup" => MockCall::Cleanup,
+        "archive_check" => MockCall::ArchiveCheck,
+        "tag_check" => MockCall::TagCheck,
+        other => {
+            return Err(bad(
+                "backend call",
+                format!("{other:?} is not create, update, delete, check, cleanup, archive_check or tag_check"),
+            ))
+        }
+    })
+}
+
+fn mock_call_name(call: MockCall) -> &'static str {
+    match call {
+        MockCall::Create => "create",
+        MockCall::Update => "update",
+        MockCall::Delete => "delete",
+        MockCall::Check => "check",
+        MockCall::Cleanup => "cleanup",
+        MockCall::ArchiveCheck => "archive_check",
+        MockCall::TagCheck => "tag_check",
+    }
+}
+
+/// A reply the mock backend gives.
+#[napi(object)]
+pub struct MockReply {
+    /// `'success'`, `'failed'` (the backend said no) or `'unavailable'` (it could not be asked).
+    #[napi(ts_type = "'success' | 'failed' | 'unavailable'")]
+    pub outcome: String,
+    /// Why, for a failure.
+    pub reason: Option<String>,
+    /// Output to record in the audit log.
+    pub output: Option<String>,
+}
+
+fn reply(r: MockReply) -> capsa::Result<BackendReply> {
+    let reason = r.reason.unwrap_or_default();
+    let mut out = match r.outcome.as_str() {
+        "success" => BackendReply::success(),
+        "failed" => BackendReply::failed(reason),
+        "unavailable" => BackendReply::unavailable(reason),
+        other => {
+            return Err(bad(
+                "mock reply",
+                format!("outcome {other:?} is not success, failed or unavailable"),
+            ))
+        }
+    };
+    if let Some(o) = r.output {
+        out.output = o;
+    }
+    Ok(out)
+}
+
+/// One call the mock backend received.
+#[napi(object)]
+pub struct MockCallRecord {
+    /// The backend call.
+    #[napi(
+        ts_type = "'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
+    )]
+    pub call: String,
+    /// The staging name.
+    pub name: String,
+}
+
+/// An in-memory deploy backend with scriptable replies and delays, for tests.
+#[napi(js_name = "MockBackend")]
+pub struct JsMockBackend {
+    inner: Arc<MockDeployer>,
+}
+
+#[napi]
+impl JsMockBackend {
+    /// A backend where every call succeeds at once.
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> JsMockBackend {
+        JsMockBackend {
+            inner: Arc::new(MockDeployer::new()),
+        }
+    }
+
+    /// Queue a one-shot reply for the next `call`.
+    #[napi(
+        ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply"
+    )]
+    pub fn push(&self, env: Env, call: String, reply_: MockReply) -> napi::Result<()> {
+        let c = sync(&env, mock_call(&call))?;
+        let r = sync(&env, reply(reply_))?;
+        self.inner.push(c, r);
+        Ok(())
+    }
+
+    /// Set the reply `call` gives when nothing is queued.
+    #[napi(
+        ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply"
+    )]
+    pub fn set_default(&self, env: Env, call: String, reply_: MockReply) -> napi::Result<()> {
+        let c = sync(&env, mock_call(&call))?;
+        let r = sync(&env, reply(reply_))?;
+        self.inner.set_default(c, r);
+        Ok(())
+    }
+
+    /// Make `call` take `ms` milliseconds before it answers.
+    #[napi(
+        ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', ms: number"
+    )]
+    pub fn set_delay(&self, env: Env, call: String, ms: f64) -> napi::Result<()> {
+        let c = sync(&env, mock_call(&call))?;
+        let d = sync(&env, millis("delay", ms))?;
+        self.inner.set_delay(c, d);
+        Ok(())
+    }
+
+    /// Make `tag_check` reject tags lower than `min`.
+    #[napi]
+    pub fn set_min_tag(&self, min: String) {
+        self.inner.set_min_tag(min);
+    }
+
+    /// Every call made so far, in order.
+    #[napi]
+    pub fn calls(&self) -> Vec<MockCallRecord> {
+        self.inner
+            .calls()
+            .into_iter()
+            .map(|(c, name)| MockCallRecord {
+                call: mock_call_name(c).to_string(),
+                name,
+            })
+            .collect()
+    }
+
+    /// How many times `call` was made.
+    #[napi(
+        ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
+    )]
+    pub fn count(&self, env: Env, call: String) -> napi::Result<u32> {
+        let c = sync(&env, mock_call(&call))?;
+        Ok(self.inner.count(c) as u32)
+    }
+}
+
+/// Options of `ScriptBackend`.
+#[napi(object)]
+pub struct ScriptBackendOptions {
+    /// `--project-name` (default `capsa`).
+    pub project_name: Option<String>,
+    /// `--base-domain` (default `localhost`).
+    pub base_domain: Option<String>,
+    /// Per-call timeout in milliseconds (default 600 000).
+    pub timeout_ms: Option<f64>,
+}
+
+/// DM's staging control scripts (`create`, `update`, `delete`, `check`, `cleanup`,
+/// `archive_check`, `tag_check` executables in one directory) as a deploy backend.
+#[napi(js_name = "ScriptBackend")]
+pub struct JsScriptBackend {
+    inner: Arc<ScriptDeployer>,
+}
+
+#[napi]
+impl JsScriptBackend {
+    /// The scripts in `dir`.
+    #[napi(constructor)]
+    pub fn new(env: Env, dir: String, options: Option<ScriptBackendOptions>) -> napi::Result<Self> {
+        let mut d = ScriptDeployer::new(dir);
+        if let Some(o) = options {
+            if let Some(p) = o.project_name {
+                d = d.with_project_name(p);
+            }
+            if let Some(b) = o.base_domain {
+                d = d.with_base_domain(b);
+            }
+            if let Some(ms) = o.timeout_ms {
+                d = d.with_timeout(sync(&env, millis("timeout", ms))?);
+            }
+        }
+        Ok(JsScriptBackend { inner: Arc::new(d) })
+    }
+}
+
+/// An override: `key=value` for the app environment or the staging, public or private.
+#[napi(object)]
+pub struct OverrideInit {
+    /// The key.
+    pub key: String,
+    /// The value (a private one never appears in events, errors or the audit log).
+    pub value: String,
+    /// `'App'` (the default) or `'Staging'`.
+    #[napi(ts_type = "'App' | 'Staging'")]
+    pub scope: Option<String>,
+    /// Mask the value everywhere but the backend call.
+    pub private: Option<bool>,
+}
+
+fn to_overrides(list: Option<Vec<OverrideInit>>) -> capsa::Result<Vec<Override>> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|o| {
+            let scope = match o.scope.as_deref() {
+                None | Some("App") => Scope::App,
+                Some("Staging") => Scope::Staging,
+                Some(other) => {
+                    return Err(bad(
+                        "override scope",
+                        format!("{other:?} is not App or Staging"),
+                    ))
+                }
+            };
+            let ov = if o.private.unwrap_or(false) {
+                Override::private(scope, o.key, o.value)
+            } else {
+                Override::public(scope, o.key, o.value)
+            };
+            ov.validate()?;
+            Ok(ov)
+        })
+        .collect()
+}
+
+/// An override as shown: private values are `'***'`.
+#[napi(object)]
+pub struct OverrideView {
+    /// The key.
+    pub key: String,
+    /// The value, or `'***'` when private.
+    pub value: String,
+    /// `'App'` or `'Staging'`.
+    #[napi(ts_type = "'App' | 'Staging'")]
+    pub scope: String,
+    /// Whether the value is private.
+    pub private: bool,
+}
+
+/// A staging as recorded.
+#[napi(object, js_name = "Staging")]
+pub struct StagingView {
+    /// Its name.
+    pub name: String,
+    /// The tag last requested.
+    pub tag: String,
+    /// The overrides last requested (private values masked).
+    pub overrides: Vec<OverrideView>,
+    /// `'Running'`, `'Failure'`, `'Archived'`, `'CreatePending'`, `'UpdatePending'` or `'DeletePending'`.
+    #[napi(
+        ts_type = "'Running' | 'Failure' | 'Archived' | 'CreatePending' | 'UpdatePending' | 'DeletePending'"
+    )]
+    pub status: String,
+    /// Why it is in Failure.
+    pub reason: Option<String>,
+    /// The command in progress, if any.
+    pub command_in_progress: Option<String>,
+    /// When the record was created (ISO 8601).
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+    /// When the current status was entered.
+    pub status_since: String,
+    /// When the backend was last asked about it.
+    pub checked_at: Option<String>,
+}
+
+fn view(s: Staging) -> StagingView {
+    StagingView {
+        name: s.name,
+        tag: s.tag,
+        overrides: s
+            .overrides
+            .iter()
+            .map(|o| OverrideView {
+                key: o.key.clone(),
+                value: o.shown_value().to_string(),
+                scope: format!("{:?}", o.scope),
+                private: o.visibility == capsa::staging::Visibility::Private,
+            })
+            .collect(),
+        status: s.status.as_str().to_string(),
+        reason: s.reason,
+        command_in_progress: s.command_in_progress.map(|c| c.as_str().to_string()),
+        created_at: s.created_at.to_rfc3339(),
+        updated_at: s.updated_at.to_rfc3339(),
+        status_since: s.status_since.to_rfc3339(),
+        checked_at: s.checked_at.map(|t| t.to_rfc3339()),
+    }
+}
+
+/// A staging event: a status change or a finished command.
+#[napi(object)]
+pub struct StagingEvent {
+    /// Position in the store's event feed (increasing).
+    pub seq: f64,
+    /// When it happened (ISO 8601).
+    pub at: String,
+    /// The staging.
+    pub name: String,
+    /// What happened.
+    #[napi(ts_type = "'StatusChanged' | 'CommandFinished'")]
+    pub event: String,
+    /// StatusChanged: the status before (absent for a new staging).
+    #[napi(
+        ts_type = "'Running' | 'Failure' | 'Archived' | 'CreatePending' | 'UpdatePending' | 'DeletePending'"
+    )]
+    pub from: Option<String>,
+    /// StatusChanged: the status after (absent once cleaned up).
+    #[napi(
+        ts_type = "'Running' | 'Failure' | 'Archived' | 'CreatePending' | 'UpdatePending' | 'DeletePending'"
+    )]
+    pub to: Option<String>,
+    /// The failure reason, if any.
+    pub reason: Option<String>,
+    /// CommandFinished: the command (or `'reconcile'`).
+    pub action: Option<String>,
+    /// CommandFinished: `'Pending'`, `'Success'`, `'Failure'` or `'Refused'`.
+    #[napi(ts_type = "'Pending' | 'Success' | 'Failure' | 'Refused'")]
+    pub outcome: Option<String>,
+    /// CommandFinished: its audit row.
+    pub audit_id: Option<f64>,
+}
+
+fn event(e: &capsa::staging::Event) -> StagingEvent {
+    let mut out = StagingEvent {
+        seq: e.seq as f64,
+        at: e.at.to_rfc3339(),
+        name: e.name.clone(),
+        event: String::new(),
+        from: None,
+        to: None,
+        reason: None,
+        action: None,
+        outcome: None,
+        audit_id: None,
+    };
+    match &e.kind {
+        EventKind::StatusChanged { from, to, reason } => {
+            out.event = "StatusChanged".into();
+            out.from = from.map(|s| s.as_str().to_string());
+            out.to = to.map(|s| s.as_str().to_string());
+            out.reason = reason.clone();
+        }
+        EventKind::CommandFinished {
+            action,
+            outcome,
+            audit_id,
+            reason,
+        } => {
+            out.event = "CommandFinished".into();
+            out.action = Some(action.clone());
+            out.outcome = Some(outcome.as_str().to_string());
+            out.audit_id = Some(*audit_id as f64);
+            out.reason = reason.clone();
+        }
+    }
+    out
+}
+
+/// What one `reconcile` did.
+#[napi(object)]
+pub struct ReconcileReport {
+    /// Stagings whose health or archive state was asked.
+    pub checked: u32,
+    /// Stable stagings whose status changed.
+    pub changed: u32,
+    /// Backend calls that could not be made.
+    pub transient_errors: u32,
+    /// Interrupted commands finished from the backend's answer.
+    pub resolved_pending: u32,
+    /// Pending commands failed (timed out or answered failed).
+    pub failed_pending: u32,
+    /// Archived stagings not properly archived.
+    pub archive_problems: u32,
+}
+
+/// Options of `StagingManager.open`.
+#[napi(object)]
+pub struct StagingManagerOptions {
+    /// Who issues commands (the audit log's actor); `$USER` by default.
+    pub actor: Option<String>,
+    /// A pending status older than this becomes Failure on `reconcile` (default 600 000 ms).
+    pub pending_timeout_ms: Option<f64>,
+    /// How often `reconcile` asks again about a stable staging (default 60 000 ms).
+    pub check_interval_ms: Option<f64>,
+    /// `cleanArchived` removes archived stagings older than this (default 14 days).
+    pub retention_ms: Option<f64>,
+}
+
+struct State {
+    manager: Option<StagingManager>,
+    subscriptions: HashMap<u64, Subscription>,
+    next: u64,
+}
+
+/// The staging lifecycle over a SQLite state file and a deploy backend.
+#[napi(js_name = "StagingManager")]
+pub struct JsStagingManager {
+    state: Arc<Mutex<State>>,
+}
+
+fn closed() -> capsa::Error {
+    bad("staging manager", "it is closed")
+}
+
+impl JsStagingManager {
+    fn manager(&self) -> capsa::Result<StagingManager> {
+        lock(&self.state).manager.clone().ok_or_else(closed)
+    }
+
+    fn run<T: ToNapiValue + TypeName + Send + 'static>(
+        &self,
+        job: impl FnOnce(StagingManager) -> capsa::Result<T> + Send + 'static,
+    ) -> AsyncTask<Work<T>> {
+        let manager = self.manager();
+        AsyncTask::new(Work::new(move || job(manager?)))
+    }
+}
+
+#[napi]
+impl JsStagingManager {
+    /// Open (or create) the SQLite state file at `statePath` with `backend`. A command
+    /// interrupted by a crash is found pending and finished or failed by `reconcile`.
+    #[napi(
+        ts_args_type = "statePath: string, backend: MockBackend | ScriptBackend, options?: StagingManagerOptions",
+        ts_return_type = "Promise<StagingManager>"
+    )]
+    pub fn open(
+        env: Env,
+        state_path: String,
+        backend: Either<&JsMockBackend, &JsScriptBackend>,
+        options: Option<StagingManagerOptions>,
+    ) -> napi::Result<AsyncTask<Work<JsStagingManager>>> {
+        let deployer: Arc<dyn Deployer> = match backend {
+            Either::A(m) => m.inner.clone(),
+            Either::B(s) => s.inner.clone(),
+        };
+        let mut opts = ManagerOptions::default();
+        if let Some(o) = options {
+            if let Some(a) = o.actor {
+                opts.actor = a;
+            }
+            if let Some(ms) = o.pending_timeout_ms {
+                opts.pending_timeout = sync(&env, millis("pendingTimeoutMs", ms))?;
+            }
+            if let Some(ms) = o.check_interval_ms {
+                opts.check_interval = sync(&env, millis("checkIntervalMs", ms))?;
+            }
+            if let Some(ms) = o.retention_ms {
+                opts.retention = sync(&env, millis("retentionMs", ms))?;
+            }
+        }
+        Ok(AsyncTask::new(Work::new(move || {
+            let manager = StagingManager::open_sqlite(&state_path, deployer, opts)?;
+            Ok(JsStagingManager {
+                state: Arc::new(Mutex::new(State {
+                    manager: Some(manager),
+                    subscriptions: HashMap::new(),
+                    next: 1,
+                })),
+            })
+        })))
+    }
+
+    /// Create a staging and wait for the backend: CreatePending, then Running (or Failure).
+    /// `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
+    #[napi(ts_return_type = "Promise<Staging>")]
+    pub fn create(
+        &self,
+        name: String,
+        tag: String,
+        overrides: Option<Vec<OverrideInit>>,
+    ) -> AsyncTask<Work<StagingView>> {
+        self.run(move |m| m.create(&name, &tag, to_overrides(overrides)?).map(view))
+    }
+
+    /// Update a Running or Failure staging's tag and overrides (`undefined` overrides keep
+    /// the stored ones): UpdatePending, then Running (or Failure). `BUSY` while another
+    /// command runs on it.
+    #[napi(ts_return_type = "Promise<Staging>")]
+    pub fn update(
+        &self,
+        name: String,
+        tag: String,
+        overrides: Option<Vec<OverrideInit>>,
+    ) -> AsyncTask<Work<StagingView>> {
+        self.run(move |m| {
+            let o = match overrides {
+                Some(list) => Some(to_overrides(Some(list))?),
+                None => None,
+            };
+            m.update(&name, &tag, o).map(view)
+        })
+    }
+
+    /// Archive a staging (workloads removed, volumes kept): DeletePending, then Archived.
+    #[napi(ts_return_type = "Promise<Staging>")]
+    pub fn delete(&self, name: String) -> AsyncTask<Work<StagingView>> {
+        self.run(move |m| m.delete(&name).map(view))
+    }
+
+    /// Recreate an archived staging with its last settings.
+    #[napi(ts_return_type = "Promise<Staging>")]
+    pub fn restore(&self, name: String) -> AsyncTask<Work<StagingView>> {
+        self.run(move |m| m.restore(&name).map(view))
+    }
+
+    /// Remove an archived or failed staging for good; resolves to `null` once it is gone.
+    #[napi(ts_return_type = "Promise<Staging | null>")]
+    pub fn cleanup(&self, name: String) -> AsyncTask<Work<Option<StagingView>>> {
+        self.run(move |m| m.cleanup(&name).map(|s| s.map(view)))
+    }
+
+    /// One staging (`NOT_FOUND` if absent).
+    #[napi(ts_return_type = "Promise<Staging>")]
+    pub fn get(&self, name: String) -> AsyncTask<Work<StagingView>> {
+        self.run(move |m| m.get(&name).map(view))
+    }
+
+    /// Every staging, sorted by name.
+    #[napi(ts_return_type = "Promise<Array<Staging>>")]
+    pub fn list(&self) -> AsyncTask<Work<Vec<StagingView>>> {
+        self.run(move |m| m.list().map(|v| v.into_iter().map(view).collect()))
+    }
+
+    /// Ask the backend about the stagings due for a check (Running ⇄ Failure), fail pending
+    /// commands past their timeout and finish interrupted ones.
+    #[napi(ts_return_type = "Promise<ReconcileReport>")]
+    pub fn reconcile(&self) -> AsyncTask<Work<ReconcileReport>> {
+        self.run(move |m| {
+            let r = m.reconcile()?;
+            Ok(ReconcileReport {
+                checked: r.checked as u32,
+                changed: r.changed as u32,
+                transient_errors: r.transient_errors as u32,
+                resolved_pending: r.resolved_pending as u32,
+                failed_pending: r.failed_pending as u32,
+                archive_problems: r.archive_problems as u32,
+            })
+        })
+    }
+
+    /// Clean up archived stagings older than `olderThanMs` (the retention by default);
+    /// resolves to their names.
+    #[napi(ts_return_type = "Promise<Array<string>>")]
+    pub fn clean_archived(&self, older_than_ms: Option<f64>) -> AsyncTask<Work<Vec<String>>> {
+        self.run(move |m| {
+            let older = match older_than_ms {
+                Some(ms) => Some(millis("olderThanMs", ms)?),
+                None => None,
+            };
+            m.clean_archived(older)
+        })
+    }
+
+    /// The audit log (oldest first), private values masked.
+    #[napi(ts_return_type = "Promise<Array<AuditEntry>>")]
+    pub fn audit_log(&self, query: Option<AuditQuery>) -> AsyncTask<Work<Vec<AuditEntry>>> {
+        self.run(move |m| {
+            let q = query.unwrap_or(AuditQuery {
+                name: None,
+                after_id: None,
+                limit: None,
+            });
+            let core = capsa::staging::AuditQuery {
+                name: q.name,
+                after_id: q.after_id,
+                limit: q.limit.map(|l| l as usize),
+            };
+            Ok(m.audit_log(&core)?.into_iter().map(audit).collect())
+        })
+    }
+
+    /// Events of every process sharing the state file with a sequence number above `after`
+    /// (oldest first, at most `limit`, 1000 by default): poll it to follow changes made
+    /// elsewhere.
+    #[napi(ts_return_type = "Promise<Array<StagingEvent>>")]
+    pub fn events_since(
+        &self,
+        after: i64,
+        limit: Option<u32>,
+    ) -> AsyncTask<Work<Vec<StagingEvent>>> {
+        self.run(move |m| {
+            let events = m.events_since(after, limit.unwrap_or(1000) as usize)?;
+            Ok(events.iter().map(event).collect())
+        })
+    }
+
+    /// The sequence number of the newest event in the feed (0 when empty).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn last_event_seq(&self) -> AsyncTask<Work<i64>> {
+        self.run(move |m| m.last_event_seq())
+    }
+
+    /// Call `listener` with every event this manager produces (status changes, finished
+    /// commands), from the background. Returns a function that unsubscribes; after it, no
+    /// event arrives and the subscription no longer keeps the process alive. A listener
+    /// that throws does not crash the process: the error becomes a process warning named
+    /// `'CapsaListenerError'`, and later events still arrive.
+    #[napi(
+        ts_args_type = "listener: (event: StagingEvent) => void",
+        ts_return_type = "() => void"
+    )]
+    pub fn subscribe<'e>(
+        &self,
+        env: &'e Env,
+        listener: Function<'_, StagingEvent, UnknownReturnValue>,
+    ) -> napi::Result<Function<'e, (), ()>> {
+        let manager = sync(env, self.manager())?;
+        let listener = Listener::new(env, listener)?;
+        let subscription = manager.subscribe(move |e| listener.send(event(e)));
+        let id = {
+            let mut st = lock(&self.state);
+            let id = st.next;
+            st.next += 1;
+            st.subscriptions.insert(id, subscription);
+            id
+        };
+        let state = Arc::downgrade(&self.state);
+        env.create_function_from_closure("unsubscribe", move |_| {
+            if let Some(state) = state.upgrade() {
+                // Dropping the subscription drops the listener: nothing keeps the loop alive.
+                let removed = lock(&state).subscriptions.remove(&id);
+                drop(removed);
+            }
+            Ok(())
+        })
+    }
+
+    /// Close the manager: every subscription ends and later calls reject with
+    /// `INVALID_ARGUMENT` ("closed"). Closing twice is harmless.
+    #[napi]
+    pub fn close(&self) {
+        let (manager, subs) = {
+            let mut st = lock(&self.state);
+            (st.manager.take(), std::mem::take(&mut st.subscriptions))
+        };
+        drop(subs);
+        drop(manager);
+    }
+
+    /// Whether `close` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        lock(&self.state).manager.is_none()
+    }
+}
+
+/// A filter for `auditLog`.
+#[napi(object)]
+pub struct AuditQuery {
+    /// Only this staging.
+    pub name: Option<String>,
+    /// Only rows with an id greater than this.
+    pub after_id: Option<i64>,
+    /// At most this many rows (the newest), oldest first.
+    pub limit: Option<u32>,
+}
+
+/// One row of the audit log (private override values masked).
+#[napi(object)]
+pub struct AuditEntry {
+    /// Row id.
+    pub id: f64,
+    /// The staging.
+    pub name: String,
+    /// The command (or `reconcile`).
+    pub action: String,
+    /// Who issued it.
+    pub actor: String,
+    /// The tag, if any.
+    pub tag: Option<String>,
+    /// The overrides as `KEY=VALUE`, private values masked.
+    pub overrides: Vec<String>,
+    /// `'Pending'`, `'Success'`, `'Failure'` or `'Refused'`.
+    #[napi(ts_type = "'Pending' | 'Success' | 'Failure' | 'Refused'")]
+    pub outcome: String,
+    /// Status before.
+    pub status_before: Option<String>,
+    /// Status after.
+    pub status_after: Option<String>,
+    /// Failure reason.
+    pub reason: Option<String>,
+    /// Exit code of a script backend.
+    pub exit_code: Option<i32>,
+    /// When it started (ISO 8601).
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: Option<f64>,
+    /// Backend output (bounded, private values masked).
+    pub output: String,
+}
+
+fn audit(a: capsa::staging::AuditEntry) -> AuditEntry {
+    AuditEntry {
+        id: a.id as f64,
+        name: a.name,
+        action: a.action,
+        actor: a.actor,
+        tag: a.tag,
+        overrides: a.overrides,
+        outcome: a.outcome.as_str().to_string(),
+        status_before: a.status_before.map(|s| s.as_str().to_string()),
+        status_after: a.status_after.map(|s| s.as_str().to_string()),
+        reason: a.reason,
+        exit_code: a.exit_code,
+        started_at: a.started_at.to_rfc3339(),
+        duration_ms: a.duration_ms.map(|d| d as f64),
+        output: a.output,
+    }
+}

@@ -1,0 +1,311 @@
+//! Stores and capsules. Every call that touches the disk returns a Promise.
+
+use napi::bindgen_prelude::{AsyncTask, Object};
+use napi::Env;
+use napi_derive::napi;
+
+use crate::archive::{restore_task, take_offline_task, OfflineStub};
+use crate::error::{padding_arg, version_arg, Work};
+use crate::krate::JsCrate;
+
+fn path_text(path: &std::path::Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Options of `Store.init`.
+#[napi(object)]
+pub struct StoreInitOptions {
+    /// Digits of crate version numbers (3 by default: `v001`).
+    pub padding: Option<i64>,
+    /// Default archive policy: `'auto'` (the default), `'store'` or `'deflate'`.
+    #[napi(ts_type = "'auto' | 'store' | 'deflate'")]
+    pub archive_policy: Option<String>,
+}
+
+/// Options of `capsule.bump`.
+#[napi(object)]
+pub struct BumpOptions {
+    /// A free-form comment.
+    pub comment: Option<String>,
+    /// Sections whose files the new crate brings over from the previous one.
+    #[napi(ts_type = "Array<'artifacts' | 'publishes' | 'scenes'>")]
+    pub carry_over: Option<Vec<String>>,
+    /// Who makes the crate (the user name when not given).
+    pub created_by: Option<String>,
+    /// Free-form tags.
+    pub tags: Option<Vec<String>>,
+}
+
+/// Options of `capsule.latest`.
+#[napi(object)]
+pub struct LatestOptions {
+    /// Only sealed (published) crates.
+    pub published: Option<bool>,
+}
+
+/// One finding of `store.fsck`.
+#[napi(object)]
+pub struct FsckProblem {
+    /// The kind (`incomplete_crate`, `stale_temp`, …).
+    pub kind: String,
+    /// The path concerned.
+    pub path: String,
+    /// What is wrong.
+    pub detail: String,
+    /// Whether it was repaired.
+    pub repaired: bool,
+}
+
+/// The result of `store.fsck`.
+#[napi(object)]
+pub struct FsckReport {
+    /// Capsules checked.
+    pub capsules: u32,
+    /// Crates checked.
+    pub crates: u32,
+    /// What was found.
+    pub problems: Vec<FsckProblem>,
+    /// No problem left unrepaired.
+    pub clean: bool,
+}
+
+/// A capsa store: a root directory with `.capsa/store.toml`.
+#[napi(js_name = "Store")]
+pub struct JsStore {
+    pub(crate) inner: capsa::Store,
+}
+
+#[napi]
+impl JsStore {
+    /// Create a store at `path` (rejects with `ALREADY_EXISTS` if it is one already).
+    #[napi(ts_return_type = "Promise<Store>")]
+    pub fn init(path: String, options: Option<StoreInitOptions>) -> AsyncTask<Work<JsStore>> {
+        AsyncTask::new(Work::new(move || {
+            let mut opts = capsa::StoreOptions::default();
+            if let Some(o) = options {
+                opts.padding = padding_arg(o.padding)?;
+                if let Some(policy) = o.archive_policy {
+                    opts.archive_policy = policy;
+                }
+            }
+            capsa::Store::init(&path, opts).map(|inner| JsStore { inner })
+        }))
+    }
+
+    /// Open the store at `path` (rejects with `INVALID_STORE` if it is none).
+    #[napi(ts_return_type = "Promise<Store>")]
+    pub fn open(path: String) -> AsyncTask<Work<JsStore>> {
+        AsyncTask::new(Work::new(move || {
+            capsa::Store::open(&path).map(|inner| JsStore { inner })
+        }))
+    }
+
+    /// The root directory.
+    #[napi(getter)]
+    pub fn root(&self) -> String {
+        path_text(self.inner.root())
+    }
+
+    /// Digits of crate version numbers.
+    #[napi(getter)]
+    pub fn padding(&self) -> u32 {
+        self.inner.padding() as u32
+    }
+
+    /// Create a capsule (`ALREADY_EXISTS`, `INVALID_NAME`).
+    #[napi(ts_return_type = "Promise<Capsule>")]
+    pub fn create_capsule(&self, id: String) -> AsyncTask<Work<JsCapsule>> {
+        let store = self.inner.clone();
+        AsyncTask::new(Work::new(move || {
+            store.create_capsule(&id).map(JsCapsule::from)
+        }))
+    }
+
+    /// An existing capsule (`NOT_FOUND`, `INVALID_NAME`).
+    #[napi(ts_return_type = "Promise<Capsule>")]
+    pub fn capsule(&self, id: String) -> AsyncTask<Work<JsCapsule>> {
+        let store = self.inner.clone();
+        AsyncTask::new(Work::new(move || store.capsule(&id).map(JsCapsule::from)))
+    }
+
+    /// Every capsule, sorted by id.
+    #[napi(ts_return_type = "Promise<Array<Capsule>>")]
+    pub fn capsules(&self) -> AsyncTask<Work<Vec<JsCapsule>>> {
+        let store = self.inner.clone();
+        AsyncTask::new(Work::new(move || {
+            store
+                .capsules()
+                .map(|v| v.into_iter().map(JsCapsule::from).collect())
+        }))
+    }
+
+    /// Restore an archive into this store; resolves to the capsule. Refuses an existing
+    /// capsule with `ALREADY_EXISTS` unless `replace`; hostile entries (absolute paths, `..`,
+    /// escaping symlinks, zip bombs) are refused before anything is written. Cancelled by
+    /// `signal` with `CANCELLED`, leaving nothing behind.
+    #[napi(
+        ts_args_type = "path: string, options?: { replace?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }",
+        ts_return_type = "Promise<Capsule>"
+    )]
+    pub fn restore(
+        &self,
+        env: Env,
+        path: String,
+        options: Option<Object>,
+    ) -> napi::Result<AsyncTask<Work<JsCapsule>>> {
+        restore_task(&env, &self.inner, path, options)
+    }
+
+    /// Bring an offline capsule back from its recorded archive (`NOT_FOUND` if the archive
+    /// is gone, `CORRUPT` if it changed).
+    #[napi(ts_return_type = "Promise<Capsule>")]
+    pub fn retrieve(&self, id: String) -> AsyncTask<Work<JsCapsule>> {
+        let store = self.inner.clone();
+        AsyncTask::new(Work::new(move || store.retrieve(&id).map(JsCapsule::from)))
+    }
+
+    /// Check the store for what a crash left behind; `repair` mends what it can.
+    #[napi(ts_return_type = "Promise<FsckReport>")]
+    pub fn fsck(&self, repair: Option<bool>) -> AsyncTask<Work<FsckReport>> {
+        let store = self.inner.clone();
+        AsyncTask::new(Work::new(move || {
+            let report = store.fsck(repair.unwrap_or(false))?;
+            let clean = report.is_clean();
+            Ok(FsckReport {
+                capsules: report.capsules as u32,
+                crates: report.crates as u32,
+                problems: report
+                    .problems
+                    .into_iter()
+                    .map(|p| FsckProblem {
+                        kind: serde_kind(p.kind),
+                        path: path_text(&p.path),
+                        detail: p.detail,
+                        repaired: p.repaired,
+                    })
+                    .collect(),
+                clean,
+            })
+        }))
+    }
+}
+
+fn serde_kind(kind: capsa::ProblemKind) -> String {
+    // The snake_case name core serialises (`incomplete_crate`), as the CLI prints it.
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A capsule: one directory per project-management entry, holding crates.
+#[napi(js_name = "Capsule")]
+pub struct JsCapsule {
+    pub(crate) inner: capsa::Capsule,
+}
+
+impl From<capsa::Capsule> for JsCapsule {
+    fn from(inner: capsa::Capsule) -> Self {
+        JsCapsule { inner }
+    }
+}
+
+#[napi]
+impl JsCapsule {
+    /// The capsule id.
+    #[napi(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+
+    /// The capsule directory.
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        path_text(self.inner.path())
+    }
+
+    /// Take the capsule offline: verify `archive`, check it holds this capsule's current
+    /// tree, leave a stub pointing at it and remove the content. Resolves to the stub.
+    #[napi(ts_return_type = "Promise<OfflineStub>")]
+    pub fn take_offline(&self, archive: String) -> AsyncTask<Work<OfflineStub>> {
+        take_offline_task(&self.inner, archive)
+    }
+
+    /// Is the capsule offline (its content in an archive)?
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn is_offline(&self) -> AsyncTask<Work<bool>> {
+        let capsule = self.inner.clone();
+        AsyncTask::new(Work::new(move || Ok(capsule.is_offline())))
+    }
+
+    /// Allocate the next crate (safe with concurrent writers); `carryOver` brings files of
+    /// the previous crate's sections over.
+    #[napi(ts_return_type = "Promise<Crate>")]
+    pub fn bump(&self, options: Option<BumpOptions>) -> AsyncTask<Work<JsCrate>> {
+        let capsule = self.inner.clone();
+        AsyncTask::new(Work::new(move || {
+            let o = options.unwrap_or(BumpOptions {
+                comment: None,
+                carry_over: None,
+                created_by: None,
+                tags: None,
+            });
+            let carry_over = o
+                .carry_over
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s.parse::<capsa::Section>())
+                .collect::<capsa::Result<Vec<_>>>()?;
+            capsule
+                .bump(capsa::BumpOptions {
+                    comment: o.comment,
+                    carry_over,
+                    created_by: o.created_by,
+                    tags: o.tags.unwrap_or_default(),
+                })
+                .map(JsCrate::from)
+        }))
+    }
+
+    /// Every complete crate, oldest first.
+    #[napi(ts_return_type = "Promise<Array<Crate>>")]
+    pub fn crates(&self) -> AsyncTask<Work<Vec<JsCrate>>> {
+        let capsule = self.inner.clone();
+        AsyncTask::new(Work::new(move || {
+            capsule
+                .crates()
+                .map(|v| v.into_iter().map(JsCrate::from).collect())
+        }))
+    }
+
+    /// A crate by version (`'v002'`, any width, or its number); `NOT_FOUND` if absent.
+    #[napi(ts_return_type = "Promise<Crate>")]
+    pub fn get(
+        &self,
+        #[napi(ts_arg_type = "string | number")] version: napi::Either<String, i64>,
+    ) -> AsyncTask<Work<JsCrate>> {
+        let capsule = self.inner.clone();
+        AsyncTask::new(Work::new(move || {
+            let v = match version {
+                napi::Either::A(text) => capsa::Version::parse(&text)?,
+                napi::Either::B(n) => version_arg(n)?,
+            };
+            capsule.get(v).map(JsCrate::from)
+        }))
+    }
+
+    /// The newest crate (`{ published: true }`: the newest sealed one), or `null`.
+    #[napi(ts_return_type = "Promise<Crate | null>")]
+    pub fn latest(&self, options: Option<LatestOptions>) -> AsyncTask<Work<Option<JsCrate>>> {
+        let capsule = self.inner.clone();
+        let published = options.and_then(|o| o.published).unwrap_or(false);
+        AsyncTask::new(Work::new(move || {
+            let found = if published {
+                capsule.latest_published()?
+            } else {
+                capsule.latest()?
+            };
+            Ok(found.map(JsCrate::from))
+        }))
+    }
+}
