@@ -4,7 +4,7 @@ CARGO ?= cargo
 
 include tests/k8s/k8s.mk
 
-.PHONY: demo test lint setup test-rust bench build help
+.PHONY: demo test lint setup test-rust test-postgres bench build help
 
 help:
 	@echo "make demo   - build and run the tour through a temporary store"
@@ -27,7 +27,14 @@ lint:
 test-rust:
 	$(CARGO) test --workspace
 
-test: setup lint test-rust test-node
+# The staging suite on PostgreSQL (a throwaway server: tests/postgres/with-postgres.sh), plus
+# the suites built only for a server (feature postgres-tests): several processes, a crash, the CLI.
+test-postgres:
+	bash tests/postgres/with-postgres.sh bash -c '\
+	  $(CARGO) test -p capsa --features postgres-tests --test "staging_*" && \
+	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli postgres'
+
+test: setup lint test-rust test-postgres test-node
 
 bench:
 	$(CARGO) bench -p capsa-benches
@@ -82,3 +89,9 @@ test-c: setup-c
 lint test-rust: setup-c
 test: test-c
 # --- end C and C++ bindings ---
+# Kubernetes backend: its tests run under the test control plane (one thread: one test stops
+# and restarts the API server). `make test` runs them after the other tests.
+K8S_TEST_CMD = sh -c '$(CARGO) test -p capsa --features kubernetes-tests \
+	--test staging_kubernetes -- --test-threads=1 && $(CARGO) test -p capsa-cli \
+	--features kubernetes-tests --test staging_kubernetes_cli'
+test: test-k8s

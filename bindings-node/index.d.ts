@@ -176,13 +176,13 @@ export declare class StagingManager {
    * Create a staging and wait for the backend: CreatePending, then Running (or Failure).
    * `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
    */
-  create(name: string, tag: string, overrides?: Array<OverrideInit> | undefined | null): Promise<Staging>
+  create(name: string, tag: string, overrides?: Array<OverrideInit>): Promise<Staging>
   /**
    * Update a Running or Failure staging's tag and overrides (`undefined` overrides keep
    * the stored ones): UpdatePending, then Running (or Failure). `BUSY` while another
    * command runs on it.
    */
-  update(name: string, tag: string, overrides?: Array<OverrideInit> | undefined | null): Promise<Staging>
+  update(name: string, tag: string, overrides?: Array<OverrideInit>): Promise<Staging>
   /** Archive a staging (workloads removed, volumes kept): DeletePending, then Archived. */
   delete(name: string): Promise<Staging>
   /** Recreate an archived staging with its last settings. */

@@ -88,7 +88,7 @@ test('private override values never show', async (t) => {
 });
 
 test('events arrive from the background; none after unsubscribing', async (t) => {
-  const { manager } = await open(t);
+  const { manager, backend } = await open(t);
   const events = [];
   const unsubscribe = manager.subscribe((e) => events.push(e));
   assert.equal(typeof unsubscribe, 'function');
@@ -107,6 +107,18 @@ test('events arrive from the background; none after unsubscribing', async (t) =>
   await manager.delete('web');
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(events.length, seen, 'an event arrived after unsubscribing');
+
+  // Unsubscribing while events are on their way: none reaches the listener afterwards.
+  const late = [];
+  const off = manager.subscribe((e) => late.push(e));
+  backend.setDelay('create', 50);
+  const running = manager.create('api', '1');
+  await until(late, (ev) => ev.length > 0);
+  off();
+  const before = late.length;
+  await running;
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(late.length, before, 'an event arrived after unsubscribing mid-command');
 });
 
 test('the process exits by itself after unsubscribing', () => {

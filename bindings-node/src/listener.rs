@@ -4,6 +4,9 @@
 //! an exception it throws into a process warning (`'CapsaListenerError'`), so a listener that
 //! throws never crashes the process and keeps receiving later calls.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use napi::bindgen_prelude::{FnArgs, Function, FunctionRef, JsObjectValue, Object, ToNapiValue};
 use napi::threadsafe_function::{
     ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
@@ -16,6 +19,19 @@ pub(crate) const LISTENER_WARNING: &str = "CapsaListenerError";
 /// A JS function callable from any thread with a `T`.
 pub(crate) struct Listener<T: 'static> {
     tsfn: ThreadsafeFunction<T, (), (), Status, false>,
+    active: Arc<AtomicBool>,
+}
+
+/// Switches a [`Listener`] off from the JS thread: calls still queued are dropped, so once
+/// [`ListenerSwitch::off`] returns the JS function is never called again.
+#[derive(Clone)]
+pub(crate) struct ListenerSwitch(Arc<AtomicBool>);
+
+impl ListenerSwitch {
+    /// No further call reaches the JS function.
+    pub(crate) fn off(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl<T: ToNapiValue + 'static> Listener<T> {
@@ -26,19 +42,29 @@ impl<T: ToNapiValue + 'static> Listener<T> {
         listener: Function<'_, T, UnknownReturnValue>,
     ) -> napi::Result<Self> {
         let user: FunctionRef<T, UnknownReturnValue> = listener.create_ref()?;
+        let active = Arc::new(AtomicBool::new(true));
+        let on = active.clone();
         let trampoline =
             env.create_function_from_closure::<(), (), _>("capsaListener", |_| Ok(()))?;
         let tsfn = trampoline
             .build_threadsafe_function::<T>()
             .callee_handled::<false>()
             .build_callback(move |ctx| {
+                if !on.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
                 let f = user.borrow_back(&ctx.env)?;
                 if let Err(err) = f.call(ctx.value) {
                     warn(&ctx.env, &err.reason);
                 }
                 Ok(())
             })?;
-        Ok(Listener { tsfn })
+        Ok(Listener { tsfn, active })
+    }
+
+    /// The switch that turns this listener off.
+    pub(crate) fn switch(&self) -> ListenerSwitch {
+        ListenerSwitch(self.active.clone())
     }
 
     /// Queue a call; never blocks the calling thread.

@@ -18,7 +18,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::{sync, Work};
-use crate::listener::Listener;
+use crate::listener::{Listener, ListenerSwitch};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -84,7 +84,14 @@ pub struct MockReply {
     pub output: Option<String>,
 }
 
-fn reply(r: MockReply) -> capsa::Result<BackendReply> {
+fn reply(r: Option<MockReply>) -> capsa::Result<BackendReply> {
+    // Taken as optional so that `undefined` / `null` get a coded error, not a bare TypeError.
+    let r = r.ok_or_else(|| {
+        bad(
+            "mock reply",
+            "must be an object { outcome, reason?, output? }",
+        )
+    })?;
     let reason = r.reason.unwrap_or_default();
     let mut out = match r.outcome.as_str() {
         "success" => BackendReply::success(),
@@ -136,7 +143,7 @@ impl JsMockBackend {
     #[napi(
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply"
     )]
-    pub fn push(&self, env: Env, call: String, reply_: MockReply) -> napi::Result<()> {
+    pub fn push(&self, env: Env, call: String, reply_: Option<MockReply>) -> napi::Result<()> {
         let c = sync(&env, mock_call(&call))?;
         let r = sync(&env, reply(reply_))?;
         self.inner.push(c, r);
@@ -147,7 +154,12 @@ impl JsMockBackend {
     #[napi(
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply"
     )]
-    pub fn set_default(&self, env: Env, call: String, reply_: MockReply) -> napi::Result<()> {
+    pub fn set_default(
+        &self,
+        env: Env,
+        call: String,
+        reply_: Option<MockReply>,
+    ) -> napi::Result<()> {
         let c = sync(&env, mock_call(&call))?;
         let r = sync(&env, reply(reply_))?;
         self.inner.set_default(c, r);
@@ -247,10 +259,17 @@ pub struct OverrideInit {
     pub private: Option<bool>,
 }
 
-fn to_overrides(list: Option<Vec<OverrideInit>>) -> capsa::Result<Vec<Override>> {
+fn to_overrides(list: Option<Vec<Option<OverrideInit>>>) -> capsa::Result<Vec<Override>> {
     list.unwrap_or_default()
         .into_iter()
         .map(|o| {
+            // Elements are optional so that `null` gets a coded error, not a bare TypeError.
+            let o = o.ok_or_else(|| {
+                bad(
+                    "override",
+                    "must be an object { key, value, scope?, private? }",
+                )
+            })?;
             let scope = match o.scope.as_deref() {
                 None | Some("App") => Scope::App,
                 Some("Staging") => Scope::Staging,
@@ -439,7 +458,7 @@ pub struct StagingManagerOptions {
 
 struct State {
     manager: Option<StagingManager>,
-    subscriptions: HashMap<u64, Subscription>,
+    subscriptions: HashMap<u64, (Subscription, ListenerSwitch)>,
     next: u64,
 }
 
@@ -514,12 +533,15 @@ impl JsStagingManager {
 
     /// Create a staging and wait for the backend: CreatePending, then Running (or Failure).
     /// `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
-    #[napi(ts_return_type = "Promise<Staging>")]
+    #[napi(
+        ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>",
+        ts_return_type = "Promise<Staging>"
+    )]
     pub fn create(
         &self,
         name: String,
         tag: String,
-        overrides: Option<Vec<OverrideInit>>,
+        overrides: Option<Vec<Option<OverrideInit>>>,
     ) -> AsyncTask<Work<StagingView>> {
         self.run(move |m| m.create(&name, &tag, to_overrides(overrides)?).map(view))
     }
@@ -527,12 +549,15 @@ impl JsStagingManager {
     /// Update a Running or Failure staging's tag and overrides (`undefined` overrides keep
     /// the stored ones): UpdatePending, then Running (or Failure). `BUSY` while another
     /// command runs on it.
-    #[napi(ts_return_type = "Promise<Staging>")]
+    #[napi(
+        ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>",
+        ts_return_type = "Promise<Staging>"
+    )]
     pub fn update(
         &self,
         name: String,
         tag: String,
-        overrides: Option<Vec<OverrideInit>>,
+        overrides: Option<Vec<Option<OverrideInit>>>,
     ) -> AsyncTask<Work<StagingView>> {
         self.run(move |m| {
             let o = match overrides {
@@ -658,12 +683,13 @@ impl JsStagingManager {
     ) -> napi::Result<Function<'e, (), ()>> {
         let manager = sync(env, self.manager())?;
         let listener = Listener::new(env, listener)?;
+        let switch = listener.switch();
         let subscription = manager.subscribe(move |e| listener.send(event(e)));
         let id = {
             let mut st = lock(&self.state);
             let id = st.next;
             st.next += 1;
-            st.subscriptions.insert(id, subscription);
+            st.subscriptions.insert(id, (subscription, switch));
             id
         };
         let state = Arc::downgrade(&self.state);
@@ -671,7 +697,11 @@ impl JsStagingManager {
             if let Some(state) = state.upgrade() {
                 // Dropping the subscription drops the listener: nothing keeps the loop alive.
                 let removed = lock(&state).subscriptions.remove(&id);
-                drop(removed);
+                if let Some((subscription, switch)) = removed {
+                    // Calls already queued are dropped too: none reaches the listener now.
+                    switch.off();
+                    drop(subscription);
+                }
             }
             Ok(())
         })
@@ -685,7 +715,10 @@ impl JsStagingManager {
             let mut st = lock(&self.state);
             (st.manager.take(), std::mem::take(&mut st.subscriptions))
         };
-        drop(subs);
+        for (subscription, switch) in subs.into_values() {
+            switch.off();
+            drop(subscription);
+        }
         drop(manager);
     }
 

@@ -57,8 +57,9 @@ enum Command {
     Storage(storage::StorageCommand),
     /// Staging lifecycle: create, update, delete, restore, cleanup, reconcile, watch.
     Staging {
+        // Boxed: the staging options are much larger than the storage commands.
         #[command(subcommand)]
-        cmd: staging::StagingCommand,
+        cmd: Box<staging::StagingCommand>,
     },
     #[command(flatten)]
     Archive(archive::ArchiveCommand),
@@ -67,7 +68,7 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Storage(cmd) => storage::run(cmd, &cli.global),
-        Command::Staging { cmd } => staging::run(cmd, &cli.global),
+        Command::Staging { cmd } => staging::run(*cmd, &cli.global),
         Command::Archive(cmd) => archive::run(cmd, &cli.global),
     }
 }

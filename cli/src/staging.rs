@@ -1,8 +1,10 @@
 //! `capsa staging …`: the staging lifecycle from the command line.
 //!
-//! The state file is `--state FILE` (or `CAPSA_STAGING_STATE`), else `<store>/.capsa/staging.db`
-//! of `--store` / `CAPSA_STORE`. The backend is `--backend mock` (in-process, everything
-//! succeeds unless told otherwise with `--mock-fail CALL`) or `--backend script:DIR`.
+//! The state is `--state FILE` (or `CAPSA_STAGING_STATE`), else `<store>/.capsa/staging.db`
+//! of `--store` / `CAPSA_STORE`; `--state postgres://…` shares the state of many hosts in
+//! PostgreSQL. The backend is `--backend mock` (in-process, everything
+//! succeeds unless told otherwise with `--mock-fail CALL`), `--backend script:DIR`, or
+//! `--backend kubernetes:TEMPLATE_DIR` (with `--kubeconfig FILE`, else `KUBECONFIG`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use capsa::staging::{
     AuditEntry, AuditQuery, BackendReply, CommandRequest, Deployer, Event, EventKind,
-    ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer, SqliteStore, Staging,
-    StagingManager, StateStore, Status, Visibility,
+    KubernetesDeployer, ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer,
+    Staging, StagingManager, StateStore, Status, Visibility,
 };
 use capsa::Error;
 
@@ -24,10 +26,11 @@ use crate::Global;
 /// Options shared by every staging subcommand: state file, backend, timeouts.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// State file (default: <store>/.capsa/staging.db).
-    #[arg(long, env = "CAPSA_STAGING_STATE", value_name = "FILE")]
+    /// State file (default: <store>/.capsa/staging.db), or a `postgres://` URL for a state
+    /// shared by several hosts.
+    #[arg(long, env = "CAPSA_STAGING_STATE", value_name = "FILE|URL")]
     state: Option<PathBuf>,
-    /// Deploy backend: `mock` or `script:DIR`.
+    /// Deploy backend: `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`.
     #[arg(
         long,
         env = "CAPSA_STAGING_BACKEND",
@@ -41,6 +44,13 @@ pub struct Common {
     /// Seconds a script may run before it is killed.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     script_timeout: u64,
+    /// Kubernetes backend: the kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, else
+    /// the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubernetes backend: seconds create/update wait for the workloads to be ready.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    ready_timeout: u64,
     /// `--project-name` passed to scripts.
     #[arg(long, env = "CAPSA_PROJECT_NAME", default_value = "capsa")]
     project_name: String,
@@ -166,7 +176,8 @@ pub enum StagingCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Print events as they happen (from every process sharing the state file).
+    /// Print events as they happen (from every process sharing the state; with PostgreSQL,
+    /// woken by LISTEN/NOTIFY).
     Watch {
         /// Start from the oldest event kept instead of now.
         #[arg(long)]
@@ -252,9 +263,25 @@ fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
                 .with_timeout(Duration::from_secs(common.script_timeout)),
         ));
     }
+    if let Some(dir) = common.backend.strip_prefix("kubernetes:") {
+        if !Path::new(dir).is_dir() {
+            return Err(Error::InvalidArgument {
+                what: "--backend",
+                reason: format!("template directory {dir} does not exist"),
+            }
+            .into());
+        }
+        return Ok(Arc::new(
+            KubernetesDeployer::new(dir, common.kubeconfig.clone())?
+                .with_ready_timeout(Duration::from_secs(common.ready_timeout)),
+        ));
+    }
     Err(Error::InvalidArgument {
         what: "--backend",
-        reason: format!("{:?}: expected `mock` or `script:DIR`", common.backend),
+        reason: format!(
+            "{:?}: expected `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`",
+            common.backend
+        ),
     }
     .into())
 }
@@ -271,7 +298,7 @@ fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<
     if check_all {
         opts.check_interval = Duration::ZERO;
     }
-    Ok(StagingManager::open_sqlite(path, deployer(common)?, opts)?)
+    Ok(StagingManager::open_with(path, deployer(common)?, opts)?)
 }
 
 fn overrides(s: &Settings) -> anyhow::Result<Vec<Override>> {
@@ -531,7 +558,7 @@ fn watch(
     let mut seen = 0usize;
     let stdout = std::io::stdout();
     loop {
-        let batch = m.events_since(after, 1000)?;
+        let batch = m.wait_events(after, 1000, Duration::from_secs(5))?;
         for e in &batch {
             after = e.seq;
             let mut out = stdout.lock();
@@ -545,9 +572,6 @@ fn watch(
             if count.is_some_and(|c| seen >= c) {
                 return Ok(());
             }
-        }
-        if batch.is_empty() {
-            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
@@ -598,6 +622,8 @@ fn command(
 fn m_backend_name(common: &Common) -> String {
     if common.backend == "mock" {
         "mock".into()
+    } else if common.backend.starts_with("kubernetes:") {
+        "kubernetes".into()
     } else {
         "script".into()
     }
@@ -631,14 +657,15 @@ fn detach(name: &str, common: &Common, global: &Global) -> anyhow::Result<()> {
         cmd.process_group(0);
     }
     let mut child = cmd.spawn().context("cannot start the background command")?;
-    let store = SqliteStore::open(&state)?;
+    let store = capsa::staging::open_store(&state)?;
+    let store = store.as_ref();
     let t0 = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
             let err = std::fs::read_to_string(&errpath).unwrap_or_default();
             if status.success() || err.is_empty() {
                 // Finished already: show where it ended.
-                return show_after(&store, name, global);
+                return show_after(store, name, global);
             }
             eprint!("{err}");
             drop(_cleanup);
@@ -661,7 +688,7 @@ fn detach(name: &str, common: &Common, global: &Global) -> anyhow::Result<()> {
     }
 }
 
-fn show_after(store: &SqliteStore, name: &str, global: &Global) -> anyhow::Result<()> {
+fn show_after(store: &dyn StateStore, name: &str, global: &Global) -> anyhow::Result<()> {
     match store.get(name)? {
         Some(rec) if global.json => print_json(&rec.staging),
         Some(rec) => {

@@ -12,16 +12,22 @@ const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
 
 struct Env {
     dir: tempfile::TempDir,
+    /// A `postgres://` state instead of the state file.
+    url: Option<String>,
 }
 
 impl Env {
     fn new() -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
+            url: None,
         }
     }
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state.db")
+    fn state(&self) -> std::ffi::OsString {
+        match &self.url {
+            Some(u) => u.into(),
+            None => self.dir.path().join("state.db").into(),
+        }
     }
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(CAPSA);
@@ -476,4 +482,89 @@ fn staging_state_file_defaults_to_the_store() {
         .success());
     assert!(store.join(".capsa/staging.db").is_file());
     assert!(text(&run(&["staging", "list"])).contains("home"));
+}
+
+/// `--state postgres://…`: processes share one PostgreSQL state. One proceeds while the other
+/// is busy; a `watch` process sees the changes the others make (LISTEN/NOTIFY); `--no-wait`
+/// works with the URL too. Needs the server of `make test-postgres`; fails without it.
+#[cfg(feature = "postgres-tests")]
+#[test]
+fn staging_postgres_state_url_is_shared_by_processes() {
+    let url = std::env::var("CAPSA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| panic!("CAPSA_TEST_POSTGRES_URL is not set: run `make test-postgres`"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let db = format!("cli_{}_{nanos}", std::process::id());
+    let o = Command::new("psql")
+        .args([url.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        url: Some(format!("{base}/{db}")),
+    };
+    // Create the schema before the watcher starts from "now".
+    assert_eq!(
+        env.json(&["--json", "staging", "list"]),
+        serde_json::json!([])
+    );
+    let mut watch = env.spawn(&["--json", "staging", "watch", "--count", "6"]);
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(watch.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("watching"), "{first}");
+
+    let slow = env.spawn(&[
+        "staging",
+        "create",
+        "shared",
+        "--tag",
+        "1.0.0",
+        "--mock-delay",
+        "1500",
+    ]);
+    wait_for_status(&env, "shared", "CreatePending");
+    let busy = env.run(&["staging", "delete", "shared"]);
+    assert_eq!(busy.status.code(), Some(16), "{}", text(&busy));
+    assert!(text(&busy).contains("[BUSY]"), "{}", text(&busy));
+    let o = slow.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = env.run(&["staging", "delete", "shared", "--no-wait"]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for_status(&env, "shared", "Archived");
+
+    let t = Instant::now();
+    while watch.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = watch.kill();
+    let w = watch.wait_with_output().unwrap();
+    let changes: Vec<(String, String)> = String::from_utf8_lossy(&w.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "StatusChanged")
+        .map(|v| {
+            let s = |x: &serde_json::Value| x.as_str().unwrap_or("-").to_string();
+            (s(&v["from"]), s(&v["to"]))
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("-", "CreatePending"),
+            ("CreatePending", "Running"),
+            ("Running", "DeletePending"),
+            ("DeletePending", "Archived"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string())),
+        "watch output: {}",
+        String::from_utf8_lossy(&w.stdout)
+    );
 }

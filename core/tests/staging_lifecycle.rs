@@ -295,15 +295,11 @@ fn staging_events_reach_subscribers_and_the_feed() {
 #[test]
 fn staging_busy_across_two_store_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("staging.db");
     let mock = Arc::new(MockDeployer::new());
     mock.set_delay(MockCall::Create, Duration::from_millis(500));
-    let a = StagingManager::open_sqlite(&db, mock.clone(), options()).unwrap();
-    let b = StagingManager::new(
-        Arc::new(SqliteStore::open(&db).unwrap()),
-        Arc::new(MockDeployer::new()),
-        options(),
-    );
+    let a = common::open_manager(dir.path(), mock.clone(), options());
+    // A second, independent connection to the same state (file or database schema).
+    let b = common::open_manager(dir.path(), Arc::new(MockDeployer::new()), options());
     let p = a
         .start(capsa::staging::CommandRequest::Create {
             name: "shared".into(),
@@ -446,4 +442,53 @@ fn staging_background_reconcile_loop_runs_until_dropped() {
     let n = h.mock.count(MockCall::Check);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(h.mock.count(MockCall::Check), n, "stopped");
+}
+
+/// The suite runs on the store it is asked for (`make test-postgres`: PostgreSQL, whose
+/// store has a cross-process event signal; otherwise SQLite, which has none).
+#[test]
+fn staging_suite_runs_on_the_store_asked_for() {
+    let h = MockHarness::new();
+    assert_eq!(
+        h.manager.store().event_signal().is_some(),
+        common::postgres_mode()
+    );
+}
+
+/// A second manager on the same state (another process, another host) follows every change
+/// the first one makes, in order: polling with SQLite, LISTEN/NOTIFY with PostgreSQL.
+#[test]
+fn staging_follow_sees_the_changes_of_another_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::open_manager(dir.path(), Arc::new(MockDeployer::new()), options());
+    let b = common::open_manager(dir.path(), Arc::new(MockDeployer::new()), options());
+    a.create("before", "1.0.0", vec![]).unwrap();
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let s2 = seen.clone();
+    let follower = b
+        .follow(None, move |e| s2.lock().unwrap().push(e.clone()))
+        .unwrap();
+    a.create("followed", "1.0.0", vec![]).unwrap();
+    a.delete("followed").unwrap();
+    let t = std::time::Instant::now();
+    while seen.lock().unwrap().len() < 6 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let got = seen.lock().unwrap().clone();
+    let feed = a.events_since(0, 100).unwrap();
+    assert_eq!(
+        got,
+        feed[3..],
+        "every event after `now`, none before, in order"
+    );
+    assert!(got.iter().all(|e| e.name == "followed"));
+    follower.stop();
+    a.update("before", "1.0.1", None).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(seen.lock().unwrap().len(), 6, "stopped");
 }

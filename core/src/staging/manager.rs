@@ -1,6 +1,7 @@
 //! [`StagingManager`]: commands, reconcile, retention, events.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -183,6 +184,9 @@ struct Inner {
     subs: Mutex<Vec<(u64, Callback)>>,
     next_sub: AtomicU64,
     running_ops: Mutex<HashSet<i64>>,
+    /// Commands of this manager whose result could not be recorded (the state store was
+    /// unreachable): `reconcile` settles them at once instead of waiting for the timeout.
+    abandoned_ops: Mutex<HashSet<i64>>,
     channel: broadcast::Sender<Event>,
 }
 
@@ -227,6 +231,25 @@ impl Drop for Subscription {
         if let Some(inner) = self.inner.upgrade() {
             lock(&inner.subs).retain(|(id, _)| *id != self.id);
         }
+    }
+}
+
+/// A follower of the event feed ([`StagingManager::follow`]); dropping it (or
+/// [`FeedFollower::stop`]) stops it.
+#[must_use = "dropping a FeedFollower stops it at once"]
+#[derive(Debug)]
+pub struct FeedFollower {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl FeedFollower {
+    /// Stop following.
+    pub fn stop(self) {}
+}
+
+impl Drop for FeedFollower {
+    fn drop(&mut self) {
+        self.handle.abort();
     }
 }
 
@@ -316,16 +339,28 @@ impl StagingManager {
                 subs: Mutex::new(Vec::new()),
                 next_sub: AtomicU64::new(1),
                 running_ops: Mutex::new(HashSet::new()),
+                abandoned_ops: Mutex::new(HashSet::new()),
                 channel,
             }),
         }
     }
 
-    /// Open the state named by `state` with default options: a file path is an embedded
-    /// SQLite state file (created if missing). This is what every binding's
-    /// `StagingManager.open(state, backend)` calls.
-    pub fn open(state: impl AsRef<Path>, deployer: Arc<dyn Deployer>) -> Result<StagingManager> {
-        StagingManager::open_sqlite(state, deployer, ManagerOptions::default())
+    /// Open the state named by `state` with default options: a `postgres://` or
+    /// `postgresql://` URL is a shared PostgreSQL database (feature `postgres`); anything else
+    /// is the path of an embedded SQLite state file (created if missing). This is what every
+    /// binding's `StagingManager.open(state, backend)` calls.
+    pub fn open(state: impl AsRef<OsStr>, deployer: Arc<dyn Deployer>) -> Result<StagingManager> {
+        StagingManager::open_with(state, deployer, ManagerOptions::default())
+    }
+
+    /// [`StagingManager::open`] with options.
+    pub fn open_with(
+        state: impl AsRef<OsStr>,
+        deployer: Arc<dyn Deployer>,
+        options: ManagerOptions,
+    ) -> Result<StagingManager> {
+        let store = super::open_store(state)?;
+        Ok(StagingManager::new(store, deployer, options))
     }
 
     /// A manager over the SQLite state file at `path` (created if missing).
@@ -352,7 +387,8 @@ impl StagingManager {
     /// results). Callbacks run on the thread that made the change, after its transaction has
     /// committed and with no lock held; keep them short. A panicking callback is caught and
     /// logged. Events made by other processes sharing the store are read with
-    /// [`StagingManager::events_since`].
+    /// [`StagingManager::events_since`], waited for with [`StagingManager::wait_events`], or
+    /// delivered to a callback by [`StagingManager::follow`].
     pub fn subscribe(&self, callback: impl Fn(&Event) + Send + Sync + 'static) -> Subscription {
         let id = self.inner.next_sub.fetch_add(1, Ordering::Relaxed);
         lock(&self.inner.subs).push((id, Arc::new(callback)));
@@ -478,6 +514,10 @@ impl StagingManager {
             };
             tracing::debug!(name = %dreq.name, %command, ms = started.elapsed().as_millis() as u64, "backend answered");
             let r = this.finish_op(&dreq, command, op_id, reply, None).await;
+            if let Err(e) = &r {
+                tracing::warn!(name = %dreq.name, %command, op_id, "the command's result could not be recorded; reconcile will settle it: {e}");
+                lock(&this.inner.abandoned_ops).insert(op_id);
+            }
             lock(&this.inner.running_ops).remove(&op_id);
             r
         });
@@ -681,6 +721,92 @@ impl StagingManager {
         self.inner.store.events_since(after, limit)
     }
 
+    /// Wait up to `timeout` for events of any process sharing the store with a sequence number
+    /// above `after` and return them (oldest first, at most `limit`; empty when none came).
+    /// With PostgreSQL, a `NOTIFY` from the writer wakes the reader at once; other stores are
+    /// polled every 200 ms. Events of one staging come in the order they happened, and none
+    /// is skipped: follow the feed by passing the last `seq` seen.
+    pub async fn wait_events_async(
+        &self,
+        after: i64,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Event>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut signal = self.inner.store.event_signal();
+        loop {
+            if let Some(s) = &mut signal {
+                s.borrow_and_update();
+            }
+            let store = self.inner.store.clone();
+            let batch = blocking(move || store.events_since(after, limit)).await?;
+            let now = tokio::time::Instant::now();
+            if !batch.is_empty() || now >= deadline {
+                return Ok(batch);
+            }
+            let poll = if signal.is_some() {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(200)
+            };
+            let nap = (deadline - now).min(poll);
+            match &mut signal {
+                Some(s) => {
+                    if let Ok(Err(_)) = tokio::time::timeout(nap, s.changed()).await {
+                        signal = None; // the listener is gone: poll
+                    }
+                }
+                None => tokio::time::sleep(nap).await,
+            }
+        }
+    }
+
+    /// Call `callback` for every event of every process sharing the store (this one
+    /// included), in feed order, from `after` on (`None`: from now), until the returned handle
+    /// is dropped. With PostgreSQL, a subscriber in one process sees the status changes made by
+    /// the others as they commit (`LISTEN/NOTIFY`); other stores are polled. Callbacks run on
+    /// the shared runtime, one at a time; keep them short. A panicking callback is caught and
+    /// logged; a store that cannot be read is retried every second.
+    pub fn follow(
+        &self,
+        after: Option<i64>,
+        callback: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<FeedFollower> {
+        let start = match after {
+            Some(a) => a,
+            None => self.last_event_seq()?,
+        };
+        let this = self.clone();
+        let handle = runtime::runtime().spawn(async move {
+            let mut after = start;
+            loop {
+                match this
+                    .wait_events_async(after, 1000, Duration::from_secs(30))
+                    .await
+                {
+                    Ok(batch) => {
+                        for e in batch {
+                            after = e.seq;
+                            if catch_unwind(AssertUnwindSafe(|| callback(&e))).is_err() {
+                                tracing::error!(seq = e.seq, "an event callback panicked");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("following the event feed: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(FeedFollower { handle })
+    }
+
+    /// Blocking form of [`StagingManager::wait_events_async`].
+    pub fn wait_events(&self, after: i64, limit: usize, timeout: Duration) -> Result<Vec<Event>> {
+        runtime::block_on(self.wait_events_async(after, limit, timeout))
+    }
+
     /// The sequence number of the newest event in the store's feed (0 when empty): start
     /// [`StagingManager::events_since`] from here to see only what happens next.
     pub fn last_event_seq(&self) -> Result<i64> {
@@ -713,6 +839,8 @@ impl StagingManager {
         let mut tasks = tokio::task::JoinSet::new();
         let my_pid = std::process::id();
         let running_ops = lock(&self.inner.running_ops).clone();
+        let abandoned_ops = lock(&self.inner.abandoned_ops).clone();
+        let my_host = super::this_host();
         for rec in records {
             let StagingRecord { staging, in_flight } = rec;
             let kind = match &in_flight {
@@ -722,7 +850,11 @@ impl StagingManager {
                     }
                     let age = (now - f.started_at).to_std().unwrap_or_default();
                     let expired = age > opts.pending_timeout;
-                    let orphan = f.pid != my_pid && !pid_alive(f.pid);
+                    // A process id is checked only on its own host; a command of this manager
+                    // whose result could not be written is settled at once.
+                    let local = f.host.as_deref().is_none_or(|h| h == my_host);
+                    let orphan = abandoned_ops.contains(&f.op_id)
+                        || (local && f.pid != my_pid && !pid_alive(f.pid));
                     if !expired && !orphan {
                         continue;
                     }
@@ -870,6 +1002,7 @@ impl StagingManager {
             let success = reply.outcome == BackendOutcome::Success;
             self.finish_op(&dreq, command, op_id, reply, Some(prefix))
                 .await?;
+            lock(&self.inner.abandoned_ops).remove(&op_id);
             if success {
                 report.resolved_pending += 1;
             } else {

@@ -1,11 +1,16 @@
 //! Stagings: the lifecycle state machine of DM's staging manager, its state store, its events,
 //! its audit log and its deploy backends.
 //!
-//! A [`StagingManager`] joins a [`StateStore`] (the embedded [`SqliteStore`] by default) and a
-//! [`Deployer`] ([`MockDeployer`], [`ScriptDeployer`]). Commands follow the transition table
-//! in [`machine`]; one command at a time per staging, enforced by compare-and-set in the state
-//! store so that several processes sharing one state file cannot run two commands on the same
-//! staging at once (the loser gets [`Error::Busy`](crate::Error::Busy)).
+//! A [`StagingManager`] joins a [`StateStore`] (the embedded [`SqliteStore`] by default; with
+//! the `postgres` feature, `PostgresStateStore` for several hosts, chosen by a `postgres://`
+//! URL in [`StagingManager::open`]) and a [`Deployer`] ([`MockDeployer`], [`ScriptDeployer`], and with the
+//! `kubernetes` feature `KubernetesDeployer`).
+//! Commands follow the transition table in [`machine`]; one command at a time per staging,
+//! enforced by compare-and-set in the state store so that several processes (or hosts) sharing
+//! one state cannot run two commands on the same staging at once (the loser gets
+//! [`Error::Busy`]). Events of every process sharing the state are read
+//! with [`StagingManager::events_since`], [`StagingManager::wait_events`] or
+//! [`StagingManager::follow`].
 //!
 //! # Blocking and async forms
 //!
@@ -45,9 +50,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod machine;
 mod manager;
 pub mod mock;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod script;
 pub mod sqlite;
 pub mod store;
@@ -60,14 +69,69 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{shown, Error, Result};
 
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::KubernetesDeployer;
 pub use manager::{
-    CommandRequest, ManagerOptions, PendingCommand, ReconcileLoop, ReconcileReport, StagingManager,
-    Subscription,
+    CommandRequest, FeedFollower, ManagerOptions, PendingCommand, ReconcileLoop, ReconcileReport,
+    StagingManager, Subscription,
 };
 pub use mock::{MockCall, MockDeployer};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStateStore};
 pub use script::ScriptDeployer;
 pub use sqlite::SqliteStore;
 pub use store::StateStore;
+
+/// Open the state store named by `state`: a `postgres://` or `postgresql://` URL is a
+/// PostgreSQL database (feature `postgres`; `Unsupported` in a build without it), anything
+/// else the path of an SQLite state file (created if missing).
+pub fn open_store(state: impl AsRef<std::ffi::OsStr>) -> Result<std::sync::Arc<dyn StateStore>> {
+    let state = state.as_ref();
+    if let Some(url) = state.to_str().filter(|s| is_postgres_url(s)) {
+        #[cfg(feature = "postgres")]
+        {
+            return Ok(std::sync::Arc::new(PostgresStateStore::open(url)?));
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            return Err(Error::Unsupported {
+                what: "a postgres:// state store: this build of capsa has no `postgres` feature"
+                    .into(),
+            });
+        }
+    }
+    Ok(std::sync::Arc::new(SqliteStore::open(
+        std::path::Path::new(state),
+    )?))
+}
+
+/// Whether `state` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than
+/// an SQLite file.
+pub fn is_postgres_url(state: &str) -> bool {
+    let s = state.trim_start().to_ascii_lowercase();
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// This host's name (recorded with a command's process id by a store shared by hosts).
+pub(crate) fn this_host() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; we stop at the first NUL or its end.
+        let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        if r == 0 {
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            let h = String::from_utf8_lossy(&buf[..end]).into_owned();
+            if !h.is_empty() {
+                return h;
+            }
+        }
+    }
+    std::env::var("COMPUTERNAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown-host".into())
+}
 
 /// The status of a staging.
 ///

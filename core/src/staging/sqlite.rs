@@ -101,15 +101,15 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(v: i64) -> DateTime<Utc> {
+pub(super) fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
-fn encode_overrides(o: &[Override]) -> String {
+pub(super) fn encode_overrides(o: &[Override]) -> String {
     let v: Vec<StoredOverride> = o
         .iter()
         .map(|o| StoredOverride {
@@ -122,7 +122,7 @@ fn encode_overrides(o: &[Override]) -> String {
     serde_json::to_string(&v).expect("overrides encode")
 }
 
-fn decode_overrides(s: &str) -> Vec<Override> {
+pub(super) fn decode_overrides(s: &str) -> Vec<Override> {
     serde_json::from_str::<Vec<StoredOverride>>(s)
         .unwrap_or_default()
         .into_iter()
@@ -136,7 +136,7 @@ fn decode_overrides(s: &str) -> Vec<Override> {
 }
 
 /// Overrides as masked `scope:KEY=VALUE` strings for the audit log.
-fn masked_overrides(o: &[Override]) -> String {
+pub(super) fn masked_overrides(o: &[Override]) -> String {
     let v: Vec<String> = o
         .iter()
         .map(|o| {
@@ -163,6 +163,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StagingRecord> {
             command,
             started_at: from_ms(r.get::<_, Option<i64>>(11)?.unwrap_or(0)),
             pid: r.get::<_, Option<i64>>(12)?.unwrap_or(0) as u32,
+            host: None,
         }),
         _ => None,
     };
@@ -287,10 +288,21 @@ impl SqliteStore {
     fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         let err = db_err(path);
         conn.busy_timeout(Duration::from_secs(30)).map_err(&err)?;
-        // journal_mode returns a row; in-memory databases answer "memory".
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(&err)?;
+        // journal_mode returns a row; in-memory databases answer "memory". Switching a new
+        // file to WAL while another process opens it too can be refused as busy without the
+        // busy handler being asked: retry it for as long as the busy timeout.
+        let t0 = std::time::Instant::now();
+        let _mode: String = loop {
+            match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && t0.elapsed() < Duration::from_secs(30) =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => break r.map_err(&err)?,
+            }
+        };
         conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(&err)?;
         conn.set_prepared_statement_cache_capacity(64);

@@ -2,8 +2,8 @@
 //!
 //! Every state change is one transaction that checks the current state and writes the new one
 //! (compare-and-set), so several processes sharing one store never run two commands on one
-//! staging at once. The embedded implementation is [`SqliteStore`](super::SqliteStore); a
-//! PostgreSQL store for several hosts can implement the same trait.
+//! staging at once. The embedded implementation is [`SqliteStore`](super::SqliteStore); the
+//! PostgreSQL store for several hosts (feature `postgres`) is `PostgresStateStore`.
 
 use chrono::{DateTime, Utc};
 
@@ -21,6 +21,11 @@ pub struct InFlight {
     pub started_at: DateTime<Utc>,
     /// The process id that started it.
     pub pid: u32,
+    /// The host that started it, when the store is shared by several hosts (`None`: this
+    /// host, as for the embedded SQLite store). A process id means something only on its own
+    /// host: a command started elsewhere is never taken for orphaned because no local process
+    /// has its id; only the pending timeout resolves it.
+    pub host: Option<String>,
 }
 
 /// A staging with its in-flight command, as the store holds it.
@@ -157,4 +162,12 @@ pub trait StateStore: Send + Sync {
 
     /// Drop events older than `before` from the feed (the audit log is never pruned).
     fn prune_events(&self, before: DateTime<Utc>) -> Result<usize>;
+
+    /// A wake-up signal for the event feed: its value changes when events may have been added
+    /// by any process sharing the store (PostgreSQL: `LISTEN/NOTIFY`). `None` (the default,
+    /// and the SQLite store's answer) means there is no such signal and readers poll
+    /// [`StateStore::events_since`]. A signal is a hint only: readers still read the feed.
+    fn event_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

@@ -8,8 +8,68 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capsa::staging::{
-    BackendReply, ManagerOptions, MockCall, MockDeployer, ScriptDeployer, StagingManager,
+    BackendReply, Deployer, ManagerOptions, MockCall, MockDeployer, ScriptDeployer, StagingManager,
+    StateStore,
 };
+
+/// Whether the staging suite runs on PostgreSQL: `CAPSA_TEST_STATE_STORE=postgres` (set by
+/// `tests/postgres/with-postgres.sh`, which `make test-postgres` uses), or
+/// `CAPSA_TEST_POSTGRES_URL` set on its own. Otherwise the suite runs on SQLite.
+pub fn postgres_mode() -> bool {
+    match std::env::var("CAPSA_TEST_STATE_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") => false,
+        Ok(other) => panic!("CAPSA_TEST_STATE_STORE={other:?}: expected `sqlite` or `postgres`"),
+        Err(_) => std::env::var_os("CAPSA_TEST_POSTGRES_URL").is_some(),
+    }
+}
+
+/// The PostgreSQL server of the test run. Fails the test, never skips it, when missing.
+pub fn postgres_url() -> String {
+    std::env::var("CAPSA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "CAPSA_TEST_POSTGRES_URL is not set: this test needs a PostgreSQL server. Run `make test-postgres` (tests/postgres/with-postgres.sh starts a throwaway one)."
+        )
+    })
+}
+
+/// A schema name for the state kept under `dir`: the same directory gives the same schema
+/// (two connections to one store), every test its own.
+pub fn schema_for(dir: &Path) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in dir.as_os_str().as_encoded_bytes() {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("t_{h:016x}")
+}
+
+/// The state store of the test whose scratch directory is `dir`: an SQLite file in it, or a
+/// schema of its own in the PostgreSQL database.
+pub fn open_store(dir: &Path) -> Arc<dyn StateStore> {
+    if postgres_mode() {
+        #[cfg(feature = "postgres")]
+        {
+            let mut o = capsa::staging::PostgresOptions::new(postgres_url());
+            o.schema = Some(schema_for(dir));
+            o.pool_size = 4;
+            return Arc::new(capsa::staging::PostgresStateStore::open_with(o).unwrap());
+        }
+        #[cfg(not(feature = "postgres"))]
+        panic!(
+            "the staging suite is asked to run on PostgreSQL, but capsa was built without the `postgres` feature: cargo test -p capsa --features postgres"
+        );
+    }
+    Arc::new(capsa::staging::SqliteStore::open(dir.join("staging.db")).unwrap())
+}
+
+/// A manager over [`open_store`].
+pub fn open_manager(
+    dir: &Path,
+    deployer: Arc<dyn Deployer>,
+    opts: ManagerOptions,
+) -> StagingManager {
+    StagingManager::new(open_store(dir), deployer, opts)
+}
 
 /// How the next calls of one kind behave.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,8 +134,7 @@ impl MockHarness {
     pub fn with_options(opts: ManagerOptions) -> MockHarness {
         let dir = tempfile::tempdir().unwrap();
         let mock = Arc::new(MockDeployer::new());
-        let manager =
-            StagingManager::open_sqlite(dir.path().join("staging.db"), mock.clone(), opts).unwrap();
+        let manager = open_manager(dir.path(), mock.clone(), opts);
         MockHarness { dir, mock, manager }
     }
 }
@@ -146,9 +205,7 @@ impl ScriptHarness {
         let dir = tempfile::tempdir().unwrap();
         let scripts = script_dir(dir.path());
         let deployer = f(ScriptDeployer::new(&scripts));
-        let manager =
-            StagingManager::open_sqlite(dir.path().join("staging.db"), Arc::new(deployer), opts)
-                .unwrap();
+        let manager = open_manager(dir.path(), Arc::new(deployer), opts);
         ScriptHarness {
             dir,
             scripts,

@@ -1,0 +1,172 @@
+//! `capsa staging --backend kubernetes:DIR` as separate processes against the real API server
+//! of `tests/k8s` (built with the feature `kubernetes-tests` and run by `make test-k8s`; failing without a
+//! usable `KUBECONFIG`).
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use capsa::runtime::block_on;
+use capsa::staging::kubernetes::k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use capsa::staging::kubernetes::k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use capsa::staging::kubernetes::kube::api::{Api, Patch, PatchParams, PostParams};
+use capsa::staging::kubernetes::kube::Client;
+use serde_json::json;
+
+const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
+
+fn enabled() -> bool {
+    let kc = std::env::var("KUBECONFIG").unwrap_or_else(|_| {
+        panic!(
+            "KUBECONFIG is not set: run through \
+             tests/k8s/with-control-plane.sh (make test-k8s)"
+        )
+    });
+    let text = std::fs::read_to_string(&kc).unwrap_or_else(|e| panic!("KUBECONFIG={kc}: {e}"));
+    assert!(
+        text.contains("https://127.0.0.1:"),
+        "KUBECONFIG={kc} does not point at the loopback test API server: refusing to run"
+    );
+    true
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn capsa(state: &Path, args: &[&str]) -> Command {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes");
+    let mut c = Command::new(CAPSA);
+    c.env_remove("CAPSA_STORE")
+        .env("CAPSA_STAGING_STATE", state)
+        .env(
+            "CAPSA_STAGING_BACKEND",
+            format!("kubernetes:{}", template.display()),
+        )
+        .args(args);
+    c
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Play the controllers of the example template: Deployment `web` and StatefulSet `db` ready.
+fn example_ready(c: &Client, ns: &str) {
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), ns);
+    let d = wait_for("Deployment web", 60, || {
+        block_on(deploys.get_opt("web")).unwrap()
+    });
+    let status = json!({"status": {"observedGeneration": d.metadata.generation, "replicas": 1,
+        "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}});
+    block_on(deploys.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))).unwrap();
+    let sets: Api<StatefulSet> = Api::namespaced(c.clone(), ns);
+    let s = wait_for("StatefulSet db", 60, || {
+        block_on(sets.get_opt("db")).unwrap()
+    });
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(c.clone(), ns);
+    if block_on(pvcs.get_opt("data-db-0")).unwrap().is_none() {
+        let t = &s
+            .spec
+            .as_ref()
+            .unwrap()
+            .volume_claim_templates
+            .as_ref()
+            .unwrap()[0];
+        let pvc: PersistentVolumeClaim =
+            serde_json::from_value(json!({"metadata": {"name": "data-db-0"}, "spec": t.spec}))
+                .unwrap();
+        block_on(pvcs.create(&PostParams::default(), &pvc)).unwrap();
+    }
+    let status = json!({"status": {"observedGeneration": s.metadata.generation, "replicas": 1,
+        "readyReplicas": 1, "currentReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1,
+        "currentRevision": "db-1", "updateRevision": "db-1"}});
+    block_on(sets.patch_status("db", &PatchParams::default(), &Patch::Merge(&status))).unwrap();
+}
+
+/// Two `capsa` processes sharing one state file and one cluster: while the first one's create
+/// waits for readiness, the second one's commands on that staging get `BUSY` (exit 16) and
+/// change nothing in the cluster; the first one then finishes Running.
+#[test]
+fn two_processes_are_serialized() {
+    if !enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state: PathBuf = dir.path().join("state.db");
+    let name = format!("cli-{}", std::process::id());
+    let first = capsa(
+        &state,
+        &[
+            "staging",
+            "create",
+            &name,
+            "--tag",
+            "1.0.0",
+            "--ready-timeout",
+            "120",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let c = block_on(async { Client::try_default().await }).unwrap();
+    let deploys: Api<Deployment> = Api::namespaced(c.clone(), &name);
+    wait_for("Deployment web", 60, || {
+        block_on(deploys.get_opt("web")).unwrap()
+    });
+
+    for args in [
+        vec!["staging", "update", &name, "--tag", "1.1.0"],
+        vec!["staging", "delete", &name],
+        vec!["staging", "create", &name, "--tag", "1.1.0"],
+    ] {
+        let o = capsa(&state, &args).output().unwrap();
+        assert_eq!(o.status.code(), Some(16), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("[BUSY]"), "{}", text(&o));
+    }
+    let d = block_on(deploys.get("web")).unwrap();
+    let image = d.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    assert!(
+        image.ends_with(":1.0.0"),
+        "the loser changed the cluster: {image}"
+    );
+
+    example_ready(&c, &name);
+    let o = first.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = capsa(&state, &["--json", "staging", "show", &name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "Running", "{v:#}");
+    // Once free, the other process may act (here with --kubeconfig instead of KUBECONFIG).
+    let kc = std::env::var("KUBECONFIG").unwrap();
+    let o = capsa(&state, &["staging", "delete", &name, "--kubeconfig", &kc])
+        .env_remove("KUBECONFIG")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}

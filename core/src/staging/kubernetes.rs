@@ -1,0 +1,1421 @@
+//! The Kubernetes deploy backend (cargo feature `kubernetes`): kube-rs over rustls, talking to
+//! the API server directly, no external binaries.
+//!
+//! # Templates
+//!
+//! A staging template is a directory of Kubernetes YAML manifests (`*.yaml` / `*.yml`, read in
+//! file-name order, several documents per file allowed), plus an optional `capsa.yaml` holding
+//! the template's own settings (see below). Every object is server-side applied (field manager
+//! `capsa`, forced) into the staging's namespace (the staging name, with the manager's
+//! `namespace_prefix`), which is created if absent. Every object, the namespace included,
+//! carries the labels `app.kubernetes.io/managed-by: capsa` and `capsa.io/staging: NAME`.
+//! Templates may only hold namespaced objects; `metadata.namespace` is always set to the
+//! staging's namespace.
+//!
+//! Placeholders are rendered *inside string values* after the YAML is parsed, so no value can
+//! change the structure of a manifest:
+//!
+//! | placeholder | value |
+//! | --- | --- |
+//! | `{{ tag }}` | the staging's tag |
+//! | `{{ name }}` | the staging's name |
+//! | `{{ namespace }}` | its namespace |
+//! | `{{ staging.KEY }}` | the Staging-scope override `KEY` (else `defaults.KEY` of `capsa.yaml`) |
+//! | `{{ app_config }}` | `capsa-app-env`, the ConfigMap of the public App-scope overrides |
+//! | `{{ app_secret }}` | `capsa-app-secret`, the Secret of the private App-scope overrides |
+//!
+//! Spaces inside the braces are optional. A string that is exactly one placeholder followed by
+//! `| int` or `| bool` (`replicas: "{{ staging.REPLICAS | int }}"`) becomes a number or a boolean.
+//! Quote placeholders that start a YAML value (`"{{ tag }}"`): unquoted `{{` is YAML flow
+//! syntax. An unknown placeholder, or a missing `staging.KEY` without a default, fails the
+//! command with a reason naming it. A *private* Staging-scope override may only be rendered
+//! into a `Secret`; using it in any other kind fails the command, so that private values never
+//! land in a ConfigMap, an annotation or a workload spec.
+//!
+//! App-scope overrides are not rendered: the public ones go into the ConfigMap
+//! `capsa-app-env`, the private ones into the Secret `capsa-app-secret` (both always exist,
+//! possibly empty); workloads consume them with `envFrom`.
+//!
+//! `capsa.yaml` (all keys optional):
+//!
+//! ```yaml
+//! tags: ["1.0.0", "1.1.0"]      # allowed tags, exactly
+//! tag_range: ">=1.0, <2"        # allowed tags, as a semver requirement (a leading `v` is ignored)
+//! defaults:                     # defaults of `{{ staging.KEY }}`
+//!   REPLICAS: "1"
+//! ```
+//!
+//! `tag_check` accepts a tag listed in `tags` or matching `tag_range`; without either, any tag.
+//!
+//! # Calls
+//!
+//! - `create` / `update` (restore is `create`): apply, delete the staging's objects (found by
+//!   label) that the template no longer holds (PersistentVolumeClaims are never pruned), then
+//!   wait (at most
+//!   [`KubernetesDeployer::with_ready_timeout`], 300 s by default) until `check` says ready; a
+//!   hard failure (`ProgressDeadlineExceeded`, a failed Job) ends the wait at once.
+//! - `check`: kubedog's readiness rules for the template's Deployments, StatefulSets and Jobs
+//!   (a missing one is not ready), plus pods waiting in `ImagePullBackOff`, `ErrImagePull` or
+//!   `CrashLoopBackOff`; the reply names the first object that is not ready and why. A read
+//!   that fails, for whatever reason, makes `check` and `archive_check` unavailable: never an
+//!   answer about the staging.
+//! - `delete` (archive): deletes the staging's workloads, pods, services, ingresses and
+//!   ConfigMaps (by label; background propagation), keeps PersistentVolumeClaims and Secrets,
+//!   and waits until no workload is left. `archive_check` confirms that no workload is left.
+//! - `cleanup`: deletes every PVC and Secret in the namespace, then the namespace, and waits
+//!   (at most [`KubernetesDeployer::with_cleanup_timeout`], 120 s by default) until it is gone.
+//!   It refuses a namespace that does not carry the staging's label.
+//!
+//! # Errors
+//!
+//! A request that fails for a transient reason (connection refused, timeout, HTTP 429 or 5xx)
+//! is retried with exponential backoff, as are conflicts (409); when the retries are spent the
+//! reply is [`BackendOutcome::Unavailable`](super::BackendOutcome::Unavailable). Only an
+//! answer of the API server is taken as an answer: "not found" is only ever a 404, and no
+//! deletion follows from a read that failed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret as KSecret, Service,
+};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::{ByteString, NamespaceResourceScope};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope as KScope;
+use kube::{Client, Config, Resource, ResourceExt};
+use serde_json::{json, Value};
+
+/// The Kubernetes API types crate this backend is built with.
+pub use k8s_openapi;
+/// The kube-rs client crate this backend is built with (for callers that need a client of
+/// their own on the same versions, such as tests playing a controller).
+pub use kube;
+
+use super::{BackendReply, DeployRequest, Deployer, Override, Scope, Visibility};
+use crate::error::{Error, Result};
+use crate::runtime;
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "capsa";
+/// Label naming the manager of every object.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Label naming the staging of every object.
+pub const LABEL_STAGING: &str = "capsa.io/staging";
+/// The ConfigMap holding the public App-scope overrides.
+pub const APP_CONFIGMAP: &str = "capsa-app-env";
+/// The Secret holding the private App-scope overrides.
+pub const APP_SECRET: &str = "capsa-app-secret";
+/// The template's settings file, inside the template directory.
+pub const SETTINGS_FILE: &str = "capsa.yaml";
+
+/// The Kubernetes backend. See the [module documentation](self).
+pub struct KubernetesDeployer {
+    template_dir: PathBuf,
+    client: Client,
+    ready_timeout: Duration,
+    cleanup_timeout: Duration,
+    poll_interval: Duration,
+    retries: u32,
+}
+
+impl std::fmt::Debug for KubernetesDeployer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesDeployer")
+            .field("template_dir", &self.template_dir)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("cleanup_timeout", &self.cleanup_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call could not succeed.
+#[derive(Debug)]
+enum Fail {
+    /// The API server (or the template) answered no.
+    Permanent(String),
+    /// The API server answered 404 Not Found.
+    NotFound(String),
+    /// No answer could be had (after the retries).
+    Transient(String),
+}
+
+type KResult<T> = std::result::Result<T, Fail>;
+
+impl Fail {
+    fn message(self) -> String {
+        match self {
+            Fail::Permanent(m) | Fail::NotFound(m) | Fail::Transient(m) => m,
+        }
+    }
+
+    fn reply(self, output: String) -> BackendReply {
+        let mut r = match self {
+            Fail::Permanent(m) | Fail::NotFound(m) => BackendReply::failed(m),
+            Fail::Transient(m) => BackendReply::unavailable(m),
+        };
+        r.output = output;
+        r
+    }
+}
+
+/// The template's `capsa.yaml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    tag_range: Option<String>,
+    #[serde(default)]
+    defaults: BTreeMap<String, String>,
+}
+
+/// A template object, rendered.
+#[derive(Debug, Clone)]
+struct Manifest {
+    api_version: String,
+    kind: String,
+    name: String,
+    body: Value,
+}
+
+/// Readiness of the staging's workloads.
+#[derive(Debug, PartialEq, Eq)]
+enum Readiness {
+    Ready,
+    /// Not ready yet (may become ready).
+    Pending(String),
+    /// Will not become ready by waiting.
+    Failed(String),
+}
+
+/// Whether a failed request is worth retrying: a conflict (409), throttling (429), a server
+/// error (5xx), or no answer at all (connection refused, timeout).
+fn retryable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(r) => r.code == 409 || r.code == 429 || r.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(r) => format!("{} ({} {})", r.message, r.code, r.reason),
+        other => other.to_string(),
+    }
+}
+
+fn load_config(kubeconfig: Option<&Path>) -> Result<Config> {
+    let backend_err = |message: String| Error::Backend {
+        backend: "kubernetes".into(),
+        message,
+        source: None,
+    };
+    runtime::block_on(async {
+        match kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                    backend_err(format!("kubeconfig {}: {e}", path.display()))
+                })?;
+                Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                    .await
+                    .map_err(|e| backend_err(format!("kubeconfig {}: {e}", path.display())))
+            }
+            None => Config::infer().await.map_err(|e| {
+                backend_err(format!(
+                    "no kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config) and not in a cluster: {e}"
+                ))
+            }),
+        }
+    })
+}
+
+impl KubernetesDeployer {
+    /// A backend deploying the template in `template_dir`, talking to the cluster of the
+    /// kubeconfig file `kubeconfig`; without one, of `KUBECONFIG` or `~/.kube/config`, else the
+    /// in-cluster service account.
+    ///
+    /// The template is loaded once here to report mistakes early (it is read again on every
+    /// call, so edits take effect without a restart). Errors: `InvalidArgument` (template),
+    /// `Backend` (no usable configuration).
+    pub fn new(
+        template_dir: impl Into<PathBuf>,
+        kubeconfig: Option<PathBuf>,
+    ) -> Result<KubernetesDeployer> {
+        let template_dir = template_dir.into();
+        load_settings(&template_dir).map_err(|reason| Error::InvalidArgument {
+            what: "kubernetes template",
+            reason,
+        })?;
+        load_documents(&template_dir).map_err(|reason| Error::InvalidArgument {
+            what: "kubernetes template",
+            reason,
+        })?;
+        let mut config = load_config(kubeconfig.as_deref())?;
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(Duration::from_secs(30));
+        config.write_timeout = Some(Duration::from_secs(30));
+        // Building the client spawns its buffer task: do it on the shared runtime.
+        let client =
+            runtime::block_on(async { Client::try_from(config) }).map_err(|e| Error::Backend {
+                backend: "kubernetes".into(),
+                message: format!("cannot build a client: {e}"),
+                source: None,
+            })?;
+        Ok(KubernetesDeployer {
+            template_dir,
+            client,
+            ready_timeout: Duration::from_secs(300),
+            cleanup_timeout: Duration::from_secs(120),
+            poll_interval: Duration::from_secs(1),
+            retries: 5,
+        })
+    }
+
+    /// How long `create` and `update` wait for the workloads to be ready (default 300 s).
+    pub fn with_ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// How long `delete` and `cleanup` wait for objects to be gone (default 120 s).
+    pub fn with_cleanup_timeout(mut self, timeout: Duration) -> Self {
+        self.cleanup_timeout = timeout;
+        self
+    }
+
+    /// How often readiness and deletion are polled (default 1 s).
+    pub fn with_poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How many times a transient error or a conflict is retried, with exponential backoff
+    /// from 200 ms (default 5).
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// The template directory.
+    pub fn template_dir(&self) -> &Path {
+        &self.template_dir
+    }
+
+    /// Run `f` with retries on transient errors and conflicts.
+    async fn call<T, F, Fut>(&self, what: &str, mut f: F) -> KResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = kube::Result<T>>,
+    {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if !retryable(&e) => {
+                    let msg = format!("{what}: {}", describe(&e));
+                    return Err(match &e {
+                        kube::Error::Api(r) if r.code == 404 => Fail::NotFound(msg),
+                        _ => Fail::Permanent(msg),
+                    });
+                }
+                Err(e) if attempt >= self.retries => {
+                    return Err(Fail::Transient(format!(
+                        "{what}: {} (after {} attempts)",
+                        describe(&e),
+                        attempt + 1
+                    )))
+                }
+                Err(e) => {
+                    // The kind of error only: a message could quote a value.
+                    let code = match &e {
+                        kube::Error::Api(r) => r.code,
+                        _ => 0,
+                    };
+                    tracing::debug!(what, attempt, code, "retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn render(&self, req: &DeployRequest) -> KResult<Vec<Manifest>> {
+        let settings = load_settings(&self.template_dir).map_err(Fail::Permanent)?;
+        let docs = load_documents(&self.template_dir).map_err(Fail::Permanent)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for (file, doc) in docs {
+            let m = render_document(doc, req, &settings)
+                .map_err(|e| Fail::Permanent(format!("template {file}: {e}")))?;
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    async fn resource_of(&self, m: &Manifest) -> KResult<ApiResource> {
+        if let Some(ar) = known_resource(&m.api_version, &m.kind) {
+            return Ok(ar);
+        }
+        let (group, version) = match m.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", m.api_version.as_str()),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, &m.kind);
+        let (ar, caps) = self
+            .call(&format!("discover {}", m.kind), || {
+                kube::discovery::pinned_kind(&self.client, &gvk)
+            })
+            .await?;
+        if caps.scope == KScope::Cluster {
+            return Err(Fail::Permanent(format!(
+                "{}/{}: cluster-scoped kinds are not allowed in a staging template",
+                m.kind, m.name
+            )));
+        }
+        Ok(ar)
+    }
+
+    async fn apply(
+        &self,
+        ns: &str,
+        ar: &ApiResource,
+        body: &Value,
+        out: &mut String,
+    ) -> KResult<()> {
+        let obj: DynamicObject = serde_json::from_value(body.clone())
+            .map_err(|e| Fail::Permanent(format!("bad object: {e}")))?;
+        let name = obj.name_any();
+        let api: Api<DynamicObject> = if ns.is_empty() {
+            Api::all_with(self.client.clone(), ar)
+        } else {
+            Api::namespaced_with(self.client.clone(), ns, ar)
+        };
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(&obj);
+        self.call(&format!("apply {}/{name}", ar.kind), || {
+            api.patch(&name, &pp, &patch)
+        })
+        .await?;
+        let _ = writeln!(out, "applied {}/{name}", ar.kind);
+        Ok(())
+    }
+
+    async fn deploy(&self, req: &DeployRequest) -> BackendReply {
+        let mut out = String::new();
+        match self.deploy_inner(req, &mut out).await {
+            Ok(r) => {
+                let mut reply = r;
+                out.push_str(&reply.output);
+                reply.output = out;
+                reply
+            }
+            Err(f) => f.reply(out),
+        }
+    }
+
+    async fn deploy_inner(&self, req: &DeployRequest, out: &mut String) -> KResult<BackendReply> {
+        let manifests = self.render(req)?;
+        let ns = &req.namespace;
+        let labels = labels(&req.name);
+        let ns_obj = json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": labels},
+        });
+        self.apply("", &ApiResource::erase::<Namespace>(&()), &ns_obj, out)
+            .await?;
+        let (config, secret) = app_env(req);
+        let cm = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": APP_CONFIGMAP, "namespace": ns, "labels": labels},
+            "data": config,
+        });
+        self.apply(ns, &ApiResource::erase::<ConfigMap>(&()), &cm, out)
+            .await?;
+        let data: BTreeMap<String, ByteString> = secret
+            .into_iter()
+            .map(|(k, v)| (k, ByteString(v.into_bytes())))
+            .collect();
+        let sec = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": APP_SECRET, "namespace": ns, "labels": labels},
+            "data": data,
+        });
+        self.apply(ns, &ApiResource::erase::<KSecret>(&()), &sec, out)
+            .await?;
+        for m in &manifests {
+            let ar = self.resource_of(m).await?;
+            let mut body = m.body.clone();
+            set_meta(&mut body, ns, &req.name);
+            self.apply(ns, &ar, &body, out).await?;
+        }
+        self.prune(req, &manifests, out).await?;
+        tracing::info!(name = %req.name, namespace = %ns, objects = manifests.len(), "applied");
+        Ok(self.wait_ready(req, &manifests).await)
+    }
+
+    async fn wait_ready(&self, req: &DeployRequest, manifests: &[Manifest]) -> BackendReply {
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            let r = self.readiness(req, manifests).await;
+            let last = match r {
+                Ok(Readiness::Ready) => return BackendReply::success(),
+                Ok(Readiness::Failed(reason)) => return BackendReply::failed(reason),
+                Ok(Readiness::Pending(reason)) => Fail::Permanent(reason),
+                Err(f) => f,
+            };
+            if Instant::now() >= deadline {
+                let secs = self.ready_timeout.as_secs();
+                return match last {
+                    Fail::Permanent(reason) | Fail::NotFound(reason) => {
+                        BackendReply::failed(format!("not ready after {secs} s: {reason}"))
+                    }
+                    Fail::Transient(reason) => BackendReply::unavailable(format!(
+                        "readiness unknown after {secs} s: {reason}"
+                    )),
+                };
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+
+    /// kubedog's readiness rules over the template's workloads.
+    async fn readiness(&self, req: &DeployRequest, manifests: &[Manifest]) -> KResult<Readiness> {
+        let ns = &req.namespace;
+        let mut pending: Option<String> = None;
+        let note = |pending: &mut Option<String>, r: String| {
+            if pending.is_none() {
+                *pending = Some(r);
+            }
+        };
+        for m in manifests {
+            let id = format!("{}/{}", m.kind, m.name);
+            match (m.api_version.as_str(), m.kind.as_str()) {
+                ("apps/v1", "Deployment") => {
+                    let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+                    match self
+                        .call(&format!("get {id}"), || api.get_opt(&m.name))
+                        .await?
+                    {
+                        None => note(&mut pending, format!("{id}: missing")),
+                        Some(d) => match deployment_readiness(&d) {
+                            Readiness::Ready => {}
+                            Readiness::Pending(r) => note(&mut pending, format!("{id}: {r}")),
+                            Readiness::Failed(r) => {
+                                return Ok(Readiness::Failed(format!("{id}: {r}")))
+                            }
+                        },
+                    }
+                }
+                ("apps/v1", "StatefulSet") => {
+                    let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+                    match self
+                        .call(&format!("get {id}"), || api.get_opt(&m.name))
+                        .await?
+                    {
+                        None => note(&mut pending, format!("{id}: missing")),
+                        Some(s) => {
+                            if let Readiness::Pending(r) = statefulset_readiness(&s) {
+                                note(&mut pending, format!("{id}: {r}"));
+                            }
+                        }
+                    }
+                }
+                ("batch/v1", "Job") => {
+                    let api: Api<Job> = Api::namespaced(self.client.clone(), ns);
+                    match self
+                        .call(&format!("get {id}"), || api.get_opt(&m.name))
+                        .await?
+                    {
+                        None => note(&mut pending, format!("{id}: missing")),
+                        Some(j) => match job_readiness(&j) {
+                            Readiness::Ready => {}
+                            Readiness::Pending(r) => note(&mut pending, format!("{id}: {r}")),
+                            Readiness::Failed(r) => {
+                                return Ok(Readiness::Failed(format!("{id}: {r}")))
+                            }
+                        },
+                    }
+                }
+                _ => {}
+            }
+        }
+        if pending.is_none() {
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            let lp = ListParams::default();
+            let list = self.call("list pods", || pods.list(&lp)).await?;
+            for p in list.items {
+                if let Some(r) = pod_error(&p) {
+                    note(&mut pending, format!("Pod/{}: {r}", p.name_any()));
+                    break;
+                }
+            }
+        }
+        Ok(match pending {
+            None => Readiness::Ready,
+            Some(r) => Readiness::Pending(r),
+        })
+    }
+
+    /// Workloads (and pods) of the staging still present, as `Kind/name`.
+    async fn workloads_left(&self, req: &DeployRequest) -> KResult<Vec<String>> {
+        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
+        let ns = &req.namespace;
+        let mut left = Vec::new();
+        macro_rules! names {
+            ($t:ty) => {{
+                let api: Api<$t> = Api::namespaced(self.client.clone(), ns);
+                let kind = <$t as Resource>::kind(&());
+                let l = self
+                    .call(&format!("list {kind}"), || api.list_metadata(&lp))
+                    .await?;
+                left.extend(l.items.iter().map(|o| format!("{kind}/{}", o.name_any())));
+            }};
+        }
+        names!(Deployment);
+        names!(StatefulSet);
+        names!(DaemonSet);
+        names!(Job);
+        names!(CronJob);
+        names!(Pod);
+        Ok(left)
+    }
+
+    /// Delete the objects of kind `K` listed by `lp` in `ns`, but those `keep` names; a 404 on
+    /// delete means someone else was first (fine). Only ever after a list that succeeded.
+    async fn delete_matching<K>(
+        &self,
+        ns: &str,
+        lp: &ListParams,
+        keep: &(dyn Fn(&str) -> bool + Sync),
+        out: &mut String,
+    ) -> KResult<()>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        let kind = K::kind(&());
+        let dp = DeleteParams::background();
+        let l = self
+            .call(&format!("list {kind}"), || api.list_metadata(lp))
+            .await?;
+        for o in l.items {
+            let n = o.name_any();
+            if keep(&n) {
+                continue;
+            }
+            match self
+                .call(&format!("delete {kind}/{n}"), || api.delete(&n, &dp))
+                .await
+            {
+                Ok(_) => {
+                    let _ = writeln!(out, "deleted {kind}/{n}");
+                }
+                Err(Fail::NotFound(_)) => {}
+                Err(f) => return Err(f),
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete the staging's objects that the rendered template no longer holds (an object
+    /// dropped from the template between versions). Claims are never pruned.
+    async fn prune(
+        &self,
+        req: &DeployRequest,
+        manifests: &[Manifest],
+        out: &mut String,
+    ) -> KResult<()> {
+        let ns = &req.namespace;
+        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
+        let wanted = |kind: &str| -> BTreeSet<String> {
+            manifests
+                .iter()
+                .filter(|m| m.kind == kind)
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        macro_rules! prune {
+            ($t:ty $(, $extra:expr)?) => {{
+                let keep: BTreeSet<String> = wanted(&<$t as Resource>::kind(&()))
+                    .into_iter()
+                    .chain([$($extra.to_string())?])
+                    .collect();
+                self.delete_matching::<$t>(ns, &lp, &|n| keep.contains(n), out).await?;
+            }};
+        }
+        prune!(Deployment);
+        prune!(StatefulSet);
+        prune!(DaemonSet);
+        prune!(CronJob);
+        prune!(Job);
+        prune!(Pod);
+        prune!(Ingress);
+        prune!(Service);
+        prune!(ConfigMap, APP_CONFIGMAP);
+        prune!(KSecret, APP_SECRET);
+        Ok(())
+    }
+
+    async fn archive(&self, req: &DeployRequest) -> KResult<String> {
+        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
+        let ns = &req.namespace;
+        let mut out = String::new();
+        self.delete_matching::<Deployment>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<StatefulSet>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<DaemonSet>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<CronJob>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<Job>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<Pod>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<Ingress>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<Service>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<ConfigMap>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        let deadline = Instant::now() + self.cleanup_timeout;
+        loop {
+            let left = self.workloads_left(req).await?;
+            if left.is_empty() {
+                return Ok(out);
+            }
+            if Instant::now() >= deadline {
+                return Err(Fail::Permanent(format!(
+                    "still present after {} s: {}",
+                    self.cleanup_timeout.as_secs(),
+                    left.join(", ")
+                )));
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+
+    async fn clean(&self, req: &DeployRequest) -> KResult<String> {
+        let ns = &req.namespace;
+        let mut out = String::new();
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        let Some(found) = self
+            .call(&format!("get Namespace/{ns}"), || nss.get_opt(ns))
+            .await?
+        else {
+            let _ = writeln!(out, "Namespace/{ns} already gone");
+            return Ok(out);
+        };
+        if found.labels().get(LABEL_STAGING) != Some(&req.name) {
+            return Err(Fail::Permanent(format!(
+                "Namespace/{ns} does not carry the label {LABEL_STAGING}={}: not removing it",
+                req.name
+            )));
+        }
+        let dp = DeleteParams::background();
+        let lp = ListParams::default();
+        self.delete_matching::<PersistentVolumeClaim>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        self.delete_matching::<KSecret>(ns, &lp, &|_| false, &mut out)
+            .await?;
+        // The claims go first (their volumes are released by the storage controllers), then
+        // the namespace with whatever is left in it.
+        let deadline = Instant::now() + self.cleanup_timeout;
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+        loop {
+            let left = self
+                .call("list PersistentVolumeClaim", || pvcs.list_metadata(&lp))
+                .await;
+            let last = match left {
+                Ok(l) if l.items.is_empty() => break,
+                Ok(l) => Fail::Permanent(format!(
+                    "PersistentVolumeClaims still present after {} s: {}",
+                    self.cleanup_timeout.as_secs(),
+                    l.items
+                        .iter()
+                        .map(|o| o.name_any())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Err(f) => f,
+            };
+            if Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+        if found.metadata.deletion_timestamp.is_none() {
+            match self
+                .call(&format!("delete Namespace/{ns}"), || nss.delete(ns, &dp))
+                .await
+            {
+                Ok(_) => {
+                    let _ = writeln!(out, "deleted Namespace/{ns}");
+                }
+                Err(Fail::NotFound(_)) => {}
+                Err(f) => return Err(f),
+            }
+        }
+        let deadline = Instant::now() + self.cleanup_timeout;
+        loop {
+            let last = match self
+                .call(&format!("get Namespace/{ns}"), || nss.get_opt(ns))
+                .await
+            {
+                Ok(None) => {
+                    let _ = writeln!(out, "Namespace/{ns} gone");
+                    return Ok(out);
+                }
+                Ok(Some(n)) => Fail::Permanent(format!(
+                    "Namespace/{ns} still {} after {} s",
+                    n.status
+                        .and_then(|s| s.phase)
+                        .unwrap_or_else(|| "present".into()),
+                    self.cleanup_timeout.as_secs()
+                )),
+                Err(f) => f,
+            };
+            if Instant::now() >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Deployer for KubernetesDeployer {
+    fn name(&self) -> &str {
+        "kubernetes"
+    }
+
+    async fn create(&self, req: &DeployRequest) -> BackendReply {
+        self.deploy(req).await
+    }
+
+    async fn update(&self, req: &DeployRequest) -> BackendReply {
+        self.deploy(req).await
+    }
+
+    async fn delete(&self, req: &DeployRequest) -> BackendReply {
+        match self.archive(req).await {
+            Ok(out) => BackendReply {
+                output: out,
+                ..BackendReply::success()
+            },
+            Err(f) => f.reply(String::new()),
+        }
+    }
+
+    async fn check(&self, req: &DeployRequest) -> BackendReply {
+        let manifests = match self.render(req) {
+            Ok(m) => m,
+            Err(f) => return f.reply(String::new()),
+        };
+        match self.readiness(req, &manifests).await {
+            Ok(Readiness::Ready) => BackendReply::success(),
+            Ok(Readiness::Pending(r) | Readiness::Failed(r)) => BackendReply::failed(r),
+            // A read that failed says nothing about the staging, whatever the error.
+            Err(f) => BackendReply::unavailable(f.message()),
+        }
+    }
+
+    async fn cleanup(&self, req: &DeployRequest) -> BackendReply {
+        match self.clean(req).await {
+            Ok(out) => BackendReply {
+                output: out,
+                ..BackendReply::success()
+            },
+            Err(f) => f.reply(String::new()),
+        }
+    }
+
+    async fn archive_check(&self, req: &DeployRequest) -> BackendReply {
+        match self.workloads_left(req).await {
+            Ok(left) if left.is_empty() => BackendReply::success(),
+            Ok(left) => BackendReply::failed(format!("workloads left: {}", left.join(", "))),
+            Err(f) => BackendReply::unavailable(f.message()),
+        }
+    }
+
+    async fn tag_check(&self, req: &DeployRequest) -> BackendReply {
+        let settings = match load_settings(&self.template_dir) {
+            Ok(s) => s,
+            Err(e) => return BackendReply::failed(e),
+        };
+        match tag_allowed(&settings, req.tag.as_deref().unwrap_or("")) {
+            Ok(()) => BackendReply::success(),
+            Err(e) => BackendReply::failed(e),
+        }
+    }
+}
+
+fn labels(name: &str) -> Value {
+    json!({ LABEL_MANAGED_BY: "capsa", LABEL_STAGING: name })
+}
+
+fn set_meta(body: &mut Value, ns: &str, name: &str) {
+    let meta = body
+        .as_object_mut()
+        .expect("manifests are objects")
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert("namespace".into(), json!(ns));
+        let l = meta.entry("labels").or_insert_with(|| json!({}));
+        if !l.is_object() {
+            *l = json!({});
+        }
+        let l = l.as_object_mut().expect("object");
+        l.insert(LABEL_MANAGED_BY.into(), json!("capsa"));
+        l.insert(LABEL_STAGING.into(), json!(name));
+    }
+}
+
+/// Public App-scope overrides (ConfigMap data) and private ones (Secret data).
+fn app_env(req: &DeployRequest) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut public = BTreeMap::new();
+    let mut private = BTreeMap::new();
+    for o in req.overrides.iter().filter(|o| o.scope == Scope::App) {
+        let v = o.value.expose().to_string();
+        match o.visibility {
+            Visibility::Public => public.insert(o.key.clone(), v),
+            Visibility::Private => private.insert(o.key.clone(), v),
+        };
+    }
+    (public, private)
+}
+
+fn known_resource(api_version: &str, kind: &str) -> Option<ApiResource> {
+    Some(match (api_version, kind) {
+        ("apps/v1", "Deployment") => ApiResource::erase::<Deployment>(&()),
+        ("apps/v1", "StatefulSet") => ApiResource::erase::<StatefulSet>(&()),
+        ("apps/v1", "DaemonSet") => ApiResource::erase::<DaemonSet>(&()),
+        ("batch/v1", "Job") => ApiResource::erase::<Job>(&()),
+        ("batch/v1", "CronJob") => ApiResource::erase::<CronJob>(&()),
+        ("v1", "Service") => ApiResource::erase::<Service>(&()),
+        ("v1", "ConfigMap") => ApiResource::erase::<ConfigMap>(&()),
+        ("v1", "Secret") => ApiResource::erase::<KSecret>(&()),
+        ("v1", "PersistentVolumeClaim") => ApiResource::erase::<PersistentVolumeClaim>(&()),
+        ("v1", "Pod") => ApiResource::erase::<Pod>(&()),
+        ("networking.k8s.io/v1", "Ingress") => ApiResource::erase::<Ingress>(&()),
+        _ => return None,
+    })
+}
+
+fn load_settings(dir: &Path) -> std::result::Result<Settings, String> {
+    let path = dir.join(SETTINGS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().is_empty() => Ok(Settings::default()),
+        Ok(s) => {
+            let st: Settings =
+                serde_yaml::from_str(&s).map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(r) = &st.tag_range {
+                semver::VersionReq::parse(r)
+                    .map_err(|e| format!("{}: tag_range {r:?}: {e}", path.display()))?;
+            }
+            Ok(st)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Every document of the template, with the file it comes from.
+fn load_documents(dir: &Path) -> std::result::Result<Vec<(String, Value)>, String> {
+    use serde::Deserialize;
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                && !matches!(
+                    p.file_name().and_then(|n| n.to_str()),
+                    Some("capsa.yaml" | "capsa.yml")
+                )
+        })
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for f in files {
+        let fname = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        for d in serde_yaml::Deserializer::from_str(&text) {
+            let v = serde_yaml::Value::deserialize(d).map_err(|e| format!("{fname}: {e}"))?;
+            if v.is_null() {
+                continue;
+            }
+            let j: Value = serde_json::to_value(v).map_err(|e| format!("{fname}: {e}"))?;
+            if !j.is_object() {
+                return Err(format!("{fname}: a document is not a mapping"));
+            }
+            for key in ["apiVersion", "kind"] {
+                if !j.get(key).is_some_and(Value::is_string) {
+                    return Err(format!("{fname}: a document has no {key}"));
+                }
+            }
+            if j.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_none()
+            {
+                return Err(format!("{fname}: a document has no metadata.name"));
+            }
+            if j["kind"] == "Namespace" {
+                return Err(format!(
+                    "{fname}: a template may not declare a Namespace (the staging's is made for it)"
+                ));
+            }
+            docs.push((fname.clone(), j));
+        }
+    }
+    if docs.is_empty() {
+        return Err(format!(
+            "{}: no Kubernetes manifest (*.yaml)",
+            dir.display()
+        ));
+    }
+    Ok(docs)
+}
+
+struct RenderCtx<'a> {
+    req: &'a DeployRequest,
+    settings: &'a Settings,
+    used_private: BTreeSet<String>,
+}
+
+impl RenderCtx<'_> {
+    fn lookup(&mut self, expr: &str) -> std::result::Result<String, String> {
+        let tag = self.req.tag.as_deref().unwrap_or("");
+        match expr {
+            "tag" => Ok(tag.to_string()),
+            "name" => Ok(self.req.name.clone()),
+            "namespace" => Ok(self.req.namespace.clone()),
+            "app_config" => Ok(APP_CONFIGMAP.into()),
+            "app_secret" => Ok(APP_SECRET.into()),
+            _ => {
+                let Some(key) = expr.strip_prefix("staging.") else {
+                    return Err(format!("unknown placeholder {{{{ {expr} }}}}"));
+                };
+                let found: Option<&Override> = self
+                    .req
+                    .overrides
+                    .iter()
+                    .rev()
+                    .find(|o| o.scope == Scope::Staging && o.key == key);
+                match found {
+                    Some(o) => {
+                        if o.visibility == Visibility::Private {
+                            self.used_private.insert(key.to_string());
+                        }
+                        Ok(o.value.expose().to_string())
+                    }
+                    None => self.settings.defaults.get(key).cloned().ok_or_else(|| {
+                        format!("{{{{ staging.{key} }}}}: no Staging-scope override {key} and no default in {SETTINGS_FILE}")
+                    }),
+                }
+            }
+        }
+    }
+
+    fn render_str(&mut self, s: &str) -> std::result::Result<Value, String> {
+        if !s.contains("{{") {
+            return Ok(Value::String(s.to_string()));
+        }
+        // A whole-string placeholder with a type filter.
+        let t = s.trim();
+        if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+            if !inner.contains("{{") && !inner.contains("}}") {
+                if let Some((expr, filter)) = inner.split_once('|') {
+                    let v = self.lookup(expr.trim())?;
+                    return match filter.trim() {
+                        "int" => v
+                            .trim()
+                            .parse::<i64>()
+                            .map(Value::from)
+                            .map_err(|_| format!("{{{{{inner}}}}}: not an integer")),
+                        "bool" => v
+                            .trim()
+                            .parse::<bool>()
+                            .map(Value::from)
+                            .map_err(|_| format!("{{{{{inner}}}}}: not true or false")),
+                        other => Err(format!("unknown filter {other:?} (int, bool)")),
+                    };
+                }
+            }
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(i) = rest.find("{{") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            let j = after
+                .find("}}")
+                .ok_or_else(|| format!("unclosed placeholder in {s:?}"))?;
+            let expr = after[..j].trim();
+            if expr.contains('|') {
+                return Err(format!(
+                    "{{{{ {expr} }}}}: a filter needs the placeholder to be the whole value"
+                ));
+            }
+            out.push_str(&self.lookup(expr)?);
+            rest = &after[j + 2..];
+        }
+        out.push_str(rest);
+        Ok(Value::String(out))
+    }
+
+    fn render_value(&mut self, v: Value) -> std::result::Result<Value, String> {
+        Ok(match v {
+            Value::String(s) => self.render_str(&s)?,
+            Value::Array(a) => Value::Array(
+                a.into_iter()
+                    .map(|x| self.render_value(x))
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            Value::Object(o) => {
+                let mut m = serde_json::Map::with_capacity(o.len());
+                for (k, x) in o {
+                    let k = match self.render_str(&k)? {
+                        Value::String(k) => k,
+                        _ => return Err("a filter may not be used in a key".into()),
+                    };
+                    m.insert(k, self.render_value(x)?);
+                }
+                Value::Object(m)
+            }
+            other => other,
+        })
+    }
+}
+
+fn render_document(
+    doc: Value,
+    req: &DeployRequest,
+    settings: &Settings,
+) -> std::result::Result<Manifest, String> {
+    let mut ctx = RenderCtx {
+        req,
+        settings,
+        used_private: BTreeSet::new(),
+    };
+    let body = ctx.render_value(doc)?;
+    let s = |p: &str| {
+        body.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (api_version, kind, name) = (s("/apiVersion"), s("/kind"), s("/metadata/name"));
+    let is_secret = api_version == "v1" && kind == "Secret";
+    if !is_secret && !ctx.used_private.is_empty() {
+        return Err(format!(
+            "{kind}/{name}: private Staging-scope overrides ({}) may only be used in a Secret",
+            ctx.used_private.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(Manifest {
+        api_version,
+        kind,
+        name,
+        body,
+    })
+}
+
+fn tag_allowed(settings: &Settings, tag: &str) -> std::result::Result<(), String> {
+    if settings.tags.is_none() && settings.tag_range.is_none() {
+        return Ok(());
+    }
+    if let Some(tags) = &settings.tags {
+        if tags.iter().any(|t| t == tag) {
+            return Ok(());
+        }
+    }
+    if let Some(range) = &settings.tag_range {
+        let req = semver::VersionReq::parse(range).map_err(|e| format!("tag_range: {e}"))?;
+        if let Ok(v) = semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)) {
+            if req.matches(&v) {
+                return Ok(());
+            }
+        }
+    }
+    let mut allowed = Vec::new();
+    if let Some(t) = &settings.tags {
+        allowed.push(format!("one of [{}]", t.join(", ")));
+    }
+    if let Some(r) = &settings.tag_range {
+        allowed.push(format!("a version matching {r:?}"));
+    }
+    Err(format!(
+        "tag {tag:?} is not allowed by the template: expected {}",
+        allowed.join(" or ")
+    ))
+}
+
+fn deployment_readiness(d: &Deployment) -> Readiness {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = &d.status else {
+        return Readiness::Pending("no status yet".into());
+    };
+    for c in st.conditions.iter().flatten() {
+        if c.type_ == "Progressing"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        {
+            return Readiness::Failed(format!(
+                "ProgressDeadlineExceeded: {}",
+                c.message.as_deref().unwrap_or("progress deadline exceeded")
+            ));
+        }
+    }
+    let generation = d.metadata.generation.unwrap_or(0);
+    let observed = st.observed_generation.unwrap_or(0);
+    if observed < generation {
+        return Readiness::Pending(format!(
+            "waiting for the controller to observe generation {generation} (observed {observed})"
+        ));
+    }
+    let (updated, total, available) = (
+        st.updated_replicas.unwrap_or(0),
+        st.replicas.unwrap_or(0),
+        st.available_replicas.unwrap_or(0),
+    );
+    if updated != want || total != want || available != want {
+        return Readiness::Pending(format!(
+            "{updated} updated, {total} total, {available} available of {want} replicas"
+        ));
+    }
+    Readiness::Ready
+}
+
+fn statefulset_readiness(s: &StatefulSet) -> Readiness {
+    let spec = s.spec.as_ref();
+    let want = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = &s.status else {
+        return Readiness::Pending("no status yet".into());
+    };
+    let generation = s.metadata.generation.unwrap_or(0);
+    match st.observed_generation {
+        Some(o) if o >= generation => {}
+        o => {
+            return Readiness::Pending(format!(
+                "waiting for the controller to observe generation {generation} (observed {})",
+                o.unwrap_or(0)
+            ))
+        }
+    }
+    let ready = st.ready_replicas.unwrap_or(0);
+    if ready < want {
+        return Readiness::Pending(format!("{ready} of {want} replicas ready"));
+    }
+    let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+    let on_delete = strategy.and_then(|u| u.type_.as_deref()) == Some("OnDelete");
+    if !on_delete {
+        let partition = strategy
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.partition)
+            .unwrap_or(0);
+        if partition > 0 {
+            let updated = st.updated_replicas.unwrap_or(0);
+            if updated < want - partition {
+                return Readiness::Pending(format!(
+                    "{updated} of {} replicas updated (partition {partition})",
+                    want - partition
+                ));
+            }
+        } else if st.update_revision.is_some() && st.update_revision != st.current_revision {
+            return Readiness::Pending(format!(
+                "rolling update in progress (revision {} → {})",
+                st.current_revision.as_deref().unwrap_or("?"),
+                st.update_revision.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    Readiness::Ready
+}
+
+fn job_readiness(j: &Job) -> Readiness {
+    let conditions = j.status.as_ref().and_then(|s| s.conditions.as_ref());
+    for c in conditions.into_iter().flatten() {
+        if c.status != "True" {
+            continue;
+        }
+        match c.type_.as_str() {
+            "Complete" => return Readiness::Ready,
+            "Failed" => {
+                return Readiness::Failed(format!(
+                    "failed: {}{}",
+                    c.reason.as_deref().unwrap_or("Failed"),
+                    c.message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Readiness::Pending("not complete yet".into())
+}
+
+fn pod_error(p: &Pod) -> Option<String> {
+    let st = p.status.as_ref()?;
+    let all = st
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(st.container_statuses.iter().flatten());
+    for c in all {
+        let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+        if let Some(reason) = waiting.and_then(|w| w.reason.as_deref()) {
+            if matches!(
+                reason,
+                "ImagePullBackOff" | "ErrImagePull" | "CrashLoopBackOff"
+            ) {
+                return Some(format!("container {}: {reason}", c.name));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(overrides: Vec<Override>) -> DeployRequest {
+        DeployRequest {
+            name: "web".into(),
+            namespace: "ns-web".into(),
+            tag: Some("1.2.3".into()),
+            overrides,
+        }
+    }
+
+    #[test]
+    fn renders_inside_strings_only() {
+        let r = req(vec![
+            Override::public(Scope::Staging, "HOST", "a.example: {x}\nb: 1"),
+            Override::public(Scope::Staging, "N", "3"),
+        ]);
+        let doc = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "{{name}}-cfg"},
+            "data": {"image": "app:{{ tag }}", "host": "{{ staging.HOST }}", "ns": "{{namespace}}",
+                     "n": "{{ staging.N | int }}", "d": "{{ staging.D }}"}});
+        let mut st = Settings::default();
+        st.defaults.insert("D".into(), "dflt".into());
+        let m = render_document(doc, &r, &st).unwrap();
+        assert_eq!(m.name, "web-cfg");
+        assert_eq!(m.body["data"]["image"], "app:1.2.3");
+        assert_eq!(m.body["data"]["host"], "a.example: {x}\nb: 1");
+        assert_eq!(m.body["data"]["ns"], "ns-web");
+        assert_eq!(m.body["data"]["n"], 3);
+        assert_eq!(m.body["data"]["d"], "dflt");
+    }
+
+    #[test]
+    fn unknown_and_missing_placeholders_fail() {
+        let r = req(vec![]);
+        let st = Settings::default();
+        let doc = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": v}});
+        assert!(render_document(doc("{{ nope }}"), &r, &st)
+            .unwrap_err()
+            .contains("unknown placeholder"));
+        assert!(render_document(doc("{{ staging.X }}"), &r, &st)
+            .unwrap_err()
+            .contains("staging.X"));
+        assert!(render_document(doc("{{ tag"), &r, &st)
+            .unwrap_err()
+            .contains("unclosed"));
+    }
+
+    #[test]
+    fn private_staging_values_only_in_secrets() {
+        let r = req(vec![Override::private(Scope::Staging, "PW", "hunter2")]);
+        let st = Settings::default();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": "{{ staging.PW }}"}});
+        let e = render_document(cm, &r, &st).unwrap_err();
+        assert!(
+            e.contains("only be used in a Secret") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let sec = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "stringData": {"a": "{{ staging.PW }}"}});
+        assert_eq!(
+            render_document(sec, &r, &st).unwrap().body["stringData"]["a"],
+            "hunter2"
+        );
+    }
+
+    #[test]
+    fn tags() {
+        let any = Settings::default();
+        assert!(tag_allowed(&any, "whatever").is_ok());
+        let st: Settings = serde_yaml::from_str("tags: [latest]\ntag_range: '>=1.0, <2'").unwrap();
+        assert!(tag_allowed(&st, "latest").is_ok());
+        assert!(tag_allowed(&st, "1.4.0").is_ok());
+        assert!(tag_allowed(&st, "v1.0.0").is_ok());
+        assert!(tag_allowed(&st, "2.0.0").unwrap_err().contains(">=1.0, <2"));
+        assert!(tag_allowed(&st, "nightly").is_err());
+    }
+
+    #[test]
+    fn what_is_retried() {
+        let api = |code: u16| {
+            kube::Error::Api(kube::core::ErrorResponse {
+                status: "Failure".into(),
+                message: String::new(),
+                reason: String::new(),
+                code,
+            })
+        };
+        for code in [409, 429, 500, 503, 504] {
+            assert!(retryable(&api(code)), "{code}");
+        }
+        for code in [400, 401, 403, 404, 422] {
+            assert!(!retryable(&api(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn deployment_rules() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "generation": 2},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+        }))
+        .unwrap();
+        assert!(
+            matches!(deployment_readiness(&d), Readiness::Pending(r) if r.contains("generation 2"))
+        );
+        let mut d2 = d.clone();
+        d2.status.as_mut().unwrap().observed_generation = Some(2);
+        assert_eq!(deployment_readiness(&d2), Readiness::Ready);
+        let d3: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "generation": 1},
+            "spec": {"selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "conditions": [{"type": "Progressing", "status": "False",
+                "reason": "ProgressDeadlineExceeded", "message": "too slow"}]}
+        }))
+        .unwrap();
+        assert!(
+            matches!(deployment_readiness(&d3), Readiness::Failed(r) if r.contains("ProgressDeadlineExceeded"))
+        );
+    }
+}

@@ -1,0 +1,428 @@
+//! The PostgreSQL state store across processes: migrations, 4 processes × 200 random commands
+//! on 20 stagings against one database, and a subscriber process following every change.
+//!
+//! These tests need a server: `make test-postgres` builds and runs them (feature `postgres-tests`)
+//! against a throwaway one; without `CAPSA_TEST_POSTGRES_URL` they fail, never skip. Worker
+//! processes are this test binary started again with `CAPSA_PG_WORKER` set.
+#![cfg(all(unix, feature = "postgres"))]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capsa::staging::{
+    AuditQuery, BackendReply, Command, CommandRequest, Event, EventKind, ManagerOptions, MockCall,
+    MockDeployer, Outcome, PostgresOptions, PostgresStateStore, StagingManager, StateStore, Status,
+};
+use capsa::ErrorCode;
+
+const WORKERS: usize = 4;
+const COMMANDS: usize = 200;
+const STAGINGS: usize = 20;
+
+fn store(schema: &str) -> PostgresStateStore {
+    let mut o = PostgresOptions::new(common::postgres_url());
+    o.schema = Some(schema.into());
+    o.pool_size = 4;
+    PostgresStateStore::open_with(o).unwrap()
+}
+
+fn manager(schema: &str, deployer: Arc<MockDeployer>, actor: &str) -> StagingManager {
+    StagingManager::new(
+        Arc::new(store(schema)),
+        deployer,
+        ManagerOptions {
+            actor: actor.into(),
+            ..ManagerOptions::default()
+        },
+    )
+}
+
+fn psql(schema: &str, sql: &str) {
+    let o = Process::new("psql")
+        .args([
+            &common::postgres_url(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            &format!("SET search_path = {schema}; {sql}"),
+        ])
+        .output()
+        .expect("psql");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn fresh_schema(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}_{}_{nanos}", std::process::id())
+}
+
+#[test]
+fn postgres_migrations_are_versioned() {
+    let schema = fresh_schema("mig");
+    assert_eq!(store(&schema).schema_version().unwrap(), 1);
+    assert_eq!(store(&schema).schema_version().unwrap(), 1);
+    psql(&schema, "UPDATE schema_version SET version = 99");
+    let mut o = PostgresOptions::new(common::postgres_url());
+    o.schema = Some(schema);
+    let e = PostgresStateStore::open_with(o).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unsupported, "{e}");
+}
+
+#[test]
+fn postgres_unreachable_server_is_a_clear_backend_error() {
+    let _ = common::postgres_url();
+    let mut o = PostgresOptions::new("postgres://capsa@127.0.0.1:1/capsa");
+    o.connect_timeout = Duration::from_secs(2);
+    let e = PostgresStateStore::open_with(o).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Backend);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("postgres") && msg.contains("127.0.0.1:1"),
+        "{msg}"
+    );
+    // TLS is not built in: asking for it is refused, never silently ignored.
+    let e = PostgresStateStore::open(&format!("{}?sslmode=require", common::postgres_url()))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unsupported, "{e}");
+    // The URL selects the store.
+    let e = StagingManager::open(
+        "postgres://capsa@127.0.0.1:1/capsa",
+        Arc::new(MockDeployer::new()),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Backend, "{e}");
+}
+
+/// A small deterministic generator (no extra dependency).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn call_of(cmd: Command) -> MockCall {
+    match cmd {
+        Command::Create | Command::Restore => MockCall::Create,
+        Command::Update => MockCall::Update,
+        Command::Delete => MockCall::Delete,
+        Command::Cleanup => MockCall::Cleanup,
+    }
+}
+
+fn request(cmd: Command, name: String, n: usize) -> CommandRequest {
+    match cmd {
+        Command::Create => CommandRequest::Create {
+            name,
+            tag: "1.0.0".into(),
+            overrides: vec![],
+        },
+        Command::Update => CommandRequest::Update {
+            name,
+            tag: format!("1.0.{}", n + 1),
+            overrides: None,
+        },
+        Command::Delete => CommandRequest::Delete { name },
+        Command::Restore => CommandRequest::Restore { name },
+        Command::Cleanup => CommandRequest::Cleanup { name },
+    }
+}
+
+/// Worker: `COMMANDS` random commands on `STAGINGS` stagings, several in flight at once from
+/// this process; prints one line per command: `started <audit id>` or `refused <code>`.
+fn command_worker(schema: &str, seed: u64) {
+    let mock = Arc::new(MockDeployer::new());
+    let m = manager(schema, mock.clone(), &format!("worker-{seed}"));
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let out = std::io::stdout();
+    let mut inflight = Vec::new();
+    for n in 0..COMMANDS {
+        let cmd = Command::ALL[rng.below(Command::ALL.len())];
+        let name = format!("stg-{:02}", rng.below(STAGINGS));
+        // Backend outcomes vary: a quarter of the commands fail; calls take 0-4 ms.
+        let reply = if rng.below(4) == 0 {
+            BackendReply::failed("told to fail")
+        } else {
+            BackendReply::success()
+        };
+        mock.set_default(call_of(cmd), reply);
+        mock.set_delay(call_of(cmd), Duration::from_millis(rng.below(5) as u64));
+        let line = match m.start(request(cmd, name, n)) {
+            Ok(p) => {
+                let id = p.audit_id;
+                inflight.push(p);
+                if inflight.len() >= 3 {
+                    inflight.remove(0).wait().unwrap();
+                }
+                format!("started {id}")
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e.code(), ErrorCode::Busy | ErrorCode::InvalidTransition),
+                    "{e}"
+                );
+                format!("refused {}", e.code())
+            }
+        };
+        writeln!(out.lock(), "{line}").unwrap();
+    }
+    for p in inflight {
+        p.wait().unwrap();
+    }
+}
+
+/// Worker: follow the event feed from the start with [`StagingManager::follow`] (woken by
+/// NOTIFY) until `stop` exists and nothing new came for a while; print every event as a JSON
+/// line.
+fn subscriber_worker(schema: &str, stop: &Path) {
+    let m = manager(schema, Arc::new(MockDeployer::new()), "watcher");
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let tx = std::sync::Mutex::new(tx);
+    let _follower = m
+        .follow(Some(0), move |e| {
+            let _ = tx.lock().unwrap().send(e.clone());
+        })
+        .unwrap();
+    let out = std::io::stdout();
+    eprintln!("subscriber ready");
+    loop {
+        match rx.recv_timeout(Duration::from_millis(1000)) {
+            Ok(e) => writeln!(out.lock(), "{}", serde_json::to_string(&e).unwrap()).unwrap(),
+            Err(_) if stop.exists() => return,
+            Err(_) => {}
+        }
+    }
+}
+
+#[test]
+fn postgres_worker() {
+    // Entry point of the worker processes; does nothing when run as a test.
+    let Ok(role) = std::env::var("CAPSA_PG_WORKER") else {
+        return;
+    };
+    let schema = std::env::var("CAPSA_PG_SCHEMA").unwrap();
+    match role.as_str() {
+        "commands" => command_worker(
+            &schema,
+            std::env::var("CAPSA_PG_SEED").unwrap().parse().unwrap(),
+        ),
+        "subscriber" => {
+            subscriber_worker(&schema, Path::new(&std::env::var("CAPSA_PG_STOP").unwrap()))
+        }
+        other => panic!("unknown worker role {other}"),
+    }
+}
+
+fn spawn_worker(role: &str, schema: &str, envs: &[(&str, String)]) -> Child {
+    let mut c = Process::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "postgres_worker",
+        "--include-ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+        "-q",
+    ])
+    .env("CAPSA_PG_WORKER", role)
+    .env("CAPSA_PG_SCHEMA", schema)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
+fn worker_lines(child: Child, what: &str) -> Vec<String> {
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        // the test harness prints its own lines around the worker's
+        .filter(|l| l.starts_with("started ") || l.starts_with("refused ") || l.starts_with('{'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// 4 processes × 200 random commands on 20 stagings against one database, plus a subscriber
+/// process. Checks: no staging ever had two commands in flight (every command and every
+/// status change starts from the stable status the previous one left);
+/// every command is in the audit log exactly once; final statuses equal the replay of the
+/// audit log; the subscriber saw every event, in order.
+#[test]
+fn postgres_four_processes_random_commands_and_a_subscriber() {
+    let schema = fresh_schema("mp");
+    let st = store(&schema); // migrate once before the crowd arrives
+    let dir = tempfile::tempdir().unwrap();
+    let stop = dir.path().join("stop");
+    let mut sub = spawn_worker(
+        "subscriber",
+        &schema,
+        &[("CAPSA_PG_STOP", stop.display().to_string())],
+    );
+    // Wait until the subscriber is connected.
+    let mut err = BufReader::new(sub.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("subscriber ready"), "{line}");
+    let t0 = Instant::now();
+    let workers: Vec<Child> = (0..WORKERS)
+        .map(|i| {
+            spawn_worker(
+                "commands",
+                &schema,
+                &[("CAPSA_PG_SEED", (i as u64 + 1).to_string())],
+            )
+        })
+        .collect();
+    let mut started = Vec::new();
+    let mut refused = 0usize;
+    let mut busy = 0usize;
+    for (i, w) in workers.into_iter().enumerate() {
+        let lines = worker_lines(w, &format!("worker {i}"));
+        assert_eq!(lines.len(), COMMANDS, "worker {i}: {lines:?}");
+        for l in lines {
+            match l.strip_prefix("started ") {
+                Some(id) => started.push(id.parse::<i64>().unwrap()),
+                None => {
+                    refused += 1;
+                    busy += usize::from(l == "refused BUSY");
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{} commands from {WORKERS} processes in {:?}: {} started, {refused} refused ({busy} busy)",
+        WORKERS * COMMANDS,
+        t0.elapsed(),
+        started.len()
+    );
+    std::fs::write(&stop, "").unwrap();
+    let mut seen_lines = Vec::new();
+    {
+        let mut out = sub.stdout.take().unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        seen_lines.extend(s.lines().filter(|l| l.starts_with('{')).map(str::to_string));
+    }
+    assert!(sub.wait().unwrap().success(), "subscriber failed");
+
+    // Every command is in the audit log exactly once.
+    let rows = st.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(rows.len(), WORKERS * COMMANDS, "one audit row per command");
+    assert!(rows.iter().all(|r| r.outcome != Outcome::Pending));
+    let started_set: HashSet<i64> = started.iter().copied().collect();
+    assert_eq!(
+        started_set.len(),
+        started.len(),
+        "an audit id handed out twice"
+    );
+    let run_ids: HashSet<i64> = rows
+        .iter()
+        .filter(|r| r.outcome != Outcome::Refused)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        run_ids, started_set,
+        "started commands = non-refused audit rows"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.outcome == Outcome::Refused)
+            .count(),
+        refused
+    );
+
+    // Replay the audit log per staging: each command starts from where the previous one left
+    // the staging, never while the previous one runs; the last one gives the final status.
+    // A command started while another ran would have started from a pending status, which
+    // no finished command leaves behind.
+    let mut last: BTreeMap<String, Option<Status>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.outcome != Outcome::Refused) {
+        let prev = last.get(&r.name).copied().unwrap_or(None);
+        assert_eq!(
+            r.status_before, prev,
+            "audit row {} of {} starts from elsewhere: two commands in flight",
+            r.id, r.name
+        );
+        assert!(r.status_after.is_none_or(|s| !s.is_pending()));
+        last.insert(r.name.clone(), r.status_after);
+    }
+    let replayed: BTreeMap<String, Status> = last
+        .into_iter()
+        .filter_map(|(n, s)| s.map(|s| (n, s)))
+        .collect();
+    let stored: BTreeMap<String, Status> = st
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            assert!(
+                r.in_flight.is_none(),
+                "left in flight: {:?}",
+                r.staging.name
+            );
+            (r.staging.name, r.staging.status)
+        })
+        .collect();
+    assert_eq!(stored, replayed, "final statuses = audit replay");
+
+    // The feed: per staging, every status change starts where the previous one ended.
+    let feed = st.events_since(0, 1_000_000).unwrap();
+    let mut at: HashMap<String, Option<Status>> = HashMap::new();
+    for e in &feed {
+        if let EventKind::StatusChanged { from, to, .. } = &e.kind {
+            let prev = at.get(&e.name).copied().unwrap_or(None);
+            assert_eq!(
+                *from, prev,
+                "event {} of {}: two commands interleaved",
+                e.seq, e.name
+            );
+            at.insert(e.name.clone(), *to);
+        }
+    }
+    // The subscriber process saw every event of the others, in order.
+    let seen: Vec<Event> = seen_lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["seq"].as_i64().unwrap(), v)
+        })
+        .map(|(seq, _)| {
+            feed.iter()
+                .find(|e| e.seq == seq)
+                .cloned()
+                .expect("seen event is in the feed")
+        })
+        .collect();
+    let seqs: Vec<i64> = seen.iter().map(|e| e.seq).collect();
+    let feed_seqs: Vec<i64> = feed.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, feed_seqs, "the subscriber missed or reordered events");
+    for (l, e) in seen_lines.iter().zip(&feed) {
+        assert_eq!(*l, serde_json::to_string(e).unwrap());
+    }
+}
