@@ -38,6 +38,8 @@ test: setup lint test-rust test-postgres test-node
 
 bench:
 	$(CARGO) bench -p capsa-benches
+	bash benches/archive_memory.sh
+	bash benches/archive_compare.sh
 
 # ---- Python binding (bindings-python/): steps in bindings-python/setup.sh ----
 .PHONY: wheel test-python bench-python

@@ -10,14 +10,16 @@ use capsa::{BumpOptions, Section, Store, StoreOptions};
 
 const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
 
+/// Hex digits of a pseudo-random stream: deflate works hard on it (it halves, slowly), so
+/// the archive stays busy long enough to be killed half-way.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
+    let mut out = Vec::with_capacity(len + 17);
     while out.len() < len {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
+        out.extend_from_slice(format!("{x:016x}\n").as_bytes());
     }
     out.truncate(len);
     out

@@ -229,6 +229,8 @@ struct Job {
     last: bool,
     /// The only chunk of its file: the worker also hashes it.
     whole: bool,
+    /// Sequence number of the last chunk of the same file.
+    last_seq: usize,
 }
 
 struct Chunk {
@@ -426,6 +428,7 @@ fn write_all(
         progress.files_total += 1;
         progress.bytes_total += item.size;
         let n = item.size.div_ceil(CHUNK as u64).max(1);
+        let last_seq = jobs.len() + n as usize - 1;
         for c in 0..n {
             let offset = c * CHUNK as u64;
             jobs.push(Job {
@@ -434,11 +437,14 @@ fn write_all(
                 len: (item.size - offset).min(CHUNK as u64) as usize,
                 last: c + 1 == n,
                 whole: n == 1,
+                last_seq,
             });
         }
     }
     let threads = worker_count(options.threads);
-    let inflight = threads * 3;
+    // Chunks in flight (read, compressed, or waiting to be written): bounds memory to about
+    // 2 MiB each, and is wide enough for every worker to have a file of its own going.
+    let inflight = threads * 8;
     let flow = Mutex::new(Flow::default());
     let wake = Condvar::new();
     let (tx, rx) = mpsc::channel::<(usize, Result<Chunk>)>();
@@ -450,8 +456,19 @@ fn write_all(
             let (jobs, flow, wake) = (&jobs, &flow, &wake);
             s.spawn(move || {
                 let mut open: Option<(usize, File)> = None;
-                loop {
-                    let seq = {
+                // Wait until chunk `seq` fits in the window; false when stopping.
+                let admit = |seq: usize| {
+                    let mut f = flow.lock().unwrap_or_else(|p| p.into_inner());
+                    while !f.stop && seq >= f.consumed + inflight {
+                        f = wake.wait(f).unwrap_or_else(|p| p.into_inner());
+                    }
+                    !f.stop && !cancel.is_cancelled()
+                };
+                'claim: loop {
+                    // Deflated files are shared out chunk by chunk (compression is the work);
+                    // a stored file goes whole to one worker, which hashes it as it reads, so
+                    // SHA-256 runs on every core too.
+                    let (first, last) = {
                         let mut f = flow.lock().unwrap_or_else(|p| p.into_inner());
                         while !f.stop && f.next < jobs.len() && f.next >= f.consumed + inflight {
                             f = wake.wait(f).unwrap_or_else(|p| p.into_inner());
@@ -459,12 +476,35 @@ fn write_all(
                         if f.stop || f.next >= jobs.len() || cancel.is_cancelled() {
                             break;
                         }
-                        f.next += 1;
-                        f.next - 1
+                        let first = f.next;
+                        let j = &jobs[first];
+                        let last = if items[j.item].deflate {
+                            first
+                        } else {
+                            j.last_seq
+                        };
+                        f.next = last + 1;
+                        (first, last)
                     };
-                    let r = run_job(&jobs[seq], items, &mut open, level);
-                    if tx.send((seq, r)).is_err() {
-                        break;
+                    let mut hasher = (last > first).then(Sha256::new);
+                    for (seq, job) in jobs.iter().enumerate().take(last + 1).skip(first) {
+                        if seq > first && !admit(seq) {
+                            break 'claim;
+                        }
+                        let mut r = run_job(job, items, &mut open, level);
+                        if let (Some(h), Ok(chunk)) = (hasher.as_mut(), r.as_mut()) {
+                            h.update(&chunk.data);
+                            if seq == last {
+                                chunk.sha = Some(h.finalize_reset().into());
+                            }
+                        }
+                        let failed = r.is_err();
+                        if tx.send((seq, r)).is_err() {
+                            break 'claim;
+                        }
+                        if failed {
+                            break;
+                        }
                     }
                 }
             });
@@ -733,11 +773,17 @@ fn write_entries(
                     h.zip64_local = item.size >= ZIP64_THRESHOLD;
                     out.write(&h.local_header())?;
                     let mut crc = crc32fast::Hasher::new();
-                    let mut hasher = Sha256::new();
+                    // Stored files were hashed by their worker; deflated ones are hashed here.
+                    let mut hasher = item.deflate.then(Sha256::new);
+                    let mut worker_sha = None;
                     loop {
                         let chunk = take(&mut seq)?;
                         let last = jobs[seq - 1].last;
-                        hasher.update(chunk.raw.as_deref().unwrap_or(&chunk.data));
+                        match hasher.as_mut() {
+                            Some(h) => h.update(chunk.raw.as_deref().unwrap_or(&chunk.data)),
+                            None if last => worker_sha = chunk.sha,
+                            None => {}
+                        }
                         crc.combine(&chunk.crc);
                         h.compressed += chunk.data.len() as u64;
                         h.uncompressed += chunk.len;
@@ -753,7 +799,16 @@ fn write_entries(
                         }
                     }
                     h.crc = crc.finalize();
-                    sha = hasher.finalize().into();
+                    sha = match hasher {
+                        Some(h) => h.finalize().into(),
+                        None => worker_sha.ok_or_else(|| {
+                            Error::io(
+                                "archive",
+                                &item.src,
+                                std::io::Error::other("no checksum from the reading worker"),
+                            )
+                        })?,
+                    };
                     out.patch(h.offset, &h.local_header())?;
                 }
                 if h.method == METHOD_DEFLATED {
