@@ -869,7 +869,8 @@ pub struct PyStagingManager {
 
 #[pymethods]
 impl PyStagingManager {
-    /// Open (or create) the state file at `state_path` with `backend`.
+    /// Open the state at `state_path` with `backend`: an SQLite state file (created if
+    /// missing), or a `postgres://` URL where core is built with PostgreSQL.
     #[staticmethod]
     #[pyo3(signature = (state_path, backend, actor = None, pending_timeout = 600.0,
                         check_interval = 60.0, retention = 14.0 * 24.0 * 3600.0,
@@ -900,7 +901,7 @@ impl PyStagingManager {
         let deployer = backend.deployer();
         let backend = deployer.name().to_string();
         let inner = py
-            .detach(|| StagingManager::open_sqlite(&state_path, deployer, options))
+            .detach(|| StagingManager::open_with(&state_path, deployer, options))
             .py_err()?;
         Ok(PyStagingManager { inner, backend })
     }

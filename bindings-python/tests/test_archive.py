@@ -142,3 +142,22 @@ def test_archive_misuse(store: capsa.Store, tmp_path: Path) -> None:
     store.close()
     with pytest.raises(capsa.InvalidStoreError):
         capsa.archive(capsule, tmp_path / "b.zip")
+
+
+def test_a_raising_callback_cancels_verify_and_restore(
+    store: capsa.Store, tmp_path: Path
+) -> None:
+    capsule = filled_capsule(store, files=5)
+    dest = tmp_path / "a.zip"
+    capsa.archive(capsule, dest)
+
+    def boom(p: capsa.Progress) -> None:
+        raise ValueError("stop")
+
+    with pytest.raises(ValueError, match="stop"):
+        capsa.verify(dest, progress=boom)
+    other = capsa.Store.init(tmp_path / "other")
+    with pytest.raises(ValueError, match="stop"):
+        other.restore(dest, progress=boom)
+    assert other.capsules() == []
+    assert other.restore(dest).id == CAPSULE

@@ -302,3 +302,10 @@ def test_ctrl_c_during_a_slow_command_returns_at_once(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert manager.get("web").status == capsa.Status.Running
+
+
+def test_state_is_opened_as_core_names_it(tmp_path: Path, backend: capsa.MockBackend) -> None:
+    # A postgres:// URL is core's to interpret: this wheel has no PostgreSQL store.
+    with pytest.raises(capsa.UnsupportedError):
+        capsa.StagingManager.open("postgres://localhost/stagings", backend)
+    assert capsa.StagingManager.open(str(tmp_path / "s.db"), backend).list() == []
