@@ -31,7 +31,9 @@ test-rust:
 # the suites built only for a server (feature postgres-tests): several processes, a crash, the CLI.
 test-postgres:
 	bash tests/postgres/with-postgres.sh bash -c '\
-	  $(CARGO) test -p capsa --features postgres-tests --test "staging_*" && \
+	  $(CARGO) test -p capsa --features postgres-tests --test staging_lifecycle \
+	    --test staging_model --test staging_script --test staging_transitions \
+	    --test staging_postgres --test staging_postgres_crash && \
 	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli postgres'
 
 test: setup lint test-rust test-postgres test-node
