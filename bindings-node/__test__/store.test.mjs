@@ -13,8 +13,12 @@ test('disk calls return Promises, parsing is synchronous', async (t) => {
   const pending = capsa.Store.init(path.join(dir, 's'));
   assert.ok(pending instanceof Promise);
   const store = await pending;
-  assert.ok(store.createCapsule(ID) instanceof Promise);
-  assert.ok(store.capsules() instanceof Promise);
+  const creating = store.createCapsule(ID);
+  assert.ok(creating instanceof Promise);
+  await creating;
+  const listing = store.capsules();
+  assert.ok(listing instanceof Promise);
+  await listing;
   const capsule = await store.capsule(ID);
   assert.ok(capsule.latest() instanceof Promise);
   await capsule.latest();
