@@ -305,7 +305,10 @@ def test_ctrl_c_during_a_slow_command_returns_at_once(
 
 
 def test_state_is_opened_as_core_names_it(tmp_path: Path, backend: capsa.MockBackend) -> None:
-    # A postgres:// URL is core's to interpret: this wheel has no PostgreSQL store.
-    with pytest.raises(capsa.UnsupportedError):
-        capsa.StagingManager.open("postgres://localhost/stagings", backend)
+    # A postgres:// URL is core's to interpret: the PostgreSQL store, here with no server
+    # listening, so a clear backend error naming the database rather than an SQLite file.
+    with pytest.raises(capsa.BackendError) as err:
+        capsa.StagingManager.open("postgres://capsa@127.0.0.1:1/stagings", backend)
+    assert "127.0.0.1:1/stagings" in str(err.value)
+    assert not (tmp_path / "postgres:").exists()
     assert capsa.StagingManager.open(str(tmp_path / "s.db"), backend).list() == []
