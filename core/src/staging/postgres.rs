@@ -37,7 +37,7 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 use super::machine;
 use super::sqlite::{decode_overrides, encode_overrides, from_ms, masked_overrides, ms};
 use super::store::{
-    Begin, Begun, CheckUpdate, Finish, Finished, InFlight, StagingRecord, StateStore,
+    Begin, BeginPlan, Begun, CheckUpdate, Finish, Finished, InFlight, StagingRecord, StateStore,
 };
 use super::{
     AuditEntry, AuditQuery, Command, Event, EventKind, Outcome, Override, Staging, Status,
@@ -629,19 +629,13 @@ impl StateStore for PostgresStateStore {
     fn begin(&self, req: &Begin<'_>) -> Result<Begun> {
         runtime::block_on(self.write(async |tx| {
             let cur = read_record(tx, req.name, true).await?;
-            let cur_status = cur.as_ref().map(|c| c.staging.status);
-            let in_prog = cur
-                .as_ref()
-                .and_then(|c| c.in_flight.as_ref().map(|f| f.command));
-            let tag: Option<&str> = req
-                .tag
-                .or_else(|| cur.as_ref().map(|c| c.staging.tag.as_str()));
-            let overrides: Vec<Override> = match (req.overrides, &cur) {
-                (Some(o), _) => o.to_vec(),
-                (None, Some(c)) => c.staging.overrides.clone(),
-                (None, None) => Vec::new(),
-            };
-            let running = match machine::start(req.name, req.command, cur_status, in_prog) {
+            let BeginPlan {
+                cur_status,
+                tag,
+                overrides,
+                running,
+            } = req.plan(cur.as_ref());
+            let running = match running {
                 Ok(r) => r,
                 Err(e) => {
                     insert_audit(

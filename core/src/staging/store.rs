@@ -56,6 +56,37 @@ pub struct Begin<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// What [`StateStore::begin`] decides from the current row before it writes anything; the
+/// same for every store, so each store only reads the row and writes the result.
+pub(crate) struct BeginPlan<'a> {
+    /// The status before.
+    pub cur_status: Option<Status>,
+    /// The tag the command runs with: the new one, else the stored one.
+    pub tag: Option<&'a str>,
+    /// The overrides the command runs with: the new ones, else the stored ones.
+    pub overrides: Vec<Override>,
+    /// The transition table's answer ([`super::machine::start`]).
+    pub running: Result<Option<Status>>,
+}
+
+impl<'a> Begin<'a> {
+    /// Decide the start of this command over the current row `cur`.
+    pub(crate) fn plan(&self, cur: Option<&'a StagingRecord>) -> BeginPlan<'a> {
+        let cur_status = cur.map(|c| c.staging.status);
+        let in_prog = cur.and_then(|c| c.in_flight.as_ref().map(|f| f.command));
+        BeginPlan {
+            cur_status,
+            tag: self.tag.or_else(|| cur.map(|c| c.staging.tag.as_str())),
+            overrides: match (self.overrides, cur) {
+                (Some(o), _) => o.to_vec(),
+                (None, Some(c)) => c.staging.overrides.clone(),
+                (None, None) => Vec::new(),
+            },
+            running: super::machine::start(self.name, self.command, cur_status, in_prog),
+        }
+    }
+}
+
 /// A started command.
 #[derive(Debug, Clone)]
 pub struct Begun {
