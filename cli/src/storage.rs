@@ -1,5 +1,6 @@
 //! Subcommands over the storage model: stores, capsules, crates, publishes, sequences, fsck.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use capsa::{BumpOptions, Crate, PadStyle, Section, Store, StoreOptions, Version};
@@ -72,10 +73,16 @@ pub enum StorageCommand {
         /// Crate version.
         version: String,
     },
-    /// List the frame sequences in a directory, with missing frames.
+    /// List the frame sequences in a directory, with missing frames; with --all, in every
+    /// crate of the store.
     Seq {
         /// Directory to look in (not recursive).
-        dir: PathBuf,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        dir: Option<PathBuf>,
+        /// Every sequence of every crate of every capsule in --store (each line starts with
+        /// capsule/version/section/).
+        #[arg(long)]
+        all: bool,
         /// Pattern style: hash, at, printf, houdini.
         #[arg(long, default_value = "hash")]
         style: PadStyle,
@@ -264,14 +271,37 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
                 println!("sealed {id}/{}", krate.version_str());
             }
         }
-        StorageCommand::Seq { dir, style } => {
-            let seqs = capsa::find_sequences(&dir)?;
+        StorageCommand::Seq { dir, all, style } => {
+            // (location prefix, sequence): the prefix is empty for one directory.
+            let seqs: Vec<(String, capsa::Sequence)> = match dir {
+                Some(dir) if !all => capsa::find_sequences(&dir)?
+                    .into_iter()
+                    .map(|s| (String::new(), s))
+                    .collect(),
+                _ => {
+                    let store = global.open_store()?;
+                    let padding = store.padding();
+                    store
+                        .sequences()?
+                        .into_iter()
+                        .map(|c| {
+                            let at = format!(
+                                "{}/{}/{}/",
+                                c.capsule,
+                                c.version.padded(padding),
+                                c.section.as_str()
+                            );
+                            (at, c.sequence)
+                        })
+                        .collect()
+                }
+            };
             if global.json {
                 let rows: Vec<Value> = seqs
                     .iter()
-                    .map(|s| {
+                    .map(|(at, s)| {
                         json!({
-                            "pattern": s.format(style),
+                            "pattern": format!("{at}{}", s.format(style)),
                             "head": s.head,
                             "tail": s.tail,
                             "padding": s.padding,
@@ -283,19 +313,22 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
                     .collect();
                 print_json(&rows)?;
             } else {
-                for s in &seqs {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                for (at, s) in &seqs {
                     let missing = s.missing();
                     if missing.is_empty() {
-                        println!("{}  ({} frames)", s.format(style), s.frames.len());
+                        writeln!(out, "{at}{}  ({} frames)", s.format(style), s.frames.len())?;
                     } else {
-                        println!(
-                            "{}  ({} frames, missing {})",
+                        writeln!(
+                            out,
+                            "{at}{}  ({} frames, missing {})",
                             s.format(style),
                             s.frames.len(),
                             missing
-                        );
+                        )?;
                     }
                 }
+                out.flush()?;
             }
         }
         StorageCommand::Fsck { repair } => {

@@ -342,3 +342,36 @@ fn publish_and_seal_through_the_cli() {
     assert_eq!(rows[0]["id"], ID);
     assert_eq!(rows[0]["latest"], "v001");
 }
+
+#[test]
+fn seq_all_lists_every_crates_sequences() {
+    let (_d, store) = new_store();
+    for _ in 0..2 {
+        ok(capsa(&store).args(["bump", ID]).output().unwrap());
+    }
+    for v in ["v001", "v002"] {
+        let dir = store.join(ID).join(v).join("artifacts/beauty");
+        fs::create_dir_all(&dir).unwrap();
+        for f in [1001, 1002, 1004] {
+            fs::write(dir.join(format!("plate.{f}.exr")), b"").unwrap();
+        }
+    }
+    let out = ok(capsa(&store).args(["seq", "--all"]).output().unwrap());
+    assert_eq!(
+        out,
+        format!(
+            "{ID}/v001/artifacts/beauty/plate.1001-1002,1004#.exr  (3 frames, missing 1003)\n\
+             {ID}/v002/artifacts/beauty/plate.1001-1002,1004#.exr  (3 frames, missing 1003)\n"
+        )
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(capsa(&store)
+        .args(["--json", "seq", "--all"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[1]["count"], 3);
+    // A directory and --all together are refused.
+    let out = capsa(&store).args(["seq", "--all", "x"]).output().unwrap();
+    assert!(!out.status.success());
+}

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{shown, Error, Result};
-use crate::seq::{find_sequences, Sequence};
+use crate::seq::{find_sequences, list_dir, sequences_in, Sequence};
 use crate::version::Version;
 
 /// The metadata sidecar inside each crate.
@@ -354,17 +354,13 @@ impl Crate {
                         .collect::<String>()
                 })
                 .unwrap_or_default();
-            for mut seq in find_sequences(&dir)? {
+            // One read of each directory gives both its files and where to recurse.
+            let listing = list_dir(&dir)?;
+            for mut seq in sequences_in(listing.files) {
                 seq.head.insert_str(0, &prefix);
                 out.push(seq);
             }
-            for entry in fs::read_dir(&dir).map_err(Error::io_at("list", &dir))? {
-                let entry = entry.map_err(Error::io_at("list", &dir))?;
-                let hidden = entry.file_name().to_string_lossy().starts_with('.');
-                if !hidden && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    dirs.push(entry.path());
-                }
-            }
+            dirs.extend(listing.dirs);
         }
         out.sort_by(|a, b| (&a.head, &a.tail, a.padding).cmp(&(&b.head, &b.tail, b.padding)));
         Ok(out)

@@ -32,5 +32,5 @@ pub use fsck::{FsckProblem, FsckReport, ProblemKind};
 pub use id::{CapsuleId, IdKind};
 pub use krate::{Crate, CrateMetadata, Section};
 pub use seq::{find_sequences, sequences_in, FrameSet, PadStyle, Sequence};
-pub use store::{Store, StoreConfig, StoreOptions};
+pub use store::{CrateSequence, Store, StoreConfig, StoreOptions};
 pub use version::Version;

@@ -14,6 +14,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,9 @@ use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{Error, Result};
 use crate::id::CapsuleId;
-use crate::version::{DEFAULT_PADDING, MAX_PADDING};
+use crate::krate::Section;
+use crate::seq::Sequence;
+use crate::version::{Version, DEFAULT_PADDING, MAX_PADDING};
 
 /// The directory inside a store (and inside each capsule) that holds capsa's own files.
 pub const INTERNAL_DIR: &str = ".capsa";
@@ -278,6 +281,84 @@ impl Store {
         out.sort_by(|a, b| a.id().cmp(b.id()));
         Ok(out)
     }
+
+    /// Every frame sequence in every complete crate of every capsule (each section,
+    /// subdirectories included, as [`crate::Crate::sequences`] finds them), sorted by capsule,
+    /// version, section, then head, tail and padding.
+    ///
+    /// The capsules are read in parallel (one thread per core, at most 8): on a large store
+    /// the directory reads dominate, and the filesystem serves them concurrently.
+    pub fn sequences(&self) -> Result<Vec<CrateSequence>> {
+        let capsules = self.capsules()?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8)
+            .min(capsules.len().max(1));
+        let next = AtomicUsize::new(0);
+        let mut found: Vec<Option<Result<Vec<CrateSequence>>>> =
+            (0..capsules.len()).map(|_| None).collect();
+        let done: Vec<Vec<(usize, Result<Vec<CrateSequence>>)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(capsule) = capsules.get(i) else {
+                                break;
+                            };
+                            mine.push((i, capsule_sequences(capsule)));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a sequence listing thread panicked"))
+                .collect()
+        });
+        for (i, result) in done.into_iter().flatten() {
+            found[i] = Some(result);
+        }
+        let mut out = Vec::new();
+        for result in found.into_iter().flatten() {
+            out.extend(result?);
+        }
+        Ok(out)
+    }
+}
+
+/// A frame sequence found by [`Store::sequences`], with the crate and section it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrateSequence {
+    /// The capsule.
+    pub capsule: CapsuleId,
+    /// The crate's version.
+    pub version: Version,
+    /// The section the sequence is in.
+    pub section: Section,
+    /// The sequence; its head is relative to the section (`beauty/plate.`).
+    pub sequence: Sequence,
+}
+
+/// The sequences of one capsule's complete crates, oldest crate first.
+fn capsule_sequences(capsule: &Capsule) -> Result<Vec<CrateSequence>> {
+    let mut out = Vec::new();
+    for krate in capsule.crates()? {
+        for section in Section::ALL {
+            for sequence in krate.sequences(section)? {
+                out.push(CrateSequence {
+                    capsule: capsule.id().clone(),
+                    version: krate.version(),
+                    section,
+                    sequence,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn parse_config(path: &Path, text: &str) -> Result<StoreConfig> {

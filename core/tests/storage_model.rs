@@ -384,3 +384,62 @@ fn publish_a_frame_sequence_whole_and_list_sequences() {
     let published = v1.sequences(Section::Publishes).unwrap();
     assert_eq!(published.len(), 2);
 }
+
+#[test]
+fn store_lists_every_crates_sequences_in_order() {
+    let (_d, store) = store();
+    // Two capsules (created out of order), two crates each, one incomplete crate, a hidden
+    // directory and a plain file that is not a sequence.
+    for id in ["zeta", "alpha"] {
+        let c = store.create_capsule(id).unwrap();
+        for v in 1..=2 {
+            let k = c.bump(BumpOptions::default()).unwrap();
+            let art = k.section(Section::Artifacts);
+            fs::create_dir_all(art.join("beauty")).unwrap();
+            fs::create_dir_all(art.join(".hidden")).unwrap();
+            for f in [1, 2, 4] {
+                fs::write(art.join(format!("beauty/{id}.{f:04}.exr")), b"").unwrap();
+                fs::write(art.join(format!(".hidden/{id}.{f:04}.exr")), b"").unwrap();
+            }
+            fs::write(
+                k.section(Section::Scenes).join(format!("{id}_v{v}.ma")),
+                b"",
+            )
+            .unwrap();
+            fs::write(k.section(Section::Scenes).join("cam.10.abc"), b"").unwrap();
+        }
+    }
+    fs::create_dir(store.capsule("alpha").unwrap().path().join("v009")).unwrap();
+    let found = store.sequences().unwrap();
+    let rows: Vec<String> = found
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/{}/{}/{}",
+                s.capsule,
+                s.version,
+                s.section.as_str(),
+                s.sequence.format(capsa::PadStyle::Hash)
+            )
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for id in ["alpha", "zeta"] {
+        for v in ["v001", "v002"] {
+            expected.push(format!("{id}/{v}/artifacts/beauty/{id}.1-2,4#.exr"));
+            expected.push(format!("{id}/{v}/scenes/cam.10##.abc"));
+        }
+    }
+    assert_eq!(rows, expected);
+    assert_eq!(found[0].sequence.frames.len(), 3);
+    // Each crate's part is what Crate::sequences gives for it.
+    let k = store
+        .capsule("zeta")
+        .unwrap()
+        .get(Version::new(2).unwrap())
+        .unwrap();
+    assert_eq!(
+        k.sequences(Section::Artifacts).unwrap(),
+        vec![found[6].sequence.clone()]
+    );
+}

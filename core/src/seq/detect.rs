@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::frameset::FrameSet;
 use super::sequence::{Sequence, MAX_PADDING};
@@ -191,18 +191,40 @@ where
 /// Not recursive: only regular files (symbolic links to files included) directly in `dir`;
 /// hidden names (starting with `.`) and names that are not valid UTF-8 are skipped.
 pub fn find_sequences(dir: &Path) -> Result<Vec<Sequence>> {
-    let mut names = Vec::new();
+    Ok(sequences_in(list_dir(dir)?.files))
+}
+
+/// What one read of a directory gives: its visible files and subdirectories.
+pub(crate) struct Listing {
+    /// Regular files and symbolic links to files: not hidden, valid UTF-8 names.
+    pub files: Vec<String>,
+    /// Subdirectories (not followed through symbolic links), not hidden.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Read `dir` once: its files (for [`sequences_in`]) and its subdirectories (to recurse).
+/// The entry types come from the directory read itself; only symbolic links cost a `stat`.
+pub(crate) fn list_dir(dir: &Path) -> Result<Listing> {
+    let mut out = Listing {
+        files: Vec::new(),
+        dirs: Vec::new(),
+    };
     for entry in std::fs::read_dir(dir).map_err(Error::io_at("read directory", dir))? {
         let entry = entry.map_err(Error::io_at("read directory", dir))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if name.starts_with('.') {
+        let file_name = entry.file_name();
+        if file_name.as_encoded_bytes().first() == Some(&b'.') {
             continue;
         }
         let file_type = entry
             .file_type()
             .map_err(Error::io_at("read file type", &entry.path()))?;
+        if file_type.is_dir() {
+            out.dirs.push(entry.path());
+            continue;
+        }
+        let Ok(name) = file_name.into_string() else {
+            continue;
+        };
         let is_file = if file_type.is_symlink() {
             std::fs::metadata(entry.path())
                 .map(|m| m.is_file())
@@ -211,10 +233,10 @@ pub fn find_sequences(dir: &Path) -> Result<Vec<Sequence>> {
             file_type.is_file()
         };
         if is_file {
-            names.push(name);
+            out.files.push(name);
         }
     }
-    Ok(sequences_in(names))
+    Ok(out)
 }
 
 #[cfg(test)]

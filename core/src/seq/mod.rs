@@ -31,6 +31,7 @@ mod detect;
 mod frameset;
 mod sequence;
 
+pub(crate) use detect::list_dir;
 pub use detect::{find_sequences, sequences_in};
 pub use frameset::{FrameRange, FrameSet, Frames, MAX_FRAMES};
 pub use sequence::{PadStyle, Sequence, MAX_PADDING};
