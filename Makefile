@@ -4,12 +4,12 @@ CARGO ?= cargo
 
 include tests/k8s/k8s.mk
 
-.PHONY: demo test lint setup test-rust test-postgres bench build help
+.PHONY: demo test lint setup test-rust test-postgres bench bench-criterion bench-readme build help
 
 help:
 	@echo "make demo   - build and run the tour through a temporary store"
 	@echo "make test   - install what the tests need, lint, run every test"
-	@echo "make bench  - run the benches"
+	@echo "make bench  - capsa against zip, find, fileseq...: target/bench/report.md (QUICK=1: small sizes)"
 
 build:
 	$(CARGO) build -p capsa-cli
@@ -38,7 +38,19 @@ test-postgres:
 
 test: setup lint test-rust test-postgres test-node
 
+# `make bench`: one report comparing capsa with the tools people use today
+# (target/bench/report.md, report.json, *.png). QUICK=1 runs the same code on small sizes.
+# `make bench-readme` copies the report's figures into README.md's Performance section.
+QUICK ?=
 bench:
+	bash benches/report/setup.sh
+	QUICK=$(QUICK) target/bench/venv/bin/python benches/report/run.py
+
+bench-readme:
+	python3 benches/report/readme.py
+
+# The criterion micro-benches and the archive memory/throughput scripts.
+bench-criterion:
 	$(CARGO) bench -p capsa-benches
 	bash benches/archive_memory.sh
 	bash benches/archive_compare.sh
@@ -55,7 +67,7 @@ bench-python:   ## per-call cost of the binding, sequences_in against fileseq
 	bash bindings-python/setup.sh bench
 
 test: test-python
-bench: bench-python
+bench-criterion: bench-python
 # --- Node binding (bindings-node/, npm package `capsa`) ---------------------------------------
 # `make node` installs the npm tools (@napi-rs/cli, typescript) from the lockfile and builds the
 # addon in place, so `require('./bindings-node')` works; `make test-node` also type-checks the
