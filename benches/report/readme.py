@@ -72,9 +72,7 @@ def section(data: dict[str, Any]) -> str:
         ratio = ", ".join(f"{x['bound']}{x['ratio']:.2f}× (vs {x['capsa']})" for x in rs)
         tool = f"**{r['tool']}**" if r["capsa"] else r["tool"]
         extra = f" ({r['duplicates']} duplicates)" if "duplicates" in r else ""
-        out.append(
-            f"| {r['comparison']} | {r['case']} | {tool}{extra} | {fmt(r)} | {ratio} |"
-        )
+        out.append(f"| {r['comparison']} | {r['case']} | {tool}{extra} | {fmt(r)} | {ratio} |")
     out += ["", f"![Sequence detection: cost versus size](docs/bench/{PLOT})", "", END]
     return "\n".join(out)
 

@@ -95,7 +95,11 @@ class Report:
                 median=statistics.median(times), min=min(times), max=max(times), reps=len(times)
             )
         self.rows.append(row)
-        shown = (f"{row['median']:,.0f} /s" if unit == "/s" else fmt(row["median"])) if times else status
+        shown = (
+            (f"{row['median']:,.0f} /s" if unit == "/s" else fmt(row["median"]))
+            if times
+            else status
+        )
         log(f"{comp} | {case} | {tool}: {shown} {note}")
 
     def find(self, comp: str, case: str, tool: str) -> dict[str, Any] | None:
@@ -265,17 +269,17 @@ def worker(kind: str, args: list[str]) -> None:
 
         def walk() -> int:
             found = 0
-            for d, dirs, files in os.walk(root):
+            for _d, dirs, files in os.walk(root):
                 dirs[:] = [x for x in dirs if not x.startswith(".")]
                 found += len(fileseq.findSequencesInList(files))
             return found
 
         run_calls(walk, reps, emit)
-    elif kind == "bump-scan":
+    elif kind in ("bump-scan", "bump-scan-fsync"):
         capsule, reps = Path(args[0]), int(args[1])
         for i in range(1 + reps):
             t0 = time.perf_counter()
-            path = scan_bump(capsule)
+            path = scan_bump(capsule, durable=kind == "bump-scan-fsync")
             dt = time.perf_counter() - t0
             shutil.rmtree(path)
             if i == 0:
@@ -300,9 +304,10 @@ def run_calls(fn: Callable[[], int], reps: int, emit: Callable[..., None]) -> No
         emit(t=time.perf_counter() - t0)
 
 
-def scan_bump(capsule: Path) -> Path:
+def scan_bump(capsule: Path, durable: bool = False) -> Path:
     """What pipeline tools do: list the versions, take max + 1, create it (a directory that
-    already exists is fine), its sections and a metadata file."""
+    already exists is fine), its sections and a metadata file (`durable`: fsync'd, as capsa
+    does)."""
     top = 0
     for name in os.listdir(capsule):
         if name[:1] == "v" and name[1:].isdigit():
@@ -311,7 +316,11 @@ def scan_bump(capsule: Path) -> Path:
     path.mkdir(exist_ok=True)
     for section in ("artifacts", "publishes", "scenes"):
         (path / section).mkdir(exist_ok=True)
-    (path / "metadata.json").write_text(json.dumps({"version": top + 1, "user": "bench"}))
+    with open(path / "metadata.json", "w") as f:
+        f.write(json.dumps({"version": top + 1, "user": "bench"}))
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     return path
 
 
@@ -328,8 +337,15 @@ def bench_seq(rep: Report, work: Path) -> None:
         f = work / f"names-{n}.txt"
         f.write_text("\n".join(names(n)) + "\n")
         r = rust_json("seq", str(f), "1", str(reps))
-        rep.add(comp, case, "capsa (Rust)", r["times"], capsa=True, x=n,
-                note=f"{r['sequences']} sequences")
+        rep.add(
+            comp,
+            case,
+            "capsa (Rust)",
+            r["times"],
+            capsa=True,
+            x=n,
+            note=f"{r['sequences']} sequences",
+        )
         for kind, tool in [
             ("capsa", "capsa (Python)"),
             ("fileseq", "fileseq findSequencesInList"),
@@ -342,14 +358,26 @@ def bench_seq(rep: Report, work: Path) -> None:
             note = f"{info['found']} sequences" if "found" in info else ""
             if status == "cap":
                 note = f"stopped after {cap:.0f} s"
-            rep.add(comp, case, tool, times if status == "ok" else None, capsa=is_capsa, vs=vs,
-                    status=status, note=note, x=n)
+            rep.add(
+                comp,
+                case,
+                tool,
+                times if status == "ok" else None,
+                capsa=is_capsa,
+                vs=vs,
+                status=status,
+                note=note,
+                x=n,
+            )
             if status == "cap":
                 rep.rows[-1]["cap_s"] = cap
         f.unlink()
-    rep.note(comp, f"Names: sequences of 1,000 frames with a gap every 97 frames, in "
-                   f"`shotNNNN/` directories. Time cap per call: {cap:.0f} s "
-                   f"(a peer past it is stopped and reported as > cap).")
+    rep.note(
+        comp,
+        f"Names: sequences of 1,000 frames with a gap every 97 frames, in "
+        f"`shotNNNN/` directories. Time cap per call: {cap:.0f} s "
+        f"(a peer past it is stopped and reported as > cap).",
+    )
 
 
 def bench_store(rep: Report, work: Path) -> None:
@@ -357,24 +385,39 @@ def bench_store(rep: Report, work: Path) -> None:
     capsules, crates, layers, frames = size("store")
     store = work / "store"
     t0 = time.perf_counter()
-    files = rust_json("store-fixture", str(store), str(capsules), str(crates), str(layers),
-                      str(frames))["files"]
+    files = rust_json(
+        "store-fixture", str(store), str(capsules), str(crates), str(layers), str(frames)
+    )["files"]
     log(f"store fixture: {files:,} files in {time.perf_counter() - t0:.1f} s")
     case = f"{capsules} capsules x {crates} crates, {files:,} files"
     reps = size("reps")
     subprocess.run(["find", str(store), "-type", "f"], stdout=subprocess.DEVNULL, check=True)
     capsa_cmd = [str(BIN / "capsa"), "--store", str(store), "seq", "--all"]
     rep.add(comp, case, "capsa seq --all", time_cmd(capsa_cmd, reps), capsa=True)
-    rep.add(comp, case, "find -type f", time_cmd(["find", str(store), "-type", "f"], reps),
-            vs=["capsa seq --all"])
+    rep.add(
+        comp,
+        case,
+        "find -type f",
+        time_cmd(["find", str(store), "-type", "f"], reps),
+        vs=["capsa seq --all"],
+    )
     status, times, info = capped_worker(["walk", str(store), str(reps)], 600)
-    rep.add(comp, case, "os.walk + fileseq", times if status == "ok" else None,
-            vs=["capsa seq --all"], status=status,
-            note=f"{info.get('found', '?')} sequences")
-    rep.note(comp, f"{capsules} capsules x {crates} crates x {layers} sequences of {frames} "
-                   f"frames (a gap every 97), empty files, page cache warm. capsa lists every "
-                   f"crate's sequences (`capsa seq --all`, output to /dev/null); `find` only "
-                   f"lists the files.")
+    rep.add(
+        comp,
+        case,
+        "os.walk + fileseq",
+        times if status == "ok" else None,
+        vs=["capsa seq --all"],
+        status=status,
+        note=f"{info.get('found', '?')} sequences",
+    )
+    rep.note(
+        comp,
+        f"{capsules} capsules x {crates} crates x {layers} sequences of {frames} "
+        f"frames (a gap every 97), empty files, page cache warm. capsa lists every "
+        f"crate's sequences (`capsa seq --all`, output to /dev/null); `find` only "
+        f"lists the files.",
+    )
     shutil.rmtree(store)
 
 
@@ -386,18 +429,33 @@ def bench_bump(rep: Report, work: Path) -> None:
         d = work / f"bump-{existing}"
         r = rust_json("bump", str(d), str(existing), "1", str(reps))
         rep.add(comp, case, "capsa bump", r["times"], capsa=True, x=existing)
-        status, times, _ = capped_worker(["bump-scan", r["capsule_dir"], str(reps)], 300)
-        rep.add(comp, case, "scan + max+1 (Python)", times if status == "ok" else None,
-                vs=["capsa bump"], status=status, x=existing)
+        for kind, tool in [
+            ("bump-scan", "scan + max+1 (Python)"),
+            ("bump-scan-fsync", "scan + max+1 + fsync (Python)"),
+        ]:
+            status, times, _ = capped_worker([kind, r["capsule_dir"], str(reps)], 300)
+            rep.add(
+                comp,
+                case,
+                tool,
+                times if status == "ok" else None,
+                vs=["capsa bump"],
+                status=status,
+                x=existing,
+            )
         subprocess.run(["rm", "-rf", str(d)], check=True)
     procs, each = size("race")
     case = f"race: {procs} processes x {each} bumps"
     # capsa
     store = work / "race-store"
-    subprocess.run([str(BIN / "capsa"), "--store", str(store), "init"], check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run([str(BIN / "capsa"), "--store", str(store), "capsule", "create", "race"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(BIN / "capsa"), "--store", str(store), "init"], check=True, stdout=subprocess.DEVNULL
+    )
+    subprocess.run(
+        [str(BIN / "capsa"), "--store", str(store), "capsule", "create", "race"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
     def race(argv: list[str]) -> tuple[list[str], float]:
         t0 = time.perf_counter()
@@ -413,23 +471,49 @@ def bench_bump(rep: Report, work: Path) -> None:
     got, dt = race([str(BIN / "capsa_bench"), "bump-loop", str(store), "race", str(each)])
     dups = len(got) - len(set(got))
     exact = sorted(int(v) for v in got) == list(range(1, procs * each + 1))
-    rep.add(comp, case, "capsa bump", [dt], capsa=True,
-            note=f"{dups} duplicate versions; versions 1..{procs * each} exactly: {exact}")
+    rep.add(
+        comp,
+        case,
+        "capsa bump",
+        [dt],
+        capsa=True,
+        note=f"{dups} duplicate versions; versions 1..{procs * each} exactly: {exact}",
+    )
     rep.rows[-1]["duplicates"] = dups
     peer_dir = work / "race-scan"
     peer_dir.mkdir()
-    got, dt = race([sys.executable, str(Path(__file__).resolve()), "--worker", "race-scan",
-                    str(peer_dir), str(each)])
+    got, dt = race(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "race-scan",
+            str(peer_dir),
+            str(each),
+        ]
+    )
     pdups = len(got) - len(set(got))
-    rep.add(comp, case, "scan + max+1 (Python)", [dt], vs=["capsa bump"],
-            note=f"{pdups} duplicate versions (two processes handed the same crate)")
+    rep.add(
+        comp,
+        case,
+        "scan + max+1 (Python)",
+        [dt],
+        vs=["capsa bump"],
+        note=f"{pdups} duplicate versions (two processes handed the same crate)",
+    )
     rep.rows[-1]["duplicates"] = pdups
-    rep.note(comp, f"One bump, timed alone, the capsule put back to exactly N crates between "
-                   f"runs ({reps} runs). The Python peer lists the capsule directory, takes "
-                   f"max + 1, `mkdir(exist_ok=True)` with three sections and a metadata file; "
-                   f"capsa also writes its metadata atomically (fsync) and its version hint. "
-                   f"Race: {procs} processes at once, {each} bumps each; time is for all of "
-                   f"them.")
+    rep.note(
+        comp,
+        f"One bump, timed alone, the capsule put back to exactly N crates between "
+        f"runs ({reps} runs). The Python peer lists the capsule directory, takes "
+        f"max + 1, `mkdir(exist_ok=True)` with three sections and a metadata file (the "
+        f"`+ fsync` row also fsyncs it). capsa writes its metadata durably (temp "
+        f"file, fsync, rename) and its version hint: on a small capsule that fsync "
+        f"is most of its cost, as the profile of `capsa_bench bump-loop` shows "
+        f"(perf stat: a fraction of a CPU used, the rest waiting on the disk). "
+        f"Race: {procs} processes at once, {each} bumps each; time is for all of "
+        f"them.",
+    )
 
 
 def bench_archive(rep: Report, work: Path) -> None:
@@ -437,9 +521,21 @@ def bench_archive(rep: Report, work: Path) -> None:
     n_big, big_bytes, n_small = size("archive")
     reps = size("reps")
     src = work / "arch"
-    subprocess.run([str(BIN / "archive_fixture"), str(src / "store"), "bench", "--noise",
-                    str(n_big), str(big_bytes), "--text", str(n_small), "4096"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(BIN / "archive_fixture"),
+            str(src / "store"),
+            "bench",
+            "--noise",
+            str(n_big),
+            str(big_bytes),
+            "--text",
+            str(n_small),
+            "4096",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     cwd = src / "store"
     total = sum(p.stat().st_size for p in (cwd / "bench").rglob("*") if p.is_file())
     subprocess.run(["tar", "-cf", "/dev/null", "bench"], cwd=cwd, check=True)
@@ -453,62 +549,140 @@ def bench_archive(rep: Report, work: Path) -> None:
                     shutil.rmtree(p)
                 elif p.exists():
                     p.unlink()
+
         return go
 
     z = {k: work / f"{k}.zip" for k in ("cs", "cd", "z0", "z6", "7z", "ps", "pd")}
-    pyzip = ("import os, sys, zipfile\n"
-             "m = zipfile.ZIP_STORED if sys.argv[1] == 's' else zipfile.ZIP_DEFLATED\n"
-             "with zipfile.ZipFile(sys.argv[2], 'w', m, compresslevel=6) as z:\n"
-             "    for d, dirs, files in os.walk(sys.argv[3]):\n"
-             "        dirs.sort()\n"
-             "        z.write(d)\n"
-             "        for f in sorted(files):\n"
-             "            z.write(os.path.join(d, f))\n")
+    pyzip = (
+        "import os, sys, zipfile\n"
+        "m = zipfile.ZIP_STORED if sys.argv[1] == 's' else zipfile.ZIP_DEFLATED\n"
+        "with zipfile.ZipFile(sys.argv[2], 'w', m, compresslevel=6) as z:\n"
+        "    for d, dirs, files in os.walk(sys.argv[3]):\n"
+        "        dirs.sort()\n"
+        "        z.write(d)\n"
+        "        for f in sorted(files):\n"
+        "            z.write(os.path.join(d, f))\n"
+    )
     runs: list[tuple[str, str, list[str], Callable[[], None], bool, list[str]]] = [
-        ("archive, store", "capsa archive --policy store",
-         [capsa, "--store", ".", "archive", "bench", "-o", str(z["cs"]), "--policy", "store"],
-         rm(z["cs"]), True, []),
-        ("archive, store", "zip -0 -r", ["zip", "-q", "-0", "-r", str(z["z0"]), "bench"],
-         rm(z["z0"]), False, ["capsa archive --policy store"]),
-        ("archive, store", "Python zipfile (stored)",
-         [sys.executable, "-c", pyzip, "s", str(z["ps"]), "bench"], rm(z["ps"]), False,
-         ["capsa archive --policy store"]),
-        ("archive, store", "tar -cf", ["tar", "-cf", str(work / "t.tar"), "bench"],
-         rm(work / "t.tar"), False, ["capsa archive --policy store"]),
-        ("archive, deflate", "capsa archive --policy deflate",
-         [capsa, "--store", ".", "archive", "bench", "-o", str(z["cd"]), "--policy", "deflate"],
-         rm(z["cd"]), True, []),
-        ("archive, deflate", "zip -6 -r", ["zip", "-q", "-6", "-r", str(z["z6"]), "bench"],
-         rm(z["z6"]), False, ["capsa archive --policy deflate"]),
-        ("archive, deflate", "7z a -tzip", [seven, "a", "-tzip", "-bd", str(z["7z"]), "bench"],
-         rm(z["7z"]), False, ["capsa archive --policy deflate"]),
-        ("archive, deflate", "Python zipfile (deflated)",
-         [sys.executable, "-c", pyzip, "d", str(z["pd"]), "bench"], rm(z["pd"]), False,
-         ["capsa archive --policy deflate"]),
+        (
+            "archive, store",
+            "capsa archive --policy store",
+            [capsa, "--store", ".", "archive", "bench", "-o", str(z["cs"]), "--policy", "store"],
+            rm(z["cs"]),
+            True,
+            [],
+        ),
+        (
+            "archive, store",
+            "zip -0 -r",
+            ["zip", "-q", "-0", "-r", str(z["z0"]), "bench"],
+            rm(z["z0"]),
+            False,
+            ["capsa archive --policy store"],
+        ),
+        (
+            "archive, store",
+            "Python zipfile (stored)",
+            [sys.executable, "-c", pyzip, "s", str(z["ps"]), "bench"],
+            rm(z["ps"]),
+            False,
+            ["capsa archive --policy store"],
+        ),
+        (
+            "archive, store",
+            "tar -cf",
+            ["tar", "-cf", str(work / "t.tar"), "bench"],
+            rm(work / "t.tar"),
+            False,
+            ["capsa archive --policy store"],
+        ),
+        (
+            "archive, deflate",
+            "capsa archive --policy deflate",
+            [capsa, "--store", ".", "archive", "bench", "-o", str(z["cd"]), "--policy", "deflate"],
+            rm(z["cd"]),
+            True,
+            [],
+        ),
+        (
+            "archive, deflate",
+            "zip -6 -r",
+            ["zip", "-q", "-6", "-r", str(z["z6"]), "bench"],
+            rm(z["z6"]),
+            False,
+            ["capsa archive --policy deflate"],
+        ),
+        (
+            "archive, deflate",
+            "7z a -tzip",
+            [seven, "a", "-tzip", "-bd", str(z["7z"]), "bench"],
+            rm(z["7z"]),
+            False,
+            ["capsa archive --policy deflate"],
+        ),
+        (
+            "archive, deflate",
+            "Python zipfile (deflated)",
+            [sys.executable, "-c", pyzip, "d", str(z["pd"]), "bench"],
+            rm(z["pd"]),
+            False,
+            ["capsa archive --policy deflate"],
+        ),
     ]
     for case, tool, argv, before, is_capsa, vs in runs:
         times = time_cmd(argv, reps, cwd=cwd, before=before)
         out = next(p for p in z.values() if str(p) in argv) if tool != "tar -cf" else work / "t.tar"
-        rep.add(comp, case, tool, times, capsa=is_capsa, vs=vs,
-                note=f"{out.stat().st_size / total:.3f} of the input size")
+        rep.add(
+            comp,
+            case,
+            tool,
+            times,
+            capsa=is_capsa,
+            vs=vs,
+            note=f"{out.stat().st_size / total:.3f} of the input size",
+        )
     for label, zipf in (("verify (deflated zip)", z["cd"]), ("verify (stored zip)", z["cs"])):
-        rep.add(comp, label, "capsa verify", time_cmd([capsa, "verify", str(zipf)], reps),
-                capsa=True)
-        rep.add(comp, label, "unzip -t", time_cmd(["unzip", "-tq", str(zipf)], reps),
-                vs=["capsa verify"])
+        rep.add(
+            comp, label, "capsa verify", time_cmd([capsa, "verify", str(zipf)], reps), capsa=True
+        )
+        rep.add(
+            comp,
+            label,
+            "unzip -t",
+            time_cmd(["unzip", "-tq", str(zipf)], reps),
+            vs=["capsa verify"],
+        )
     dest = work / "restore"
-    subprocess.run([str(BIN / "archive_fixture"), str(dest / "store"), "placeholder"],
-                   check=True, stdout=subprocess.DEVNULL)
-    rep.add(comp, "restore (deflated zip)", "capsa restore",
-            time_cmd([capsa, "--store", str(dest / "store"), "restore", str(z["cd"])], reps,
-                     before=rm(dest / "store" / "bench")), capsa=True)
-    rep.add(comp, "restore (deflated zip)", "unzip",
-            time_cmd(["unzip", "-q", str(z["cd"]), "-d", str(dest / "x")], reps,
-                     before=rm(dest / "x")), vs=["capsa restore"])
-    rep.note(comp, f"One capsule: {n_big} incompressible files of {big_bytes >> 20} MiB plus "
-                   f"{n_small} text files of 4 KiB ({total / 1e6:,.0f} MB), page cache warm. "
-                   f"capsa's archive time includes its own verify pass of the written zip. "
-                   f"7z: its default zip level (deflate, -mx5).")
+    subprocess.run(
+        [str(BIN / "archive_fixture"), str(dest / "store"), "placeholder"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    rep.add(
+        comp,
+        "restore (deflated zip)",
+        "capsa restore",
+        time_cmd(
+            [capsa, "--store", str(dest / "store"), "restore", str(z["cd"])],
+            reps,
+            before=rm(dest / "store" / "bench"),
+        ),
+        capsa=True,
+    )
+    rep.add(
+        comp,
+        "restore (deflated zip)",
+        "unzip",
+        time_cmd(["unzip", "-q", str(z["cd"]), "-d", str(dest / "x")], reps, before=rm(dest / "x")),
+        vs=["capsa restore"],
+    )
+    rep.note(
+        comp,
+        f"One capsule: {n_big} incompressible files of {big_bytes >> 20} MiB plus "
+        f"{n_small} text files of 4 KiB ({total / 1e6:,.0f} MB), page cache warm. "
+        f"capsa's archive time includes its own verify pass of the written zip. "
+        f"7z: its default zip level (deflate, -mx5).",
+    )
     shutil.rmtree(src)
     shutil.rmtree(dest)
     for p in z.values():
@@ -524,11 +698,13 @@ def bench_staging(rep: Report, work: Path) -> None:
     r = rust_json("staging", str(d), str(count), str(reps))
     for phase, times in r["phases"].items():
         rate = [count / t for t in times]
-        rep.add(comp, f"{count} stagings", f"{phase} (commands/s)", rate, capsa=True,
-                unit="/s")
-    rep.note(comp, f"SQLite state store, mock backend: {count} stagings created, updated, "
-                   f"deleted (archived) and restored, one command at a time, waiting for each; "
-                   f"{reps} runs on a fresh database each. Figures are commands per second.")
+        rep.add(comp, f"{count} stagings", f"{phase} (commands/s)", rate, capsa=True, unit="/s")
+    rep.note(
+        comp,
+        f"SQLite state store, mock backend: {count} stagings created, updated, "
+        f"deleted (archived) and restored, one command at a time, waiting for each; "
+        f"{reps} runs on a fresh database each. Figures are commands per second.",
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -537,52 +713,108 @@ def bench_staging(rep: Report, work: Path) -> None:
 
 TARGETS = [
     # comparison, case (None: the largest/first that exists), capsa tool, peer, bound, label
-    ("1. sequence detection", "100,000 names", "capsa (Python)", "fileseq findSequencesInList",
-     30.0, "sequence detection from Python ≥ 30× fileseq at 100k names"),
-    ("2. store scan", None, "capsa seq --all", "find -type f", 1 / 1.5,
-     "store scan within 1.5× of `find`"),
-    ("4. archive", "archive, store", "capsa archive --policy store", "zip -0 -r", 1.5,
-     "archive store mode ≥ 1.5× `zip -0 -r`"),
-    ("4. archive", "archive, deflate", "capsa archive --policy deflate", "zip -6 -r", 1.8,
-     "deflate ≥ 1.8× `zip -6 -r`"),
-    ("4. archive", "verify (deflated zip)", "capsa verify", "unzip -t", 1.5,
-     "verify ≥ 1.5× `unzip -t` (deflated zip)"),
-    ("4. archive", "verify (stored zip)", "capsa verify", "unzip -t", 1.5,
-     "verify ≥ 1.5× `unzip -t` (stored zip)"),
+    (
+        "1. sequence detection",
+        "100,000 names",
+        "capsa (Python)",
+        "fileseq findSequencesInList",
+        30.0,
+        "sequence detection from Python ≥ 30× fileseq at 100k names",
+    ),
+    (
+        "2. store scan",
+        None,
+        "capsa seq --all",
+        "find -type f",
+        1 / 1.5,
+        "store scan within 1.5× of `find`",
+    ),
+    (
+        "4. archive",
+        "archive, store",
+        "capsa archive --policy store",
+        "zip -0 -r",
+        1.5,
+        "archive store mode ≥ 1.5× `zip -0 -r`",
+    ),
+    (
+        "4. archive",
+        "archive, deflate",
+        "capsa archive --policy deflate",
+        "zip -6 -r",
+        1.8,
+        "deflate ≥ 1.8× `zip -6 -r`",
+    ),
+    (
+        "4. archive",
+        "verify (deflated zip)",
+        "capsa verify",
+        "unzip -t",
+        1.5,
+        "verify ≥ 1.5× `unzip -t` (deflated zip)",
+    ),
+    (
+        "4. archive",
+        "verify (stored zip)",
+        "capsa verify",
+        "unzip -t",
+        1.5,
+        "verify ≥ 1.5× `unzip -t` (stored zip)",
+    ),
 ]
 
 
 def targets(rep: Report, rat: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for comp, case, tool, peer, bound, label in TARGETS:
-        hit = [r for r in rat if r["comparison"] == comp and r["capsa"] == tool
-               and r["peer"] == peer and (case is None or r["case"] == case)]
+        hit = [
+            r
+            for r in rat
+            if r["comparison"] == comp
+            and r["capsa"] == tool
+            and r["peer"] == peer
+            and (case is None or r["case"] == case)
+        ]
         if not hit:
             out.append({"target": label, "figure": "not measured", "met": None})
             continue
         r = hit[-1]
-        out.append({"target": label, "figure": f"{r['bound']}{r['ratio']:.2f}×",
-                    "met": r["ratio"] >= bound})
+        out.append(
+            {
+                "target": label,
+                "figure": f"{r['bound']}{r['ratio']:.2f}×",
+                "met": r["ratio"] >= bound,
+            }
+        )
     # Bump flat: 10,000 vs 10 within 1.5x, and the scan peer grows.
     sizes = [r for r in rep.rows if r["comparison"] == "3. bump" and r["x"] is not None]
     capsa_rows = sorted((r for r in sizes if r["capsa"] and "median" in r), key=lambda r: r["x"])
-    peer_rows = sorted((r for r in sizes if not r["capsa"] and "median" in r),
-                       key=lambda r: r["x"])
+    peer_rows = sorted(
+        (r for r in sizes if r["tool"] == "scan + max+1 (Python)" and "median" in r),
+        key=lambda r: r["x"],
+    )
     if len(capsa_rows) >= 2 and len(peer_rows) >= 2:
         g = capsa_rows[-1]["median"] / capsa_rows[0]["median"]
         pg = peer_rows[-1]["median"] / peer_rows[0]["median"]
-        out.append({
-            "target": f"bump flat: {capsa_rows[-1]['x']:,} vs {capsa_rows[0]['x']:,} crates "
-                      f"within 1.5×, while the scan-based peer grows",
-            "figure": f"capsa {g:.2f}×, peer {pg:.2f}×",
-            "met": g <= 1.5 and pg > g,
-        })
+        out.append(
+            {
+                "target": f"bump flat: {capsa_rows[-1]['x']:,} vs {capsa_rows[0]['x']:,} crates "
+                f"within 1.5×, while the scan-based peer grows",
+                "figure": f"capsa {g:.2f}×, peer {pg:.2f}×",
+                "met": g <= 1.5 and pg > g,
+            }
+        )
     race = [r for r in rep.rows if r["comparison"] == "3. bump" and "duplicates" in r]
     if race:
         c = next((r["duplicates"] for r in race if r["capsa"]), None)
         p = next((r["duplicates"] for r in race if not r["capsa"]), None)
-        out.append({"target": "concurrent bumps: no duplicates from capsa (the scan peer's "
-                              "counted)", "figure": f"capsa {c}, peer {p}", "met": c == 0})
+        out.append(
+            {
+                "target": "concurrent bumps: no duplicates from capsa (the scan peer's counted)",
+                "figure": f"capsa {c}, peer {p}",
+                "met": c == 0,
+            }
+        )
     return out
 
 
@@ -593,17 +825,32 @@ def machine() -> dict[str, Any]:
         except OSError:
             return ""
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in read("/proc/cpuinfo").splitlines()
-                if ln.startswith("model name")), platform.processor())
-    mem = next((ln.split()[1] for ln in read("/proc/meminfo").splitlines()
-                if ln.startswith("MemTotal")), "0")
-    osname = next((ln.split("=", 1)[1].strip('"') for ln in read("/etc/os-release").splitlines()
-                   if ln.startswith("PRETTY_NAME")), platform.system())
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in read("/proc/cpuinfo").splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (ln.split()[1] for ln in read("/proc/meminfo").splitlines() if ln.startswith("MemTotal")),
+        "0",
+    )
+    osname = next(
+        (
+            ln.split("=", 1)[1].strip('"')
+            for ln in read("/etc/os-release").splitlines()
+            if ln.startswith("PRETTY_NAME")
+        ),
+        platform.system(),
+    )
 
     def cmd(*argv: str) -> str:
         try:
-            return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  text=True, cwd=ROOT).stdout.strip()
+            return subprocess.run(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+            ).stdout.strip()
         except OSError:
             return ""
 
@@ -661,17 +908,25 @@ def write_md(data: dict[str, Any], path: Path) -> None:
     for comp in comps:
         lines += ["", f"## {comp}", ""]
         lines += [f"{n}" for n in data["notes"].get(comp, [])]
-        lines += ["", "| case | tool | median | min | max | runs | capsa is faster by | note |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| case | tool | median | min | max | runs | capsa is faster by | note |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in data["rows"]:
             if r["comparison"] != comp:
                 continue
-            rs = [x for x in data["ratios"] if x["comparison"] == comp and x["case"] == r["case"]
-                  and x["peer"] == r["tool"]]
+            rs = [
+                x
+                for x in data["ratios"]
+                if x["comparison"] == comp and x["case"] == r["case"] and x["peer"] == r["tool"]
+            ]
             ratio = ", ".join(f"{x['bound']}{x['ratio']:.2f}× (vs {x['capsa']})" for x in rs)
             tool = f"**{r['tool']}**" if r["capsa"] else r["tool"]
-            lines.append(f"| {r['case']} | {tool} | {cell(r, 'median')} | {cell(r, 'min')} | "
-                         f"{cell(r, 'max')} | {r.get('reps', 0)} | {ratio} | {r['note']} |")
+            lines.append(
+                f"| {r['case']} | {tool} | {cell(r, 'median')} | {cell(r, 'min')} | "
+                f"{cell(r, 'max')} | {r.get('reps', 0)} | {ratio} | {r['note']} |"
+            )
     lines += ["", "Plots: " + ", ".join(f"[{p}]({p})" for p in data["plots"]), ""]
     path.write_text("\n".join(lines))
 
@@ -733,8 +988,14 @@ def plots(data: dict[str, Any], out: Path) -> list[str]:
             if not pts:
                 continue
             capsa_tool = any(r["capsa"] for r in rows if r["tool"] == tool)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=tool,
-                    linewidth=2.5 if capsa_tool else 1.5, linestyle="-" if capsa_tool else "--")
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker="o",
+                label=tool,
+                linewidth=2.5 if capsa_tool else 1.5,
+                linestyle="-" if capsa_tool else "--",
+            )
             capped = [r["x"] for r in rows if r["tool"] == tool and r["status"] == "cap"]
             for x in capped:
                 ax.annotate("> cap", (x, pts[-1][1]), fontsize=8)
@@ -767,8 +1028,9 @@ def main() -> None:
     log(f"{'quick' if QUICK else 'full'} run, results in {OUT}")
     with tempfile.TemporaryDirectory(prefix="capsa-bench-") as tmp:
         work = Path(tmp)
-        for n, fn in enumerate([bench_seq, bench_store, bench_bump, bench_archive,
-                                bench_staging], 1):
+        for n, fn in enumerate(
+            [bench_seq, bench_store, bench_bump, bench_archive, bench_staging], 1
+        ):
             if only and str(n) not in only:
                 continue
             fn(rep, work)
@@ -788,8 +1050,10 @@ def main() -> None:
     data["plots"] = plots(data, OUT)
     (OUT / "report.json").write_text(json.dumps(data, indent=1) + "\n")
     write_md(data, OUT / "report.md")
-    log(f"wrote {OUT / 'report.md'}, report.json and {len(data['plots'])} plots "
-        f"in {data['duration_s']:.0f} s")
+    log(
+        f"wrote {OUT / 'report.md'}, report.json and {len(data['plots'])} plots "
+        f"in {data['duration_s']:.0f} s"
+    )
 
 
 if __name__ == "__main__":
