@@ -7,6 +7,7 @@
 //!                                                   a store: CAPSULES x CRATES crates, each with
 //!                                                   LAYERS sequences of FRAMES empty files
 //! capsa_bench bump DIR EXISTING WARMUP REPS         one bump on a capsule of EXISTING crates
+//!                                                   (the store in DIR is made or grown)
 //! capsa_bench bump-loop STORE ID COUNT              COUNT bumps, one version per line
 //! capsa_bench staging DIR COUNT REPS                staging commands through SQLite + mock
 //! ```
@@ -30,7 +31,9 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("capsa_bench: {problem} (see the usage at the top of benches/src/bin/capsa_bench.rs)");
+    eprintln!(
+        "capsa_bench: {problem} (see the usage at the top of benches/src/bin/capsa_bench.rs)"
+    );
     std::process::exit(2);
 }
 
@@ -104,22 +107,36 @@ fn store_fixture(args: &[String]) {
     println!("{{\"files\":{files}}}");
 }
 
-/// A capsule with `existing` complete crates. The first is a real bump; the others copy its
-/// layout (sections and metadata, version rewritten) to build large capsules fast. The
-/// version hint is set as a bump would leave it.
+/// A capsule with `existing` complete crates, in the store at `dir` (made if absent, grown if
+/// it holds fewer crates: one fixture serves every size). The first crate is a real bump; the
+/// others copy its metadata (version rewritten) to build large capsules fast, without sections
+/// (a directory costs a lot to delete on a disk mounted with `discard`). The version hint is
+/// set as a bump would leave it.
 fn capsule_with(dir: &Path, existing: u32) -> capsa::Capsule {
-    let store = Store::init(dir, StoreOptions::default()).expect("init store");
-    let capsule = store.create_capsule("bench").expect("create capsule");
-    let first = capsule.bump(BumpOptions::default()).expect("bump");
+    let store = if dir.join(".capsa").is_dir() {
+        Store::open(dir).expect("open store")
+    } else {
+        Store::init(dir, StoreOptions::default()).expect("init store")
+    };
+    let capsule = store
+        .capsule("bench")
+        .or_else(|_| store.create_capsule("bench"))
+        .expect("capsule");
+    let first = match capsule.get(Version::new(1).expect("v1")) {
+        Ok(k) => k,
+        Err(_) => capsule.bump(BumpOptions::default()).expect("bump"),
+    };
+    let have = capsule
+        .latest()
+        .expect("latest")
+        .map_or(0, |k| k.version().number());
+    assert!(have <= existing, "the fixture already holds {have} crates");
     let meta_name = capsa::krate::METADATA_FILE;
     let meta = fs::read_to_string(first.path().join(meta_name)).expect("read metadata");
-    for v in 2..=existing {
+    for v in have + 1..=existing {
         let name = Version::new(v).expect("version").padded(store.padding());
         let path = capsule.path().join(&name);
         fs::create_dir(&path).expect("mkdir crate");
-        for s in Section::ALL {
-            fs::create_dir(path.join(s.as_str())).expect("mkdir section");
-        }
         let m = meta.replace(&first.version_str(), &name);
         fs::write(path.join(meta_name), m).expect("write metadata");
     }
