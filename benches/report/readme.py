@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import targets_md  # noqa: E402 (run.py sits next to this file)
+
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "target" / "bench"
 DOCS = ROOT / "docs" / "bench"
@@ -49,12 +52,8 @@ def section(data: dict[str, Any]) -> str:
         f"load average {data['load'][0]:.1f} at the start (a shared machine: figures are noisy). "
         "Full report: [docs/bench/report.md](docs/bench/report.md).",
         "",
-        "| target | figure | met |",
-        "| --- | --- | --- |",
+        *targets_md(data["targets"]),
     ]
-    for t in data["targets"]:
-        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
-        out.append(f"| {t['target']} | {t['figure']} | {met} |")
     out += [
         "",
         "Median times; the ratio is the peer's median over capsa's on the same input in the "
