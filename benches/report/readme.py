@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench-readme`: README.md's Performance section, rewritten from the last report.
 
-Copies ``target/bench/report.{md,json}`` and one plot into ``docs/bench/`` (committed with the
+Copies ``target/bench/report.{md,json}`` and its plots into ``docs/bench/`` (committed with the
 README, so every figure in the README comes from the report in the same commit) and replaces
 what sits between the two marker comments in README.md with the report's targets and table.
 Standard library only.
@@ -82,7 +82,9 @@ def main() -> None:
         sys.exit(f"bench-readme: no {src.relative_to(ROOT)}: run `make bench` first")
     data = json.loads(src.read_text())
     DOCS.mkdir(parents=True, exist_ok=True)
-    for name in ("report.json", "report.md", PLOT):
+    for old in DOCS.glob("*.png"):
+        old.unlink()
+    for name in ["report.json", "report.md", *data["plots"]]:
         if (REPORT / name).exists():
             shutil.copy(REPORT / name, DOCS / name)
     text = README.read_text()

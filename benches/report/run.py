@@ -802,7 +802,7 @@ def machine() -> dict[str, Any]:
         except OSError:
             return ""
 
-    fs = cmd("stat", "-f", "-c", "%T", tempfile.gettempdir())
+    fs = cmd("findmnt", "-n", "-o", "FSTYPE,OPTIONS", "-T", tempfile.gettempdir())
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
