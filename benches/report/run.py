@@ -167,6 +167,7 @@ def time_cmd(
     for i in range(warmup + reps):
         if before:
             before()
+        os.sync()  # what earlier steps wrote is not this run's to flush
         t0 = time.perf_counter()
         subprocess.run(
             argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, env=env

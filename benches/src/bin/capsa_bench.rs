@@ -141,6 +141,8 @@ fn capsule_with(dir: &Path, existing: u32) -> capsa::Capsule {
         fs::write(path.join(meta_name), m).expect("write metadata");
     }
     fs::write(capsule.path().join(".capsa/head"), format!("{existing}\n")).expect("hint");
+    // Flush the fixture now, so the first timed fsync does not pay for writing it.
+    let _ = std::process::Command::new("sync").status();
     capsule
 }
 
