@@ -289,6 +289,7 @@ def worker(kind: str, args: list[str]) -> None:
                 emit(t=dt)
     elif kind == "race-scan":
         capsule, count = Path(args[0]), int(args[1])
+        time.sleep(max(0.0, float(args[2]) - time.time()))  # start together
         for _ in range(count):
             print(scan_bump(capsule).name, flush=True)
     else:
@@ -459,7 +460,10 @@ def bench_bump(rep: Report, work: Path) -> None:
     )
 
     def race(argv: list[str]) -> tuple[list[str], float]:
-        t0 = time.perf_counter()
+        # Every process waits for the same start time (after all of them have started up),
+        # so they really bump at once; the time is from that start to the last one's end.
+        start = time.time() + 2.0
+        argv = [*argv, f"{start:.6f}"]
         ps = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(procs)]
         got = []
         for p in ps:
@@ -467,7 +471,7 @@ def bench_bump(rep: Report, work: Path) -> None:
             if p.returncode != 0:
                 raise SystemExit(f"race worker failed: {argv}")
             got += out.split()
-        return got, time.perf_counter() - t0
+        return got, time.time() - start
 
     got, dt = race([str(BIN / "capsa_bench"), "bump-loop", str(store), "race", str(each)])
     dups = len(got) - len(set(got))

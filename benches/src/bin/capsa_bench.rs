@@ -8,7 +8,8 @@
 //!                                                   LAYERS sequences of FRAMES empty files
 //! capsa_bench bump DIR EXISTING WARMUP REPS         one bump on a capsule of EXISTING crates
 //!                                                   (the store in DIR is made or grown)
-//! capsa_bench bump-loop STORE ID COUNT              COUNT bumps, one version per line
+//! capsa_bench bump-loop STORE ID COUNT [START]      COUNT bumps, one version per line,
+//!                                                   starting at Unix time START
 //! capsa_bench staging DIR COUNT REPS                staging commands through SQLite + mock
 //! ```
 //! Times are wall-clock seconds (`"times"`: one per repetition, warm-up runs left out).
@@ -181,10 +182,27 @@ fn bump_loop(args: &[String]) {
         .expect("open store")
         .capsule(&id)
         .expect("capsule");
+    if let Some(start) = args.get(4) {
+        wait_until(
+            start
+                .parse()
+                .unwrap_or_else(|_| usage("START: not a Unix time")),
+        );
+    }
     let mut out = std::io::stdout().lock();
     for _ in 0..count {
         let k = capsule.bump(BumpOptions::default()).expect("bump");
         writeln!(out, "{}", k.version().number()).expect("stdout");
+    }
+}
+
+/// Sleep until the Unix time `start` (seconds): racing processes start together.
+fn wait_until(start: f64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    if start > now {
+        std::thread::sleep(Duration::from_secs_f64(start - now));
     }
 }
 
