@@ -823,6 +823,21 @@ capsa_status capsa_staging_manager_open_script(const char *state,
                                                capsa_staging_manager **out);
 
 /**
+ * Open a staging manager with the `kubernetes` backend: the manifests of `template_dir`
+ * server-side applied into one namespace per staging, through the kubeconfig file
+ * `kubeconfig` (NULL: `KUBECONFIG`, `~/.kube/config`, else the in-cluster service account).
+ * `CAPSA_STATUS_INVALID_ARGUMENT` for a missing or bad template, `CAPSA_STATUS_BACKEND` for
+ * an unusable kubeconfig.
+ *
+ * # Safety
+ * Strings NULL (only `kubeconfig` may be) or valid; `out` NULL or writable.
+ */
+capsa_status capsa_staging_manager_open_kubernetes(const char *state,
+                                                   const char *template_dir,
+                                                   const char *kubeconfig,
+                                                   capsa_staging_manager **out);
+
+/**
  * Free a manager. NULL is ignored. Subscriptions stay safe to free afterwards.
  *
  * # Safety
