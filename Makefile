@@ -94,8 +94,17 @@ lint test-rust: setup-c
 test: test-c
 # --- end C and C++ bindings ---
 # Kubernetes backend: its tests run under the test control plane (one thread: one test stops
-# and restarts the API server). `make test` runs them after the other tests.
+# and restarts the API server). `make test` runs them after the other tests. The bindings'
+# Kubernetes tests (bindings-python/tests_k8s, bindings-node/k8s-test, the C/C++ ctest label
+# `k8s`) use the bindings built before the control plane starts (`wheel`, `node`,
+# `k8s-build-c`: no-ops when test-python, test-node and test-c have just built them).
 K8S_TEST_CMD = sh -c '$(CARGO) test -p capsa --features kubernetes-tests \
 	--test staging_kubernetes -- --test-threads=1 && $(CARGO) test -p capsa-cli \
-	--features kubernetes-tests --test staging_kubernetes_cli'
+	--features kubernetes-tests --test staging_kubernetes_cli && \
+	bash bindings-python/setup.sh k8s && (cd bindings-node && $(NPM) run test:k8s) && \
+	bash bindings-c/scripts/test-k8s.sh run'
+.PHONY: k8s-build-c
+k8s-build-c: setup-c
+	bash bindings-c/scripts/test-k8s.sh build
+test-k8s: wheel node k8s-build-c
 test: test-k8s
