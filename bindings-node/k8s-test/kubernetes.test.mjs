@@ -166,6 +166,7 @@ test('KubernetesBackend: create, pending until ready, check, archive, cleanup', 
     { key: 'LOG_LEVEL', value: 'debug' },
     { key: 'REPLICAS', value: '2', scope: 'Staging' },
   ]);
+  created.catch(() => {}); // awaited below; no unhandled rejection meanwhile
   const web = await waitFor('Deployment web', () => get(k, `${apps}/deployments/web`));
   assert.equal(web.spec.replicas, 2);
   assert.match(web.spec.template.spec.containers[0].image, /\/web:1\.0\.0$/);
@@ -195,6 +196,7 @@ test('KubernetesBackend: create, pending until ready, check, archive, cleanup', 
 
   // cleanup: volumes and namespace gone (the test finalizes them), then the record.
   const cleaned = m.cleanup(name);
+  cleaned.catch(() => {}); // awaited below
   await playNamespaceDeletion(k, name);
   assert.equal(await cleaned, null);
   assert.equal(await get(k, `/api/v1/namespaces/${name}`), null);
@@ -232,6 +234,7 @@ test('the README KubernetesBackend example runs, while the test plays the cluste
   fs.writeFileSync(script, code);
   t.after(() => fs.rmSync(script, { force: true }));
   const run = promisify(execFile)(process.execPath, [script], { cwd: repo, encoding: 'utf8' });
+  run.catch(() => {}); // awaited below
   await playReady(k, name);
   await playNamespaceDeletion(k, name);
   const { stdout } = await run;

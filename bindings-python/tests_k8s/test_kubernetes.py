@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -58,9 +58,9 @@ class Kube:
         self,
         method: str,
         path: str,
-        body: Optional[dict[str, Any]] = None,
+        body: dict[str, Any] | None = None,
         content_type: str = "application/json",
-    ) -> Optional[dict[str, Any]]:
+    ) -> dict[str, Any] | None:
         """The answer's JSON, or ``None`` for 404."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.server + path, data=data, method=method)
@@ -77,7 +77,7 @@ class Kube:
                 return None
             raise AssertionError(f"{method} {path}: {e.code} {e.read()!r}") from e
 
-    def get(self, path: str) -> Optional[dict[str, Any]]:
+    def get(self, path: str) -> dict[str, Any] | None:
         return self.call("GET", path)
 
     def merge_patch(self, path: str, body: dict[str, Any]) -> None:
@@ -89,7 +89,7 @@ class Kube:
         return [str(i["metadata"]["name"]) for i in listed["items"]]
 
 
-def wait_for(what: str, f: Callable[[], Optional[T]], secs: float = 60) -> T:
+def wait_for(what: str, f: Callable[[], T | None], secs: float = 60) -> T:
     deadline = time.monotonic() + secs
     while True:
         v = f()
@@ -142,7 +142,7 @@ def play_ready(k: Kube, ns: str) -> None:
 def play_namespace_deletion(k: Kube, ns: str) -> None:
     """The PVC-protection and namespace controllers, until the namespace is gone."""
 
-    def step() -> Optional[bool]:
+    def step() -> bool | None:
         listed = k.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims")
         for p in listed["items"] if listed else []:
             meta = p["metadata"]
@@ -167,12 +167,12 @@ class InThread:
 
     def __init__(self, f: Callable[[], object]) -> None:
         self.result: object = None
-        self.error: Optional[BaseException] = None
+        self.error: Exception | None = None
 
         def run() -> None:
             try:
                 self.result = f()
-            except BaseException as e:  # noqa: B036 - handed to the test thread
+            except Exception as e:  # handed to the test thread
                 self.error = e
 
         self.thread = threading.Thread(target=run, daemon=True)
