@@ -118,7 +118,8 @@ static void merge_patch(const Kube &k, const std::string &path, const json &body
 
 static std::vector<std::string> names(const Kube &k, const std::string &path) {
   std::vector<std::string> out;
-  for (const json &i : get(k, path).value()["items"]) out.push_back(i["metadata"]["name"]);
+  const json list = get(k, path).value();  // a local: the loop must not outlive it
+  for (const json &i : list["items"]) out.push_back(i["metadata"]["name"]);
   return out;
 }
 
@@ -225,8 +226,10 @@ static void lifecycle(const Kube &k, const Api &api, const std::string &name) {
   if (archived != "Archived") std::cerr << "delete: " << archived << "\n";
   CHECK(names(k, apps + "/deployments").empty());
   CHECK(names(k, apps + "/statefulsets").empty());
-  CHECK(names(k, "/api/v1/namespaces/" + name + "/persistentvolumeclaims") ==
-        std::vector<std::string>{"data-db-0"});
+  const std::vector<std::string> claims = names(k, "/api/v1/namespaces/" + name + "/persistentvolumeclaims");
+  CHECK(claims == std::vector<std::string>{"data-db-0"});
+  if (claims != std::vector<std::string>{"data-db-0"})
+    std::cerr << "claims after delete: " << json(claims).dump() << "\n";
 
   // cleanup: volumes and namespace gone (the test finalizes them), then the record.
   std::future<std::string> cleaned = std::async(std::launch::async, api.cleanup, name);
@@ -260,19 +263,23 @@ static Api c_api(capsa_staging_manager *m) {
         {CAPSA_SCOPE_STAGING, CAPSA_VISIBILITY_PUBLIC, "REPLICAS", "2"},
     };
     char *out = nullptr;
-    return c_status(capsa_staging_create(m, name.c_str(), "1.0.0", o, 2, &out), out);
+    const capsa_status st = capsa_staging_create(m, name.c_str(), "1.0.0", o, 2, &out);
+    return c_status(st, out);
   };
   a.status = [m](const std::string &name) {
     char *out = nullptr;
-    return c_status(capsa_staging_get(m, name.c_str(), &out), out);
+    const capsa_status st = capsa_staging_get(m, name.c_str(), &out);
+    return c_status(st, out);
   };
   a.delete_ = [m](const std::string &name) {
     char *out = nullptr;
-    return c_status(capsa_staging_delete(m, name.c_str(), &out), out);
+    const capsa_status st = capsa_staging_delete(m, name.c_str(), &out);
+    return c_status(st, out);
   };
   a.cleanup = [m](const std::string &name) {
     char *out = nullptr;
-    return c_status(capsa_staging_cleanup(m, name.c_str(), &out), out);
+    const capsa_status st = capsa_staging_cleanup(m, name.c_str(), &out);
+    return c_status(st, out);
   };
   a.reconcile = [m]() {
     char *out = nullptr;
