@@ -57,7 +57,14 @@ impl Bucket {
     /// Connect to the object named by `url` (no request is made yet).
     pub fn connect(url: &str) -> Result<Bucket> {
         let (bucket, key, query) = split_s3_url(url)?;
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // Client options first: `with_client_options` replaces them all (allow_http included).
+        let mut builder = AmazonS3Builder::from_env()
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(10))
+                    .with_timeout(Duration::from_secs(300)),
+            )
+            .with_bucket_name(bucket);
         let mut endpoint = std::env::var("AWS_ENDPOINT_URL")
             .or_else(|_| std::env::var("AWS_ENDPOINT"))
             .ok();
@@ -95,11 +102,6 @@ impl Bucket {
         };
         let store = builder
             .with_retry(retry)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(10))
-                    .with_timeout(Duration::from_secs(300)),
-            )
             .build()
             .map_err(|e| Error::InvalidArgument {
                 what: "object storage configuration",
@@ -126,6 +128,15 @@ impl Bucket {
                 self.check_bucket()?;
                 Ok(None)
             }
+            Err(
+                e @ (object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }),
+            ) => {
+                // Nor whether the credentials are wrong or only this object is forbidden: a
+                // listing's error body says which.
+                self.check_bucket()?;
+                Err(self.error("stat", e))
+            }
             Err(e) => Err(self.error("stat", e)),
         }
     }
@@ -146,7 +157,16 @@ impl Bucket {
     /// A capsa error for a failed request: missing bucket, bad credentials and access
     /// denied get their own clear wording.
     pub fn error(&self, op: &'static str, e: object_store::Error) -> Error {
-        let text = format!("{e}");
+        let mut text = format!("{e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            let more = s.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            source = s.source();
+        }
         let io = |kind: io::ErrorKind, msg: String| Error::Io {
             op,
             path: self.url.clone().into(),
