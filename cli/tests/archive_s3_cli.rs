@@ -57,14 +57,16 @@ fn uploads_in_progress(key: &str) -> usize {
         .count()
 }
 
+/// Hex digits of a pseudo-random stream: deflate works hard on it, so the upload stays
+/// under way long enough to be killed half-way.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
+    let mut out = Vec::with_capacity(len + 17);
     while out.len() < len {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
+        out.extend_from_slice(format!("{x:016x}\n").as_bytes());
     }
     out.truncate(len);
     out
@@ -86,9 +88,9 @@ fn sigkill_mid_upload_leaves_no_object_and_the_cli_round_trips() {
     let store = Store::init(&root, StoreOptions::default()).unwrap();
     let capsule = store.create_capsule("killme").unwrap();
     let v = capsule.bump(BumpOptions::default()).unwrap();
-    for i in 0..24 {
+    for i in 0..48 {
         fs::write(
-            v.section(Section::Artifacts).join(format!("f{i:02}.exr")),
+            v.section(Section::Artifacts).join(format!("f{i:02}.bin")),
             noise(8 << 20, i + 1),
         )
         .unwrap();
@@ -97,7 +99,7 @@ fn sigkill_mid_upload_leaves_no_object_and_the_cli_round_trips() {
     let mut child = Command::new(CAPSA)
         .arg("--store")
         .arg(&root)
-        .args(["archive", "killme", "-o", &url(key)])
+        .args(["archive", "killme", "-o", &url(key), "--policy", "deflate"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -162,7 +164,7 @@ fn sigkill_mid_upload_leaves_no_object_and_the_cli_round_trips() {
     );
     assert!(!capsule.is_offline());
     assert_eq!(
-        fs::read(v_path(&store).join("f07.exr")).unwrap(),
+        fs::read(v_path(&store).join("f07.bin")).unwrap(),
         noise(8 << 20, 8)
     );
 }
