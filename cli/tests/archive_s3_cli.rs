@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use capsa::{BumpOptions, Section, Store, StoreOptions};
 
+mod support;
+use support::{noise, noisy_capsule};
+
 const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
 
 fn env(name: &str) -> String {
@@ -57,21 +60,6 @@ fn uploads_in_progress(key: &str) -> usize {
         .count()
 }
 
-/// Hex digits of a pseudo-random stream: deflate works hard on it, so the upload stays
-/// under way long enough to be killed half-way.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 17);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(format!("{x:016x}\n").as_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn capsa(store: &Path, args: &[&str]) -> Output {
     Command::new(CAPSA)
         .arg("--store")
@@ -85,16 +73,7 @@ fn capsa(store: &Path, args: &[&str]) -> Output {
 fn sigkill_mid_upload_leaves_no_object_and_the_cli_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    let store = Store::init(&root, StoreOptions::default()).unwrap();
-    let capsule = store.create_capsule("killme").unwrap();
-    let v = capsule.bump(BumpOptions::default()).unwrap();
-    for i in 0..48 {
-        fs::write(
-            v.section(Section::Artifacts).join(format!("f{i:02}.bin")),
-            noise(8 << 20, i + 1),
-        )
-        .unwrap();
-    }
+    let (store, capsule) = noisy_capsule(&root, "killme");
     let key = "cli/killme.zip";
     let mut child = Command::new(CAPSA)
         .arg("--store")

@@ -19,8 +19,11 @@ use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig, WriteMultipart};
+use object_store::{
+    BackoffConfig, ClientOptions, MultipartUpload, ObjectStore, PutPayload, RetryConfig,
+};
 use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
 
 use super::target::split_s3_url;
 use crate::error::{Error, Result};
@@ -301,11 +304,16 @@ impl super::source::Source for BucketSource {
     }
 }
 
-/// A multipart upload fed while the zip is written: completed by [`BucketSink::finish`],
-/// aborted by [`BucketSink::abort`] (and on drop, if neither was called).
+/// A multipart upload fed while the zip is written: parts of `part` bytes are sent as soon as
+/// they fill, at most [`PARTS_IN_FLIGHT`] at a time (bounded memory). Completed by
+/// [`BucketSink::finish`]; aborted by [`BucketSink::abort`], by any failure, and on drop.
 pub(crate) struct BucketSink {
     pub bucket: Bucket,
-    upload: Option<WriteMultipart>,
+    upload: Option<Box<dyn MultipartUpload>>,
+    buf: Vec<u8>,
+    part: usize,
+    parts: usize,
+    tasks: JoinSet<object_store::Result<()>>,
 }
 
 impl BucketSink {
@@ -313,43 +321,99 @@ impl BucketSink {
     pub fn start(bucket: Bucket, expected_bytes: u64) -> Result<BucketSink> {
         let part = (expected_bytes.saturating_add(64 << 20) / MAX_PARTS)
             .max(MIN_PART)
-            .next_multiple_of(1 << 20);
+            .next_multiple_of(1 << 20) as usize;
         let upload = block_on(bucket.store.put_multipart(&bucket.key))
             .map_err(|e| bucket.error("start upload", e))?;
         Ok(BucketSink {
-            upload: Some(WriteMultipart::new_with_chunk_size(upload, part as usize)),
             bucket,
+            upload: Some(upload),
+            buf: Vec::with_capacity(part),
+            part,
+            parts: 0,
+            tasks: JoinSet::new(),
         })
     }
 
-    /// Queue bytes; waits while [`PARTS_IN_FLIGHT`] parts are being sent (bounded memory).
-    pub fn write(&mut self, b: &[u8]) -> Result<()> {
+    /// Wait until fewer than `limit` parts are in flight; the first failed part fails all.
+    async fn drain(
+        tasks: &mut JoinSet<object_store::Result<()>>,
+        limit: usize,
+    ) -> object_store::Result<()> {
+        while !tasks.is_empty() && tasks.len() >= limit {
+            match tasks.join_next().await {
+                Some(Ok(r)) => r?,
+                Some(Err(e)) => {
+                    return Err(object_store::Error::Generic {
+                        store: "S3",
+                        source: Box::new(e),
+                    })
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, data: Vec<u8>) -> Result<()> {
         let Some(up) = self.upload.as_mut() else {
             return Err(Error::Cancelled);
         };
-        if let Err(e) = block_on(up.wait_for_capacity(PARTS_IN_FLIGHT)) {
+        if let Err(e) = block_on(Self::drain(&mut self.tasks, PARTS_IN_FLIGHT)) {
             let err = self.bucket.error("upload", e);
             self.abort();
             return Err(err);
         }
-        up.write(b);
+        let fut = up.put_part(PutPayload::from(data));
+        self.tasks.spawn_on(fut, crate::runtime::runtime().handle());
+        self.parts += 1;
         Ok(())
     }
 
-    /// Send the last part and complete the upload: only now does the object appear.
+    /// Queue bytes; full parts go out as they fill.
+    pub fn write(&mut self, mut b: &[u8]) -> Result<()> {
+        while !b.is_empty() {
+            let n = (self.part - self.buf.len()).min(b.len());
+            self.buf.extend_from_slice(&b[..n]);
+            b = &b[n..];
+            if self.buf.len() == self.part {
+                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part));
+                self.send(full)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Send the last part, wait for every part and complete the upload: only now does the
+    /// object appear. Any failure aborts the upload.
     pub fn finish(&mut self) -> Result<()> {
-        let Some(up) = self.upload.take() else {
+        if !self.buf.is_empty() || self.parts == 0 {
+            let last = std::mem::take(&mut self.buf);
+            self.send(last)?;
+        }
+        let Some(mut up) = self.upload.take() else {
             return Err(Error::Cancelled);
         };
-        block_on(up.finish())
-            .map(|_| ())
-            .map_err(|e| self.bucket.error("complete upload", e))
+        let done = block_on(async {
+            Self::drain(&mut self.tasks, 0).await?;
+            up.complete().await.map(|_| ())
+        });
+        if let Err(e) = done {
+            let err = self.bucket.error("complete upload", e);
+            self.upload = Some(up);
+            self.abort();
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// Abort the upload (its parts are deleted); nothing appears at the key.
     pub fn abort(&mut self) {
-        if let Some(up) = self.upload.take() {
-            if let Err(e) = block_on(up.abort()) {
+        if let Some(mut up) = self.upload.take() {
+            let tasks = &mut self.tasks;
+            if let Err(e) = block_on(async {
+                tasks.shutdown().await;
+                up.abort().await
+            }) {
                 tracing::warn!(url = %self.bucket.url, error = %e, "could not abort the multipart upload");
             }
         }
