@@ -321,6 +321,7 @@ fn stopping_the_server_mid_upload_fails_clearly_and_a_rerun_works() {
     )
     .unwrap_err();
     assert!(stopped.load(Ordering::SeqCst));
+    eprintln!("server stopped mid-upload: {err}");
     assert_eq!(err.code(), ErrorCode::Io, "{err}");
     assert!(err.to_string().contains(&url(key)), "{err}");
     ctl("start");
