@@ -49,7 +49,7 @@ done
 mbs() { echo "scale=0; $TOTAL / $1 / 1000000" | bc -l; }
 row() { printf '| %s | %.2f s | %s MB/s | %s |\n' "$1" "$2" "$(mbs "$2")" "${3:-}"; }
 echo
-echo "Capsule: $N_BIG × $BIG_BYTES B noise + $N_SMALL × 4 KiB text = $TOTAL bytes; MinIO on loopback, one drive in $TMPDIR."
+echo "Capsule: $N_BIG × $BIG_BYTES B noise + $N_SMALL × 4 KiB text = $TOTAL bytes; MinIO on loopback, one drive in ${TMPDIR:-/tmp}."
 echo
 echo "| what | wall | content throughput | peak RSS |"
 echo "| --- | --- | --- | --- |"
