@@ -134,9 +134,9 @@ impl Capsule {
         self.check_matches(&archive_abs)?;
         let root = fs::canonicalize(self.store().root())
             .map_err(Error::io_at("resolve", self.store().root()))?;
-        let archive = match archive_abs.strip_prefix(&root) {
-            _ if bucket.is_some() => bucket.clone().unwrap_or_default(),
-            Ok(rel) => rel
+        let archive = match (&bucket, archive_abs.strip_prefix(&root)) {
+            (Some(url), _) => url.clone(),
+            (None, Ok(rel)) => rel
                 .components()
                 .filter_map(|c| match c {
                     Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
@@ -144,7 +144,7 @@ impl Capsule {
                 })
                 .collect::<Vec<_>>()
                 .join("/"),
-            Err(_) => archive_abs.display().to_string(),
+            (None, Err(_)) => archive_abs.display().to_string(),
         };
         if bucket.is_none()
             && archive_abs.starts_with(fs::canonicalize(self.path()).unwrap_or_default())
