@@ -36,7 +36,17 @@ test-postgres:
 	    --test staging_postgres --test staging_postgres_crash && \
 	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli postgres'
 
-test: setup lint test-rust test-postgres test-node
+# Archives in an S3-compatible bucket, against a real MinIO server (built once per machine from
+# the Go module proxy into ~/.cache/capsa/minio/, started on loopback with a temporary data
+# directory by tests/minio/with-minio.sh, stopped afterwards). One thread: a test stops and
+# restarts the server. Short retry limits so the stopped-server test fails fast.
+.PHONY: test-s3
+test-s3:
+	CAPSA_S3_MAX_RETRIES=3 CAPSA_S3_RETRY_TIMEOUT=20 bash tests/minio/with-minio.sh bash -c '\
+	  $(CARGO) test -p capsa --features s3-tests --test archive_s3 -- --test-threads=1 && \
+	  $(CARGO) test -p capsa-cli --features s3-tests --test archive_s3_cli -- --test-threads=1'
+
+test: setup lint test-rust test-postgres test-s3 test-node
 
 bench:
 	$(CARGO) bench -p capsa-benches

@@ -299,8 +299,9 @@ export declare class Version {
 export type JsVersion = Version
 
 /**
- * Archive `capsule` into one verified zip at `dest` (written under a temporary name and
- * renamed into place once verified). Rejects with `ALREADY_EXISTS` if `dest` exists (unless
+ * Archive `capsule` into one verified zip at `dest`: a path, or an `s3://bucket/key` URL
+ * (endpoint and credentials from the `AWS_*` variables). Written under a temporary name and
+ * renamed into place once verified. Rejects with `ALREADY_EXISTS` if `dest` exists (unless
  * `replace`), `CANCELLED` when `signal` aborts; nothing is left behind then.
  */
 export declare function archive(capsule: Capsule, dest: string, options?: { policy?: 'auto' | 'store' | 'deflate', level?: number, replace?: boolean, verify?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }): Promise<ArchiveReport>
