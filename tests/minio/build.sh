@@ -12,12 +12,14 @@ dir="$root/$MINIO_VERSION"
 bin="$dir/minio"
 
 log() { printf '[minio/build] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=../go-toolchain.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../go-toolchain.sh"
 
 if [ -x "$bin" ]; then
   echo "$bin"
   exit 0
 fi
-command -v go >/dev/null 2>&1 || { log "ERROR: needs the go command (Go >= 1.24)"; exit 1; }
 mkdir -p "$root"
 exec 9>"$root/.build.lock"
 if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
@@ -25,6 +27,7 @@ if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
   flock 9
 fi
 if [ ! -x "$bin" ]; then
+  ensure_go
   log "building github.com/minio/minio@$MINIO_VERSION from the Go module proxy (several minutes the first time)"
   rm -rf "$dir.tmp"
   mkdir -p "$dir.tmp"
