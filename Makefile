@@ -36,7 +36,17 @@ test-postgres:
 	    --test staging_postgres --test staging_postgres_crash && \
 	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli postgres'
 
-test: setup lint test-rust test-postgres test-node
+# Archives in an S3-compatible bucket, against a real MinIO server (built once per machine from
+# the Go module proxy into ~/.cache/capsa/minio/, started on loopback with a temporary data
+# directory by tests/minio/with-minio.sh, stopped afterwards). One thread: a test stops and
+# restarts the server. Short retry limits so the stopped-server test fails fast.
+.PHONY: test-s3
+test-s3:
+	CAPSA_S3_MAX_RETRIES=3 CAPSA_S3_RETRY_TIMEOUT=20 bash tests/minio/with-minio.sh bash -c '\
+	  $(CARGO) test -p capsa --features s3-tests --test archive_s3 -- --test-threads=1 && \
+	  $(CARGO) test -p capsa-cli --features s3-tests --test archive_s3_cli -- --test-threads=1'
+
+test: setup lint test-rust test-postgres test-s3 test-node
 
 # `make bench`: one report comparing capsa with the tools people use today
 # (target/bench/report.md, report.json, *.png). QUICK=1 runs the same code on small sizes.
@@ -106,8 +116,17 @@ lint test-rust: setup-c
 test: test-c
 # --- end C and C++ bindings ---
 # Kubernetes backend: its tests run under the test control plane (one thread: one test stops
-# and restarts the API server). `make test` runs them after the other tests.
+# and restarts the API server). `make test` runs them after the other tests. The bindings'
+# Kubernetes tests (bindings-python/tests_k8s, bindings-node/k8s-test, the C/C++ ctest label
+# `k8s`) use the bindings built before the control plane starts (`wheel`, `node`,
+# `k8s-build-c`: no-ops when test-python, test-node and test-c have just built them).
 K8S_TEST_CMD = sh -c '$(CARGO) test -p capsa --features kubernetes-tests \
 	--test staging_kubernetes -- --test-threads=1 && $(CARGO) test -p capsa-cli \
-	--features kubernetes-tests --test staging_kubernetes_cli'
+	--features kubernetes-tests --test staging_kubernetes_cli && \
+	bash bindings-python/setup.sh k8s && (cd bindings-node && $(NPM) run test:k8s) && \
+	bash bindings-c/scripts/test-k8s.sh run'
+.PHONY: k8s-build-c
+k8s-build-c: setup-c
+	bash bindings-c/scripts/test-k8s.sh build
+test-k8s: wheel node k8s-build-c
 test: test-k8s

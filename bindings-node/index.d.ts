@@ -103,6 +103,21 @@ export declare class FrameSet {
 }
 export type JsFrameSet = FrameSet
 
+/**
+ * A Kubernetes cluster as a deploy backend: the manifests of a template directory
+ * server-side applied into one namespace per staging.
+ */
+export declare class KubernetesBackend {
+  /**
+   * The template in `templateDir`. Throws `INVALID_ARGUMENT` for a missing or bad
+   * template, `BACKEND` for an unusable kubeconfig.
+   */
+  constructor(templateDir: string, options?: KubernetesBackendOptions | undefined | null)
+  /** The template directory. */
+  get templateDir(): string
+}
+export type JsKubernetesBackend = KubernetesBackend
+
 /** An in-memory deploy backend with scriptable replies and delays, for tests. */
 export declare class MockBackend {
   /** A backend where every call succeeds at once. */
@@ -171,7 +186,7 @@ export declare class StagingManager {
    * Open (or create) the SQLite state file at `statePath` with `backend`. A command
    * interrupted by a crash is found pending and finished or failed by `reconcile`.
    */
-  static open(statePath: string, backend: MockBackend | ScriptBackend, options?: StagingManagerOptions): Promise<StagingManager>
+  static open(statePath: string, backend: MockBackend | ScriptBackend | KubernetesBackend, options?: StagingManagerOptions): Promise<StagingManager>
   /**
    * Create a staging and wait for the backend: CreatePending, then Running (or Failure).
    * `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
@@ -284,8 +299,9 @@ export declare class Version {
 export type JsVersion = Version
 
 /**
- * Archive `capsule` into one verified zip at `dest` (written under a temporary name and
- * renamed into place once verified). Rejects with `ALREADY_EXISTS` if `dest` exists (unless
+ * Archive `capsule` into one verified zip at `dest`: a path, or an `s3://bucket/key` URL
+ * (endpoint and credentials from the `AWS_*` variables). Written under a temporary name and
+ * renamed into place once verified. Rejects with `ALREADY_EXISTS` if `dest` exists (unless
  * `replace`), `CANCELLED` when `signal` aborts; nothing is left behind then.
  */
 export declare function archive(capsule: Capsule, dest: string, options?: { policy?: 'auto' | 'store' | 'deflate', level?: number, replace?: boolean, verify?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }): Promise<ArchiveReport>
@@ -420,6 +436,20 @@ export interface FsckReport {
   problems: Array<FsckProblem>
   /** No problem left unrepaired. */
   clean: boolean
+}
+
+/** Options of `KubernetesBackend`. */
+export interface KubernetesBackendOptions {
+  /**
+   * The kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, else the in-cluster
+   * service account).
+   */
+  kubeconfig?: string
+  /**
+   * How long create and update wait for the workloads to be ready, in milliseconds
+   * (default 300 000).
+   */
+  readyTimeoutMs?: number
 }
 
 /** Options of `capsule.latest`. */

@@ -7,6 +7,8 @@
 #   bash bindings-python/setup.sh test    fresh venv, wheel, install, ruff, mypy --strict, pytest
 #   bash bindings-python/setup.sh check   the test steps again, against the wheel already built
 #   bash bindings-python/setup.sh bench   wheel + fileseq from PyPI, then benches/python/bench_binding.py
+#   bash bindings-python/setup.sh k8s     pytest bindings-python/tests_k8s against the wheel already
+#                                         built, under tests/k8s/with-control-plane.sh (make test-k8s)
 #
 # PYTHON picks the interpreter (default: python3, which must be 3.9 or newer).
 set -euo pipefail
@@ -63,11 +65,13 @@ run_tests() {
   "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
   log "ruff"
   "$VENV/bin/ruff" check --config bindings-python/pyproject.toml \
-    bindings-python/python bindings-python/tests examples/python benches/python
+    bindings-python/python bindings-python/tests bindings-python/tests_k8s examples/python \
+    benches/python
   log "mypy --strict (examples, tests, the installed package and its stubs)"
   local mypy=("$VENV/bin/mypy" --strict --config-file "$ROOT/bindings-python/pyproject.toml")
   (cd "$ROOT/target" && "${mypy[@]}" -p capsa)
   "${mypy[@]}" examples/python bindings-python/tests benches/python
+  "${mypy[@]}" bindings-python/tests_k8s
   log "stubtest (the stubs match the compiled module)"
   (cd "$ROOT/target" && "$py" -m mypy.stubtest capsa --ignore-disjoint-bases \
     --allowlist "$ROOT/bindings-python/stubtest-allowlist.txt")
@@ -100,6 +104,17 @@ oldest_python() {
   (cd "$ROOT" && "$venv39/bin/python" -m pytest -q bindings-python/tests)
 }
 
+# The Kubernetes tests (bindings-python/tests_k8s): they need the test control plane, which
+# `make test-k8s` starts (and it builds the wheel first, with `make wheel`).
+run_k8s() {
+  local py=$VENV/bin/python
+  WHEEL=$(ls "$WHEELS"/capsa-*-cp39-abi3-*.whl 2>/dev/null) ||
+    { log "no wheel in target/wheels: run 'make wheel' first"; exit 1; }
+  "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
+  log "pytest bindings-python/tests_k8s (KUBECONFIG=${KUBECONFIG:-unset})"
+  (cd "$ROOT" && "$py" -m pytest -q bindings-python/tests_k8s)
+}
+
 run_bench() {
   local py=$VENV/bin/python
   "$py" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$WHEEL"
@@ -112,5 +127,6 @@ case "${1:-}" in
   test) fresh_venv; build_wheel; run_tests ;;
   check) ensure_venv; WHEEL=$(ls "$WHEELS"/capsa-*-cp39-abi3-*.whl); run_tests ;;
   bench) ensure_venv; build_wheel; run_bench ;;
-  *) echo "usage: $0 wheel|test|check|bench" >&2; exit 2 ;;
+  k8s) run_k8s ;;
+  *) echo "usage: $0 wheel|test|check|bench|k8s" >&2; exit 2 ;;
 esac

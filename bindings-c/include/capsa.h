@@ -505,7 +505,8 @@ extern "C" {
 
 /**
  * Archive a capsule into one zip at `dest` (written under a temporary name, verified, then
- * renamed into place). `options` may be NULL; `progress` may be NULL. `out_report_json`
+ * renamed into place). `dest`, and the archive arguments of the functions below, may also
+ * be an `s3://bucket/key` URL (streamed multipart upload, ranged reads; `AWS_*` variables). `options` may be NULL; `progress` may be NULL. `out_report_json`
  * (may be NULL) receives the report as a JSON object (path, capsule, files, bytes,
  * archive_bytes, …).
  *
@@ -821,6 +822,21 @@ capsa_status capsa_staging_manager_open_mock(const char *state, capsa_staging_ma
 capsa_status capsa_staging_manager_open_script(const char *state,
                                                const char *script_dir,
                                                capsa_staging_manager **out);
+
+/**
+ * Open a staging manager with the `kubernetes` backend: the manifests of `template_dir`
+ * server-side applied into one namespace per staging, through the kubeconfig file
+ * `kubeconfig` (NULL: `KUBECONFIG`, `~/.kube/config`, else the in-cluster service account).
+ * `CAPSA_STATUS_INVALID_ARGUMENT` for a missing or bad template, `CAPSA_STATUS_BACKEND` for
+ * an unusable kubeconfig.
+ *
+ * # Safety
+ * Strings NULL (only `kubeconfig` may be) or valid; `out` NULL or writable.
+ */
+capsa_status capsa_staging_manager_open_kubernetes(const char *state,
+                                                   const char *template_dir,
+                                                   const char *kubeconfig,
+                                                   capsa_staging_manager **out);
 
 /**
  * Free a manager. NULL is ignored. Subscriptions stay safe to free afterwards.

@@ -473,6 +473,18 @@ public:
     return StagingManager(detail::call(
         [&] { return staging_open_script(detail::bytes(state_file), detail::bytes(script_dir)); }));
   }
+  /// A Kubernetes cluster: the manifests of `template_dir` applied into one namespace per
+  /// staging, through the kubeconfig file `kubeconfig` (default: `KUBECONFIG`,
+  /// `~/.kube/config`, else the in-cluster service account). Throws capsa::Error:
+  /// INVALID_ARGUMENT for a missing or bad template, BACKEND for an unusable kubeconfig.
+  static StagingManager open_kubernetes(const std::string &state_file, const std::string &template_dir,
+                                        const std::optional<std::string> &kubeconfig = std::nullopt) {
+    return StagingManager(detail::call([&] {
+      return staging_open_kubernetes(detail::bytes(state_file), detail::bytes(template_dir),
+                                     detail::bytes(kubeconfig.value_or(std::string())),
+                                     kubeconfig.has_value());
+    }));
+  }
   Staging create(const std::string &name, const std::string &tag,
                  const std::vector<Override> &overrides = {}) const {
     return detail::staging(detail::call([&] {

@@ -101,7 +101,8 @@ pub(crate) fn explain(e: Error, refused: &Mutex<Option<i32>>) -> Failure {
 }
 
 /// Archive a capsule into one zip at `dest` (written under a temporary name, verified, then
-/// renamed into place). `options` may be NULL; `progress` may be NULL. `out_report_json`
+/// renamed into place). `dest`, and the archive arguments of the functions below, may also
+/// be an `s3://bucket/key` URL (streamed multipart upload, ranged reads; `AWS_*` variables). `options` may be NULL; `progress` may be NULL. `out_report_json`
 /// (may be NULL) receives the report as a JSON object (path, capsule, files, bytes,
 /// archive_bytes, …).
 ///

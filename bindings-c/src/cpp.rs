@@ -164,6 +164,12 @@ pub mod ffi {
 
         fn staging_open_mock(state: &[u8]) -> Result<Box<RustStagingManager>>;
         fn staging_open_script(state: &[u8], dir: &[u8]) -> Result<Box<RustStagingManager>>;
+        fn staging_open_kubernetes(
+            state: &[u8],
+            template_dir: &[u8],
+            kubeconfig: &[u8],
+            has_kubeconfig: bool,
+        ) -> Result<Box<RustStagingManager>>;
         fn new_overrides() -> Box<RustOverrides>;
         fn push(
             self: &mut RustOverrides,
@@ -712,6 +718,30 @@ fn staging_open_script(state: &[u8], dir: &[u8]) -> R<Box<RustStagingManager>> {
         let m = capsa::staging::StagingManager::open(
             path(state, "state")?,
             std::sync::Arc::new(capsa::staging::ScriptDeployer::new(dir)),
+        )?;
+        Ok(Box::new(RustStagingManager(m)))
+    })
+}
+
+fn staging_open_kubernetes(
+    state: &[u8],
+    template_dir: &[u8],
+    kubeconfig: &[u8],
+    has_kubeconfig: bool,
+) -> R<Box<RustStagingManager>> {
+    g(|| {
+        let kubeconfig = if has_kubeconfig {
+            Some(path(kubeconfig, "kubeconfig")?)
+        } else {
+            None
+        };
+        let deployer = capsa::staging::KubernetesDeployer::new(
+            path(template_dir, "template_dir")?,
+            kubeconfig,
+        )?;
+        let m = capsa::staging::StagingManager::open(
+            path(state, "state")?,
+            std::sync::Arc::new(deployer),
         )?;
         Ok(Box::new(RustStagingManager(m)))
     })

@@ -1,4 +1,5 @@
-//! Stagings: a manager over an SQLite state file and a deploy backend (mock or script),
+//! Stagings: a manager over an SQLite state file and a deploy backend (mock, script or
+//! Kubernetes),
 //! the lifecycle commands, and event subscription with a callback + `user_data`.
 
 use std::ffi::{c_char, c_void, CString};
@@ -7,8 +8,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use capsa::staging::{
-    Event, EventKind, MockDeployer, Override, ScriptDeployer, Staging, StagingManager, Status,
-    Subscription,
+    Event, EventKind, KubernetesDeployer, MockDeployer, Override, ScriptDeployer, Staging,
+    StagingManager, Status, Subscription,
 };
 
 use crate::error::{bad_arg, capsa_status, guard, Failure};
@@ -256,6 +257,38 @@ pub unsafe extern "C" fn capsa_staging_manager_open_script(
             }));
         }
         let inner = StagingManager::open(state, Arc::new(ScriptDeployer::new(dir)))?;
+        Ok(Box::into_raw(Box::new(capsa_staging_manager { inner })))
+    })
+}
+
+/// Open a staging manager with the `kubernetes` backend: the manifests of `template_dir`
+/// server-side applied into one namespace per staging, through the kubeconfig file
+/// `kubeconfig` (NULL: `KUBECONFIG`, `~/.kube/config`, else the in-cluster service account).
+/// `CAPSA_STATUS_INVALID_ARGUMENT` for a missing or bad template, `CAPSA_STATUS_BACKEND` for
+/// an unusable kubeconfig.
+///
+/// # Safety
+/// Strings NULL (only `kubeconfig` may be) or valid; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_manager_open_kubernetes(
+    state: *const c_char,
+    template_dir: *const c_char,
+    kubeconfig: *const c_char,
+    out: *mut *mut capsa_staging_manager,
+) -> capsa_status {
+    with_out(out, null_mut(), || {
+        // SAFETY: per the contract.
+        let state = unsafe { path_arg(state, "state") }?;
+        // SAFETY: per the contract.
+        let dir = unsafe { path_arg(template_dir, "template_dir") }?;
+        let kubeconfig = if kubeconfig.is_null() {
+            None
+        } else {
+            // SAFETY: per the contract.
+            Some(unsafe { path_arg(kubeconfig, "kubeconfig") }?)
+        };
+        let deployer = KubernetesDeployer::new(dir, kubeconfig)?;
+        let inner = StagingManager::open(state, Arc::new(deployer))?;
         Ok(Box::into_raw(Box::new(capsa_staging_manager { inner })))
     })
 }

@@ -102,3 +102,18 @@ test('an AbortSignal cancels a running archive with CANCELLED and leaves nothing
   await rejectsWithCode(assert, () => capsa.archive(capsule, zip, { signal: already }), 'CANCELLED');
   assert.deepEqual(fs.readdirSync(out), []);
 });
+
+test('s3:// URLs go through to core: malformed ones are refused, an unreachable endpoint is IO', async (t) => {
+  const { capsule } = await capsuleWithFiles(t, { files: 1 });
+  for (const bad of ['s3://', 's3://bucket-only', 's3://b/', 's3://b/a//x.zip', 'gs://b/x.zip']) {
+    await rejectsWithCode(assert, () => capsa.archive(capsule, bad), 'INVALID_ARGUMENT');
+    await rejectsWithCode(assert, () => capsa.verify(bad), 'INVALID_ARGUMENT');
+  }
+  process.env.CAPSA_S3_MAX_RETRIES = '0';
+  try {
+    await rejectsWithCode(assert, () => capsa.verify('s3://b/x.zip?endpoint=http://127.0.0.1:9'), 'IO');
+  } finally {
+    delete process.env.CAPSA_S3_MAX_RETRIES;
+  }
+  assert.equal(await capsule.isOffline(), false);
+});

@@ -221,3 +221,39 @@ test('the script backend runs DM-style control scripts', { skip: process.platfor
   assert.match(calls, /^create .*--project-name show/m);
   assert.match(calls, /--name web/);
 });
+
+test('KubernetesBackend: bad input has its codes, a good one opens a manager', async (t) => {
+  // Before any cluster is asked (the lifecycle against a real API server is in
+  // k8s-test/kubernetes.test.mjs, run by make test-k8s).
+  const { KubernetesBackend } = capsa;
+  const template = path.join(here, '..', '..', 'examples', 'kubernetes');
+  const dir = tempDir(t);
+  await rejectsWithCode(assert, () => new KubernetesBackend(path.join(dir, 'nope')), 'INVALID_ARGUMENT');
+  const empty = await rejectsWithCode(assert, () => new KubernetesBackend(dir), 'INVALID_ARGUMENT');
+  assert.match(empty.message, /no Kubernetes manifest/);
+  const missing = await rejectsWithCode(
+    assert,
+    () => new KubernetesBackend(template, { kubeconfig: path.join(dir, 'missing-kubeconfig') }),
+    'BACKEND',
+  );
+  assert.match(missing.message, /missing-kubeconfig/);
+  await rejectsWithCode(assert, () => new KubernetesBackend(template, { readyTimeoutMs: -1 }), 'INVALID_ARGUMENT');
+
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  fs.writeFileSync(
+    kubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
+      'users: [{name: u, user: {token: t}}]',
+      'contexts: [{name: x, context: {cluster: c, user: u}}]',
+      'current-context: x',
+      '',
+    ].join('\n'),
+  );
+  const backend = new KubernetesBackend(template, { kubeconfig, readyTimeoutMs: 5000 });
+  assert.equal(backend.templateDir, template);
+  const { manager } = await open(t, backend);
+  assert.deepEqual(await manager.list(), []);
+});

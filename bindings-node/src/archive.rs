@@ -159,8 +159,9 @@ fn opt<T: FromNapiValue + ValidateNapiValue>(
     }
 }
 
-/// Archive `capsule` into one verified zip at `dest` (written under a temporary name and
-/// renamed into place once verified). Rejects with `ALREADY_EXISTS` if `dest` exists (unless
+/// Archive `capsule` into one verified zip at `dest`: a path, or an `s3://bucket/key` URL
+/// (endpoint and credentials from the `AWS_*` variables). Written under a temporary name and
+/// renamed into place once verified. Rejects with `ALREADY_EXISTS` if `dest` exists (unless
 /// `replace`), `CANCELLED` when `signal` aborts; nothing is left behind then.
 #[napi(
     ts_args_type = "capsule: Capsule, dest: string, options?: { policy?: 'auto' | 'store' | 'deflate', level?: number, replace?: boolean, verify?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }",

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use capsa::staging::{
-    BackendReply, Deployer, EventKind, ManagerOptions, MockCall, MockDeployer, Override, Scope,
-    ScriptDeployer, Staging, StagingManager, Subscription,
+    BackendReply, Deployer, EventKind, KubernetesDeployer, ManagerOptions, MockCall, MockDeployer,
+    Override, Scope, ScriptDeployer, Staging, StagingManager, Subscription,
 };
-use napi::bindgen_prelude::{AsyncTask, Either, Function, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{AsyncTask, Either3, Function, ToNapiValue, TypeName};
 use napi::threadsafe_function::UnknownReturnValue;
 use napi::Env;
 use napi_derive::napi;
@@ -242,6 +242,60 @@ impl JsScriptBackend {
             }
         }
         Ok(JsScriptBackend { inner: Arc::new(d) })
+    }
+}
+
+/// Options of `KubernetesBackend`.
+#[napi(object)]
+pub struct KubernetesBackendOptions {
+    /// The kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, else the in-cluster
+    /// service account).
+    pub kubeconfig: Option<String>,
+    /// How long create and update wait for the workloads to be ready, in milliseconds
+    /// (default 300 000).
+    pub ready_timeout_ms: Option<f64>,
+}
+
+/// A Kubernetes cluster as a deploy backend: the manifests of a template directory
+/// server-side applied into one namespace per staging.
+#[napi(js_name = "KubernetesBackend")]
+pub struct JsKubernetesBackend {
+    inner: Arc<KubernetesDeployer>,
+}
+
+#[napi]
+impl JsKubernetesBackend {
+    /// The template in `templateDir`. Throws `INVALID_ARGUMENT` for a missing or bad
+    /// template, `BACKEND` for an unusable kubeconfig.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        template_dir: String,
+        options: Option<KubernetesBackendOptions>,
+    ) -> napi::Result<Self> {
+        let (kubeconfig, ready) = match options {
+            Some(o) => (
+                o.kubeconfig,
+                o.ready_timeout_ms
+                    .map(|ms| sync(&env, millis("readyTimeoutMs", ms)))
+                    .transpose()?,
+            ),
+            None => (None, None),
+        };
+        let mut d = sync(
+            &env,
+            KubernetesDeployer::new(template_dir, kubeconfig.map(Into::into)),
+        )?;
+        if let Some(t) = ready {
+            d = d.with_ready_timeout(t);
+        }
+        Ok(JsKubernetesBackend { inner: Arc::new(d) })
+    }
+
+    /// The template directory.
+    #[napi(getter)]
+    pub fn template_dir(&self) -> String {
+        self.inner.template_dir().display().to_string()
     }
 }
 
@@ -491,18 +545,19 @@ impl JsStagingManager {
     /// Open (or create) the SQLite state file at `statePath` with `backend`. A command
     /// interrupted by a crash is found pending and finished or failed by `reconcile`.
     #[napi(
-        ts_args_type = "statePath: string, backend: MockBackend | ScriptBackend, options?: StagingManagerOptions",
+        ts_args_type = "statePath: string, backend: MockBackend | ScriptBackend | KubernetesBackend, options?: StagingManagerOptions",
         ts_return_type = "Promise<StagingManager>"
     )]
     pub fn open(
         env: Env,
         state_path: String,
-        backend: Either<&JsMockBackend, &JsScriptBackend>,
+        backend: Either3<&JsMockBackend, &JsScriptBackend, &JsKubernetesBackend>,
         options: Option<StagingManagerOptions>,
     ) -> napi::Result<AsyncTask<Work<JsStagingManager>>> {
         let deployer: Arc<dyn Deployer> = match backend {
-            Either::A(m) => m.inner.clone(),
-            Either::B(s) => s.inner.clone(),
+            Either3::A(m) => m.inner.clone(),
+            Either3::B(s) => s.inner.clone(),
+            Either3::C(k) => k.inner.clone(),
         };
         let mut opts = ManagerOptions::default();
         if let Some(o) = options {

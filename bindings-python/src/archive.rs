@@ -170,8 +170,9 @@ impl PyOfflineStub {
     }
 }
 
-/// Archive a capsule into one verified zip at `dest`. `policy` is `"auto"`, `"store"` or
-/// `"deflate"` (default: the store's). Ctrl-C or a raising `progress` cancels it cleanly.
+/// Archive a capsule into one verified zip at `dest`: a path, `file:///…` or
+/// `s3://bucket/key` URL (credentials and endpoint from the `AWS_*` environment variables).
+/// `policy` is `"auto"`, `"store"` or `"deflate"` (default: the store's). Ctrl-C or a raising `progress` cancels it cleanly.
 #[pyfunction]
 #[pyo3(
     signature = (capsule, dest, policy = None, progress = None, replace = false, level = 6),

@@ -1,4 +1,5 @@
-//! `capsa.StagingManager`, its backends (`MockBackend`, `ScriptBackend`), `Override`,
+//! `capsa.StagingManager`, its backends (`MockBackend`, `ScriptBackend`,
+//! `KubernetesBackend`), `Override`,
 //! `Status`, and the records it answers with (`Staging`, `Event`, `AuditEntry`,
 //! `ReconcileReport`), plus `Subscription`: events delivered to a Python callback from a
 //! background thread, or iterated.
@@ -10,9 +11,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use capsa::staging::{
-    self, AuditEntry, AuditQuery, BackendReply, Deployer, Event, EventKind, ManagerOptions,
-    MockCall, MockDeployer, Override, ReconcileReport, Scope, ScriptDeployer, Staging,
-    StagingManager,
+    self, AuditEntry, AuditQuery, BackendReply, Deployer, Event, EventKind, KubernetesDeployer,
+    ManagerOptions, MockCall, MockDeployer, Override, ReconcileReport, Scope, ScriptDeployer,
+    Staging, StagingManager,
 };
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use pyo3::prelude::*;
@@ -361,11 +362,49 @@ impl PyScriptBackend {
     }
 }
 
+/// A Kubernetes cluster: the manifests of `template_dir` server-side applied into one
+/// namespace per staging, through the kubeconfig file `kubeconfig` (else `KUBECONFIG`,
+/// `~/.kube/config`, or the in-cluster service account).
+#[pyclass(name = "KubernetesBackend", module = "capsa", frozen)]
+pub struct PyKubernetesBackend {
+    inner: Arc<KubernetesDeployer>,
+}
+
+#[pymethods]
+impl PyKubernetesBackend {
+    #[new]
+    #[pyo3(signature = (template_dir, kubeconfig = None, ready_timeout = None))]
+    fn new(
+        py: Python<'_>,
+        template_dir: PathBuf,
+        kubeconfig: Option<PathBuf>,
+        ready_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let ready = ready_timeout
+            .map(|t| seconds("ready_timeout", t))
+            .transpose()?;
+        let mut d = py
+            .detach(|| KubernetesDeployer::new(template_dir, kubeconfig))
+            .py_err()?;
+        if let Some(t) = ready {
+            d = d.with_ready_timeout(t);
+        }
+        Ok(PyKubernetesBackend { inner: Arc::new(d) })
+    }
+
+    /// The template directory.
+    #[getter]
+    fn template_dir(&self) -> PathBuf {
+        self.inner.template_dir().to_path_buf()
+    }
+}
+
 /// What `StagingManager.open` accepts as a backend.
 #[derive(FromPyObject)]
 pub(crate) enum BackendArg<'py> {
     Mock(Bound<'py, PyMockBackend>),
     Script(Bound<'py, PyScriptBackend>),
+    Kubernetes(Bound<'py, PyKubernetesBackend>),
 }
 
 impl BackendArg<'_> {
@@ -373,6 +412,7 @@ impl BackendArg<'_> {
         match self {
             BackendArg::Mock(m) => m.get().inner.clone(),
             BackendArg::Script(s) => s.get().inner.clone(),
+            BackendArg::Kubernetes(k) => k.get().inner.clone(),
         }
     }
 }
@@ -1065,7 +1105,7 @@ impl PyStagingManager {
         }
     }
 
-    /// The backend's name (`"mock"`, `"script"`).
+    /// The backend's name (`"mock"`, `"script"`, `"kubernetes"`).
     #[getter]
     fn backend(&self) -> &str {
         &self.backend
@@ -1082,6 +1122,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyOverride>()?;
     m.add_class::<PyMockBackend>()?;
     m.add_class::<PyScriptBackend>()?;
+    m.add_class::<PyKubernetesBackend>()?;
     m.add_class::<PyStaging>()?;
     m.add_class::<PyEvent>()?;
     m.add_class::<PyAuditEntry>()?;

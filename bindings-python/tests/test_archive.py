@@ -161,3 +161,21 @@ def test_a_raising_callback_cancels_verify_and_restore(
         other.restore(dest, progress=boom)
     assert other.capsules() == []
     assert other.restore(dest).id == CAPSULE
+
+
+def test_bucket_urls_are_parsed_by_core(store: capsa.Store, tmp_path: Path) -> None:
+    """s3:// URLs go through as strings; malformed ones are refused before any request, and a
+    missing object on an unreachable endpoint fails as an I/O error (no server needed)."""
+    capsule = filled_capsule(store, files=1)
+    for bad in ["s3://", "s3://bucket-only", "s3://b/", "s3://b/a//x.zip", "gs://b/x.zip"]:
+        with pytest.raises(capsa.InvalidArgumentError):
+            capsa.archive(capsule, bad)
+        with pytest.raises(capsa.InvalidArgumentError):
+            capsa.verify(bad)
+    os.environ["CAPSA_S3_MAX_RETRIES"] = "0"
+    try:
+        with pytest.raises(capsa.IoError):
+            capsa.verify("s3://b/x.zip?endpoint=http://127.0.0.1:9")
+    finally:
+        del os.environ["CAPSA_S3_MAX_RETRIES"]
+    assert not capsule.offline

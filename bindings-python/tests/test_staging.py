@@ -312,3 +312,41 @@ def test_state_is_opened_as_core_names_it(tmp_path: Path, backend: capsa.MockBac
     assert "127.0.0.1:1/stagings" in str(err.value)
     assert not (tmp_path / "postgres:").exists()
     assert capsa.StagingManager.open(str(tmp_path / "s.db"), backend).list() == []
+
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
+OFFLINE_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+def test_kubernetes_backend_bad_input(tmp_path: Path) -> None:
+    # Before any cluster is asked (the lifecycle against a real API server is in
+    # bindings-python/tests_k8s, run by make test-k8s).
+    with pytest.raises(capsa.InvalidArgumentError, match="nope"):
+        capsa.KubernetesBackend(tmp_path / "nope")
+    with pytest.raises(capsa.InvalidArgumentError, match="no Kubernetes manifest"):
+        capsa.KubernetesBackend(tmp_path)
+    (tmp_path / "bad.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n")
+    with pytest.raises(capsa.InvalidArgumentError, match="metadata.name"):
+        capsa.KubernetesBackend(tmp_path)
+    with pytest.raises(capsa.BackendError, match="missing-kubeconfig") as e:
+        capsa.KubernetesBackend(TEMPLATE, kubeconfig=tmp_path / "missing-kubeconfig")
+    assert e.value.code == "BACKEND"
+    with pytest.raises(capsa.InvalidArgumentError, match="ready_timeout"):
+        capsa.KubernetesBackend(TEMPLATE, ready_timeout=-1)
+
+
+def test_kubernetes_backend_opens_a_manager(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(OFFLINE_KUBECONFIG)
+    backend = capsa.KubernetesBackend(str(TEMPLATE), kubeconfig=kubeconfig, ready_timeout=5)
+    assert backend.template_dir == TEMPLATE
+    m = capsa.StagingManager.open(tmp_path / "state.db", backend)
+    assert m.backend == "kubernetes"
+    assert m.list() == []

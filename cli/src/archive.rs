@@ -41,8 +41,10 @@ pub enum ArchiveCommand {
     Archive {
         /// Capsule id.
         id: String,
-        /// The zip file to write (refused if it exists, unless --replace).
-        #[arg(short, long, value_name = "FILE")]
+        /// The zip file to write (refused if it exists, unless --replace): a path,
+        /// file:///… or s3://bucket/prefix/name.zip (endpoint, region and credentials from
+        /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+        #[arg(short, long, value_name = "FILE|URL")]
         output: PathBuf,
         /// Compression policy (default: the store's `[archive] policy`).
         #[arg(long, value_enum)]
@@ -60,7 +62,7 @@ pub enum ArchiveCommand {
     },
     /// Verify an archive: structure, every CRC-32, the SHA-256 manifest.
     Verify {
-        /// The zip file.
+        /// The zip file, or its s3://bucket/key URL.
         file: PathBuf,
         /// Also print the SHA-256 of the whole archive file (one more read of it).
         #[arg(long)]
@@ -68,7 +70,7 @@ pub enum ArchiveCommand {
     },
     /// Restore a capsule from an archive into the store.
     Restore {
-        /// The zip file.
+        /// The zip file, or its s3://bucket/key URL.
         file: PathBuf,
         /// Replace an existing capsule of the same id.
         #[arg(long)]
@@ -78,10 +80,10 @@ pub enum ArchiveCommand {
     Offline {
         /// Capsule id.
         id: String,
-        /// Its verified archive.
+        /// Its verified archive: a path or s3://bucket/key URL (recorded in the stub).
         file: PathBuf,
     },
-    /// Bring an offline capsule back from its recorded archive.
+    /// Bring an offline capsule back from its recorded archive (a file or a bucket object).
     Retrieve {
         /// Capsule id.
         id: String,

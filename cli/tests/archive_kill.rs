@@ -8,22 +8,10 @@ use std::time::{Duration, Instant};
 
 use capsa::{BumpOptions, Section, Store, StoreOptions};
 
-const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
+mod support;
+use support::{noise, noisy_capsule};
 
-/// Hex digits of a pseudo-random stream: deflate works hard on it (it halves, slowly), so
-/// the archive stays busy long enough to be killed half-way.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 17);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(format!("{x:016x}\n").as_bytes());
-    }
-    out.truncate(len);
-    out
-}
+const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
 
 fn temp_names(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
@@ -65,16 +53,7 @@ fn kill_midway(args: &[&std::ffi::OsStr], ready: impl Fn() -> bool) {
 fn sigkill_during_archive_and_restore_leaves_nothing_and_rerun_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
-    let store = Store::init(&root, StoreOptions::default()).unwrap();
-    let capsule = store.create_capsule("killme").unwrap();
-    let v = capsule.bump(BumpOptions::default()).unwrap();
-    for i in 0..48 {
-        fs::write(
-            v.section(Section::Artifacts).join(format!("f{i:02}.bin")),
-            noise(8 << 20, i + 1),
-        )
-        .unwrap();
-    }
+    noisy_capsule(&root, "killme");
     let out = dir.path().join("out");
     fs::create_dir(&out).unwrap();
     let zip = out.join("killme.zip");

@@ -131,6 +131,15 @@ int main(void) {
   CHECK(capsa_archive_verify(NULL, NULL, NULL, NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
   CHECK(capsa_store_retrieve(store, "sh010", NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
 
+  /* s3:// URLs go through as strings: malformed ones are refused by core before any request,
+     an unreachable endpoint is an I/O error. */
+  CHECK(capsa_archive_verify("s3://bucket-only", NULL, NULL, NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
+  CHECK(capsa_capsule_archive(back, "s3://b/", NULL, NULL, NULL, NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
+  CHECK(capsa_archive_verify("gs://b/x.zip", NULL, NULL, NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
+  setenv("CAPSA_S3_MAX_RETRIES", "0", 1);
+  CHECK(capsa_archive_verify("s3://b/x.zip?endpoint=http://127.0.0.1:9", NULL, NULL, NULL) == CAPSA_STATUS_IO);
+  unsetenv("CAPSA_S3_MAX_RETRIES");
+
   capsa_capsule_free(back);
   capsa_capsule_free(restored);
   capsa_capsule_free(capsule);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int failures = 0;
@@ -144,6 +145,34 @@ int main(void) {
   {
     capsa_staging_manager *m2 = (capsa_staging_manager *)1;
     CHECK(capsa_staging_manager_open_script(state, "/nonexistent-dir", &m2) == CAPSA_STATUS_NOT_FOUND);
+    CHECK(m2 == NULL);
+  }
+  {
+    /* The Kubernetes backend's bad input, before any cluster is asked: a missing or empty
+       template is INVALID_ARGUMENT, an unreadable kubeconfig BACKEND (the lifecycle runs
+       against a real API server in tests/k8s/test_kubernetes.cpp, make test-k8s). */
+    capsa_staging_manager *m2 = (capsa_staging_manager *)1;
+    char tpl[560], file[600];
+    FILE *f;
+    CHECK(capsa_staging_manager_open_kubernetes(state, "/nonexistent-dir", NULL, &m2) ==
+          CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(capsa_last_error_message(), "/nonexistent-dir") != NULL);
+    CHECK(m2 == NULL);
+    CHECK(capsa_staging_manager_open_kubernetes(state, root, NULL, &m2) == CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(capsa_last_error_message(), "no Kubernetes manifest") != NULL);
+    snprintf(tpl, sizeof tpl, "%s/template", root);
+    CHECK(mkdir(tpl, 0700) == 0);
+    snprintf(file, sizeof file, "%s/cm.yaml", tpl);
+    f = fopen(file, "w");
+    CHECK(f != NULL);
+    if (f) {
+      fputs("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n", f);
+      fclose(f);
+    }
+    CHECK(capsa_staging_manager_open_kubernetes(state, tpl, "/nonexistent/kubeconfig", &m2) ==
+          CAPSA_STATUS_BACKEND);
+    CHECK(strstr(capsa_last_error_message(), "/nonexistent/kubeconfig") != NULL);
+    CHECK(capsa_staging_manager_open_kubernetes(state, NULL, NULL, &m2) == CAPSA_STATUS_INVALID_ARGUMENT);
     CHECK(m2 == NULL);
   }
   CHECK(capsa_subscription_error(NULL) == CAPSA_STATUS_INVALID_ARGUMENT);

@@ -154,6 +154,15 @@ int main() {
     CHECK(seen.back() == "web:gone");
     CHECK(!m.reconcile().empty());
     EXPECT_ERROR("NOT_FOUND", capsa::StagingManager::open_script((root / "s.db").string(), "/nonexistent-dir"));
+    // The Kubernetes backend's bad input, before any cluster is asked (the lifecycle runs
+    // against a real API server in tests/k8s/test_kubernetes.cpp, make test-k8s).
+    EXPECT_ERROR("INVALID_ARGUMENT",
+                 capsa::StagingManager::open_kubernetes((root / "k.db").string(), "/nonexistent-dir"));
+    fs::create_directories(root / "template");
+    std::ofstream(root / "template" / "cm.yaml") << "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n";
+    EXPECT_ERROR("BACKEND", capsa::StagingManager::open_kubernetes(
+                                (root / "k.db").string(), (root / "template").string(),
+                                std::string("/nonexistent/kubeconfig")));
   }
 
   // Archives: progress with a std::function, a callback that cancels or throws, offline and back.

@@ -45,6 +45,7 @@ __all__ = [
     "Override",
     "MockBackend",
     "ScriptBackend",
+    "KubernetesBackend",
     "Staging",
     "Event",
     "AuditEntry",
@@ -363,6 +364,26 @@ class ScriptBackend:
     def dir(self) -> Path: ...
 
 @final
+class KubernetesBackend:
+    """A Kubernetes cluster: the manifests of ``template_dir`` applied into one namespace per
+    staging.
+
+    ``kubeconfig`` is the kubeconfig file (default: ``KUBECONFIG``, ``~/.kube/config``, else the
+    in-cluster service account); ``ready_timeout`` how long create and update wait for the
+    workloads to be ready, in seconds (default 300). A missing or bad template raises
+    ``InvalidArgumentError``, an unusable kubeconfig ``BackendError``.
+    """
+
+    def __new__(
+        cls,
+        template_dir: _StrPath,
+        kubeconfig: _StrPath | None = None,
+        ready_timeout: float | None = None,
+    ) -> Self: ...
+    @property
+    def template_dir(self) -> Path: ...
+
+@final
 class Staging:
     """A staging as recorded in the state store."""
 
@@ -482,7 +503,7 @@ class StagingManager:
     @staticmethod
     def open(
         state_path: _StrPath,
-        backend: MockBackend | ScriptBackend,
+        backend: MockBackend | ScriptBackend | KubernetesBackend,
         actor: str | None = None,
         pending_timeout: float = 600.0,
         check_interval: float = 60.0,

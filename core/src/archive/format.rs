@@ -2,7 +2,9 @@
 //! read by `verify`, `list` and `restore`.
 //!
 //! Written archives follow the Info-ZIP conventions every tool reads: sizes and CRC in the local
-//! header (no data descriptors), ZIP64 extra fields only on entries that need them (an entry of
+//! header (no data descriptors) for local files; an archive streamed to a bucket cannot seek
+//! back, so there an entry of several chunks has flag bit 3 and a data descriptor (ZIP64-sized
+//! when its local header carries the ZIP64 extra) after its data. ZIP64 extra fields only on entries that need them (an entry of
 //! 4 GiB or more, an offset beyond 4 GiB) and the ZIP64 end records only when the archive
 //! needs them (more than 65,535 entries, a central directory beyond 4 GiB).
 
@@ -10,6 +12,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use super::source::Source;
 use crate::error::{Error, Result};
 
 pub(crate) const LOCAL_SIG: u32 = 0x0403_4b50;
@@ -17,6 +20,9 @@ pub(crate) const CENTRAL_SIG: u32 = 0x0201_4b50;
 pub(crate) const EOCD_SIG: u32 = 0x0605_4b50;
 pub(crate) const EOCD64_SIG: u32 = 0x0606_4b50;
 pub(crate) const EOCD64_LOCATOR_SIG: u32 = 0x0706_4b50;
+pub(crate) const DESCRIPTOR_SIG: u32 = 0x0807_4b50;
+/// General purpose flag: CRC and sizes follow the data in a data descriptor.
+pub(crate) const FLAG_DESCRIPTOR: u16 = 0x0008;
 pub(crate) const ZIP64_EXTRA: u16 = 0x0001;
 
 /// Compression method numbers.
@@ -68,15 +74,33 @@ pub(crate) struct HeaderInfo {
     pub dos_date: u16,
     /// Whether the local header carries a ZIP64 extra (decided before the data is written).
     pub zip64_local: bool,
+    /// CRC and sizes follow the data in a data descriptor (streamed output).
+    pub descriptor: bool,
 }
 
 impl HeaderInfo {
     fn flags(&self) -> u16 {
-        if self.name.is_ascii() {
-            0
+        let utf8 = if self.name.is_ascii() { 0 } else { FLAG_UTF8 };
+        if self.descriptor {
+            utf8 | FLAG_DESCRIPTOR
         } else {
-            FLAG_UTF8
+            utf8
         }
+    }
+
+    /// The data descriptor written after the data of a `descriptor` entry.
+    pub fn data_descriptor(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(24);
+        put32(&mut b, DESCRIPTOR_SIG);
+        put32(&mut b, self.crc);
+        if self.zip64_local {
+            put64(&mut b, self.compressed);
+            put64(&mut b, self.uncompressed);
+        } else {
+            put32(&mut b, self.compressed as u32);
+            put32(&mut b, self.uncompressed as u32);
+        }
+        b
     }
 
     fn version_needed(&self, zip64: bool) -> u16 {
@@ -96,13 +120,15 @@ impl HeaderInfo {
         put16(&mut b, self.method);
         put16(&mut b, self.dos_time);
         put16(&mut b, self.dos_date);
-        put32(&mut b, self.crc);
+        // With a data descriptor the CRC and sizes are not known yet: zero here.
+        let known = !self.descriptor;
+        put32(&mut b, if known { self.crc } else { 0 });
         if self.zip64_local {
             put32(&mut b, U32_MAX as u32);
             put32(&mut b, U32_MAX as u32);
         } else {
-            put32(&mut b, self.compressed as u32);
-            put32(&mut b, self.uncompressed as u32);
+            put32(&mut b, if known { self.compressed as u32 } else { 0 });
+            put32(&mut b, if known { self.uncompressed as u32 } else { 0 });
         }
         put16(&mut b, self.name.len() as u16);
         put16(&mut b, if self.zip64_local { 20 } else { 0 });
@@ -110,8 +136,8 @@ impl HeaderInfo {
         if self.zip64_local {
             put16(&mut b, ZIP64_EXTRA);
             put16(&mut b, 16);
-            put64(&mut b, self.uncompressed);
-            put64(&mut b, self.compressed);
+            put64(&mut b, if known { self.uncompressed } else { 0 });
+            put64(&mut b, if known { self.compressed } else { 0 });
         }
         b
     }
@@ -332,8 +358,8 @@ pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Res
 
 impl ZipIndex {
     /// Parse the end records and the central directory of `path`.
-    pub fn open(path: &Path, file: &File) -> Result<ZipIndex> {
-        let len = file.metadata().map_err(Error::io_at("stat", path))?.len();
+    pub fn open(path: &Path, file: &dyn Source) -> Result<ZipIndex> {
+        let len = file.size().map_err(Error::io_at("stat", path))?;
         let corrupt = |reason: String| Error::corrupt(path, reason);
         if len < 22 {
             return Err(corrupt(format!(
@@ -342,7 +368,8 @@ impl ZipIndex {
         }
         let tail_len = len.min(22 + 65535 + 20 + 56);
         let mut tail = vec![0u8; tail_len as usize];
-        read_exact_at(file, &mut tail, len - tail_len).map_err(Error::io_at("read", path))?;
+        file.read_at(&mut tail, len - tail_len)
+            .map_err(Error::io_at("read", path))?;
         let eocd = (0..=tail.len() - 22)
             .rev()
             .find(|&i| {
@@ -364,7 +391,8 @@ impl ZipIndex {
             if at.saturating_add(56) > eocd_pos {
                 return Err(corrupt("ZIP64 end record out of range: truncated".into()));
             }
-            read_exact_at(file, &mut rec, at).map_err(Error::io_at("read", path))?;
+            file.read_at(&mut rec, at)
+                .map_err(Error::io_at("read", path))?;
             if le32(&rec, 0) != EOCD64_SIG {
                 return Err(corrupt(
                     "bad ZIP64 end of central directory record: truncated or damaged".into(),
@@ -389,7 +417,8 @@ impl ZipIndex {
             )));
         }
         let mut cd = vec![0u8; cd_size as usize];
-        read_exact_at(file, &mut cd, cd_offset).map_err(Error::io_at("read", path))?;
+        file.read_at(&mut cd, cd_offset)
+            .map_err(Error::io_at("read", path))?;
         let mut entries = Vec::with_capacity(count.min(1 << 20) as usize);
         let mut at = 0usize;
         while at + 46 <= cd.len() {
@@ -474,7 +503,7 @@ impl ZipIndex {
     }
 
     /// Where the data of `entry` starts, after checking its local header.
-    pub fn data_start(&self, path: &Path, file: &File, entry: &CdEntry) -> Result<u64> {
+    pub fn data_start(&self, path: &Path, file: &dyn Source, entry: &CdEntry) -> Result<u64> {
         let bad = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
             entry: Some(entry.name.clone()),
@@ -485,7 +514,8 @@ impl ZipIndex {
         if entry.offset.saturating_add(h.len() as u64) > self.cd_offset {
             return Err(bad("local header lies beyond the entry data area".into()));
         }
-        read_exact_at(file, &mut h, entry.offset).map_err(Error::io_at("read", path))?;
+        file.read_at(&mut h, entry.offset)
+            .map_err(Error::io_at("read", path))?;
         if le32(&h, 0) != LOCAL_SIG {
             return Err(bad("bad local header signature".into()));
         }

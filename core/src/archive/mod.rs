@@ -31,6 +31,10 @@ mod parallel;
 mod plan;
 mod read;
 mod restore;
+#[cfg(feature = "s3")]
+mod s3;
+mod source;
+mod target;
 mod verify;
 mod write;
 
@@ -47,6 +51,7 @@ use crate::store::Store;
 
 pub use format::EntryKind;
 pub use offline::{OfflineStub, OFFLINE_FILE};
+pub use target::ArchiveTarget;
 
 /// Name of the BagIt-style manifest at the archive root.
 pub const MANIFEST_NAME: &str = "manifest-sha256.txt";
@@ -446,8 +451,8 @@ pub async fn restore_async(
 /// The entries of an archive, in archive order, without checking their data.
 pub fn list(path: impl AsRef<Path>) -> Result<Vec<ListEntry>> {
     let path = path.as_ref();
-    let file = std::fs::File::open(path).map_err(|e| open_error(path, e))?;
-    let index = format::ZipIndex::open(path, &file)?;
+    let source = source::open(path)?;
+    let index = format::ZipIndex::open(path, &*source)?;
     Ok(index
         .entries
         .iter()

@@ -9,7 +9,7 @@
 //! files.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,8 @@ pub struct OfflineStub {
     /// The capsule id.
     pub capsule: String,
     /// The archive: relative to the store root (with `/`) when it lies inside the store, so
-    /// the store stays portable; otherwise absolute.
+    /// the store stays portable; otherwise absolute; or the `s3://bucket/key` URL of an
+    /// archive in a bucket.
     pub archive: String,
     /// SHA-256 of the whole archive file.
     pub archive_sha256: String,
@@ -50,8 +51,12 @@ pub struct OfflineStub {
 }
 
 impl OfflineStub {
-    /// The archive's path for `store`.
+    /// The archive's path for `store` (an `s3://` URL is returned as is: every archive
+    /// function accepts it as a path).
     pub fn archive_path(&self, store: &Store) -> PathBuf {
+        if super::target::is_url(&self.archive) {
+            return PathBuf::from(&self.archive);
+        }
         let p = Path::new(&self.archive);
         if p.is_absolute() {
             return p.to_path_buf();
@@ -86,7 +91,8 @@ impl Capsule {
         }
     }
 
-    /// Take the capsule offline: verify `archive_path` (every CRC and SHA-256), check that
+    /// Take the capsule offline: verify `archive_path` (a path, `file://` or `s3://` URL;
+    /// every CRC and SHA-256, read from the bucket by ranged GETs), check that
     /// it holds exactly this capsule's current tree (names, kinds, sizes), write the stub,
     /// then remove the content. Returns the stub.
     ///
@@ -100,8 +106,13 @@ impl Capsule {
                 reason: format!("{} is offline already", self.id()),
             });
         }
-        let archive_abs =
-            fs::canonicalize(archive_path).map_err(|e| super::open_error(archive_path, e))?;
+        let (bucket, archive_abs) = match super::ArchiveTarget::parse(archive_path)? {
+            super::ArchiveTarget::Bucket(url) => (Some(url.clone()), PathBuf::from(url)),
+            super::ArchiveTarget::Local(p) => (
+                None,
+                fs::canonicalize(&p).map_err(|e| super::open_error(&p, e))?,
+            ),
+        };
         let report = verify_with(
             &archive_abs,
             VerifyOptions {
@@ -123,8 +134,9 @@ impl Capsule {
         self.check_matches(&archive_abs)?;
         let root = fs::canonicalize(self.store().root())
             .map_err(Error::io_at("resolve", self.store().root()))?;
-        let archive = match archive_abs.strip_prefix(&root) {
-            Ok(rel) => rel
+        let archive = match (&bucket, archive_abs.strip_prefix(&root)) {
+            (Some(url), _) => url.clone(),
+            (None, Ok(rel)) => rel
                 .components()
                 .filter_map(|c| match c {
                     Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
@@ -132,9 +144,11 @@ impl Capsule {
                 })
                 .collect::<Vec<_>>()
                 .join("/"),
-            Err(_) => archive_abs.display().to_string(),
+            (None, Err(_)) => archive_abs.display().to_string(),
         };
-        if archive_abs.starts_with(fs::canonicalize(self.path()).unwrap_or_default()) {
+        if bucket.is_none()
+            && archive_abs.starts_with(fs::canonicalize(self.path()).unwrap_or_default())
+        {
             return Err(Error::InvalidArgument {
                 what: "archive",
                 reason: "the archive lies inside the capsule it would replace".into(),
@@ -176,8 +190,8 @@ impl Capsule {
 
     /// The archive must hold exactly the capsule's tree as it is now.
     fn check_matches(&self, archive: &Path) -> Result<()> {
-        let file = File::open(archive).map_err(|e| super::open_error(archive, e))?;
-        let index = ZipIndex::open(archive, &file)?;
+        let source = super::source::open(archive)?;
+        let index = ZipIndex::open(archive, &*source)?;
         let plan = plan(archive, &index, None)?;
         let mut in_archive: HashMap<&str, (EntryKind, u64)> = plan
             .items

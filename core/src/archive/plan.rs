@@ -2,7 +2,6 @@
 //! duplicates, overlaps, sizes, symlink targets and the manifest.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::Path;
 
 use super::format::{CdEntry, EntryKind, ZipIndex};
@@ -238,7 +237,7 @@ pub(crate) fn plan(path: &Path, index: &ZipIndex, limits: Option<Limits>) -> Res
 /// Read a small entry fully (tag files, symlink targets), refusing big ones.
 pub(crate) fn read_small(
     path: &Path,
-    file: &File,
+    file: &dyn super::source::Source,
     index: &ZipIndex,
     entry: usize,
     max: u64,
@@ -263,7 +262,7 @@ pub(crate) fn read_small(
 /// resolving through another symlink of the archive. Returns entry index → target.
 pub(crate) fn symlink_targets(
     path: &Path,
-    file: &File,
+    file: &dyn super::source::Source,
     index: &ZipIndex,
     plan: &Plan,
 ) -> Result<HashMap<usize, String>> {

@@ -1,15 +1,15 @@
 //! Streaming one entry's bytes out of an archive, checking its CRC and size as it goes.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use super::format::{read_exact_at, CdEntry, ZipIndex, METHOD_DEFLATED, METHOD_STORED};
+use super::format::{CdEntry, ZipIndex, METHOD_DEFLATED, METHOD_STORED};
+use super::source::Source;
 use crate::error::{Error, Result};
 
 /// Reads a byte range of a file through `pread`, so several threads share one archive.
 struct RangeReader<'a> {
-    file: &'a File,
+    file: &'a dyn Source,
     pos: u64,
     end: u64,
 }
@@ -20,7 +20,7 @@ impl Read for RangeReader<'_> {
         if n == 0 {
             return Ok(0);
         }
-        read_exact_at(self.file, &mut buf[..n], self.pos)?;
+        self.file.read_at(&mut buf[..n], self.pos)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -32,7 +32,7 @@ const BUF: usize = 256 << 10;
 /// has exactly the recorded size and the recorded CRC-32. Returns the byte count.
 pub(crate) fn read_entry(
     path: &Path,
-    file: &File,
+    file: &dyn Source,
     index: &ZipIndex,
     entry: &CdEntry,
     mut sink: impl FnMut(&[u8]) -> Result<()>,

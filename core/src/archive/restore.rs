@@ -11,7 +11,7 @@ use super::format::{EntryKind, ZipIndex, S_IFMT};
 use super::plan::{plan, symlink_targets, Limits};
 use super::read::read_entry;
 use super::verify::read_tags;
-use super::{hex, open_error, parallel, worker_count, Progress, RestoreOptions, MANIFEST_NAME};
+use super::{hex, parallel, worker_count, Progress, RestoreOptions, MANIFEST_NAME};
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{Error, Result};
@@ -43,8 +43,9 @@ pub(crate) fn restore_into(
 ) -> Result<Capsule> {
     let cancel = &options.cancel;
     cancel.check()?;
-    let file = File::open(path).map_err(|e| open_error(path, e))?;
-    let index = ZipIndex::open(path, &file)?;
+    let source = super::source::open(path)?;
+    let file: &dyn super::source::Source = &*source;
+    let index = ZipIndex::open(path, file)?;
     let limits = Limits {
         max_ratio: options.max_ratio,
         max_total: options.max_total_bytes,
@@ -66,8 +67,8 @@ pub(crate) fn restore_into(
             name: plan.capsule.to_string(),
         });
     }
-    let links = symlink_targets(path, &file, &index, &plan)?;
-    let tags = read_tags(path, &file, &index, &plan, false)?;
+    let links = symlink_targets(path, file, &index, &plan)?;
+    let tags = read_tags(path, file, &index, &plan, false)?;
 
     let scratch = store.scratch_dir()?;
     let tmp = atomic::temp_path(&scratch, "restore");
@@ -117,7 +118,7 @@ pub(crate) fn restore_into(
         let mut hasher = tags.as_ref().map(|_| Sha256::new());
         let mut pending = 0u64;
         let mut hole = false;
-        let written = read_entry(path, &file, &index, e, |b| {
+        let written = read_entry(path, file, &index, e, |b| {
             if let Some(h) = hasher.as_mut() {
                 h.update(b);
             }

@@ -1,8 +1,6 @@
 //! `verify`: structure, every CRC-32, the SHA-256 manifest, in parallel.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -12,9 +10,10 @@ use sha2::{Digest, Sha256};
 use super::format::{EntryKind, ZipIndex};
 use super::plan::{parse_manifest, plan, read_small, Plan};
 use super::read::read_entry;
+use super::source::Source;
 use super::{
-    hex, open_error, parallel, worker_count, ArchiveMetadata, Progress, VerifyOptions,
-    VerifyReport, MANIFEST_NAME, METADATA_NAME,
+    hex, parallel, worker_count, ArchiveMetadata, Progress, VerifyOptions, VerifyReport,
+    MANIFEST_NAME, METADATA_NAME,
 };
 use crate::error::{Error, Result};
 
@@ -27,7 +26,7 @@ pub(crate) struct Tags {
 /// Read the tag files and check that the manifest covers exactly the archive's files.
 pub(crate) fn read_tags(
     path: &Path,
-    file: &File,
+    file: &dyn Source,
     index: &ZipIndex,
     plan: &Plan,
     required: bool,
@@ -115,11 +114,12 @@ pub(crate) fn verify(
     check_sha: bool,
 ) -> Result<VerifyReport> {
     let cancel = &options.cancel;
-    let file = File::open(path).map_err(|e| open_error(path, e))?;
-    let index = ZipIndex::open(path, &file)?;
+    let source = super::source::open(path)?;
+    let file: &dyn Source = &*source;
+    let index = ZipIndex::open(path, file)?;
     let plan = plan(path, &index, None)?;
-    super::plan::symlink_targets(path, &file, &index, &plan)?;
-    let tags = read_tags(path, &file, &index, &plan, true)?.expect("required");
+    super::plan::symlink_targets(path, file, &index, &plan)?;
+    let tags = read_tags(path, file, &index, &plan, true)?.expect("required");
     let files: Vec<usize> = plan
         .items
         .iter()
@@ -148,7 +148,7 @@ pub(crate) fn verify(
     std::thread::scope(|s| -> Result<()> {
         if options.archive_sha256 {
             s.spawn(|| {
-                let r = sha256_file(path, cancel);
+                let r = sha256_source(path, file, cancel);
                 *archive_sha.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             });
         }
@@ -156,7 +156,7 @@ pub(crate) fn verify(
             let e = &index.entries[files[k]];
             let mut hasher = check_sha.then(Sha256::new);
             let mut pending = 0u64;
-            read_entry(path, &file, &index, e, |b| {
+            read_entry(path, file, &index, e, |b| {
                 if let Some(h) = hasher.as_mut() {
                     h.update(b);
                 }
@@ -205,18 +205,23 @@ pub(crate) fn verify(
     })
 }
 
-/// SHA-256 of a whole file, streamed.
-pub(crate) fn sha256_file(path: &Path, cancel: &super::CancelToken) -> Result<String> {
-    let mut f = File::open(path).map_err(|e| open_error(path, e))?;
+/// SHA-256 of a whole archive, streamed.
+pub(crate) fn sha256_source(
+    path: &Path,
+    file: &dyn Source,
+    cancel: &super::CancelToken,
+) -> Result<String> {
+    let len = file.size().map_err(Error::io_at("stat", path))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
+    let mut at = 0u64;
+    while at < len {
         cancel.check()?;
-        let n = f.read(&mut buf).map_err(Error::io_at("read", path))?;
-        if n == 0 {
-            break;
-        }
+        let n = (len - at).min(buf.len() as u64) as usize;
+        file.read_at(&mut buf[..n], at)
+            .map_err(Error::io_at("read", path))?;
         h.update(&buf[..n]);
+        at += n as u64;
     }
     Ok(hex(&h.finalize()))
 }

@@ -250,23 +250,41 @@ struct Flow {
     stop: bool,
 }
 
-/// The archive file, buffered, with runs of zeros turned into holes.
+/// Where the archive bytes go: a new local file, or (feature `s3`) a multipart upload.
+enum Dest {
+    File(File),
+    #[cfg(feature = "s3")]
+    Bucket(super::s3::BucketSink),
+}
+
+/// The archive being written, buffered; in a local file runs of zeros become holes.
 struct Out {
-    file: File,
+    dest: Dest,
     path: PathBuf,
     buf: Vec<u8>,
     pos: u64,
 }
 
 impl Out {
+    /// Streamed output cannot seek back: entries of several chunks get data descriptors.
+    fn streaming(&self) -> bool {
+        !matches!(self.dest, Dest::File(_))
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        match &mut self.dest {
+            Dest::File(f) => f.write_all(b).map_err(Error::io_at("write", &self.path)),
+            #[cfg(feature = "s3")]
+            Dest::Bucket(s) => s.write(b),
+        }
+    }
+
     fn write(&mut self, b: &[u8]) -> Result<()> {
         if self.buf.len() + b.len() > OUT_BUF {
             self.flush()?;
         }
         if b.len() >= OUT_BUF {
-            self.file
-                .write_all(b)
-                .map_err(Error::io_at("write", &self.path))?;
+            self.put(b)?;
         } else {
             self.buf.extend_from_slice(b);
         }
@@ -275,45 +293,60 @@ impl Out {
     }
 
     /// Stored data: a block of zeros becomes a hole (the file is new, holes read as zeros).
+    // Without feature `s3` a file is the only destination.
+    #[allow(irrefutable_let_patterns)]
     fn write_data(&mut self, b: &[u8]) -> Result<()> {
-        if b.len() >= 64 << 10 && super::is_zero(b) {
-            self.flush()?;
-            self.file
-                .seek(SeekFrom::Current(b.len() as i64))
-                .map_err(Error::io_at("seek", &self.path))?;
-            self.pos += b.len() as u64;
-            return Ok(());
+        if let Dest::File(file) = &mut self.dest {
+            if b.len() >= 64 << 10 && super::is_zero(b) {
+                file.write_all(&self.buf)
+                    .map_err(Error::io_at("write", &self.path))?;
+                self.buf.clear();
+                file.seek(SeekFrom::Current(b.len() as i64))
+                    .map_err(Error::io_at("seek", &self.path))?;
+                self.pos += b.len() as u64;
+                return Ok(());
+            }
         }
         self.write(b)
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.file
-            .write_all(&self.buf)
-            .map_err(Error::io_at("write", &self.path))?;
+        let buf = std::mem::take(&mut self.buf);
+        let r = self.put(&buf);
+        self.buf = buf;
         self.buf.clear();
-        Ok(())
+        r
     }
 
     fn patch(&mut self, at: u64, b: &[u8]) -> Result<()> {
         self.flush()?;
         let io = Error::io_at("write", &self.path);
-        (|| {
-            self.file.seek(SeekFrom::Start(at))?;
-            self.file.write_all(b)?;
-            self.file.seek(SeekFrom::Start(self.pos)).map(|_| ())
-        })()
-        .map_err(io)
+        let pos = self.pos;
+        match &mut self.dest {
+            Dest::File(file) => (|| {
+                file.seek(SeekFrom::Start(at))?;
+                file.write_all(b)?;
+                file.seek(SeekFrom::Start(pos)).map(|_| ())
+            })()
+            .map_err(io),
+            #[cfg(feature = "s3")]
+            Dest::Bucket(_) => Err(io(std::io::Error::other(
+                "internal: cannot patch a streamed archive",
+            ))),
+        }
     }
 
     fn finish(&mut self) -> Result<()> {
         self.flush()?;
-        self.file
-            .set_len(self.pos)
-            .map_err(Error::io_at("write", &self.path))?;
-        self.file
-            .sync_all()
-            .map_err(Error::io_at("sync", &self.path))
+        match &mut self.dest {
+            Dest::File(file) => {
+                file.set_len(self.pos)
+                    .map_err(Error::io_at("write", &self.path))?;
+                file.sync_all().map_err(Error::io_at("sync", &self.path))
+            }
+            #[cfg(feature = "s3")]
+            Dest::Bucket(s) => s.finish(),
+        }
     }
 }
 
@@ -332,6 +365,16 @@ pub(crate) fn archive(
     dest: &Path,
     options: &ArchiveOptions,
 ) -> Result<ArchiveReport> {
+    match super::ArchiveTarget::parse(dest)? {
+        super::ArchiveTarget::Local(path) => archive_local(capsule, &path, options),
+        #[cfg(feature = "s3")]
+        super::ArchiveTarget::Bucket(url) => archive_bucket(capsule, &url, options),
+        #[cfg(not(feature = "s3"))]
+        super::ArchiveTarget::Bucket(url) => Err(super::target::no_s3(&url)),
+    }
+}
+
+fn precheck(capsule: &Capsule, options: &ArchiveOptions) -> Result<Policy> {
     if capsule.is_offline() {
         return Err(Error::InvalidArgument {
             what: "capsule",
@@ -347,16 +390,90 @@ pub(crate) fn archive(
             reason: format!("must be 1 to 9, got {}", options.level),
         });
     }
+    match options.policy {
+        Some(p) => Ok(p),
+        None => Policy::parse(&capsule.store().config().archive.policy),
+    }
+}
+
+/// Stream the archive into a bucket: one multipart upload, completed only after the last
+/// byte (so nothing appears at the key before), aborted on failure. The completed object is
+/// then verified through ranged reads and deleted if it does not verify.
+#[cfg(feature = "s3")]
+fn archive_bucket(capsule: &Capsule, url: &str, options: &ArchiveOptions) -> Result<ArchiveReport> {
+    use super::s3::{Bucket, BucketSink};
+    let policy = precheck(capsule, options)?;
+    let bucket = Bucket::connect(url)?;
+    if !options.replace && bucket.size()?.is_some() {
+        return Err(Error::AlreadyExists {
+            what: "archive",
+            name: bucket.url.clone(),
+        });
+    }
+    let cancel = &options.cancel;
+    cancel.check()?;
+    let items = walk(capsule, policy)?;
+    let expected = items
+        .iter()
+        .fold(0u64, |a, i| a.saturating_add(i.size + 512));
+    let shown = PathBuf::from(&bucket.url);
+    let sink = BucketSink::start(bucket.clone(), expected)?;
+    let mut out = Out {
+        dest: Dest::Bucket(sink),
+        path: shown.clone(),
+        buf: Vec::with_capacity(OUT_BUF),
+        pos: 0,
+    };
+    tracing::info!(capsule = %capsule.id(), dest = %bucket.url, ?policy, "archiving to a bucket");
+    // On any error `out` drops here and its sink aborts the multipart upload.
+    let mut report = write_all(capsule, &items, &mut out, options)?;
+    cancel.check()?;
+    out.finish()?;
+    drop(out);
+    if options.verify {
+        let checked = super::verify::verify(
+            &shown,
+            &super::VerifyOptions {
+                threads: options.threads,
+                cancel: options.cancel.clone(),
+                ..Default::default()
+            },
+            false,
+        );
+        if let Err(e) = checked {
+            if let Err(d) = bucket.delete() {
+                tracing::warn!(url = %bucket.url, error = %d, "could not delete an archive that does not verify");
+            }
+            return Err(match e {
+                Error::Corrupt { entry, reason, .. } => Error::Corrupt {
+                    path: shown,
+                    entry,
+                    reason: format!(
+                        "the archive just uploaded does not verify (deleted): {reason}"
+                    ),
+                },
+                other => other,
+            });
+        }
+        report.verified = true;
+    }
+    report.path = shown;
+    tracing::info!(capsule = %capsule.id(), dest = %bucket.url, bytes = report.archive_bytes, "archived");
+    Ok(report)
+}
+
+fn archive_local(
+    capsule: &Capsule,
+    dest: &Path,
+    options: &ArchiveOptions,
+) -> Result<ArchiveReport> {
+    let policy = precheck(capsule, options)?;
     if !options.replace && fs::symlink_metadata(dest).is_ok() {
         return Err(Error::AlreadyExists {
             what: "archive",
             name: dest.display().to_string(),
         });
     }
-    let policy = match options.policy {
-        Some(p) => p,
-        None => Policy::parse(&capsule.store().config().archive.policy)?,
-    };
     let cancel = &options.cancel;
     cancel.check()?;
     let items = walk(capsule, policy)?;
@@ -368,7 +485,7 @@ pub(crate) fn archive(
     let file = atomic::create_new(&tmp)?;
     let mut guard = TempGuard(Some(tmp.clone()));
     let mut out = Out {
-        file,
+        dest: Dest::File(file),
         path: tmp.clone(),
         buf: Vec::with_capacity(OUT_BUF),
         pos: 0,
@@ -732,6 +849,7 @@ fn write_entries(
             dos_time: item.mtime.0,
             dos_date: item.mtime.1,
             zip64_local: false,
+            descriptor: false,
         };
         match item.kind {
             EntryKind::Dir => {
@@ -771,6 +889,7 @@ fn write_entries(
                         METHOD_STORED
                     };
                     h.zip64_local = item.size >= ZIP64_THRESHOLD;
+                    h.descriptor = out.streaming();
                     out.write(&h.local_header())?;
                     let mut crc = crc32fast::Hasher::new();
                     // Stored files were hashed by their worker; deflated ones are hashed here.
@@ -809,7 +928,11 @@ fn write_entries(
                             )
                         })?,
                     };
-                    out.patch(h.offset, &h.local_header())?;
+                    if h.descriptor {
+                        out.write(&h.data_descriptor())?;
+                    } else {
+                        out.patch(h.offset, &h.local_header())?;
+                    }
                 }
                 if h.method == METHOD_DEFLATED {
                     report.deflated += 1;
@@ -882,6 +1005,7 @@ fn write_entries(
             dos_time: now.0,
             dos_date: now.1,
             zip64_local: false,
+            descriptor: false,
         };
         h.zip64_local = h.uncompressed >= ZIP64_THRESHOLD;
         out.write(&h.local_header())?;

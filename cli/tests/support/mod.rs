@@ -1,0 +1,37 @@
+//! Shared by the CLI archive tests: a capsule big enough to kill `capsa archive` half-way.
+
+use std::fs;
+use std::path::Path;
+
+use capsa::{BumpOptions, Capsule, Section, Store, StoreOptions};
+
+/// Hex digits of a pseudo-random stream: deflate works hard on it (it halves, slowly), so
+/// the archive stays busy long enough to be killed half-way.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 17);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(format!("{x:016x}\n").as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A new store at `root` with capsule `id`: 48 files `f00.bin`… of 8 MiB of [`noise`]
+/// (seeds 1…) in `v001/artifacts`.
+pub fn noisy_capsule(root: &Path, id: &str) -> (Store, Capsule) {
+    let store = Store::init(root, StoreOptions::default()).unwrap();
+    let capsule = store.create_capsule(id).unwrap();
+    let v = capsule.bump(BumpOptions::default()).unwrap();
+    for i in 0..48 {
+        fs::write(
+            v.section(Section::Artifacts).join(format!("f{i:02}.bin")),
+            noise(8 << 20, i + 1),
+        )
+        .unwrap();
+    }
+    (store, capsule)
+}
