@@ -16,6 +16,7 @@ pub mod error;
 pub mod fsck;
 pub mod id;
 pub mod krate;
+mod parallel;
 pub mod runtime;
 pub mod seq;
 pub mod staging;

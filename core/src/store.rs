@@ -14,16 +14,17 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::CancelToken;
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{Error, Result};
 use crate::id::CapsuleId;
 use crate::krate::Section;
+use crate::parallel;
 use crate::seq::Sequence;
 use crate::version::{Version, DEFAULT_PADDING, MAX_PADDING};
 
@@ -290,42 +291,18 @@ impl Store {
     /// the directory reads dominate, and the filesystem serves them concurrently.
     pub fn sequences(&self) -> Result<Vec<CrateSequence>> {
         let capsules = self.capsules()?;
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8)
-            .min(capsules.len().max(1));
-        let next = AtomicUsize::new(0);
-        let mut found: Vec<Option<Result<Vec<CrateSequence>>>> =
-            (0..capsules.len()).map(|_| None).collect();
-        let done: Vec<Vec<(usize, Result<Vec<CrateSequence>>)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(capsule) = capsules.get(i) else {
-                                break;
-                            };
-                            mine.push((i, capsule_sequences(capsule)));
-                        }
-                        mine
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("a sequence listing thread panicked"))
-                .collect()
-        });
-        for (i, result) in done.into_iter().flatten() {
-            found[i] = Some(result);
-        }
-        let mut out = Vec::new();
-        for result in found.into_iter().flatten() {
-            out.extend(result?);
-        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let found: Vec<Mutex<Vec<CrateSequence>>> =
+            capsules.iter().map(|_| Mutex::default()).collect();
+        parallel::for_each(capsules.len(), threads, &CancelToken::new(), |i| {
+            let sequences = capsule_sequences(&capsules[i])?;
+            *found[i].lock().unwrap_or_else(|p| p.into_inner()) = sequences;
+            Ok(())
+        })?;
+        let out = found
+            .into_iter()
+            .flat_map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .collect();
         Ok(out)
     }
 }

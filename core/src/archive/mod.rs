@@ -27,7 +27,6 @@
 
 mod format;
 mod offline;
-mod parallel;
 mod plan;
 mod read;
 mod restore;

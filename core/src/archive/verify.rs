@@ -11,8 +11,9 @@ use super::format::{EntryKind, ZipIndex};
 use super::plan::{parse_manifest, plan, read_small, Plan};
 use super::read::read_entry;
 use super::source::Source;
+use crate::parallel;
 use super::{
-    hex, parallel, worker_count, ArchiveMetadata, Progress, VerifyOptions, VerifyReport,
+    hex, worker_count, ArchiveMetadata, Progress, VerifyOptions, VerifyReport,
     MANIFEST_NAME, METADATA_NAME,
 };
 use crate::error::{Error, Result};

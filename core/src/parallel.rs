@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::CancelToken;
+use crate::archive::CancelToken;
 use crate::error::{Error, Result};
 
 /// Run `f(i)` for every `i` in `0..n` on `threads` threads, roughly in order. On failure
