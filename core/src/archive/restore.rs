@@ -11,11 +11,11 @@ use super::format::{EntryKind, ZipIndex, S_IFMT};
 use super::plan::{plan, symlink_targets, Limits};
 use super::read::read_entry;
 use super::verify::read_tags;
-use crate::parallel;
 use super::{hex, worker_count, Progress, RestoreOptions, MANIFEST_NAME};
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{Error, Result};
+use crate::parallel;
 use crate::store::Store;
 
 /// Removes a temporary directory unless disarmed.

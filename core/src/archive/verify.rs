@@ -11,12 +11,12 @@ use super::format::{EntryKind, ZipIndex};
 use super::plan::{parse_manifest, plan, read_small, Plan};
 use super::read::read_entry;
 use super::source::Source;
-use crate::parallel;
 use super::{
-    hex, worker_count, ArchiveMetadata, Progress, VerifyOptions, VerifyReport,
-    MANIFEST_NAME, METADATA_NAME,
+    hex, worker_count, ArchiveMetadata, Progress, VerifyOptions, VerifyReport, MANIFEST_NAME,
+    METADATA_NAME,
 };
 use crate::error::{Error, Result};
+use crate::parallel;
 
 /// The manifest and metadata of a checked archive.
 pub(crate) struct Tags {
