@@ -66,7 +66,7 @@ run_tests() {
   log "ruff"
   "$VENV/bin/ruff" check --config bindings-python/pyproject.toml \
     bindings-python/python bindings-python/tests bindings-python/tests_k8s examples/python \
-    benches/python
+    benches/python benches/report
   log "mypy --strict (examples, tests, the installed package and its stubs)"
   local mypy=("$VENV/bin/mypy" --strict --config-file "$ROOT/bindings-python/pyproject.toml")
   (cd "$ROOT/target" && "${mypy[@]}" -p capsa)
