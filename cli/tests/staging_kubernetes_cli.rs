@@ -16,7 +16,8 @@ use serde_json::json;
 
 const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
 
-fn enabled() -> bool {
+/// Panics unless KUBECONFIG points at the loopback test API server (make test-k8s).
+fn require_control_plane() {
     let kc = std::env::var("KUBECONFIG").unwrap_or_else(|_| {
         panic!(
             "KUBECONFIG is not set: run through \
@@ -28,7 +29,6 @@ fn enabled() -> bool {
         text.contains("https://127.0.0.1:"),
         "KUBECONFIG={kc} does not point at the loopback test API server: refusing to run"
     );
-    true
 }
 
 fn text(o: &Output) -> String {
@@ -105,9 +105,7 @@ fn example_ready(c: &Client, ns: &str) {
 /// change nothing in the cluster; the first one then finishes Running.
 #[test]
 fn two_processes_are_serialized() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let dir = tempfile::tempdir().unwrap();
     let state: PathBuf = dir.path().join("state.db");
     let name = format!("cli-{}", std::process::id());

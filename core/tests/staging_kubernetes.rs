@@ -97,8 +97,8 @@ fn template() -> PathBuf {
     Path::new(ROOT).join("examples/kubernetes")
 }
 
-/// Whether to run; panics when asked to run without a usable control plane.
-fn enabled() -> bool {
+/// Panics unless KUBECONFIG points at the loopback test API server (make test-k8s).
+fn require_control_plane() {
     let kc = std::env::var("KUBECONFIG").unwrap_or_else(|_| {
         panic!(
             "KUBECONFIG is not set: run through \
@@ -111,7 +111,6 @@ fn enabled() -> bool {
         "KUBECONFIG={kc} does not point at the loopback test API server: refusing to run"
     );
     logs::install();
-    true
 }
 
 /// A staging name unique to this run.
@@ -300,9 +299,7 @@ fn apiserver(action: &str) {
 /// cleanup (PVCs, Secrets, namespace gone; record gone).
 #[test]
 fn full_lifecycle() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -441,9 +438,7 @@ fn full_lifecycle() {
 /// The staging stays pending until every workload's status says ready, then goes Running.
 #[test]
 fn readiness_pending_until_status_ready() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -488,9 +483,7 @@ fn readiness_pending_until_status_ready() {
 /// reason, without waiting for the ready timeout.
 #[test]
 fn progress_deadline_exceeded_is_failure() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -533,9 +526,7 @@ fn progress_deadline_exceeded_is_failure() {
 /// this process at any level, the API server log.
 #[test]
 fn private_overrides_only_in_a_secret() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -645,9 +636,7 @@ fn private_overrides_only_in_a_secret() {
 /// is deleted; once it is back, `reconcile` brings the staging to its true status.
 #[test]
 fn api_server_down_mid_create_then_reconcile() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -702,9 +691,7 @@ fn api_server_down_mid_create_then_reconcile() {
 /// the loser gets `Busy` and nothing reaches the cluster from it.
 #[test]
 fn two_managers_are_serialized() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
@@ -743,9 +730,7 @@ fn two_managers_are_serialized() {
 /// The template's `capsa.yaml` declares the allowed tags; a refused tag touches nothing.
 #[test]
 fn tag_check_follows_the_template() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -778,9 +763,7 @@ fn tag_check_follows_the_template() {
 /// and keeps the app ConfigMap and Secret.
 #[test]
 fn update_prunes_objects_dropped_from_the_template() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let tpl = tempfile::tempdir().unwrap();
@@ -825,9 +808,7 @@ fn update_prunes_objects_dropped_from_the_template() {
 /// there and a new cleanup removes it.
 #[test]
 fn cleanup_with_api_server_down_removes_nothing() {
-    if !enabled() {
-        return;
-    }
+    require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let tpl = tempfile::tempdir().unwrap();
