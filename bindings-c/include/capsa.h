@@ -102,6 +102,19 @@ enum capsa_status
    */
   CAPSA_STATUS_TIMEOUT = 16,
   /**
+   * The data changed under the operation (a file rewritten while archived, a capsule
+   * that no longer matches its archive).
+   */
+  CAPSA_STATUS_CHANGED = 17,
+  /**
+   * A path capsa refuses to follow or open (a symbolic link, a FIFO, a reserved name).
+   */
+  CAPSA_STATUS_UNSAFE_PATH = 18,
+  /**
+   * An input exceeds a size limit (an archive's expanded size, a metadata file).
+   */
+  CAPSA_STATUS_TOO_LARGE = 19,
+  /**
    * A panic inside capsa was caught at the boundary (a bug: please report it).
    */
   CAPSA_STATUS_PANIC = 1000,

@@ -52,6 +52,13 @@ pub enum capsa_status {
     InvalidArgument = 15,
     /// An operation did not finish within its time limit.
     Timeout = 16,
+    /// The data changed under the operation (a file rewritten while archived, a capsule
+    /// that no longer matches its archive).
+    Changed = 17,
+    /// A path capsa refuses to follow or open (a symbolic link, a FIFO, a reserved name).
+    UnsafePath = 18,
+    /// An input exceeds a size limit (an archive's expanded size, a metadata file).
+    TooLarge = 19,
     /// A panic inside capsa was caught at the boundary (a bug: please report it).
     Panic = 1000,
 }
@@ -77,6 +84,9 @@ impl capsa_status {
             14 => S::InvalidStore,
             15 => S::InvalidArgument,
             16 => S::Timeout,
+            17 => S::Changed,
+            18 => S::UnsafePath,
+            19 => S::TooLarge,
             // A code newer than this binding: the nearest honest answer.
             _ => S::Unsupported,
         }

@@ -47,7 +47,8 @@ fn builtin(py: Python<'_>, code: ErrorCode) -> Option<Bound<'_, PyType>> {
         | ErrorCode::InvalidSequence
         | ErrorCode::InvalidArgument => py.get_type::<PyValueError>(),
         ErrorCode::Io => py.get_type::<PyOSError>(),
-        ErrorCode::Sealed => py.get_type::<PyPermissionError>(),
+        ErrorCode::Sealed | ErrorCode::UnsafePath => py.get_type::<PyPermissionError>(),
+        ErrorCode::TooLarge => py.get_type::<PyValueError>(),
         ErrorCode::Timeout => py.get_type::<PyTimeoutError>(),
         _ => return None,
     };

@@ -23,6 +23,8 @@ BUILTINS: dict[str, type[BaseException]] = {
     "IO": OSError,
     "SEALED": PermissionError,
     "TIMEOUT": TimeoutError,
+    "UNSAFE_PATH": PermissionError,
+    "TOO_LARGE": ValueError,
 }
 
 

@@ -50,11 +50,20 @@ pub enum ErrorCode {
     InvalidArgument = 15,
     /// An operation did not finish within its time limit.
     Timeout = 16,
+    /// The data changed under the operation: a file rewritten while it was archived, or a
+    /// capsule whose content no longer matches the archive it is to be taken offline with.
+    Changed = 17,
+    /// A path would lead outside the store or onto something capsa refuses to open: a
+    /// symbolic link, a FIFO, a device, a name reserved for capsa's own files.
+    UnsafePath = 18,
+    /// An input exceeds a size limit: an archive's expanded size, a small metadata file, the
+    /// free space at the destination.
+    TooLarge = 19,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
         ErrorCode::InvalidName,
@@ -71,6 +80,9 @@ impl ErrorCode {
         ErrorCode::InvalidStore,
         ErrorCode::InvalidArgument,
         ErrorCode::Timeout,
+        ErrorCode::Changed,
+        ErrorCode::UnsafePath,
+        ErrorCode::TooLarge,
     ];
 
     /// The stable string form used by every binding (`"NOT_FOUND"`, `"BUSY"`, …).
@@ -92,6 +104,9 @@ impl ErrorCode {
             ErrorCode::InvalidStore => "INVALID_STORE",
             ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
             ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Changed => "CHANGED",
+            ErrorCode::UnsafePath => "UNSAFE_PATH",
+            ErrorCode::TooLarge => "TOO_LARGE",
         }
     }
 
@@ -257,6 +272,30 @@ pub enum Error {
         /// The limit.
         seconds: u64,
     },
+    /// The data changed under the operation.
+    #[error("{path}: changed: {reason}")]
+    Changed {
+        /// The file (or capsule directory) that changed.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A path capsa refuses to follow or open.
+    #[error("{path}: refused: {reason}")]
+    UnsafePath {
+        /// The path (relative to the store or archive where that is clearer).
+        path: PathBuf,
+        /// Why it is refused ("is a symbolic link", "is a FIFO"…).
+        reason: String,
+    },
+    /// An input exceeds a size limit.
+    #[error("{what} is too large: {reason}")]
+    TooLarge {
+        /// What is too large ("archive …", "metadata file …").
+        what: String,
+        /// The size and the limit it exceeds.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -279,6 +318,9 @@ impl Error {
             Error::InvalidStore { .. } => ErrorCode::InvalidStore,
             Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
             Error::Timeout { .. } => ErrorCode::Timeout,
+            Error::Changed { .. } => ErrorCode::Changed,
+            Error::UnsafePath { .. } => ErrorCode::UnsafePath,
+            Error::TooLarge { .. } => ErrorCode::TooLarge,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod id;
 pub mod krate;
 mod parallel;
 pub mod runtime;
+pub mod safe_file;
 pub mod seq;
 pub mod staging;
 pub mod store;

@@ -24,7 +24,10 @@ from capsa._native import (
     NotFoundError,
     SealedError,
     TimeoutError,
+    TooLargeError,
+    UnsafePathError,
     UnsupportedError,
+    ChangedError,
 )
 
 #: ``CORRUPT`` is raised for damaged archives, metadata and config files alike.
@@ -49,6 +52,9 @@ _BY_CODE: dict[str, type[CapsaError]] = {
         InvalidStoreError,
         InvalidArgumentError,
         TimeoutError,
+        ChangedError,
+        UnsafePathError,
+        TooLargeError,
     )
 }
 
@@ -67,6 +73,7 @@ __all__ = [
     "BusyError",
     "CancelledError",
     "CapsaError",
+    "ChangedError",
     "CorruptArchiveError",
     "CorruptError",
     "InvalidArgumentError",
@@ -79,6 +86,8 @@ __all__ = [
     "NotFoundError",
     "SealedError",
     "TimeoutError",
+    "TooLargeError",
+    "UnsafePathError",
     "UnsupportedError",
     "error_class",
 ]
