@@ -111,6 +111,11 @@ install-c: setup-c
 test-c: setup-c
 	bash bindings-c/scripts/test-c.sh
 
+# Regenerate include/capsa.h from the sources (the header drift test only compares).
+.PHONY: bless-header
+bless-header:
+	$(CARGO) run -q -p capsa-c --example bless_header
+
 # capsa-c's build needs a C++ compiler (cxx), so lint and the Rust tests come after setup-c.
 lint test-rust: setup-c
 test: test-c

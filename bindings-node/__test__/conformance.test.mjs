@@ -23,3 +23,21 @@ for (const file of files) {
     }
   });
 }
+
+// The runner itself must be able to fail: each of these scenarios is wrong on purpose.
+test('the conformance runner reports a wrong value, a missing error and a wrong code', async () => {
+  const bad = [
+    { name: 'wrong value', steps: [{ call: 'id.parse', args: { value: 'abc' }, expect: { kind: 'uuid' } }] },
+    { name: 'missing error', steps: [{ call: 'id.parse', args: { value: 'abc' }, error: 'INVALID_NAME' }] },
+    { name: 'wrong code', steps: [{ call: 'id.parse', args: { value: '..' }, error: 'NOT_FOUND' }] },
+    { name: 'unknown call', steps: [{ call: 'id.no_such_call', args: {} }] },
+  ];
+  for (const scenario of bad) {
+    const failure = await runScenario('ids', scenario);
+    assert.equal(typeof failure, 'string', `${scenario.name}: the runner accepted a wrong scenario`);
+    assert.ok(failure.length > 0, scenario.name);
+  }
+  // And the same runner accepts the right answer, so the failures above are about the values.
+  const good = { name: 'right', steps: [{ call: 'id.parse', args: { value: 'abc' }, expect: { kind: 'slug' } }] };
+  assert.equal(await runScenario('ids', good), null);
+});

@@ -31,11 +31,8 @@ def test_deleted_capsule_directory(store: capsa.Store) -> None:
     raises_capsa_error(crate.sequences)
     with pytest.raises(FileNotFoundError):
         store.capsule("gone")
-    # latest() on a deleted capsule: nothing, or an error, never a crash.
-    try:
-        assert capsule.latest() is None
-    except capsa.CapsaError:
-        pass
+    # latest() on a deleted capsule is the same NOT_FOUND as crates(), never None or a crash.
+    assert isinstance(raises_capsa_error(capsule.latest), FileNotFoundError)
 
 
 def test_deleted_store_root(tmp_path: Path) -> None:
