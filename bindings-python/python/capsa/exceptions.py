@@ -13,6 +13,7 @@ from capsa._native import (
     BusyError,
     CancelledError,
     CapsaError,
+    ChangedError,
     CorruptError,
     InvalidArgumentError,
     InvalidNameError,
@@ -27,7 +28,6 @@ from capsa._native import (
     TooLargeError,
     UnsafePathError,
     UnsupportedError,
-    ChangedError,
 )
 
 #: ``CORRUPT`` is raised for damaged archives, metadata and config files alike.
