@@ -4,12 +4,13 @@ CARGO ?= cargo
 
 include tests/k8s/k8s.mk
 
-.PHONY: demo test lint setup test-rust test-postgres bench bench-criterion bench-readme build help
+.PHONY: demo test lint setup test-rust test-postgres bench bench-criterion bench-readme build help fuzz
 
 help:
 	@echo "make demo   - build and run the tour through a temporary store"
 	@echo "make test   - install what the tests need, lint, run every test"
 	@echo "make bench  - capsa against zip, find, fileseq...: target/bench/report.md (QUICK=1: small sizes)"
+	@echo "make fuzz   - every property-based fuzz target for FUZZ_SECS seconds each (default 60), fresh seeds"
 
 build:
 	$(CARGO) build -p capsa-cli
@@ -26,6 +27,15 @@ lint:
 
 test-rust:
 	$(CARGO) test --workspace
+
+# The property-based fuzz targets (core/tests/fuzz_*.rs, harness core/tests/fuzz_support):
+# `make test` runs each once with a fixed seed; `make fuzz` runs each for FUZZ_SECS seconds in
+# a release build, starting from FUZZ_SEED (default: the time), and prints its cases per second.
+FUZZ_SECS ?= 60
+FUZZ_SEED ?= $(shell date +%s)
+fuzz:
+	CAPSA_FUZZ_SECS=$(FUZZ_SECS) CAPSA_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p capsa --release \
+	  --test 'fuzz_*' -- --test-threads=1 --nocapture
 
 # The staging suite on PostgreSQL (a throwaway server: tests/postgres/with-postgres.sh), plus
 # the suites built only for a server (feature postgres-tests): several processes, a crash, the CLI.
