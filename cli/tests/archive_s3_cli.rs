@@ -193,3 +193,159 @@ fn wrong_credentials_and_missing_bucket_fail_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("archive not found"), "{err}");
 }
+
+/// Temporary credentials from MinIO's STS `AssumeRole`, optionally limited by a session policy:
+/// (access key, secret key, session token).
+fn assume_role(policy: Option<&str>) -> (String, String, String) {
+    let mut args = vec![
+        "sts",
+        "assume-role",
+        "--role-arn",
+        "arn:xxx:xxx:xxx:xxxx",
+        "--role-session-name",
+        "capsa-test",
+        "--output",
+        "json",
+    ];
+    if let Some(p) = policy {
+        args.extend(["--policy", p]);
+    }
+    let out = aws(&args);
+    assert!(
+        out.status.success(),
+        "assume-role: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["Credentials"];
+    let field = |k: &str| c[k].as_str().unwrap().to_string();
+    (
+        field("AccessKeyId"),
+        field("SecretAccessKey"),
+        field("SessionToken"),
+    )
+}
+
+fn archive_with(root: &Path, id: &str, key: &str, creds: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(CAPSA);
+    cmd.env_remove("AWS_SESSION_TOKEN");
+    for (k, v) in creds {
+        cmd.env(k, v);
+    }
+    cmd.arg("--store")
+        .arg(root)
+        .args(["archive", id, "-o", &url(key)])
+        .output()
+        .unwrap()
+}
+
+fn one_crate_store(dir: &Path, id: &str) -> std::path::PathBuf {
+    let root = dir.join("store");
+    let store = Store::init(&root, StoreOptions::default()).unwrap();
+    let capsule = store.create_capsule(id).unwrap();
+    let v = capsule.bump(BumpOptions::default()).unwrap();
+    fs::write(v.section(Section::Scenes).join("a.ma"), b"a scene").unwrap();
+    root
+}
+
+#[test]
+fn temporary_credentials_need_their_session_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = one_crate_store(dir.path(), "token");
+    let (key_id, secret, token) = assume_role(None);
+    let key = "cli/token.zip";
+    let without = archive_with(
+        &root,
+        "token",
+        key,
+        &[
+            ("AWS_ACCESS_KEY_ID", &key_id),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+        ],
+    );
+    assert!(!without.status.success(), "accepted without the token");
+    let err = String::from_utf8_lossy(&without.stderr);
+    assert!(err.contains("bad credentials"), "{err}");
+    assert!(!exists(key));
+    let with = archive_with(
+        &root,
+        "token",
+        key,
+        &[
+            ("AWS_ACCESS_KEY_ID", &key_id),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+            ("AWS_SESSION_TOKEN", &token),
+        ],
+    );
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert!(exists(key));
+}
+
+#[test]
+fn a_policy_that_forbids_writing_is_access_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = one_crate_store(dir.path(), "denied");
+    let read_only = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::*"]}]}"#;
+    let (key_id, secret, token) = assume_role(Some(read_only));
+    let key = "cli/denied.zip";
+    let out = archive_with(
+        &root,
+        "denied",
+        key,
+        &[
+            ("AWS_ACCESS_KEY_ID", &key_id),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+            ("AWS_SESSION_TOKEN", &token),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("access denied"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(!exists(key));
+}
+
+/// `?endpoint=` in the URL is enough: no `AWS_ENDPOINT_URL` in the environment.
+#[test]
+fn the_url_endpoint_alone_reaches_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = one_crate_store(dir.path(), "perurl");
+    let endpoint = env("AWS_ENDPOINT_URL");
+    let target = format!(
+        "{}?endpoint={endpoint}&region=us-east-1",
+        url("cli/perurl.zip")
+    );
+    for args in [
+        vec!["archive", "perurl", "-o", target.as_str()],
+        vec!["verify", target.as_str(), "--sha256"],
+        vec!["offline", "perurl", target.as_str()],
+        vec!["retrieve", "perurl"],
+    ] {
+        let out = Command::new(CAPSA)
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT")
+            .arg("--store")
+            .arg(&root)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(exists("cli/perurl.zip"));
+    let store = Store::open(&root).unwrap();
+    let c = store.capsule("perurl").unwrap();
+    assert!(!c.is_offline());
+    let v = c.latest().unwrap().unwrap();
+    assert_eq!(
+        fs::read(v.section(Section::Scenes).join("a.ma")).unwrap(),
+        b"a scene"
+    );
+}

@@ -168,3 +168,142 @@ fn two_processes_are_serialized() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
 }
+
+fn control_plane_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run through tests/k8s/with-control-plane.sh (make test-k8s)")
+    })
+}
+
+/// A create that gives up on readiness after 2 s: the namespace it made shows that the
+/// process reached the API server with the credentials it found.
+fn create_args(name: &str) -> Vec<String> {
+    [
+        "staging",
+        "create",
+        name,
+        "--tag",
+        "1.0.0",
+        "--ready-timeout",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn namespace_exists(name: &str) -> bool {
+    use capsa::staging::kubernetes::k8s_openapi::api::core::v1::Namespace;
+    let c = block_on(async { Client::try_default().await }).unwrap();
+    let nss: Api<Namespace> = Api::all(c);
+    block_on(nss.get_opt(name)).unwrap().is_some()
+}
+
+/// Without `--kubeconfig` or `KUBECONFIG`, `~/.kube/config` is used; with none of them and no
+/// service account, the error names every place looked at.
+#[test]
+fn home_kubeconfig_is_the_fallback_and_none_is_a_clear_error() {
+    require_control_plane();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".kube")).unwrap();
+    let state = dir.path().join("state.db");
+
+    let name = format!("home-{}", std::process::id());
+    let args = create_args(&name);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let o = capsa(&state, &args)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "no kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config) and not in a cluster"
+        ),
+        "{}",
+        text(&o)
+    );
+
+    std::fs::copy(control_plane_env("KUBECONFIG"), home.join(".kube/config")).unwrap();
+    let o = capsa(&state, &args)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(
+        namespace_exists(&name),
+        "no namespace {name}: ~/.kube/config was not used: {}",
+        text(&o)
+    );
+}
+
+/// Inside a pod: `KUBERNETES_SERVICE_HOST`/`_PORT` and the service account mounted at
+/// /var/run/secrets/kubernetes.io/serviceaccount (here a private mount namespace with a
+/// tmpfs over /run holding the test server's token and CA; nothing on the host changes).
+#[test]
+fn the_in_cluster_service_account_is_the_last_fallback() {
+    require_control_plane();
+    let dir = tempfile::tempdir().unwrap();
+    let sa = dir.path().join("sa");
+    std::fs::create_dir_all(&sa).unwrap();
+    std::fs::write(sa.join("token"), control_plane_env("CAPSA_K8S_TOKEN")).unwrap();
+    std::fs::copy(
+        Path::new(&control_plane_env("CAPSA_K8S_DIR")).join("pki/apiserver.crt"),
+        sa.join("ca.crt"),
+    )
+    .unwrap();
+    std::fs::write(sa.join("namespace"), "default").unwrap();
+    let server = control_plane_env("CAPSA_K8S_SERVER");
+    let port = server.rsplit(':').next().unwrap().to_string();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let state = dir.path().join("state.db");
+    let name = format!("pod-{}", std::process::id());
+    let script = r#"set -e
+mount -t tmpfs tmpfs /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+cp "$SA"/token "$SA"/ca.crt "$SA"/namespace /run/secrets/kubernetes.io/serviceaccount/
+exec "$@""#;
+    let capsa_cmd = capsa(&state, &[]);
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ])
+    .arg(CAPSA)
+    .args(create_args(&name));
+    for (k, v) in capsa_cmd.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let o = cmd
+        .env_remove("KUBECONFIG")
+        .env("HOME", &home)
+        .env("SA", &sa)
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", &port)
+        .output()
+        .unwrap();
+    assert!(
+        namespace_exists(&name),
+        "no namespace {name}: the service account was not used: {}",
+        text(&o)
+    );
+    assert!(
+        !Path::new("/run/secrets/kubernetes.io/serviceaccount/token").exists()
+            || std::fs::read_to_string("/run/secrets/kubernetes.io/serviceaccount/token").unwrap()
+                != control_plane_env("CAPSA_K8S_TOKEN"),
+        "the mount leaked onto the host"
+    );
+}

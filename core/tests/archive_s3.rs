@@ -5,6 +5,8 @@
 
 #[path = "archive_support/mod.rs"]
 mod common;
+#[path = "s3_support/fault_proxy.rs"]
+mod fault_proxy;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -89,9 +91,13 @@ fn round_trip_through_the_bucket_is_byte_identical() {
     assert_eq!(report.path, PathBuf::from(url(key)));
     assert!(exists(key));
 
-    // Refused when the object exists; replace overwrites.
+    // Refused when the object exists (the object is left as it was).
     let err = archive::archive(&capsule, url(key), ArchiveOptions::default()).unwrap_err();
     assert_eq!(err.code(), ErrorCode::AlreadyExists, "{err}");
+    assert_eq!(
+        archive::verify(url(key)).unwrap().archive_bytes,
+        report.archive_bytes
+    );
 
     // verify and list read through ranged GETs.
     let v = archive::verify(url(key)).unwrap();
@@ -126,6 +132,77 @@ fn round_trip_through_the_bucket_is_byte_identical() {
     assert!(!back.is_offline());
     assert_eq!(tree_hash(back.path()), before);
     back.bump(BumpOptions::default()).unwrap();
+}
+
+#[test]
+fn replace_overwrites_an_existing_object_with_the_new_archive() {
+    let (_dir, store) = new_store();
+    let capsule = sample_capsule(&store, "replaced");
+    let key = "replace/c.zip";
+    archive::archive(&capsule, url(key), ArchiveOptions::default()).unwrap();
+    let first = archive::verify(url(key)).unwrap();
+    let v = capsule.bump(BumpOptions::default()).unwrap();
+    fs::write(v.section(Section::Scenes).join("new.ma"), b"a new scene").unwrap();
+    let err = archive::archive(&capsule, url(key), ArchiveOptions::default()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::AlreadyExists, "{err}");
+    let report = archive::archive(
+        &capsule,
+        url(key),
+        ArchiveOptions {
+            replace: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(report.verified);
+    let second = archive::verify(url(key)).unwrap();
+    assert!(second.entries > first.entries, "{first:?} then {second:?}");
+    assert!(archive::list(url(key))
+        .unwrap()
+        .iter()
+        .any(|e| e.name.ends_with("/new.ma")));
+}
+
+/// The URL's `?endpoint=` wins over `AWS_ENDPOINT_URL` (the proxy sees every request), and a
+/// connection dropped by the network is retried: the archive lands and verifies.
+#[test]
+fn a_dropped_connection_is_retried_through_the_url_endpoint() {
+    let (_dir, store) = new_store();
+    let capsule = sample_capsule(&store, "retried");
+    let proxy =
+        fault_proxy::FaultProxy::start(&env("AWS_ENDPOINT_URL"), fault_proxy::Fault::DropFirst(2));
+    let key = "retry/c.zip";
+    let via = format!("{}?endpoint={}&region=us-east-1", url(key), proxy.endpoint);
+    let report = archive::archive(&capsule, &via, ArchiveOptions::default()).unwrap();
+    assert!(report.verified);
+    assert_eq!(proxy.dropped(), 2, "both dropped connections were retried");
+    assert!(proxy.requests() > 2, "{} requests", proxy.requests());
+    assert!(exists(key));
+    assert_eq!(archive::verify(url(key)).unwrap().capsule, "retried");
+}
+
+/// An uploaded object that does not read back as written is deleted, and the error says so.
+#[test]
+fn an_uploaded_object_that_does_not_verify_is_deleted() {
+    let (_dir, store) = new_store();
+    let capsule = sample_capsule(&store, "garbled");
+    let before = tree_hash(capsule.path());
+    let proxy = fault_proxy::FaultProxy::start(
+        &env("AWS_ENDPOINT_URL"),
+        fault_proxy::Fault::CorruptRangedReads,
+    );
+    let key = "garbled/c.zip";
+    let via = format!("{}?endpoint={}", url(key), proxy.endpoint);
+    let err = archive::archive(&capsule, &via, ArchiveOptions::default()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+    assert!(
+        err.to_string().contains("does not verify (deleted)"),
+        "{err}"
+    );
+    assert!(proxy.corrupted() > 0);
+    assert!(!exists(key), "the object that did not verify is gone");
+    assert_eq!(incomplete_uploads(key), 0);
+    assert_eq!(tree_hash(capsule.path()), before);
 }
 
 #[test]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use capsa::runtime::block_on;
 use capsa::staging::kubernetes::k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use capsa::staging::kubernetes::k8s_openapi::api::batch::v1::Job;
 use capsa::staging::kubernetes::k8s_openapi::api::core::v1::{
     ConfigMap, Event as KEvent, Namespace, PersistentVolumeClaim, Secret, Service,
 };
@@ -848,4 +849,116 @@ fn cleanup_with_api_server_down_removes_nothing() {
         .unwrap();
     play_cleanup_controllers(&c, &name);
     assert_eq!(p.wait().unwrap(), None);
+}
+
+/// A template of one Job (a migration run once per deploy).
+fn job_template(dir: &Path) -> PathBuf {
+    let t = dir.join("job-template");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("capsa.yaml"), "tag_range: \">=1.0, <2\"\n").unwrap();
+    std::fs::write(
+        t.join("migrate.yaml"),
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: "registry.example.com/capsa/migrate:{{ tag }}"
+"#,
+    )
+    .unwrap();
+    t
+}
+
+fn job_manager(dir: &Path, ready: Duration) -> StagingManager {
+    let d = KubernetesDeployer::new(job_template(dir), None)
+        .expect("deployer")
+        .with_ready_timeout(ready)
+        .with_cleanup_timeout(Duration::from_secs(60))
+        .with_poll_interval(Duration::from_millis(200))
+        .with_retries(2);
+    manager(&dir.join("state.db"), d)
+}
+
+/// Play the Job controller: the Job `migrate` ends with `outcome` (Complete or Failed), with
+/// the conditions the API server requires before it (SuccessCriteriaMet / FailureTarget).
+fn job_ends(c: &Client, ns: &str, outcome: &str) {
+    let api: Api<Job> = Api::namespaced(c.clone(), ns);
+    wait_for(&format!("Job {ns}/migrate"), 30, || {
+        block_on(api.get_opt("migrate")).expect("get")
+    });
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let status = match outcome {
+        "Complete" => json!({"status": {"startTime": now, "completionTime": now,
+            "succeeded": 1, "conditions": [
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+             "lastTransitionTime": now},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached",
+             "lastTransitionTime": now}]}}),
+        _ => json!({"status": {"startTime": now, "failed": 1, "conditions": [
+            {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+             "message": "Job has reached the specified backoff limit", "lastTransitionTime": now},
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+             "message": "Job has reached the specified backoff limit", "lastTransitionTime": now}]}}),
+    };
+    block_on(api.patch_status("migrate", &PatchParams::default(), &Patch::Merge(&status)))
+        .expect("patch job status");
+}
+
+/// A staging whose template holds a Job stays pending until the Job completes, then runs.
+#[test]
+fn a_job_is_ready_once_complete() {
+    require_control_plane();
+    let c = client();
+    let dir = tempfile::tempdir().unwrap();
+    let m = job_manager(dir.path(), Duration::from_secs(60));
+    let name = unique("job-ok");
+    let p = m
+        .start(CommandRequest::Create {
+            name: name.clone(),
+            tag: "1.0.0".into(),
+            overrides: vec![],
+        })
+        .unwrap();
+    wait_for("Job migrate", 30, || get_opt::<Job>(&c, &name, "migrate"));
+    pending_for(&m, &name, Duration::from_secs(1));
+    job_ends(&c, &name, "Complete");
+    assert_eq!(finish(p).status, Status::Running);
+}
+
+/// A failed Job ends the wait at once: Failure naming the Job and its reason, long before
+/// the ready timeout.
+#[test]
+fn a_failed_job_ends_the_wait() {
+    require_control_plane();
+    let c = client();
+    let dir = tempfile::tempdir().unwrap();
+    let m = job_manager(dir.path(), Duration::from_secs(300));
+    let name = unique("job-failed");
+    let t0 = Instant::now();
+    let p = m
+        .start(CommandRequest::Create {
+            name: name.clone(),
+            tag: "1.0.0".into(),
+            overrides: vec![],
+        })
+        .unwrap();
+    job_ends(&c, &name, "Failed");
+    let s = finish(p);
+    assert_eq!(s.status, Status::Failure);
+    let reason = s.reason.unwrap();
+    assert!(
+        reason.contains("Job/migrate") && reason.contains("BackoffLimitExceeded"),
+        "{reason}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(120),
+        "waited for the ready timeout"
+    );
 }
