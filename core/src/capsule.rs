@@ -212,7 +212,18 @@ impl Capsule {
     /// Every directory whose name parses as a version, with its name.
     pub(crate) fn version_dirs(&self) -> Result<Vec<(Version, String)>> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.path).map_err(Error::io_at("list", &self.path))? {
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            // The capsule directory itself is gone: the same NOT_FOUND as `bump`.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound {
+                    what: "capsule",
+                    name: self.id.to_string(),
+                })
+            }
+            Err(e) => return Err(Error::io("list", &self.path, e)),
+        };
+        for entry in entries {
             let entry = entry.map_err(Error::io_at("list", &self.path))?;
             if let Some(name) = entry.file_name().to_str() {
                 if let Ok(v) = Version::parse(name) {
