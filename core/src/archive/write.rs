@@ -431,8 +431,10 @@ fn archive_bucket(capsule: &Capsule, url: &str, options: &ArchiveOptions) -> Res
     out.finish()?;
     drop(out);
     if options.verify {
+        // Read back through the same endpoint it was written to (the URL's own
+        // `?endpoint=`/`region=`, which `shown` drops).
         let checked = super::verify::verify(
-            &shown,
+            Path::new(url),
             &super::VerifyOptions {
                 threads: options.threads,
                 cancel: options.cancel.clone(),
