@@ -164,18 +164,20 @@ fn replace_overwrites_an_existing_object_with_the_new_archive() {
 }
 
 /// The URL's `?endpoint=` wins over `AWS_ENDPOINT_URL` (the proxy sees every request), and a
-/// connection dropped by the network is retried: the archive lands and verifies.
+/// transient server error (503) is retried: the archive lands and verifies.
 #[test]
-fn a_dropped_connection_is_retried_through_the_url_endpoint() {
+fn a_transient_server_error_is_retried_through_the_url_endpoint() {
     let (_dir, store) = new_store();
     let capsule = sample_capsule(&store, "retried");
-    let proxy =
-        fault_proxy::FaultProxy::start(&env("AWS_ENDPOINT_URL"), fault_proxy::Fault::DropFirst(2));
+    let proxy = fault_proxy::FaultProxy::start(
+        &env("AWS_ENDPOINT_URL"),
+        fault_proxy::Fault::UnavailableFirst(2),
+    );
     let key = "retry/c.zip";
     let via = format!("{}?endpoint={}&region=us-east-1", url(key), proxy.endpoint);
     let report = archive::archive(&capsule, &via, ArchiveOptions::default()).unwrap();
     assert!(report.verified);
-    assert_eq!(proxy.dropped(), 2, "both dropped connections were retried");
+    assert_eq!(proxy.refused(), 2, "both refused requests were retried");
     assert!(proxy.requests() > 2, "{} requests", proxy.requests());
     assert!(exists(key));
     assert_eq!(archive::verify(url(key)).unwrap().capsule, "retried");

@@ -170,6 +170,7 @@ impl Bucket {
             }
             source = s.source();
         }
+        let text = one_line(&text);
         let io = |kind: io::ErrorKind, msg: String| Error::Io {
             op,
             path: self.url.clone().into(),
@@ -189,6 +190,17 @@ impl Bucket {
                     .into(),
             );
         }
+        if ["InvalidTokenId", "InvalidToken", "ExpiredToken"]
+            .iter()
+            .any(|c| text.contains(c))
+        {
+            return io(
+                io::ErrorKind::PermissionDenied,
+                "bad credentials: the server does not accept the session token, or it has \
+                 expired (check AWS_SESSION_TOKEN)"
+                    .into(),
+            );
+        }
         match e {
             object_store::Error::NotFound { .. } => Error::NotFound {
                 what: "archive",
@@ -205,6 +217,32 @@ impl Bucket {
             ),
         }
     }
+}
+
+/// A server's answer as one line: an S3 XML error body becomes its `Code: Message`, and any
+/// other control character is a space (an error line can never be split or forged).
+fn one_line(text: &str) -> String {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let len = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + len].to_string())
+    };
+    let mut out = match (
+        text.find("<?xml").or_else(|| text.find("<Error>")),
+        tag("Code"),
+    ) {
+        (Some(at), Some(code)) => {
+            let message = tag("Message").unwrap_or_default();
+            format!("{}{code}: {message}", &text[..at])
+        }
+        _ => text.to_string(),
+    };
+    out = out
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    out
 }
 
 type Block = Arc<OnceCell<bytes::Bytes>>;
@@ -423,5 +461,20 @@ impl BucketSink {
 impl Drop for BucketSink {
     fn drop(&mut self) {
         self.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_server_error_body_becomes_one_line() {
+        let text = "Error performing POST http://h/b/k in 1ms - 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied.</Message><Key>k</Key></Error>\n";
+        assert_eq!(
+            one_line(text),
+            "Error performing POST http://h/b/k in 1ms - 403 Forbidden: AccessDenied: Access Denied."
+        );
+        assert_eq!(one_line("a\nb\r\x1b[31m"), "a b  [31m");
     }
 }

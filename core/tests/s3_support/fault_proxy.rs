@@ -1,5 +1,5 @@
 //! A fault-injecting HTTP/1.1 proxy in front of the test MinIO server, for the S3 promises
-//! that a healthy server cannot show: a retry after a dropped connection, and an object that
+//! that a healthy server cannot show: a retry after a transient server error, and an object that
 //! does not read back as it was written.
 //!
 //! Each request is read whole (headers and a `Content-Length` body), sent upstream on a fresh
@@ -17,8 +17,8 @@ use std::time::Duration;
 /// What the proxy does wrong.
 #[derive(Clone, Copy, Debug)]
 pub enum Fault {
-    /// Close the first `n` client connections without answering.
-    DropFirst(usize),
+    /// Answer the first `n` requests `503 Service Unavailable` (a transient server error).
+    UnavailableFirst(usize),
     /// Flip one byte in the body of every `206 Partial Content` response (ranged GETs).
     CorruptRangedReads,
 }
@@ -27,7 +27,7 @@ pub enum Fault {
 pub struct FaultProxy {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
-    dropped: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
     corrupted: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -44,32 +44,32 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         listener.set_nonblocking(true).unwrap();
-        let dropped = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
         let corrupted = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (d, c, r, s) = (
-            dropped.clone(),
+            refused.clone(),
             corrupted.clone(),
             requests.clone(),
             stop.clone(),
         );
         std::thread::spawn(move || {
-            let mut accepted = 0usize;
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        accepted += 1;
-                        if let Fault::DropFirst(n) = fault {
-                            if accepted <= n {
-                                d.fetch_add(1, Ordering::SeqCst);
-                                let _ = client.shutdown(Shutdown::Both);
-                                continue;
-                            }
-                        }
-                        let (up, c, r) = (upstream.clone(), c.clone(), r.clone());
+                        let (up, c, d, r) = (upstream.clone(), c.clone(), d.clone(), r.clone());
                         std::thread::spawn(move || {
-                            let _ = serve(client, &up, fault, &c, &r);
+                            let _ = serve(
+                                client,
+                                &up,
+                                fault,
+                                &Counters {
+                                    corrupted: &c,
+                                    refused: &d,
+                                    requests: &r,
+                                },
+                            );
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -78,16 +78,16 @@ impl FaultProxy {
         });
         FaultProxy {
             endpoint,
-            dropped,
+            refused,
             corrupted,
             requests,
             stop,
         }
     }
 
-    /// Connections closed unanswered so far.
-    pub fn dropped(&self) -> usize {
-        self.dropped.load(Ordering::SeqCst)
+    /// Requests answered 503 so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// Responses corrupted so far.
@@ -157,12 +157,17 @@ fn closing(head: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
+struct Counters<'a> {
+    corrupted: &'a AtomicUsize,
+    refused: &'a AtomicUsize,
+    requests: &'a AtomicUsize,
+}
+
 fn serve(
     mut client: TcpStream,
     upstream: &str,
     fault: Fault,
-    corrupted: &AtomicUsize,
-    requests: &AtomicUsize,
+    counters: &Counters,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(60)))?;
     let Some((head, mut body)) = read_head(&mut client)? else {
@@ -177,7 +182,17 @@ fn serve(
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    requests.fetch_add(1, Ordering::SeqCst);
+    let seen = counters.requests.fetch_add(1, Ordering::SeqCst);
+    if let Fault::UnavailableFirst(n) = fault {
+        if seen < n {
+            counters.refused.fetch_add(1, Ordering::SeqCst);
+            client.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    }
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(&closing(&head))?;
     up.write_all(&body)?;
@@ -192,7 +207,7 @@ fn serve(
     if partial && matches!(fault, Fault::CorruptRangedReads) && !rbody.is_empty() {
         let mid = rbody.len() / 2;
         rbody[mid] ^= 0x55;
-        corrupted.fetch_add(1, Ordering::SeqCst);
+        counters.corrupted.fetch_add(1, Ordering::SeqCst);
     }
     client.write_all(&closing(rhead))?;
     client.write_all(rbody)?;
