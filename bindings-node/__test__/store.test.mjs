@@ -139,3 +139,28 @@ test('fsck reports a clean store', async (t) => {
   assert.equal(report.clean, true);
   assert.deepEqual(report.problems, []);
 });
+
+test('fsck(true) repairs what a killed write left and keeps the user files', async (t) => {
+  const store = await tempStore(t);
+  const capsule = await store.createCapsule(ID);
+  const v1 = await capsule.bump();
+  const publishes = path.join(capsule.path, 'v001', 'publishes');
+  fs.writeFileSync(path.join(publishes, 'keep.exr'), 'pixels');
+  const temp = path.join(publishes, '.capsa-tmp-killed');
+  fs.writeFileSync(temp, 'half a file');
+  const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
+  fs.utimesSync(temp, twoHoursAgo, twoHoursAgo);
+
+  const found = await store.fsck();
+  assert.equal(found.clean, false);
+  assert.deepEqual(found.problems.map((p) => [p.kind, p.repaired]), [['stale_temp', false]]);
+  assert.ok(fs.existsSync(temp), 'fsck without repair changes nothing');
+
+  const repaired = await store.fsck(true);
+  assert.deepEqual(repaired.problems.map((p) => [p.kind, p.repaired]), [['stale_temp', true]]);
+  assert.equal(repaired.clean, true);
+  assert.ok(!fs.existsSync(temp));
+  assert.equal(fs.readFileSync(path.join(publishes, 'keep.exr'), 'utf8'), 'pixels');
+  assert.equal(v1.version, 'v001');
+  assert.equal((await store.fsck()).clean, true);
+});
