@@ -269,8 +269,10 @@ fn fsck_finds_and_repairs_what_a_crash_leaves() {
         .unwrap()
         .metadata()
         .unwrap();
-    assert!(meta.tags.contains(&capsa::fsck::RECOVERED_TAG.to_string()));
-    assert!(!v2.join("scenes/partial.ma").exists());
+    // Repair never deletes a user's file: the crate keeps it and gets rebuilt metadata.
+    assert!(meta.tags.contains(&capsa::fsck::REBUILT_TAG.to_string()));
+    assert!(meta.rebuilt);
+    assert!(v2.join("scenes/partial.ma").exists());
     assert!(!tmp.exists());
     assert_eq!(
         c.bump(BumpOptions::default()).unwrap().version_str(),
