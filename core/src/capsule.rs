@@ -159,7 +159,7 @@ impl Capsule {
         let trusted = hint.is_some();
         let mut candidate = match hint {
             Some(n) => n.saturating_add(1),
-            None => self.scan_max()? + 1,
+            None => next_number(self.scan_max()?)?,
         };
         let mut walked = 0;
         loop {
@@ -177,7 +177,7 @@ impl Capsule {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     walked += 1;
                     candidate = if walked == WALK_LIMIT {
-                        self.scan_max()?.max(candidate) + 1
+                        next_number(self.scan_max()?.max(candidate))?
                     } else {
                         version.next()?.number()
                     };
@@ -397,6 +397,15 @@ impl Capsule {
             }
         }
         Ok(None)
+    }
+}
+
+/// The number after `n` (1 after 0); a clean `InvalidVersion` after the largest, never an
+/// overflow.
+fn next_number(n: u32) -> Result<u32> {
+    match n {
+        0 => Ok(1),
+        n => Ok(Version::new(n)?.next()?.number()),
     }
 }
 
