@@ -39,9 +39,14 @@ pub(crate) fn host_tag() -> &'static str {
             .or_else(|_| std::env::var("COMPUTERNAME"))
             .ok()
             .or_else(|| {
-                fs::read_to_string("/etc/hostname")
-                    .ok()
-                    .map(|s| s.trim().to_string())
+                crate::safe_file::read_small_text(
+                    Path::new("/etc/hostname"),
+                    crate::safe_file::Links::Follow,
+                    4096,
+                    "host name",
+                )
+                .ok()
+                .map(|s| s.trim().to_string())
             })
             .unwrap_or_default();
         let clean: String = name

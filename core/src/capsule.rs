@@ -99,6 +99,7 @@ impl Capsule {
     /// `<capsule>/.capsa`, created on demand.
     pub(crate) fn internal_dir(&self) -> Result<PathBuf> {
         let dir = self.path.join(INTERNAL_DIR);
+        crate::beneath::check(self.store.root(), &dir)?;
         fs::create_dir_all(&dir).map_err(Error::io_at("create directory", &dir))?;
         Ok(dir)
     }
@@ -122,6 +123,7 @@ impl Capsule {
                 name: self.id.to_string(),
             });
         }
+        crate::beneath::check(self.store.root(), &self.path)?;
         if let Some(stub) = self.offline_stub()? {
             return Err(Error::InvalidArgument {
                 what: "capsule",
@@ -139,8 +141,12 @@ impl Capsule {
                 Ok((krate, stats))
             }
             Err(e) => {
-                // Nobody has seen this crate complete: give the number back.
+                // Nobody has seen this crate complete: give the number back, directory and
+                // hint alike, so the next bump reuses it.
                 let _ = fs::remove_dir_all(krate.path());
+                if self.read_head() == Some(version.number()) && !krate.path().exists() {
+                    self.set_head(self.scan_max().unwrap_or(0));
+                }
                 Err(e)
             }
         }
@@ -148,9 +154,12 @@ impl Capsule {
 
     /// Reserve a version number by creating its directory.
     fn reserve(&self) -> Result<Version> {
-        let mut candidate = match self.read_head() {
+        // The hint only speeds up finding the top: it is used when the directory backs it.
+        let hint = self.read_head().filter(|&h| self.hint_backed(h));
+        let trusted = hint.is_some();
+        let mut candidate = match hint {
             Some(n) => n.saturating_add(1),
-            None => self.scan_max()? + 1,
+            None => next_number(self.scan_max()?)?,
         };
         let mut walked = 0;
         loop {
@@ -158,13 +167,17 @@ impl Capsule {
             let path = self.path.join(version.padded(self.store.padding()));
             match fs::create_dir(&path) {
                 Ok(()) => {
-                    self.write_head(candidate);
+                    if trusted {
+                        self.write_head(candidate);
+                    } else {
+                        self.set_head(candidate);
+                    }
                     return Ok(version);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     walked += 1;
                     candidate = if walked == WALK_LIMIT {
-                        self.scan_max()?.max(candidate) + 1
+                        next_number(self.scan_max()?.max(candidate))?
                     } else {
                         version.next()?.number()
                     };
@@ -178,11 +191,42 @@ impl Capsule {
         self.path.join(INTERNAL_DIR).join(HEAD_FILE)
     }
 
-    /// The hint, if present and readable.
+    /// The hint, if present and readable (a regular file of at most
+    /// [`limits::VERSION_HINT`](crate::safe_file::limits::VERSION_HINT) bytes holding a number).
     pub(crate) fn read_head(&self) -> Option<u32> {
-        fs::read_to_string(self.head_path())
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        use crate::safe_file::{limits, read_small_text, Links};
+        read_small_text(
+            &self.head_path(),
+            Links::Refuse,
+            limits::VERSION_HINT,
+            "version hint",
+        )
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Whether the hint `h` is backed by the directory: 0 with no crate, or a number whose
+    /// directory exists (in any width). A hint pointing above every directory is stale.
+    pub(crate) fn hint_backed(&self, h: u32) -> bool {
+        if h == 0 {
+            return self.scan_max().is_ok_and(|m| m == 0);
+        }
+        let Ok(v) = Version::new(h) else { return false };
+        if self.path.join(v.padded(self.store.padding())).is_dir() {
+            return true;
+        }
+        self.version_dirs()
+            .is_ok_and(|dirs| dirs.iter().any(|(d, _)| *d == v))
+    }
+
+    /// Set the hint to `n`, lower or higher (best effort, as [`Capsule::write_head`]).
+    pub(crate) fn set_head(&self, n: u32) {
+        let result = self
+            .internal_dir()
+            .and_then(|_| atomic::write_hint(&self.head_path(), format!("{n}\n").as_bytes()));
+        if let Err(e) = result {
+            tracing::warn!(capsule = %self.id, error = %e, "could not update the version hint");
+        }
     }
 
     /// Raise the hint to `n` (best effort: the hint only saves work; a lost or stale one
@@ -191,12 +235,7 @@ impl Capsule {
         if self.read_head().is_some_and(|h| h >= n) {
             return;
         }
-        let result = self
-            .internal_dir()
-            .and_then(|_| atomic::write_hint(&self.head_path(), format!("{n}\n").as_bytes()));
-        if let Err(e) = result {
-            tracing::warn!(capsule = %self.id, error = %e, "could not update the version hint");
-        }
+        self.set_head(n);
     }
 
     /// The highest version number with a directory, complete or not (0 if none).
@@ -361,6 +400,15 @@ impl Capsule {
     }
 }
 
+/// The number after `n` (1 after 0); a clean `InvalidVersion` after the largest, never an
+/// overflow.
+fn next_number(n: u32) -> Result<u32> {
+    match n {
+        0 => Ok(1),
+        n => Ok(Version::new(n)?.next()?.number()),
+    }
+}
+
 /// Replace version tokens equal to `from` in a file name by `to` (`shot_v002.ma` →
 /// `shot_v003.ma`). A token is `v` + digits, not preceded by a letter or digit and not followed
 /// by a digit; its width is kept where the new number fits.
@@ -440,6 +488,14 @@ fn carry_entry(
     if meta.is_dir() {
         fs::create_dir(dst).map_err(Error::io_at("create directory", dst))?;
         return carry_dir(src, dst, from, to, stats);
+    }
+    if let Some(kind) = crate::safe_file::irregular_kind(&meta.file_type())
+        .filter(|_| !meta.file_type().is_symlink())
+    {
+        return Err(Error::UnsafePath {
+            path: src.to_path_buf(),
+            reason: format!("is {kind}; carry-over brings only files, directories and links"),
+        });
     }
     if meta.file_type().is_symlink() {
         let target = fs::read_link(src).map_err(Error::io_at("read link", src))?;

@@ -24,6 +24,8 @@ use crate::store::{Store, INTERNAL_DIR};
 pub const GRACE: Duration = Duration::from_secs(3600);
 /// The tag fsck puts on a crate it completed.
 pub const RECOVERED_TAG: &str = "fsck-recovered";
+/// The tag fsck puts on a crate whose lost metadata it rebuilt, keeping every file.
+pub const REBUILT_TAG: &str = "fsck-rebuilt";
 
 /// The kinds of problem fsck reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,6 +48,10 @@ pub enum ProblemKind {
     DuplicateVersion,
     /// An entry capsa does not know in a capsule (reported only).
     StrayEntry,
+    /// A symbolic link where capsa writes (a capsule, crate, section or `.capsa` directory),
+    /// or a link in a crate leading outside the store. Writes refuse it (`UNSAFE_PATH`);
+    /// reported only: the link and what it leads to are left for a person to judge.
+    UnsafeLink,
 }
 
 /// One finding.
@@ -156,6 +162,7 @@ impl Walk<'_> {
                 | ProblemKind::BadMetadata
                 | ProblemKind::DuplicateVersion
                 | ProblemKind::StrayEntry
+                | ProblemKind::UnsafeLink
         );
         let repaired = if self.repair && repairable {
             match fix() {
@@ -203,9 +210,15 @@ impl Walk<'_> {
                 .file_name()
                 .to_str()
                 .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+            let ft = entry.file_type().ok();
             if is_temp {
                 self.stale_temp(&path);
-            } else if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            } else if ft.is_some_and(|t| t.is_symlink()) {
+                if crate::beneath::leads_outside(self.store.root(), &path) {
+                    let detail = "symbolic link leading outside the store".to_string();
+                    self.add(ProblemKind::UnsafeLink, &path, detail, || Ok(()));
+                }
+            } else if ft.is_some_and(|t| t.is_dir()) {
                 self.temps_below(&path)?;
             }
         }
@@ -214,6 +227,11 @@ impl Walk<'_> {
 
     fn capsule(&mut self, capsule: &Capsule) -> Result<()> {
         self.report.capsules += 1;
+        let internal = capsule.path().join(INTERNAL_DIR);
+        if fs::symlink_metadata(&internal).is_ok_and(|m| m.file_type().is_symlink()) {
+            let detail = "the capsule's .capsa directory is a symbolic link".to_string();
+            self.add(ProblemKind::UnsafeLink, &internal, detail, || Ok(()));
+        }
         let dirs = capsule.version_dirs()?;
         let max = dirs.iter().map(|(v, _)| v.number()).max().unwrap_or(0);
         let padding = self.store.padding();
@@ -233,16 +251,24 @@ impl Walk<'_> {
             }
             self.krate(capsule, &krate)?;
         }
-        if max > 0 && capsule.read_head().is_none_or(|h| h < max) {
-            let detail = format!(
-                "version hint is {} but the newest crate is {max}",
-                capsule
-                    .read_head()
-                    .map_or("missing".to_string(), |h| h.to_string())
-            );
+        // The hint must name the newest directory exactly: behind costs rescans, ahead (a
+        // number nothing backs) would make bump skip numbers.
+        let head = capsule.read_head();
+        let hint_file = capsule
+            .path()
+            .join(INTERNAL_DIR)
+            .join(crate::capsule::HEAD_FILE);
+        let hint_present = fs::symlink_metadata(&hint_file).is_ok();
+        if head != Some(max) && (max > 0 || hint_present) {
+            let shown = match head {
+                Some(h) => h.to_string(),
+                None if hint_present => "unreadable".to_string(),
+                None => "missing".to_string(),
+            };
+            let detail = format!("version hint is {shown} but the newest crate is {max}");
             let c = capsule.clone();
-            self.add(ProblemKind::StaleHint, capsule.path(), detail, move || {
-                c.write_head(max);
+            self.add(ProblemKind::StaleHint, &hint_file, detail, move || {
+                c.set_head(max);
                 Ok(())
             });
         }
@@ -252,7 +278,10 @@ impl Walk<'_> {
             if name == INTERNAL_DIR || dirs.iter().any(|(_, n)| *n == name) {
                 continue;
             }
-            if name.starts_with(TEMP_PREFIX) {
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                let detail = "symbolic link in a capsule: writes refuse it".to_string();
+                self.add(ProblemKind::UnsafeLink, &entry.path(), detail, || Ok(()));
+            } else if name.starts_with(TEMP_PREFIX) {
                 self.stale_temp(&entry.path());
             } else if !name.starts_with(".capsa") {
                 let detail = "not a crate version directory".to_string();
@@ -265,7 +294,13 @@ impl Walk<'_> {
     fn krate(&mut self, capsule: &Capsule, krate: &Crate) -> Result<()> {
         let marker = krate.path().join(INCOMPLETE_MARKER);
         if !krate.path().join(METADATA_FILE).is_file() {
-            let stamp = fs::read_to_string(&marker).unwrap_or_default();
+            let stamp = crate::safe_file::read_small_text(
+                &marker,
+                crate::safe_file::Links::Refuse,
+                4096,
+                "in-progress marker",
+            )
+            .unwrap_or_default();
             let mut it = stamp.split_whitespace();
             let (host, pid) = (it.next(), it.next().and_then(|p| p.parse().ok()));
             let probe = if marker.exists() {
@@ -283,9 +318,12 @@ impl Walk<'_> {
                 );
                 return Ok(());
             }
-            let detail =
+            let detail = if holds_files(krate.path(), true) {
+                "no metadata: readers skip this crate; repair rebuilds its metadata and keeps every file"
+            } else {
                 "no metadata: an interrupted bump left this crate incomplete; readers skip it"
-                    .to_string();
+            }
+            .to_string();
             let (c, k) = (capsule.clone(), krate.clone());
             self.add(
                 ProblemKind::IncompleteCrate,
@@ -314,6 +352,11 @@ impl Walk<'_> {
         }
         for section in Section::ALL {
             let dir = krate.section(section);
+            if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                let detail = format!("section {section} is a symbolic link: writes refuse it");
+                self.add(ProblemKind::UnsafeLink, &dir, detail, || Ok(()));
+                continue;
+            }
             if !dir.is_dir() {
                 let d = dir.clone();
                 self.add(
@@ -328,18 +371,49 @@ impl Walk<'_> {
     }
 }
 
-/// Empty an abandoned crate and complete it, so its number stays taken and readers see an
-/// honest, empty crate.
+/// Does `dir` hold anything but directories (and the in-progress marker at its top)? A killed
+/// bump before its carry-over leaves only empty scaffolding; anything else may be user data.
+fn holds_files(dir: &Path, top: bool) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        // Unreadable: assume it holds something, never delete what we cannot see.
+        return true;
+    };
+    for entry in entries {
+        let Ok(entry) = entry else { return true };
+        if top && entry.file_name() == INCOMPLETE_MARKER {
+            continue;
+        }
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                if holds_files(&entry.path(), false) {
+                    return true;
+                }
+            }
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// Complete an abandoned crate so its number stays taken and readers see it. Nothing a user
+/// may have put there is ever deleted: a crate holding files gets rebuilt metadata (marked
+/// `rebuilt`) and keeps every file; only the empty scaffolding of a killed bump is reset.
 fn complete_abandoned(capsule: &Capsule, krate: &Crate) -> Result<()> {
-    for entry in fs::read_dir(krate.path()).map_err(Error::io_at("list", krate.path()))? {
-        let entry = entry.map_err(Error::io_at("list", krate.path()))?;
-        if entry.file_name() != INCOMPLETE_MARKER {
-            remove_any(&entry.path())?;
+    let keep = holds_files(krate.path(), true);
+    if !keep {
+        for entry in fs::read_dir(krate.path()).map_err(Error::io_at("list", krate.path()))? {
+            let entry = entry.map_err(Error::io_at("list", krate.path()))?;
+            if entry.file_name() != INCOMPLETE_MARKER {
+                // Directories only (holds_files said so): remove_dir refuses anything else.
+                remove_empty_tree(&entry.path())?;
+            }
         }
     }
     for section in Section::ALL {
         let d = krate.section(section);
-        fs::create_dir(&d).map_err(Error::io_at("create directory", &d))?;
+        if !d.is_dir() {
+            fs::create_dir(&d).map_err(Error::io_at("create directory", &d))?;
+        }
     }
     let parent = capsule
         .crates()?
@@ -347,13 +421,19 @@ fn complete_abandoned(capsule: &Capsule, krate: &Crate) -> Result<()> {
         .rev()
         .find(|c| c.version() < krate.version())
         .map(|c| c.version_str());
-    let meta = CrateMetadata::new(
+    let comment = if keep {
+        "rebuilt by capsa fsck: the crate had lost its metadata; every file was kept"
+    } else {
+        "recovered by capsa fsck: an interrupted bump left this crate empty"
+    };
+    let mut meta = CrateMetadata::new(
         krate.version_str(),
         "capsa fsck".into(),
-        Some("recovered by capsa fsck: an interrupted bump left this crate incomplete; its content was discarded".into()),
+        Some(comment.into()),
         parent,
-        vec![RECOVERED_TAG.into()],
+        vec![if keep { REBUILT_TAG } else { RECOVERED_TAG }.into()],
     );
+    meta.rebuilt = keep;
     krate.write_metadata(&meta)?;
     let marker = krate.path().join(INCOMPLETE_MARKER);
     if marker.exists() {
@@ -361,6 +441,22 @@ fn complete_abandoned(capsule: &Capsule, krate: &Crate) -> Result<()> {
     }
     capsule.write_head(krate.version().number());
     Ok(())
+}
+
+/// Remove a tree of empty directories; fails (removing nothing more) on any file.
+fn remove_empty_tree(path: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(path).map_err(Error::io_at("stat", path))?;
+    if !meta.is_dir() {
+        return Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: "fsck removes only empty directories of an interrupted bump".into(),
+        });
+    }
+    for entry in fs::read_dir(path).map_err(Error::io_at("list", path))? {
+        let entry = entry.map_err(Error::io_at("list", path))?;
+        remove_empty_tree(&entry.path())?;
+    }
+    fs::remove_dir(path).map_err(Error::io_at("remove", path))
 }
 
 /// Remove a file or a directory tree, read-only files included.
@@ -398,6 +494,13 @@ impl Store {
                 if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                     walk.stale_temp(&entry.path());
                 }
+            }
+        }
+        for entry in fs::read_dir(self.root()).map_err(Error::io_at("list", self.root()))? {
+            let entry = entry.map_err(Error::io_at("list", self.root()))?;
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                let detail = "symbolic link at the store root: writes refuse it".to_string();
+                walk.add(ProblemKind::UnsafeLink, &entry.path(), detail, || Ok(()));
             }
         }
         for capsule in self.capsules()? {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{shown, Error, Result};
+use crate::safe_file::{limits, open_regular, read_small, Links};
 use crate::seq::{find_sequences, list_dir, sequences_in, Sequence};
 use crate::version::Version;
 
@@ -100,6 +101,10 @@ pub struct CrateMetadata {
     /// When it was sealed.
     #[serde(default)]
     pub published_at: Option<DateTime<Utc>>,
+    /// Rebuilt by `capsa fsck --repair` for a crate that had lost its metadata: the files
+    /// are the crate's own, the other fields are reconstructed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuilt: bool,
 }
 
 impl CrateMetadata {
@@ -120,6 +125,7 @@ impl CrateMetadata {
             tags,
             published: false,
             published_at: None,
+            rebuilt: false,
         }
     }
 }
@@ -187,13 +193,14 @@ impl Crate {
     /// Read the metadata.
     pub fn metadata(&self) -> Result<CrateMetadata> {
         let p = self.path.join(METADATA_FILE);
-        let text = fs::read(&p).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound {
-                what: "crate",
-                name: format!("{}/{}", self.capsule.id(), self.version_str()),
-            },
-            _ => Error::io("read", &p, e),
-        })?;
+        let text = read_small(&p, Links::Refuse, limits::CRATE_METADATA, "crate metadata")
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::NotFound {
+                    what: "crate",
+                    name: format!("{}/{}", self.capsule.id(), self.version_str()),
+                },
+                e => e,
+            })?;
         serde_json::from_slice(&text).map_err(|e| Error::corrupt(&p, e.to_string()))
     }
 
@@ -203,7 +210,9 @@ impl Crate {
             reason: e.to_string(),
         })?;
         json.push(b'\n');
-        atomic::write_file(&self.path.join(METADATA_FILE), &json)
+        let target = self.path.join(METADATA_FILE);
+        crate::beneath::check(self.capsule.store().root(), &target)?;
+        atomic::write_file(&target, &json)
     }
 
     /// Sealed (released) crates refuse writes.
@@ -328,6 +337,8 @@ impl Crate {
     fn claim_target(&self, rel: &Path) -> Result<PathBuf> {
         safe_relative(rel)?;
         let dest = self.section(Section::Publishes).join(rel);
+        let root = self.capsule.store().root();
+        crate::beneath::check(root, &dest)?;
         if fs::symlink_metadata(&dest).is_ok() {
             return Err(Error::AlreadyExists {
                 what: "published file",
@@ -336,6 +347,8 @@ impl Crate {
         }
         let parent = dest.parent().unwrap_or(&self.path);
         fs::create_dir_all(parent).map_err(Error::io_at("create directory", parent))?;
+        // Again once the parents exist: a link raced in while they were made is refused too.
+        crate::beneath::check(root, &dest)?;
         Ok(dest)
     }
 
@@ -399,17 +412,20 @@ pub(crate) fn safe_relative(rel: &Path) -> Result<()> {
 }
 
 /// Copy `src` to the new name `dst`, flushed to disk and read-only.
+///
+/// The source is opened with [`open_regular`] (non-blocking, type checked on the descriptor):
+/// a FIFO, device or socket among the frames is refused, never waited on. The new file is
+/// created exclusively, so a link planted at `dst` is never followed.
 fn copy_read_only(src: &Path, dst: &Path) -> Result<()> {
-    fs::copy(src, dst).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound {
-            what: "file",
-            name: src.display().to_string(),
-        },
-        _ => Error::io("copy", src, e),
-    })?;
-    fs::File::open(dst)
-        .and_then(|f| f.sync_all())
-        .map_err(Error::io_at("sync", dst))?;
+    let mut from = open_regular(src, Links::Follow, "file")?;
+    let mut to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(Error::io_at("create", dst))?;
+    io::copy(&mut from, &mut to).map_err(Error::io_at("copy", src))?;
+    to.sync_all().map_err(Error::io_at("sync", dst))?;
+    drop(to);
     atomic::make_read_only(dst)
 }
 

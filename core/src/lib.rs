@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod atomic;
+pub mod beneath;
 pub mod capsule;
 pub mod error;
 pub mod fsck;

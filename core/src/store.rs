@@ -175,9 +175,14 @@ impl Store {
             });
         }
         let config_path = root.join(INTERNAL_DIR).join(CONFIG_FILE);
-        let text = match fs::read_to_string(&config_path) {
+        let text = match crate::safe_file::read_small_text(
+            &config_path,
+            crate::safe_file::Links::Refuse,
+            crate::safe_file::limits::STORE_CONFIG,
+            "store config",
+        ) {
             Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(Error::NotFound { .. }) => {
                 return Err(Error::InvalidStore {
                     path: root.to_path_buf(),
                     reason: format!(
@@ -185,7 +190,7 @@ impl Store {
                     ),
                 })
             }
-            Err(e) => return Err(Error::io("read", &config_path, e)),
+            Err(e) => return Err(e),
         };
         let config = parse_config(&config_path, &text)?;
         let root = root.to_path_buf();

@@ -155,6 +155,22 @@ fn carry_over_renames_version_tokens_and_links_read_only_files() {
     assert!(!v2.section(Section::Artifacts).join("big.bin").exists());
     assert_eq!(stats.renamed, 2);
     assert_eq!(stats.reflinked + stats.hardlinked + stats.copied, 3);
+    // Which method ran depends on the filesystem, never on the file: a copy-on-write one
+    // clones all three; elsewhere the read-only cache is hard-linked and the two writable
+    // files are copied. Nothing else is allowed (a writable file is never hard-linked).
+    let methods = (stats.reflinked, stats.hardlinked, stats.copied);
+    assert!(matches!(methods, (3, 0, 0) | (0, 1, 2)), "{stats:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        let linked = ino(&ro) == ino(&s2.join("cache_v002.abc"));
+        assert_eq!(linked, stats.hardlinked == 1, "{stats:?}");
+        assert_ne!(
+            ino(&scenes.join("sh010_v001.ma")),
+            ino(&s2.join("sh010_v002.ma"))
+        );
+    }
     // The writable scene is never hard-linked: editing the new one leaves the old intact.
     fs::write(s2.join("sh010_v002.ma"), b"edited").unwrap();
     assert_eq!(fs::read(scenes.join("sh010_v001.ma")).unwrap(), b"maya");
@@ -269,8 +285,10 @@ fn fsck_finds_and_repairs_what_a_crash_leaves() {
         .unwrap()
         .metadata()
         .unwrap();
-    assert!(meta.tags.contains(&capsa::fsck::RECOVERED_TAG.to_string()));
-    assert!(!v2.join("scenes/partial.ma").exists());
+    // Repair never deletes a user's file: the crate keeps it and gets rebuilt metadata.
+    assert!(meta.tags.contains(&capsa::fsck::REBUILT_TAG.to_string()));
+    assert!(meta.rebuilt);
+    assert!(v2.join("scenes/partial.ma").exists());
     assert!(!tmp.exists());
     assert_eq!(
         c.bump(BumpOptions::default()).unwrap().version_str(),
