@@ -52,6 +52,7 @@ pub(crate) fn restore_into(
         max_total: options.max_total_bytes,
     };
     let plan = plan(path, &index, Some(limits))?;
+    super::verify::check_internal_names(path, &index, &plan)?;
     if let Some(id) = expect {
         if &plan.capsule != id {
             return Err(Error::corrupt(
