@@ -102,9 +102,10 @@ fn zip_bombs_are_refused() {
             ..Default::default()
         },
     );
-    refused(
+    refused_with(
         &zip,
-        "byte limit",
+        ErrorCode::TooLarge,
+        "more than the restore limit of 16777216 bytes",
         RestoreOptions {
             max_total_bytes: 16 << 20,
             ..Default::default()
@@ -253,5 +254,73 @@ fn a_smuggled_offline_stub_in_a_capsa_archive_is_refused() {
         ErrorCode::UnsafePath,
         "smug/.capsa/offline.json",
         RestoreOptions::default(),
+    );
+}
+
+#[test]
+fn many_small_bomb_entries_are_refused_by_the_total_limit() {
+    // No single entry is over 1 MiB (the per-entry ratio check passes them); together they
+    // expand about 1000 times.
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("small_bombs.zip");
+    py_zip(
+        &zip,
+        "[('caps/z%03d' % i, bytes(1 << 20), None) for i in range(40)]",
+        "ZIP_DEFLATED",
+    );
+    assert!(fs::metadata(&zip).unwrap().len() < 200 << 10);
+    refused_with(
+        &zip,
+        ErrorCode::TooLarge,
+        "more than the restore limit of 8388608 bytes",
+        RestoreOptions {
+            max_total_bytes: 8 << 20,
+            ..Default::default()
+        },
+    );
+    assert_eq!(archive::DEFAULT_MAX_TOTAL_BYTES, 4 << 40);
+    assert_eq!(RestoreOptions::default().max_total_bytes, 4 << 40);
+}
+
+/// A tiny archive whose 4,096 stored entries each claim 4 GiB (16 TiB in all).
+fn lying_giant(dir: &Path) -> std::path::PathBuf {
+    let zip = dir.join("giant.zip");
+    py_zip(
+        &zip,
+        "[('caps/g%04d' % i, b'x', None) for i in range(4096)]",
+        "ZIP_STORED",
+    );
+    let mut bytes = fs::read(&zip).unwrap();
+    let mut at = 0;
+    while let Some(p) = bytes[at..].windows(4).position(|w| w == [0x50, 0x4b, 1, 2]) {
+        let c = at + p;
+        bytes[c + 20..c + 28].copy_from_slice(&[0xFF; 8]);
+        at = c + 46;
+    }
+    fs::write(&zip, &bytes).unwrap();
+    zip
+}
+
+#[test]
+fn an_archive_larger_than_the_limit_or_the_free_space_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = lying_giant(dir.path());
+    // The default limit (4 TiB).
+    refused_with(
+        &zip,
+        ErrorCode::TooLarge,
+        "more than the restore limit of 4398046511104 bytes",
+        RestoreOptions::default(),
+    );
+    // No limit: the free space still refuses it.
+    refused_with(
+        &zip,
+        ErrorCode::TooLarge,
+        "bytes free",
+        RestoreOptions {
+            max_total_bytes: u64::MAX,
+            max_ratio: u64::MAX,
+            ..Default::default()
+        },
     );
 }
