@@ -75,6 +75,9 @@ pub enum ArchiveCommand {
         /// Replace an existing capsule of the same id.
         #[arg(long)]
         replace: bool,
+        /// Refuse archives that expand to more than this many bytes (default 4 TiB).
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
     },
     /// Take a capsule offline: verify FILE, remove the content, leave a stub.
     Offline {
@@ -223,7 +226,11 @@ pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
                 );
             }
         }
-        ArchiveCommand::Restore { file, replace } => {
+        ArchiveCommand::Restore {
+            file,
+            replace,
+            max_bytes,
+        } => {
             let store = open_store(global)?;
             let (bar, progress) = progress_bar(global, "restore");
             let capsule = archive::restore(
@@ -232,6 +239,7 @@ pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
                 RestoreOptions {
                     replace,
                     progress,
+                    max_total_bytes: max_bytes.unwrap_or(archive::DEFAULT_MAX_TOTAL_BYTES),
                     ..Default::default()
                 },
             );

@@ -33,10 +33,15 @@ fn py_zip(out: &Path, entries: &str, compression: &str) {
 /// Restore `zip` into a fresh store under a fresh base directory; it must fail with
 /// `Corrupt` and a message containing `why`, leaving the base exactly as it was.
 fn refused(zip: &Path, why: &str, options: RestoreOptions) {
+    refused_with(zip, ErrorCode::Corrupt, why, options)
+}
+
+/// [`refused`] with another error code.
+fn refused_with(zip: &Path, code: ErrorCode, why: &str, options: RestoreOptions) {
     let base = tempfile::tempdir().unwrap();
     let store = Store::init(base.path().join("store"), StoreOptions::default()).unwrap();
     let err = archive::restore(zip, &store, options).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::Corrupt, "{err}");
+    assert_eq!(err.code(), code, "{err}");
     let msg = err.to_string();
     assert!(msg.contains(why), "expected {why:?} in: {msg}");
     assert_eq!(names_in(base.path()), ["store"], "wrote outside the store");
@@ -97,9 +102,10 @@ fn zip_bombs_are_refused() {
             ..Default::default()
         },
     );
-    refused(
+    refused_with(
         &zip,
-        "byte limit",
+        ErrorCode::TooLarge,
+        "more than the restore limit of 16777216 bytes",
         RestoreOptions {
             max_total_bytes: 16 << 20,
             ..Default::default()
@@ -161,4 +167,160 @@ fn a_plain_python_archive_of_one_capsule_is_accepted() {
     let store = Store::init(base.path().join("store"), StoreOptions::default()).unwrap();
     let c = archive::restore(&zip, &store, RestoreOptions::default()).unwrap();
     assert_eq!(fs::read(c.path().join("d/l")).unwrap(), b"x");
+}
+
+#[test]
+fn capsa_internal_names_are_never_taken_from_an_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = "('caps/', b'', 0o40755), ('caps/v001/', b'', 0o40755)";
+    let cases: &[(&str, &str)] = &[
+        ("stub", "caps/.capsa/offline.json"),
+        ("stub_upper", "caps/.CAPSA/offline.json"),
+        ("store_toml", "caps/.capsa/store.toml"),
+        ("tmp_name", "caps/.capsa-tmp-restore-h-1-2-3/a"),
+        ("crate_meta_at_top", "caps/.capsa-crate.json"),
+        ("crate_meta_deep", "caps/v001/scenes/.capsa-crate.json"),
+        ("crate_meta_not_crate", "caps/notacrate/.capsa-crate.json"),
+        ("marker_deep", "caps/v001/scenes/.capsa-incomplete"),
+        ("nested_internal", "caps/v001/.capsa/head"),
+        ("hint_upper", "caps/.Capsa/head"),
+    ];
+    for (case, name) in cases {
+        let zip = dir.path().join(format!("{case}.zip"));
+        py_zip(
+            &zip,
+            &format!("[{d}, ('{name}', b'{{}}', 0o100644)]"),
+            "ZIP_DEFLATED",
+        );
+        refused_with(&zip, ErrorCode::UnsafePath, name, RestoreOptions::default());
+        let err = archive::verify(&zip).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::UnsafePath, "{case}: {err}");
+        assert!(err.to_string().contains(name), "{case}: {err}");
+    }
+    // A directory entry alone is refused too.
+    let zip = dir.path().join("tmp_dir.zip");
+    py_zip(
+        &zip,
+        &format!("[{d}, ('caps/.capsa-tmp-x/', b'', 0o40755)]"),
+        "ZIP_DEFLATED",
+    );
+    refused_with(
+        &zip,
+        ErrorCode::UnsafePath,
+        "caps/.capsa-tmp-x/",
+        RestoreOptions::default(),
+    );
+    // What the archiver itself writes is accepted: the hint and crate metadata.
+    let zip = dir.path().join("own.zip");
+    py_zip(
+        &zip,
+        &format!(
+            "[{d}, ('caps/.capsa/', b'', 0o40755), ('caps/.capsa/head', b'1', 0o100644), \
+             ('caps/v001/.capsa-crate.json', b'{{}}', 0o100644)]"
+        ),
+        "ZIP_DEFLATED",
+    );
+    let base = tempfile::tempdir().unwrap();
+    let store = Store::init(base.path().join("store"), StoreOptions::default()).unwrap();
+    archive::restore(&zip, &store, RestoreOptions::default()).unwrap();
+}
+
+#[test]
+fn a_smuggled_offline_stub_in_a_capsa_archive_is_refused() {
+    // The issue's case: a real archive with `<id>/.capsa/offline.json` added (manifest
+    // untouched, so only the name rule can catch it before the capsule refuses bumps).
+    let (dir, store) = common::new_store();
+    let capsule = common::sample_capsule(&store, "smug");
+    let zip = dir.path().join("smug.zip");
+    archive::archive(&capsule, &zip, archive::ArchiveOptions::default()).unwrap();
+    let script = "import sys, zipfile\n\
+                  with zipfile.ZipFile(sys.argv[1], 'a') as z:\n\
+                  \x20   i = zipfile.ZipInfo('smug/.capsa/offline.json')\n\
+                  \x20   i.create_system = 3\n\
+                  \x20   i.external_attr = 0o100644 << 16\n\
+                  \x20   z.writestr(i, b'{}')\n";
+    run(Command::new(tool("python3"))
+        .arg("-c")
+        .arg(script)
+        .arg(&zip));
+    let err = archive::verify(&zip).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnsafePath, "{err}");
+    assert!(
+        err.to_string().contains("smug/.capsa/offline.json"),
+        "{err}"
+    );
+    refused_with(
+        &zip,
+        ErrorCode::UnsafePath,
+        "smug/.capsa/offline.json",
+        RestoreOptions::default(),
+    );
+}
+
+#[test]
+fn many_small_bomb_entries_are_refused_by_the_total_limit() {
+    // No single entry is over 1 MiB (the per-entry ratio check passes them); together they
+    // expand about 1000 times.
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("small_bombs.zip");
+    py_zip(
+        &zip,
+        "[('caps/z%03d' % i, bytes(1 << 20), None) for i in range(40)]",
+        "ZIP_DEFLATED",
+    );
+    assert!(fs::metadata(&zip).unwrap().len() < 200 << 10);
+    refused_with(
+        &zip,
+        ErrorCode::TooLarge,
+        "more than the restore limit of 8388608 bytes",
+        RestoreOptions {
+            max_total_bytes: 8 << 20,
+            ..Default::default()
+        },
+    );
+    assert_eq!(archive::DEFAULT_MAX_TOTAL_BYTES, 4 << 40);
+    assert_eq!(RestoreOptions::default().max_total_bytes, 4 << 40);
+}
+
+/// A tiny archive whose 4,096 stored entries each claim 4 GiB (16 TiB in all).
+fn lying_giant(dir: &Path) -> std::path::PathBuf {
+    let zip = dir.join("giant.zip");
+    py_zip(
+        &zip,
+        "[('caps/g%04d' % i, b'x', None) for i in range(4096)]",
+        "ZIP_STORED",
+    );
+    let mut bytes = fs::read(&zip).unwrap();
+    let mut at = 0;
+    while let Some(p) = bytes[at..].windows(4).position(|w| w == [0x50, 0x4b, 1, 2]) {
+        let c = at + p;
+        bytes[c + 20..c + 28].copy_from_slice(&[0xFF; 8]);
+        at = c + 46;
+    }
+    fs::write(&zip, &bytes).unwrap();
+    zip
+}
+
+#[test]
+fn an_archive_larger_than_the_limit_or_the_free_space_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = lying_giant(dir.path());
+    // The default limit (4 TiB).
+    refused_with(
+        &zip,
+        ErrorCode::TooLarge,
+        "more than the restore limit of 4398046511104 bytes",
+        RestoreOptions::default(),
+    );
+    // No limit: the free space still refuses it.
+    refused_with(
+        &zip,
+        ErrorCode::TooLarge,
+        "bytes free",
+        RestoreOptions {
+            max_total_bytes: u64::MAX,
+            max_ratio: u64::MAX,
+            ..Default::default()
+        },
+    );
 }

@@ -233,6 +233,11 @@ impl fmt::Debug for VerifyOptions {
 /// reach (about 1032:1), so only lying or crafted entries trip it.
 pub const DEFAULT_MAX_RATIO: u64 = 1100;
 
+/// Default limit on the bytes a [`restore`] may write: 4 TiB, more than any capsule is
+/// expected to hold, so only a crafted or damaged archive trips it. Raise it with
+/// [`RestoreOptions::max_total_bytes`] (CLI `capsa archive restore --max-bytes`).
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 4 << 40;
+
 /// Options for [`restore`].
 #[derive(Clone)]
 pub struct RestoreOptions {
@@ -242,7 +247,9 @@ pub struct RestoreOptions {
     /// Refuse entries (over 1 MiB) whose uncompressed size exceeds this many times their
     /// compressed size. Default [`DEFAULT_MAX_RATIO`].
     pub max_ratio: u64,
-    /// Refuse archives whose entries add up to more than this many bytes. Default: no limit.
+    /// Refuse (`TooLarge`, before anything is written) archives whose entries add up to
+    /// more than this many bytes. Default [`DEFAULT_MAX_TOTAL_BYTES`]. Whatever the limit, a
+    /// restore also refuses an archive that does not fit in the store's free space.
     pub max_total_bytes: u64,
     /// Worker threads; default: the number of cores.
     pub threads: Option<usize>,
@@ -257,7 +264,7 @@ impl Default for RestoreOptions {
         RestoreOptions {
             replace: false,
             max_ratio: DEFAULT_MAX_RATIO,
-            max_total_bytes: u64::MAX,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
             threads: None,
             progress: None,
             cancel: CancelToken::new(),

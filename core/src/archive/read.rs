@@ -71,7 +71,11 @@ pub(crate) fn read_entry(
     let mut crc = crc32fast::Hasher::new();
     let mut total = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
+        // Ask for at most one byte beyond the recorded size: an entry never yields more.
+        let want = (entry.uncompressed - total)
+            .saturating_add(1)
+            .min(buf.len() as u64) as usize;
+        let n = match reader.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

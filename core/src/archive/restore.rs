@@ -47,11 +47,14 @@ pub(crate) fn restore_into(
     let source = super::source::open(path)?;
     let file: &dyn super::source::Source = &*source;
     let index = ZipIndex::open(path, file)?;
+    // The size limits first, from the central directory alone: nothing else is read.
+    check_sizes(path, &index, options.max_total_bytes, &store.scratch_dir()?)?;
     let limits = Limits {
         max_ratio: options.max_ratio,
-        max_total: options.max_total_bytes,
+        max_total: u64::MAX,
     };
     let plan = plan(path, &index, Some(limits))?;
+    super::verify::check_internal_names(path, &index, &plan)?;
     if let Some(id) = expect {
         if &plan.capsule != id {
             return Err(Error::corrupt(
@@ -191,6 +194,69 @@ pub(crate) fn restore_into(
     guard.0 = None;
     tracing::info!(capsule = %plan.capsule, "restored");
     store.capsule(plan.capsule.as_str())
+}
+
+/// Bytes of filesystem blocks one entry may take beyond its size (a partial last block,
+/// its directory entry, metadata).
+const PER_ENTRY_SLACK: u64 = 4096;
+
+/// Refuse an archive whose entries expand to more than `max` bytes in all, or more than the
+/// free space where the restore writes, or many times more than the archive itself.
+fn check_sizes(path: &Path, index: &ZipIndex, max: u64, scratch: &Path) -> Result<()> {
+    let mut total = 0u64;
+    let mut compressed = 0u64;
+    for e in &index.entries {
+        if e.kind() != EntryKind::Dir {
+            total = total.saturating_add(e.uncompressed);
+            compressed = compressed.saturating_add(e.compressed);
+        }
+    }
+    let what = || format!("archive {}", path.display());
+    if total > max {
+        return Err(Error::TooLarge {
+            what: what(),
+            reason: format!(
+                "its entries expand to {total} bytes, more than the restore limit of {max} \
+                 bytes (RestoreOptions::max_total_bytes, capsa archive restore --max-bytes)"
+            ),
+        });
+    }
+    let need = total.saturating_add((index.entries.len() as u64).saturating_mul(PER_ENTRY_SLACK));
+    if let Some(free) = free_space(scratch) {
+        if need > free {
+            return Err(Error::TooLarge {
+                what: what(),
+                reason: format!(
+                    "its entries expand to {total} bytes, the store's filesystem has only \
+                     {free} bytes free ({})",
+                    scratch.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Bytes available to an unprivileged writer on the filesystem holding `dir`.
+#[cfg(unix)]
+fn free_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` a properly sized out-parameter.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+fn free_space(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// Rename the finished tree into place; with `replace`, move an existing capsule aside

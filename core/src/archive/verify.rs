@@ -18,6 +18,54 @@ use super::{
 use crate::error::{Error, Result};
 use crate::parallel;
 
+/// Refuse every entry that would put one of capsa's own names into the restored capsule
+/// (`.capsa/offline.json`, `.capsa-tmp-*`, store files…). Only what the archiver itself
+/// writes is let through: the capsule's `.capsa/` directory with its `head` hint, and a
+/// crate's `.capsa-crate.json` / `.capsa-incomplete` directly inside a crate directory.
+/// The comparison ignores ASCII case, since a case-insensitive filesystem would fold
+/// `.CAPSA/offline.json` onto the real stub.
+pub(crate) fn check_internal_names(path: &Path, index: &ZipIndex, plan: &Plan) -> Result<()> {
+    use crate::capsule::HEAD_FILE;
+    use crate::krate::{INCOMPLETE_MARKER, METADATA_FILE};
+    use crate::store::INTERNAL_DIR;
+    for item in &plan.items {
+        let rel = &item.rel;
+        for (k, part) in rel.iter().enumerate() {
+            let inside_internal = k == 1 && rel[0].eq_ignore_ascii_case(INTERNAL_DIR);
+            if !part.to_ascii_lowercase().starts_with(".capsa") && !inside_internal {
+                continue;
+            }
+            let file = item.kind == EntryKind::File;
+            let head = rel.len() == 2 && rel[0] == INTERNAL_DIR && rel[1] == HEAD_FILE && file;
+            let allowed = match k {
+                0 if rel.len() == 1 => part == INTERNAL_DIR && item.kind == EntryKind::Dir,
+                0 => head,
+                1 if inside_internal => head,
+                1 => {
+                    rel.len() == 2
+                        && file
+                        && (part == METADATA_FILE || part == INCOMPLETE_MARKER)
+                        && crate::version::Version::parse(&rel[0]).is_ok()
+                }
+                _ => false,
+            };
+            if !allowed {
+                let e = &index.entries[item.entry];
+                return Err(Error::UnsafePath {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "entry {:?}: {part:?} is a name reserved for capsa's own files; an \
+                         archive may hold only {INTERNAL_DIR}/{HEAD_FILE} and a crate's \
+                         {METADATA_FILE} or {INCOMPLETE_MARKER}",
+                        e.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The manifest and metadata of a checked archive.
 pub(crate) struct Tags {
     pub manifest: HashMap<String, String>,
@@ -119,6 +167,7 @@ pub(crate) fn verify(
     let file: &dyn Source = &*source;
     let index = ZipIndex::open(path, file)?;
     let plan = plan(path, &index, None)?;
+    check_internal_names(path, &index, &plan)?;
     super::plan::symlink_targets(path, file, &index, &plan)?;
     let tags = read_tags(path, file, &index, &plan, true)?.expect("required");
     let files: Vec<usize> = plan
