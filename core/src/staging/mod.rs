@@ -421,6 +421,47 @@ pub fn redact(text: &str, overrides: &[Override]) -> String {
     out
 }
 
+/// [`redact`] for a piece of a longer text that was cut: besides every whole private value,
+/// a fragment of one left at a cut edge is masked too (`cut_start`: the piece begins where
+/// something was cut off before it; `cut_end`: the piece ends where something was cut off
+/// after it). Masking must always happen before cutting: this is for the cuts that happen while
+/// a stream is read, before the whole text exists.
+pub fn redact_cut(text: &str, overrides: &[Override], cut_start: bool, cut_end: bool) -> String {
+    let mut out = redact(text, overrides);
+    for o in overrides {
+        let v = o.value.expose();
+        if o.visibility != Visibility::Private || v.is_empty() {
+            continue;
+        }
+        // The shortest fragment worth masking: 2 bytes (a single character says little).
+        let min = 2.min(v.len());
+        if cut_end {
+            let longest = (min..v.len())
+                .rev()
+                .filter(|&k| v.is_char_boundary(k))
+                .find(|&k| out.ends_with(&v[..k]));
+            if let Some(k) = longest {
+                out.truncate(out.len() - k);
+                out.push_str(MASK);
+            }
+        }
+        if cut_start {
+            let longest = (min..v.len())
+                .rev()
+                .filter(|&k| v.is_char_boundary(v.len() - k))
+                .find(|&k| out.starts_with(&v[v.len() - k..]));
+            if let Some(k) = longest {
+                out = format!("{MASK}{}", &out[k..]);
+            }
+        }
+        // A piece shorter than the value may be an inner fragment of it.
+        if (cut_start || cut_end) && out.len() >= min && v.contains(out.as_str()) {
+            out = MASK.to_string();
+        }
+    }
+    out
+}
+
 /// A staging as recorded in the state store.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Staging {

@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{BackendOutcome, BackendReply, DeployRequest, Deployer, Scope};
+use super::{
+    redact, redact_cut, BackendOutcome, BackendReply, DeployRequest, Deployer, Override, Scope,
+};
 
 /// Exit status meaning "transient error, no answer" (`EX_TEMPFAIL` from `sysexits.h`).
 pub const EXIT_TEMPFAIL: i32 = 75;
@@ -118,7 +120,9 @@ impl ScriptDeployer {
         a
     }
 
-    async fn run(&self, call: &str, args: Vec<String>) -> BackendReply {
+    /// Run `call`. The private values of `req` are masked in what the script printed before
+    /// anything of it is cut, so no fragment of one shows at a cut edge.
+    async fn run(&self, call: &str, req: &DeployRequest, args: Vec<String>) -> BackendReply {
         let exe = self.dir.join(call);
         if !exe.is_file() {
             return BackendReply::unavailable(format!(
@@ -161,7 +165,11 @@ impl ScriptDeployer {
                 r.abort();
             }
         }
-        let take = |c: &Arc<Mutex<Capture>>| c.lock().unwrap_or_else(|p| p.into_inner()).render();
+        let take = |c: &Arc<Mutex<Capture>>| {
+            c.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .render(&req.overrides)
+        };
         let (out_s, err_s) = (take(&out), take(&err));
         let output = match (out_s.is_empty(), err_s.is_empty()) {
             (true, true) => String::new(),
@@ -305,16 +313,25 @@ impl Capture {
         }
     }
 
-    fn render(&self) -> String {
+    /// What was kept, private values of `overrides` masked (fragments at the cut edges too).
+    fn render(&self, overrides: &[Override]) -> String {
         let mut tail = Vec::with_capacity(self.tail.len());
         tail.extend_from_slice(&self.tail[self.pos..]);
         tail.extend_from_slice(&self.tail[..self.pos]);
         let kept = (self.head.len() + self.tail.len()) as u64;
-        let mut s = String::from_utf8_lossy(&self.head).into_owned();
-        if self.total > kept {
-            s.push_str(&format!("\n[… {} bytes not kept …]\n", self.total - kept));
+        if self.total <= kept {
+            let mut all = self.head.clone();
+            all.extend_from_slice(&tail);
+            return redact(&String::from_utf8_lossy(&all), overrides);
         }
-        s.push_str(&String::from_utf8_lossy(&tail));
+        let mut s = redact_cut(&String::from_utf8_lossy(&self.head), overrides, false, true);
+        s.push_str(&format!("\n[… {} bytes not kept …]\n", self.total - kept));
+        s.push_str(&redact_cut(
+            &String::from_utf8_lossy(&tail),
+            overrides,
+            true,
+            false,
+        ));
         s
     }
 }
@@ -325,22 +342,22 @@ impl Deployer for ScriptDeployer {
         "script"
     }
     async fn create(&self, req: &DeployRequest) -> BackendReply {
-        self.run("create", self.args(req, true, true)).await
+        self.run("create", req, self.args(req, true, true)).await
     }
     async fn update(&self, req: &DeployRequest) -> BackendReply {
-        self.run("update", self.args(req, true, true)).await
+        self.run("update", req, self.args(req, true, true)).await
     }
     async fn delete(&self, req: &DeployRequest) -> BackendReply {
-        self.run("delete", self.args(req, false, false)).await
+        self.run("delete", req, self.args(req, false, false)).await
     }
     async fn check(&self, req: &DeployRequest) -> BackendReply {
-        self.run("check", self.args(req, true, false)).await
+        self.run("check", req, self.args(req, true, false)).await
     }
     async fn cleanup(&self, req: &DeployRequest) -> BackendReply {
-        self.run("cleanup", self.args(req, false, false)).await
+        self.run("cleanup", req, self.args(req, false, false)).await
     }
     async fn archive_check(&self, req: &DeployRequest) -> BackendReply {
-        self.run("archive_check", self.args(req, false, false))
+        self.run("archive_check", req, self.args(req, false, false))
             .await
     }
     /// Without a `tag_check` script every tag is accepted.
@@ -348,7 +365,8 @@ impl Deployer for ScriptDeployer {
         if !self.dir.join("tag_check").is_file() {
             return BackendReply::success();
         }
-        self.run("tag_check", self.args(req, true, false)).await
+        self.run("tag_check", req, self.args(req, true, false))
+            .await
     }
 }
 
@@ -362,12 +380,12 @@ mod tests {
         for chunk in [b"abc".as_slice(), b"defgh", b"ijklmn"] {
             c.push(chunk);
         }
-        let s = c.render();
+        let s = c.render(&[]);
         assert!(s.starts_with("abcd"), "{s}");
         assert!(s.ends_with("klmn"), "{s}");
         assert!(s.contains("6 bytes not kept"), "{s}");
         let mut small = Capture::new(10);
         small.push(b"hello");
-        assert_eq!(small.render(), "hello");
+        assert_eq!(small.render(&[]), "hello");
     }
 }
