@@ -10,15 +10,17 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::format::{EntryKind, ZipIndex};
-use super::plan::plan;
+use super::plan::{parse_manifest, plan, read_small, symlink_targets};
 use super::restore::{restore_into, TempDir};
 use super::write::walk;
-use super::{verify_with, Policy, RestoreOptions, VerifyOptions};
+use super::{verify_with, Policy, RestoreOptions, VerifyOptions, MANIFEST_NAME};
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{Error, Result};
@@ -188,42 +190,121 @@ impl Capsule {
         Ok(stub)
     }
 
-    /// The archive must hold exactly the capsule's tree as it is now.
+    /// The archive must hold exactly the capsule's tree as it is now, byte for byte: every
+    /// live file is stream-hashed (SHA-256) against the archive's manifest, every symlink
+    /// target and kind compared, and nothing may be missing or extra. `Changed` names the
+    /// first difference.
     fn check_matches(&self, archive: &Path) -> Result<()> {
         let source = super::source::open(archive)?;
         let index = ZipIndex::open(archive, &*source)?;
         let plan = plan(archive, &index, None)?;
-        let mut in_archive: HashMap<&str, (EntryKind, u64)> = plan
+        let Some(manifest_entry) = plan.manifest else {
+            return Err(Error::InvalidArgument {
+                what: "archive",
+                reason: format!(
+                    "{} has no {MANIFEST_NAME}: it cannot prove it holds capsule {}; archive \
+                     it again with capsa",
+                    archive.display(),
+                    self.id()
+                ),
+            });
+        };
+        let text = read_small(archive, &*source, &index, manifest_entry, 1 << 30)?;
+        let manifest = parse_manifest(archive, &text)?;
+        let targets = symlink_targets(archive, &*source, &index, &plan)?;
+        let mut in_archive: HashMap<&str, (EntryKind, usize)> = plan
             .items
             .iter()
             .map(|i| {
                 let e = &index.entries[i.entry];
-                (e.name.as_str(), (i.kind, e.uncompressed))
+                let name = e.name.as_str();
+                (name.strip_suffix('/').unwrap_or(name), (i.kind, i.entry))
             })
             .collect();
-        let stale = |what: String| Error::InvalidArgument {
-            what: "archive",
+        let stale = |src: &Path, what: String| Error::Changed {
+            path: src.to_path_buf(),
             reason: format!(
-                "{} does not match capsule {} as it is now ({what}); archive it again",
+                "{what}: {} does not hold capsule {} as it is now; archive it again",
                 archive.display(),
                 self.id()
             ),
         };
+        let mut buf = vec![0u8; 1 << 20];
         for item in walk(self, Policy::Store)? {
-            match in_archive.remove(item.name.as_str()) {
-                None => return Err(stale(format!("{} is not in the archive", item.name))),
-                Some((kind, size)) => {
-                    if kind != item.kind || (kind == EntryKind::File && size != item.size) {
-                        return Err(stale(format!("{} differs", item.name)));
+            let key = item.name.strip_suffix('/').unwrap_or(&item.name);
+            let Some((kind, entry)) = in_archive.remove(key) else {
+                return Err(stale(&item.src, "not in the archive".into()));
+            };
+            if kind != item.kind {
+                return Err(stale(
+                    &item.src,
+                    format!("a {:?} now, a {kind:?} in the archive", item.kind),
+                ));
+            }
+            match kind {
+                EntryKind::Dir => {}
+                EntryKind::Symlink => {
+                    let now = item.target.as_deref().unwrap_or_default();
+                    let was = targets.get(&entry).map(String::as_str).unwrap_or_default();
+                    if now != was {
+                        return Err(stale(
+                            &item.src,
+                            format!("symlink points to {now:?} now, to {was:?} in the archive"),
+                        ));
+                    }
+                }
+                EntryKind::File => {
+                    let Some(want) = manifest.get(&index.entries[entry].name) else {
+                        return Err(stale(&item.src, format!("not in {MANIFEST_NAME}")));
+                    };
+                    let (size, sha) = hash_file(&item.src, &mut buf)?;
+                    if size != index.entries[entry].uncompressed {
+                        return Err(stale(
+                            &item.src,
+                            format!(
+                                "{size} bytes now, {} in the archive",
+                                index.entries[entry].uncompressed
+                            ),
+                        ));
+                    }
+                    if &sha != want {
+                        return Err(stale(
+                            &item.src,
+                            "content differs from the archive (SHA-256)".into(),
+                        ));
                     }
                 }
             }
         }
         if let Some(name) = in_archive.keys().min() {
-            return Err(stale(format!("{name} is no longer in the capsule")));
+            return Err(stale(
+                &self
+                    .path()
+                    .join(name.split_once('/').map_or("", |(_, r)| r)),
+                "in the archive, no longer in the capsule".into(),
+            ));
         }
         Ok(())
     }
+}
+
+/// Stream-hash a live file: its length and SHA-256 (lower-case hex).
+fn hash_file(path: &Path, buf: &mut [u8]) -> Result<(u64, String)> {
+    // Never blocks on a FIFO, never follows a link put in place of the file walked.
+    let mut f = crate::safe_file::open_regular(path, crate::safe_file::Links::Refuse, "file")?;
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    loop {
+        let got = match f.read(buf) {
+            Ok(0) => break,
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        h.update(&buf[..got]);
+        n += got as u64;
+    }
+    Ok((n, super::hex(&h.finalize())))
 }
 
 impl Store {
