@@ -435,7 +435,9 @@ fn sequence_source(src: &Path) -> Result<Option<(PathBuf, Sequence)>> {
     let Some(name) = src.file_name().and_then(|n| n.to_str()) else {
         return Ok(None);
     };
-    let Ok(pattern) = Sequence::parse(name) else {
+    // A name with no padding token is a missing file; one with a broken token is
+    // INVALID_SEQUENCE naming the rule, never "file not found".
+    let Some(pattern) = Sequence::parse_source(name)? else {
         return Ok(None);
     };
     let dir = src

@@ -229,8 +229,19 @@ fn staging_reconcile_leaves_commands_of_this_manager_alone() {
             overrides: vec![],
         })
         .unwrap();
+    // Issue 23: without this the check below passes trivially (nothing pending to leave alone).
+    assert_eq!(
+        h.manager.get("inflight").unwrap().status,
+        Status::CreatePending,
+        "the staging must be pending when reconcile runs"
+    );
     let r = h.manager.reconcile().unwrap();
     assert_eq!(r.failed_pending + r.resolved_pending, 0);
+    assert_eq!(
+        h.manager.get("inflight").unwrap().status,
+        Status::CreatePending,
+        "reconcile must leave this manager's in-flight create alone"
+    );
     assert_eq!(p.wait().unwrap().unwrap().status, Status::Running);
 }
 

@@ -196,12 +196,27 @@ impl Sequence {
         })
     }
 
+    /// Parse `name` if it is meant as a pattern: `Ok(None)` when it holds no padding token at
+    /// all (`#`, `@`, `%d`, `$F`, `<UDIM>`; a plain file name such as `plate.1001.exr`),
+    /// otherwise the result of [`Sequence::parse`] — so a name that *is* a pattern but breaks
+    /// a rule (`plate.1-10x0#.exr`, `plate.%0999d.exr`) is an [`Error::InvalidSequence`]
+    /// naming the rule, never taken for a missing file.
+    ///
+    /// Callers that accept "a file or a sequence pattern" (`publish`) use this instead of
+    /// treating any parse error as "not a pattern".
+    pub fn parse_source(name: &str) -> Result<Option<Sequence>> {
+        if !has_padding_token(name) {
+            return Ok(None);
+        }
+        Sequence::parse(name).map(Some)
+    }
+
     /// The pattern in `style` with its frames: `plate.1001-1100#.exr` (`Hash`),
     /// `plate.1001-1100@@@@.exr` (`At`), `plate.%04d.exr 1001-1100` (`Printf`),
     /// `plate.$F4.exr 1001-1100` (`Houdini`). Without frames, the same as
     /// [`pattern`](Self::pattern). [`Sequence::parse`] reads every form back.
     pub fn format(&self, style: PadStyle) -> String {
-        let token = style.token(self.padding);
+        let token = self.token(style);
         if self.frames.is_empty() {
             format!("{}{token}{}", self.head, self.tail)
         } else if style.frames_inline() {
@@ -213,7 +228,16 @@ impl Sequence {
 
     /// The pattern in `style` without frames: `plate.#.exr`, `plate.%04d.exr`, `plate.$F4.exr`.
     pub fn pattern(&self, style: PadStyle) -> String {
-        format!("{}{}{}", self.head, style.token(self.padding), self.tail)
+        format!("{}{}{}", self.head, self.token(style), self.tail)
+    }
+
+    /// The padding token in `style`, unless a digit starting the tail would be read as part of
+    /// it (`$F4` then `9.exr` reads back as `$F49`): then the printf token, which ends in `d`.
+    fn token(&self, style: PadStyle) -> String {
+        if style == PadStyle::Houdini && self.tail.starts_with(|c: char| c.is_ascii_digit()) {
+            return PadStyle::Printf.token(self.padding);
+        }
+        style.token(self.padding)
     }
 
     /// The file name of `frame` (whether or not it is in the set): `plate.1001.exr`;
@@ -273,11 +297,28 @@ fn check_padding(pattern: &str, padding: usize) -> Result<usize> {
     }
 }
 
-/// Scan for padding tokens and keep the last one. An error in the last token is returned;
+/// `pattern` holds something that is read as a padding token, valid or not.
+fn has_padding_token(pattern: &str) -> bool {
+    let b = pattern.as_bytes();
+    b.iter().any(|&c| c == b'#' || c == b'@')
+        || pattern.contains("$F")
+        || pattern.contains("<UDIM>")
+        || b.iter().enumerate().any(|(i, &c)| {
+            c == b'%' && {
+                let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                b.get(i + 1 + digits) == Some(&b'd')
+            }
+        })
+}
+
+/// Scan for padding tokens and keep the last one. Two tokens in a row (`%d%d`, `$F4#`) are
+/// refused: the frame number's place is ambiguous. An error in the last token is returned;
 /// errors in earlier ones are ignored (they are part of the head).
 fn last_token(pattern: &str) -> Result<Option<Token>> {
     let b = pattern.as_bytes();
     let mut last: Option<Result<Token>> = None;
+    // (start, end) of the last two tokens, to refuse a token glued to the one before.
+    let mut spans: [Option<(usize, usize)>; 2] = [None, None];
     let mut i = 0;
     while i < b.len() {
         let start = i;
@@ -295,6 +336,7 @@ fn last_token(pattern: &str) -> Result<Option<Token>> {
                 } else {
                     check_padding(pattern, run.len())
                 };
+                spans = [spans[1], Some((start, i))];
                 last = Some(tok.map(|padding| Token {
                     start,
                     end: i,
@@ -322,6 +364,7 @@ fn last_token(pattern: &str) -> Result<Option<Token>> {
                         width(pattern, digits)
                     };
                     i = j + 1;
+                    spans = [spans[1], Some((start, i))];
                     last = Some(tok.map(|padding| Token {
                         start,
                         end: i,
@@ -342,6 +385,7 @@ fn last_token(pattern: &str) -> Result<Option<Token>> {
                     width(pattern, digits)
                 };
                 i = j;
+                spans = [spans[1], Some((start, i))];
                 last = Some(tok.map(|padding| Token {
                     start,
                     end: i,
@@ -351,6 +395,7 @@ fn last_token(pattern: &str) -> Result<Option<Token>> {
             }
             b'<' if b[i..].starts_with(b"<UDIM>") => {
                 i += 6;
+                spans = [spans[1], Some((start, i))];
                 last = Some(Ok(Token {
                     start,
                     end: i,
@@ -361,6 +406,14 @@ fn last_token(pattern: &str) -> Result<Option<Token>> {
             _ => {}
         }
         i += 1;
+    }
+    if let [Some((_, prev_end)), Some((start, _))] = spans {
+        if prev_end == start && last.as_ref().is_some_and(|t| t.is_ok()) {
+            return Err(invalid(
+                pattern,
+                "two padding tokens in a row (like %d%d): the frame number's place is ambiguous",
+            ));
+        }
     }
     last.transpose()
 }
@@ -536,5 +589,54 @@ mod tests {
         refused("plate.%0999999999999999999999d.exr", "limit");
         refused(&format!("plate.{}.exr", "#".repeat(33)), "limit");
         refused("plate.1-3#.exr 1-3", "twice");
+        refused("plate.%d%d.exr", "two padding tokens in a row");
+        refused("plate.$F4#.exr", "two padding tokens in a row");
+        refused("plate.1-10x0#.exr", "zero step");
+        refused("plate.1-10x-1#.exr", "bad frame set");
+        refused("plate.1-5,,#.exr", "empty part");
+        refused("plate.1-2-3#.exr", "bad frame set");
+        refused("plate.1-999999999999#.exr", "too many frames");
+        refused(&format!("plate.{}.exr", "@".repeat(33)), "limit");
+    }
+
+    /// A name that is a pattern but breaks a rule is an INVALID_SEQUENCE naming the rule
+    /// (issue 16: `publish` reported these as `[NOT_FOUND] file not found`); a plain file
+    /// name is not a pattern at all.
+    #[test]
+    fn parse_source_tells_a_bad_pattern_from_a_plain_name() {
+        for plain in [
+            "plate.1001.exr",
+            "notes.txt",
+            "",
+            "x",
+            "1-2-3",
+            "a%b.exr",
+            "$HOME",
+        ] {
+            assert_eq!(Sequence::parse_source(plain).unwrap(), None, "{plain:?}");
+        }
+        assert_eq!(
+            Sequence::parse_source("plate.1-3#.exr").unwrap(),
+            Some(p("plate.1-3#.exr"))
+        );
+        for (bad, rule) in [
+            ("plate.1-10x0#.exr", "zero step"),
+            ("plate.%0999d.exr", "limit"),
+            ("plate.1-999999999999#.exr", "too many frames"),
+            ("plate.1-10x-1#.exr", "bad frame set"),
+            ("plate.10-1x0#.exr", "zero step"),
+            ("plate.%d%d.exr", "in a row"),
+            ("plate.1-5,,#.exr", "empty part"),
+            ("plate.1-2-3#.exr", "bad frame set"),
+            ("plate.#@.exr", "mixes"),
+            ("plate.%4d.exr", "%04d"),
+        ] {
+            let e = Sequence::parse_source(bad).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidSequence, "{bad}");
+            assert!(e.to_string().contains(rule), "{bad}: {e}");
+        }
+        let many = format!("plate.{}.exr", "#".repeat(40));
+        let e = Sequence::parse_source(&many).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidSequence);
     }
 }

@@ -789,13 +789,22 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["abc", "a-b-c", "s1", "stage-42", &"a".repeat(40)] {
-            if ok.len() >= 3 {
-                validate_name(ok).unwrap();
-            }
+        // Every listed case is asserted (issue 23: a length guard used to skip some, and "s1",
+        // 2 characters, is in fact too short).
+        for ok in [
+            "abc",
+            "a-b-c",
+            "s12",
+            "a1b",
+            "stage-42",
+            "a--b",
+            &"a".repeat(40),
+        ] {
+            validate_name(ok).unwrap_or_else(|e| panic!("{ok:?} refused: {e}"));
         }
         for bad in [
             "ab",
+            "s1",
             "Abc",
             "1abc",
             "-abc",
