@@ -305,7 +305,7 @@ fn offline_and_retrieve() {
     let extra = v2.section(capsa::Section::Scenes).join("later.ma");
     fs::write(&extra, b"new work").unwrap();
     let err = capsule.take_offline(&zip).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::InvalidArgument, "{err}");
+    assert_eq!(err.code(), ErrorCode::Changed, "{err}");
     assert!(extra.exists() && !capsule.is_offline());
     fs::remove_file(&extra).unwrap();
 
