@@ -3,21 +3,12 @@
 //! is refused with one line naming the rule.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use capsa::{BumpOptions, Section, Store, StoreOptions};
 
-const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
-
-fn capsa(store: &Path, args: &[&str]) -> Output {
-    Command::new(CAPSA)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod support;
+use support::capsa_in as capsa;
 
 fn ok(out: Output) -> String {
     assert!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use capsa::{BumpOptions, Section, Store, StoreOptions};
 
 mod support;
-use support::{noise, noisy_capsule};
+use support::{capsa_in as capsa, noise, noisy_capsule};
 
 const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
 
@@ -58,15 +58,6 @@ fn uploads_in_progress(key: &str) -> usize {
     String::from_utf8_lossy(&out.stdout)
         .matches("\"UploadId\"")
         .count()
-}
-
-fn capsa(store: &Path, args: &[&str]) -> Output {
-    Command::new(CAPSA)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //! rewritten after archiving, same size), naming the file, and removes nothing.
 
 use std::fs;
-use std::process::Command;
 
 use capsa::{BumpOptions, Section, Store, StoreOptions};
+
+mod support;
 
 #[test]
 fn offline_refuses_a_stale_archive() {
@@ -17,15 +18,7 @@ fn offline_refuses_a_stale_archive() {
     let scene = v1.section(Section::Scenes).join("sh010_v001.ma");
     fs::write(&scene, "scene one\n").unwrap();
     let zip = dir.path().join("c.zip");
-    let capsa = env!("CARGO_BIN_EXE_capsa");
-    let run = |args: &[&str]| {
-        Command::new(capsa)
-            .arg("--store")
-            .arg(&root)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| support::capsa_in(&root, args);
     let out = run(&["archive", id, "-o", zip.to_str().unwrap()]);
     assert!(
         out.status.success(),

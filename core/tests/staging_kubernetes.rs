@@ -124,7 +124,12 @@ fn client() -> Client {
 }
 
 fn deployer(ready: Duration) -> KubernetesDeployer {
-    KubernetesDeployer::new(template(), None)
+    deployer_of(template(), ready)
+}
+
+/// A deployer of the template in `dir` with the test timings.
+fn deployer_of(dir: PathBuf, ready: Duration) -> KubernetesDeployer {
+    KubernetesDeployer::new(dir, None)
         .expect("deployer")
         .with_ready_timeout(ready)
         .with_cleanup_timeout(Duration::from_secs(60))
@@ -877,13 +882,7 @@ spec:
 }
 
 fn job_manager(dir: &Path, ready: Duration) -> StagingManager {
-    let d = KubernetesDeployer::new(job_template(dir), None)
-        .expect("deployer")
-        .with_ready_timeout(ready)
-        .with_cleanup_timeout(Duration::from_secs(60))
-        .with_poll_interval(Duration::from_millis(200))
-        .with_retries(2);
-    manager(&dir.join("state.db"), d)
+    manager(&dir.join("state.db"), deployer_of(job_template(dir), ready))
 }
 
 /// Play the Job controller: the Job `migrate` ends with `outcome` (Complete or Failed), with

@@ -106,6 +106,15 @@ fn repair_resets_only_empty_scaffolding_of_a_killed_bump() {
 
 // ---- item 11: the version hint is only a hint ----
 
+/// Bump `capsule` and return the new crate's number.
+fn bumped(capsule: &capsa::Capsule) -> u32 {
+    capsule
+        .bump(BumpOptions::default())
+        .unwrap()
+        .version()
+        .number()
+}
+
 fn head(store: &Store) -> std::path::PathBuf {
     store.capsule_path(&ID.parse().unwrap()).join(".capsa/head")
 }
@@ -130,14 +139,7 @@ fn a_hint_far_above_the_directory_is_corrected() {
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(fs::read_to_string(head(&store)).unwrap().trim(), "3");
     fs::write(head(&store), "1000000\n").unwrap();
-    assert_eq!(
-        capsule
-            .bump(BumpOptions::default())
-            .unwrap()
-            .version()
-            .number(),
-        4
-    );
+    assert_eq!(bumped(&capsule), 4);
     assert_eq!(fs::read_to_string(head(&store)).unwrap().trim(), "4");
 }
 
@@ -147,22 +149,8 @@ fn a_hint_at_the_top_of_the_range_does_not_break_bump() {
     let capsule = store.create_capsule(ID).unwrap();
     capsule.bump(BumpOptions::default()).unwrap();
     fs::write(head(&store), "4294967295\n").unwrap();
-    assert_eq!(
-        capsule
-            .bump(BumpOptions::default())
-            .unwrap()
-            .version()
-            .number(),
-        2
-    );
-    assert_eq!(
-        capsule
-            .bump(BumpOptions::default())
-            .unwrap()
-            .version()
-            .number(),
-        3
-    );
+    assert_eq!(bumped(&capsule), 2);
+    assert_eq!(bumped(&capsule), 3);
 }
 
 #[cfg(unix)]
@@ -188,14 +176,7 @@ fn a_failed_carry_gives_its_number_back() {
         "incomplete crate left"
     );
     fs::remove_file(&fifo).unwrap();
-    assert_eq!(
-        capsule
-            .bump(BumpOptions::default())
-            .unwrap()
-            .version()
-            .number(),
-        2
-    );
+    assert_eq!(bumped(&capsule), 2);
 }
 
 // ---- item 8 and 10: capsa's small files are read with a cap, special files refused ----

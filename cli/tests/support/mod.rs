@@ -1,9 +1,22 @@
-//! Shared by the CLI archive tests: a capsule big enough to kill `capsa archive` half-way.
+//! Shared by the CLI archive tests: running `capsa` on a store, and a capsule big enough to
+//! kill `capsa archive` half-way.
+#![allow(dead_code)] // each test crate uses its own part
 
 use std::fs;
 use std::path::Path;
+use std::process::{Command, Output};
 
 use capsa::{BumpOptions, Capsule, Section, Store, StoreOptions};
+
+/// Run `capsa --store STORE ARGS…` to the end.
+pub fn capsa_in(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capsa"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap()
+}
 
 /// Hex digits of a pseudo-random stream: deflate works hard on it (it halves, slowly), so
 /// the archive stays busy long enough to be killed half-way.

@@ -10,11 +10,9 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::format::{EntryKind, ZipIndex};
 use super::plan::{parse_manifest, plan, read_small, symlink_targets};
@@ -229,7 +227,6 @@ impl Capsule {
                 self.id()
             ),
         };
-        let mut buf = vec![0u8; 1 << 20];
         for item in walk(self, Policy::Store)? {
             let key = item.name.strip_suffix('/').unwrap_or(&item.name);
             let Some((kind, entry)) = in_archive.remove(key) else {
@@ -257,7 +254,7 @@ impl Capsule {
                     let Some(want) = manifest.get(&index.entries[entry].name) else {
                         return Err(stale(&item.src, format!("not in {MANIFEST_NAME}")));
                     };
-                    let (size, sha) = hash_file(&item.src, &mut buf)?;
+                    let (size, sha) = hash_file(&item.src)?;
                     if size != index.entries[entry].uncompressed {
                         return Err(stale(
                             &item.src,
@@ -288,23 +285,15 @@ impl Capsule {
     }
 }
 
-/// Stream-hash a live file: its length and SHA-256 (lower-case hex).
-fn hash_file(path: &Path, buf: &mut [u8]) -> Result<(u64, String)> {
-    // Never blocks on a FIFO, never follows a link put in place of the file walked.
-    let mut f = crate::safe_file::open_regular(path, crate::safe_file::Links::Refuse, "file")?;
-    let mut h = Sha256::new();
-    let mut n = 0u64;
-    loop {
-        let got = match f.read(buf) {
-            Ok(0) => break,
-            Ok(got) => got,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("read", path, e)),
-        };
-        h.update(&buf[..got]);
-        n += got as u64;
-    }
-    Ok((n, super::hex(&h.finalize())))
+/// A live file's length and SHA-256 (lower-case hex), streamed by
+/// [`sha256_source`](super::verify::sha256_source). Opened without blocking on a FIFO or
+/// following a link put in place of the file walked.
+fn hash_file(path: &Path) -> Result<(u64, String)> {
+    use super::source::Source;
+    let file = crate::safe_file::open_regular(path, crate::safe_file::Links::Refuse, "file")?;
+    let size = file.size().map_err(Error::io_at("stat", path))?;
+    let sha = super::verify::sha256_source(path, &file, &super::CancelToken::default())?;
+    Ok((size, sha))
 }
 
 impl Store {

@@ -477,4 +477,16 @@ mod tests {
         );
         assert_eq!(one_line("a\nb\r\x1b[31m"), "a b  [31m");
     }
+
+    proptest::proptest! {
+        /// Whatever a server answers, the error text is one line and never panics.
+        #[test]
+        fn any_server_answer_is_one_line(body in ".{0,200}", code in "[A-Za-z<>/]{0,20}") {
+            let text = format!("x: <?xml?>\n<Error><Code>{code}</Code>{body}</Error>");
+            for t in [text.as_str(), body.as_str()] {
+                let line = one_line(t);
+                proptest::prop_assert!(!line.chars().any(char::is_control), "{line:?}");
+            }
+        }
+    }
 }
