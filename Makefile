@@ -136,7 +136,7 @@ test: test-c
 # `k8s`) use the bindings built before the control plane starts (`wheel`, `node`,
 # `k8s-build-c`: no-ops when test-python, test-node and test-c have just built them).
 K8S_TEST_CMD = sh -c '$(CARGO) test -p capsa --features kubernetes-tests \
-	--test staging_kubernetes -- --test-threads=1 && $(CARGO) test -p capsa-cli \
+	--test staging_kubernetes && $(CARGO) test -p capsa-cli \
 	--features kubernetes-tests --test staging_kubernetes_cli && \
 	bash bindings-python/setup.sh k8s && (cd bindings-node && $(NPM) run test:k8s) && \
 	bash bindings-c/scripts/test-k8s.sh run'

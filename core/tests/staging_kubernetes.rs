@@ -2,7 +2,8 @@
 //!
 //! Built only with the feature `kubernetes-tests` and run by `make test-k8s`, which is
 //! `tests/k8s/with-control-plane.sh cargo test -p capsa --features kubernetes-tests
-//! --test staging_kubernetes -- --test-threads=1` (one thread: one test stops the API server).
+//! --test staging_kubernetes`. The tests that stop the API server hold the control plane alone
+//! (`require_control_plane_alone`), so any thread count works.
 //! A missing `KUBECONFIG`, or one that does not point at a loopback API server, fails every
 //! test.
 //!
@@ -98,8 +99,12 @@ fn template() -> PathBuf {
     Path::new(ROOT).join("examples/kubernetes")
 }
 
-/// Panics unless KUBECONFIG points at the loopback test API server (make test-k8s).
-fn require_control_plane() {
+/// Tests share the control plane; a test that stops the API server holds it alone.
+static CONTROL_PLANE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Panics unless KUBECONFIG points at the loopback test API server (make test-k8s); holds the
+/// control plane shared (no outage test runs meanwhile, however the tests are started).
+fn require_control_plane() -> std::sync::RwLockReadGuard<'static, ()> {
     let kc = std::env::var("KUBECONFIG").unwrap_or_else(|_| {
         panic!(
             "KUBECONFIG is not set: run through \
@@ -112,6 +117,14 @@ fn require_control_plane() {
         "KUBECONFIG={kc} does not point at the loopback test API server: refusing to run"
     );
     logs::install();
+    CONTROL_PLANE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// As `require_control_plane`, holding the control plane alone: for the tests that stop the
+/// API server.
+fn require_control_plane_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    drop(require_control_plane());
+    CONTROL_PLANE.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A staging name unique to this run.
@@ -305,7 +318,7 @@ fn apiserver(action: &str) {
 /// cleanup (PVCs, Secrets, namespace gone; record gone).
 #[test]
 fn full_lifecycle() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -444,7 +457,7 @@ fn full_lifecycle() {
 /// The staging stays pending until every workload's status says ready, then goes Running.
 #[test]
 fn readiness_pending_until_status_ready() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -489,7 +502,7 @@ fn readiness_pending_until_status_ready() {
 /// reason, without waiting for the ready timeout.
 #[test]
 fn progress_deadline_exceeded_is_failure() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -532,7 +545,7 @@ fn progress_deadline_exceeded_is_failure() {
 /// this process at any level, the API server log.
 #[test]
 fn private_overrides_only_in_a_secret() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -642,7 +655,7 @@ fn private_overrides_only_in_a_secret() {
 /// is deleted; once it is back, `reconcile` brings the staging to its true status.
 #[test]
 fn api_server_down_mid_create_then_reconcile() {
-    require_control_plane();
+    let _cp = require_control_plane_alone();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -657,9 +670,15 @@ fn api_server_down_mid_create_then_reconcile() {
             overrides: vec![],
         })
         .unwrap();
-    // The last object of the template applied: the command is waiting for readiness.
-    wait_for("Ingress web", 30, || get_opt::<Ingress>(&c, &name, "web"));
-    apiserver("stop");
+    // Every object applied and the prune done (the deployer logs "applied" just before it
+    // starts polling): the command is waiting for readiness.
+    let applied = format!("message=applied name={name} ");
+    wait_for("the applied log line", 30, || {
+        logs::text().contains(&applied).then_some(())
+    });
+    // SIGKILL: a SIGTERM'd API server keeps answering through its graceful shutdown, which
+    // can outlast the readiness wait.
+    apiserver("kill");
     let s = p.wait();
     // While it is down: a reconcile cannot ask, and changes nothing.
     let r = m.reconcile();
@@ -697,7 +716,7 @@ fn api_server_down_mid_create_then_reconcile() {
 /// the loser gets `Busy` and nothing reaches the cluster from it.
 #[test]
 fn two_managers_are_serialized() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
@@ -736,7 +755,7 @@ fn two_managers_are_serialized() {
 /// The template's `capsa.yaml` declares the allowed tags; a refused tag touches nothing.
 #[test]
 fn tag_check_follows_the_template() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
@@ -769,7 +788,7 @@ fn tag_check_follows_the_template() {
 /// and keeps the app ConfigMap and Secret.
 #[test]
 fn update_prunes_objects_dropped_from_the_template() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let tpl = tempfile::tempdir().unwrap();
@@ -814,7 +833,7 @@ fn update_prunes_objects_dropped_from_the_template() {
 /// there and a new cleanup removes it.
 #[test]
 fn cleanup_with_api_server_down_removes_nothing() {
-    require_control_plane();
+    let _cp = require_control_plane_alone();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let tpl = tempfile::tempdir().unwrap();
@@ -913,7 +932,7 @@ fn job_ends(c: &Client, ns: &str, outcome: &str) {
 /// A staging whose template holds a Job stays pending until the Job completes, then runs.
 #[test]
 fn a_job_is_ready_once_complete() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = job_manager(dir.path(), Duration::from_secs(60));
@@ -935,7 +954,7 @@ fn a_job_is_ready_once_complete() {
 /// the ready timeout.
 #[test]
 fn a_failed_job_ends_the_wait() {
-    require_control_plane();
+    let _cp = require_control_plane();
     let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = job_manager(dir.path(), Duration::from_secs(300));
