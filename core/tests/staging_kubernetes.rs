@@ -656,7 +656,6 @@ fn private_overrides_only_in_a_secret() {
 #[test]
 fn api_server_down_mid_create_then_reconcile() {
     let _cp = require_control_plane_alone();
-    let c = client();
     let dir = tempfile::tempdir().unwrap();
     let m = manager(
         &dir.path().join("state.db"),
