@@ -75,6 +75,10 @@ fn hostile_names_are_refused() {
         ("symlink_chain", "[('caps/d/', b'', 0o40755), ('caps/d/up', b'..', 0o120777), ('caps/d/esc', b'up/..', 0o120777)]", "through another symlink"),
         ("through_symlink", "[('caps/sub/', b'', 0o40755), ('caps/link', b'sub', 0o120777), ('caps/link/x', b'x', None)]", "not a directory"),
         ("file_as_dir", "[('caps/f', b'x', None), ('caps/f/x', b'x', None)]", "not a directory"),
+        // The capsule directory entry itself a symlink (once a panic in the link check).
+        ("top_symlink", "[('caps', b'elsewhere', 0o120777)]", "the capsule directory entry is a Symlink"),
+        ("top_symlink_slash", "[('caps/', b'elsewhere', 0o120777)]", "the capsule directory entry is a Symlink"),
+        ("top_symlink_then_file", "[('caps', b'.', 0o120777), ('caps/a', b'x', None)]", "the capsule directory entry is a Symlink"),
     ];
     for (name, entries, why) in cases {
         let zip = dir.path().join(format!("{name}.zip"));

@@ -156,8 +156,12 @@ pub(crate) fn plan(path: &Path, index: &ZipIndex, limits: Option<Limits>) -> Res
         if seen.insert(key, kind).is_some() {
             return Err(refuse(path, e, "duplicate entry name"));
         }
-        if kind == EntryKind::Dir && parts.len() == 1 {
-            // the capsule directory itself
+        if parts.len() == 1 && kind != EntryKind::Dir {
+            return Err(refuse(
+                path,
+                e,
+                format!("the capsule directory entry is a {kind:?}, not a directory"),
+            ));
         }
         if let Some(l) = limits {
             if kind == EntryKind::File {
@@ -293,7 +297,11 @@ pub(crate) fn symlink_targets(
         {
             return Err(escape());
         }
-        let mut at: Vec<String> = item.rel[..item.rel.len() - 1].to_vec();
+        // plan() refuses a link as the capsule directory itself, so `rel` is never empty.
+        let Some((_, parent)) = item.rel.split_last() else {
+            return Err(escape());
+        };
+        let mut at: Vec<String> = parent.to_vec();
         for part in target.split('/') {
             match part {
                 "" | "." => {}
