@@ -1,5 +1,6 @@
 //! Damaged archives never panic `list`, `verify` or `restore`: random byte changes and
-//! truncations of a real archive either still verify or fail with an error.
+//! truncations of a real archive either fail `verify` and `restore` with an error, or verify
+//! and restore the very tree that was archived.
 
 #[path = "archive_support/mod.rs"]
 mod common;
@@ -15,6 +16,7 @@ use proptest::prelude::*;
 struct Fixture {
     _dir: tempfile::TempDir,
     bytes: Vec<u8>,
+    tree: std::collections::BTreeMap<String, String>,
     work: PathBuf,
 }
 
@@ -29,6 +31,7 @@ fn fixture() -> &'static Fixture {
         fs::create_dir(&work).unwrap();
         Fixture {
             bytes: fs::read(&zip).unwrap(),
+            tree: common::tree_hash(capsule.path()),
             work,
             _dir: dir,
         }
@@ -62,10 +65,17 @@ proptest! {
         let verified = archive::verify(&zip).is_ok();
         let store = Store::init(tmp.path().join("s"), StoreOptions::default()).unwrap();
         let restored = archive::restore(&zip, &store, RestoreOptions::default());
-        if restored.is_err() {
-            prop_assert!(!store.root().join("fuzz").exists());
+        match restored {
+            // What restores is what was archived, and verify agrees.
+            Ok(c) => {
+                prop_assert!(verified, "restore took an archive verify refuses");
+                prop_assert_eq!(&common::tree_hash(c.path()), &f.tree);
+            }
+            Err(_) => {
+                prop_assert!(!verified, "verify passed an archive restore refuses");
+                prop_assert!(!store.root().join("fuzz").exists());
+            }
         }
         prop_assert!(common::names_in(&store.scratch_dir().unwrap()).is_empty());
-        let _ = verified;
     }
 }

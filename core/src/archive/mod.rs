@@ -389,6 +389,11 @@ pub struct ArchiveMetadata {
     pub tool_version: String,
     /// When the archive was written.
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// SHA-256 over the unix mode and name of every capsule entry in central-directory order
+    /// (see `verify::tree_digest`): the manifest covers file bytes, this covers directories,
+    /// links and modes. Absent in archives written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_sha256: Option<String>,
 }
 
 /// Archive `capsule` into one zip at `dest`. See the [module docs](self).

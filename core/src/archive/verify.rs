@@ -12,8 +12,8 @@ use super::plan::{parse_manifest, plan, read_small, Plan};
 use super::read::read_entry;
 use super::source::Source;
 use super::{
-    hex, worker_count, ArchiveMetadata, Progress, VerifyOptions, VerifyReport, MANIFEST_NAME,
-    METADATA_NAME,
+    hex, worker_count, ArchiveMetadata, Progress, VerifyOptions, VerifyReport, ARCHIVE_FORMAT,
+    MANIFEST_NAME, METADATA_NAME,
 };
 use crate::error::{Error, Result};
 use crate::parallel;
@@ -66,6 +66,67 @@ pub(crate) fn check_internal_names(path: &Path, index: &ZipIndex, plan: &Plan) -
     Ok(())
 }
 
+/// SHA-256 (hex) over `mode name` lines of capsule entries, in order: what
+/// [`ArchiveMetadata::tree_sha256`] records.
+pub(crate) fn tree_digest<'a>(entries: impl Iterator<Item = (u32, &'a str)>) -> String {
+    let mut h = Sha256::new();
+    for (mode, name) in entries {
+        h.update(format!("{mode:o} ").as_bytes());
+        h.update(name.as_bytes());
+        h.update(b"\n");
+    }
+    hex(&h.finalize())
+}
+
+/// Check the metadata against the archive: a format this capsa knows, the entry counts and
+/// (when recorded) the tree digest.
+fn check_metadata(
+    path: &Path,
+    index: &ZipIndex,
+    plan: &Plan,
+    meta: &ArchiveMetadata,
+) -> Result<()> {
+    let bad = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        entry: Some(METADATA_NAME.into()),
+        reason,
+    };
+    if meta.format != ARCHIVE_FORMAT {
+        return Err(Error::Unsupported {
+            what: format!(
+                "{}: archive format {} (this capsa reads format {ARCHIVE_FORMAT})",
+                path.display(),
+                meta.format
+            ),
+        });
+    }
+    let count = |k: EntryKind| plan.items.iter().filter(|i| i.kind == k).count() as u64;
+    let counted = (
+        count(EntryKind::File),
+        count(EntryKind::Dir),
+        count(EntryKind::Symlink),
+    );
+    if counted != (meta.files, meta.dirs, meta.symlinks) {
+        return Err(bad(format!(
+            "records {} files, {} dirs, {} symlinks; the archive holds {}, {}, {}",
+            meta.files, meta.dirs, meta.symlinks, counted.0, counted.1, counted.2
+        )));
+    }
+    if let Some(want) = &meta.tree_sha256 {
+        let got = tree_digest(plan.items.iter().map(|i| {
+            let e = &index.entries[i.entry];
+            (e.unix_mode().unwrap_or(0), e.name.as_str())
+        }));
+        if &got != want {
+            return Err(bad(format!(
+                "the names or modes of the archive's entries differ from the ones recorded \
+                 (tree digest {got}, recorded {want})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The manifest and metadata of a checked archive.
 pub(crate) struct Tags {
     pub manifest: HashMap<String, String>,
@@ -111,6 +172,7 @@ pub(crate) fn read_tags(
         None => None,
     };
     if let Some(meta) = &metadata {
+        check_metadata(path, index, plan, meta)?;
         if meta.capsule != plan.capsule.as_str() {
             return Err(Error::Corrupt {
                 path: path.to_path_buf(),

@@ -985,6 +985,9 @@ fn write_entries(
         tool: "capsa".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         created_at: chrono::Utc::now(),
+        tree_sha256: Some(super::verify::tree_digest(
+            headers.iter().map(|h| (h.unix_mode, h.name.as_str())),
+        )),
     };
     let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::InvalidArgument {
         what: "archive metadata",
