@@ -108,7 +108,9 @@ def test_a_raising_progress_callback_cancels_cleanly(
     assert capsa.archive(capsule, dest).files == files_in(capsule.path)  # works again
 
 
-def test_keyboard_interrupt_cancels_a_long_archive(store: capsa.Store, tmp_path: Path) -> None:
+def test_keyboard_interrupt_cancels_a_long_archive(
+    store: capsa.Store, tmp_path: Path, sigint_raises: None
+) -> None:
     capsule = filled_capsule(store, files=40, size=1024 * 1024)
     dest = tmp_path / "a.zip"
     started = threading.Event()

@@ -287,7 +287,7 @@ def test_callbacks_from_threads_never_deadlock(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_during_a_slow_command_returns_at_once(
-    manager: capsa.StagingManager, backend: capsa.MockBackend
+    manager: capsa.StagingManager, backend: capsa.MockBackend, sigint_raises: None
 ) -> None:
     backend.set_delay("create", 2.0)
     timer = threading.Timer(0.2, _thread.interrupt_main)
