@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use capsa::error::one_line;
 use serde::Serialize;
 
 /// Print a value as pretty JSON on stdout.
@@ -17,11 +18,11 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
     match err.downcast_ref::<capsa::Error>() {
         Some(e) => {
-            eprintln!("capsa: error [{}]: {e}", e.code());
+            eprintln!("capsa: error [{}]: {}", e.code(), one_line(&e.to_string()));
             ExitCode::from((10 + e.code().number()).min(255) as u8)
         }
         None => {
-            eprintln!("capsa: error: {err:#}");
+            eprintln!("capsa: error: {}", one_line(&format!("{err:#}")));
             ExitCode::from(1)
         }
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use capsa::error::one_line;
 use capsa::staging::{
     AuditEntry, AuditQuery, BackendReply, CommandRequest, Deployer, Event, EventKind,
     KubernetesDeployer, ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer,
@@ -464,14 +465,18 @@ fn print_staging(s: &Staging) {
     println!("{}: {}", s.name, status_text(s));
     println!("  tag:        {}", s.tag);
     if let Some(r) = &s.reason {
-        println!("  reason:     {r}");
+        println!("  reason:     {}", one_line(r));
     }
     for o in &s.overrides {
         let scope = match o.scope {
             Scope::App => "app",
             Scope::Staging => "staging",
         };
-        println!("  override:   {scope} {}={}", o.key, o.shown_value());
+        println!(
+            "  override:   {scope} {}={}",
+            o.key,
+            one_line(o.shown_value())
+        );
     }
     println!(
         "  created:    {}",
@@ -494,7 +499,7 @@ fn print_audit(r: &AuditEntry) {
         r.started_at.format("%Y-%m-%d %H:%M:%S"),
         r.action,
         r.name,
-        r.actor,
+        one_line(&r.actor),
         r.outcome.as_str(),
         st(r.status_before),
         st(r.status_after),
@@ -503,13 +508,16 @@ fn print_audit(r: &AuditEntry) {
         line.push_str(&format!(" tag={t}"));
     }
     if !r.overrides.is_empty() {
-        line.push_str(&format!(" overrides=[{}]", r.overrides.join(", ")));
+        line.push_str(&format!(
+            " overrides=[{}]",
+            one_line(&r.overrides.join(", "))
+        ));
     }
     if let Some(d) = r.duration_ms {
         line.push_str(&format!(" {d}ms"));
     }
     if let Some(reason) = &r.reason {
-        line.push_str(&format!("\n        reason: {reason}"));
+        line.push_str(&format!("\n        reason: {}", one_line(reason)));
     }
     println!("{line}");
 }
@@ -525,7 +533,7 @@ fn event_line(e: &Event) -> String {
             st(to),
             reason
                 .as_ref()
-                .map(|r| format!(" ({r})"))
+                .map(|r| format!(" ({})", one_line(r)))
                 .unwrap_or_default()
         ),
         EventKind::CommandFinished {
@@ -540,7 +548,7 @@ fn event_line(e: &Event) -> String {
             outcome.as_str(),
             reason
                 .as_ref()
-                .map(|r| format!(" ({r})"))
+                .map(|r| format!(" ({})", one_line(r)))
                 .unwrap_or_default()
         ),
     }
@@ -602,7 +610,7 @@ fn command(
             Some(s) => {
                 println!("{}: {}", s.name, status_text(s));
                 if let Some(r) = &s.reason {
-                    println!("  reason: {r}");
+                    println!("  reason: {}", one_line(r));
                 }
             }
             None => println!("{name}: removed"),

@@ -568,3 +568,95 @@ fn staging_postgres_state_url_is_shared_by_processes() {
         String::from_utf8_lossy(&w.stdout)
     );
 }
+
+/// No input forges an output line: a newline in `--actor` is refused before anything is
+/// recorded; a script's stderr and a path holding `\ncapsa: error [...]` are printed escaped,
+/// on the one error line.
+#[test]
+fn no_input_can_forge_an_output_line() {
+    let env = Env::new();
+    let s = env.scripts();
+    let backend = format!("script:{}", s.display());
+    let forged = "capsa: error [NOT_FOUND]: forged";
+    let is_forged = |out: &str| {
+        out.lines()
+            .any(|l| l.starts_with("capsa: error [NOT_FOUND]"))
+    };
+
+    // --actor with a newline: refused, nothing recorded.
+    let evil = "evil\n#999  2026-01-01 00:00:00 create    web                  by root";
+    let o = env.run(&[
+        "staging",
+        "create",
+        "--backend",
+        &backend,
+        "--actor",
+        evil,
+        "web",
+        "--tag",
+        "1.0.0",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("[INVALID_NAME]") && err.contains("actor"),
+        "{err}"
+    );
+    assert!(
+        err.contains("evil\\n#999"),
+        "the newline is shown escaped: {err}"
+    );
+    let log = env.run(&["staging", "log"]);
+    assert!(!text(&log).contains("#999"), "{}", text(&log));
+
+    // A failing script prints a fake error line on stderr.
+    script(
+        &s,
+        "create",
+        &format!("#!/bin/sh\nprintf 'boom\\n{forged}\\n\\033[2J' >&2\nexit 3\n"),
+    );
+    let o = env.run(&[
+        "staging",
+        "create",
+        "--backend",
+        &backend,
+        "web",
+        "--tag",
+        "1.0.0",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!is_forged(&err) && !err.contains('\u{1b}'), "{err}");
+    assert!(
+        err.contains("forged"),
+        "the script's words are kept, escaped: {err}"
+    );
+    for args in [
+        &["staging", "log"][..],
+        &["staging", "show", "web"],
+        &["staging", "list"],
+    ] {
+        let out = text(&env.run(args));
+        assert!(
+            !is_forged(&out) && !out.contains('\u{1b}'),
+            "{args:?}: {out}"
+        );
+    }
+
+    // A store path with a newline.
+    let o = env
+        .cmd(&[
+            "--store",
+            &format!("/nonexistent\n{forged}"),
+            "crates",
+            "sh010",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!is_forged(&err), "{err}");
+}

@@ -389,3 +389,22 @@ mod tests {
         assert!(std::error::Error::source(&e).is_some());
     }
 }
+
+/// `text` safe to print as (part of) one line: every control character (newline, carriage
+/// return, escape, …) and the Unicode line and paragraph separators are written as Rust
+/// escapes (`\n`, `\u{1b}`), so no input can split an output line or forge one.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}

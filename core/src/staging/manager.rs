@@ -434,6 +434,7 @@ impl StagingManager {
         validate_name(&name)?;
         let command = req.command();
         let actor = self.inner.opts.actor.clone();
+        super::validate_actor(&actor)?;
         if let Some((tag, overrides)) = req.settings() {
             let overrides = overrides.unwrap_or(&[]);
             validate_tag(tag)?;

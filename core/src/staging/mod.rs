@@ -771,6 +771,20 @@ pub fn validate_tag(tag: &str) -> Result<()> {
     }
 }
 
+/// Check an actor (who issues commands, recorded in the audit log): 1 to 128 characters, no
+/// control characters (a newline in an actor could forge a row of `staging log`).
+pub fn validate_actor(actor: &str) -> Result<()> {
+    let n = actor.chars().count();
+    if (1..=128).contains(&n) && !actor.chars().any(char::is_control) {
+        return Ok(());
+    }
+    Err(Error::InvalidName {
+        what: "actor",
+        value: shown(actor),
+        rule: "must be 1 to 128 characters with no control characters".into(),
+    })
+}
+
 /// Compare two tags: as semantic versions when both parse as one (an optional leading `v`
 /// allowed), otherwise as strings.
 pub fn compare_tags(a: &str, b: &str) -> Ordering {
