@@ -361,6 +361,25 @@ pub(crate) fn shown(value: &str) -> String {
     }
 }
 
+/// `text` safe to print as (part of) one line: every control character (newline, carriage
+/// return, escape, …) and the Unicode line and paragraph separators are written as Rust
+/// escapes (`\n`, `\u{1b}`), so no input can split an output line or forge one.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,23 +407,13 @@ mod tests {
         assert!(e.to_string().contains("/x/y"));
         assert!(std::error::Error::source(&e).is_some());
     }
-}
 
-/// `text` safe to print as (part of) one line: every control character (newline, carriage
-/// return, escape, …) and the Unicode line and paragraph separators are written as Rust
-/// escapes (`\n`, `\u{1b}`), so no input can split an output line or forge one.
-pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
-    if !text.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(text);
+    #[test]
+    fn one_line_escapes_every_line_breaker() {
+        assert_eq!(super::one_line("plain ✓"), "plain ✓");
+        assert_eq!(
+            super::one_line("a\nb\r\u{1b}[2J\u{2028}"),
+            "a\\nb\\r\\u{1b}[2J\\u{2028}"
+        );
     }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
