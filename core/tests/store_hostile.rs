@@ -390,3 +390,25 @@ fn fsck_reports_bad_metadata_duplicate_versions_and_stray_entries() {
     assert!(capsule.path().join("notes.txt").is_file());
     assert!(k.path().join(capsa::krate::METADATA_FILE).is_file());
 }
+
+/// The offline stub is read capped and never blocks: a FIFO in its place is refused at once
+/// by `retrieve`, a 1 GiB one by its size.
+#[cfg(unix)]
+#[test]
+fn an_offline_stub_that_is_a_fifo_or_huge_neither_hangs_nor_eats_memory() {
+    let (_d, store) = store();
+    let capsule = store.create_capsule(ID).unwrap();
+    let dir = capsule.path().join(".capsa");
+    fs::create_dir_all(&dir).unwrap();
+    let stub = dir.join("offline.json");
+    mkfifo(&stub);
+    let s = store.clone();
+    let e = guarded("retrieve with a FIFO stub", move || s.retrieve(ID)).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsafePath, "{e}");
+    assert!(e.to_string().contains("offline.json"), "{e}");
+    fs::remove_file(&stub).unwrap();
+    fs::File::create(&stub).unwrap().set_len(1 << 30).unwrap();
+    let c = capsule.clone();
+    let e = guarded("a 1 GiB stub", move || c.offline_stub()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::TooLarge, "{e}");
+}

@@ -82,12 +82,18 @@ impl Capsule {
     /// The offline stub, if the capsule is offline.
     pub fn offline_stub(&self) -> Result<Option<OfflineStub>> {
         let path = stub_path(self);
-        match fs::read(&path) {
+        let read = crate::safe_file::read_small(
+            &path,
+            crate::safe_file::Links::Refuse,
+            crate::safe_file::limits::OFFLINE_STUB,
+            "offline stub",
+        );
+        match read {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| Error::corrupt(&path, format!("offline stub does not parse: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", &path, e)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
