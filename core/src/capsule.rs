@@ -156,7 +156,6 @@ impl Capsule {
     fn reserve(&self) -> Result<Version> {
         // The hint only speeds up finding the top: it is used when the directory backs it.
         let hint = self.read_head().filter(|&h| self.hint_backed(h));
-        let trusted = hint.is_some();
         let mut candidate = match hint {
             Some(n) => n.saturating_add(1),
             None => next_number(self.scan_max()?)?,
@@ -167,11 +166,7 @@ impl Capsule {
             let path = self.path.join(version.padded(self.store.padding()));
             match fs::create_dir(&path) {
                 Ok(()) => {
-                    if trusted {
-                        self.write_head(candidate);
-                    } else {
-                        self.set_head(candidate);
-                    }
+                    self.raise_head(candidate);
                     return Ok(version);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -227,6 +222,28 @@ impl Capsule {
         if let Err(e) = result {
             tracing::warn!(capsule = %self.id, error = %e, "could not update the version hint");
         }
+    }
+
+    /// After reserving `n`: raise the hint to `n`, or set it to `n` when it is not backed by
+    /// the directory. Processes bumping at once do this under an exclusive `flock` of the
+    /// capsule's `.capsa` directory, so a slower one never lowers the hint another raised
+    /// (a lagging hint costs extra `mkdir`s and is reported by fsck).
+    fn raise_head(&self, n: u32) {
+        let lock = self
+            .internal_dir()
+            .ok()
+            .and_then(|_| fs::File::open(self.path.join(INTERNAL_DIR)).ok());
+        #[cfg(unix)]
+        if let Some(f) = &lock {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid open descriptor; the lock goes with it when `lock` drops.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        }
+        match self.read_head() {
+            Some(h) if h >= n && self.hint_backed(h) => {}
+            _ => self.set_head(n),
+        }
+        drop(lock);
     }
 
     /// Raise the hint to `n` (best effort: the hint only saves work; a lost or stale one
