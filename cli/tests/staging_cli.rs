@@ -596,9 +596,7 @@ fn no_input_can_forge_an_output_line() {
         "--tag",
         "1.0.0",
     ]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = failed_one_line(&o);
     assert!(
         err.contains("[INVALID_NAME]") && err.contains("actor"),
         "{err}"
@@ -625,9 +623,7 @@ fn no_input_can_forge_an_output_line() {
         "--tag",
         "1.0.0",
     ]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = failed_one_line(&o);
     assert!(!is_forged(&err) && !err.contains('\u{1b}'), "{err}");
     assert!(
         err.contains("forged"),
@@ -655,8 +651,14 @@ fn no_input_can_forge_an_output_line() {
         ])
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = failed_one_line(&o);
     assert!(!is_forged(&err), "{err}");
+}
+
+/// The command failed and said so on exactly one stderr line; that line.
+fn failed_one_line(o: &Output) -> String {
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
 }
