@@ -7,32 +7,11 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 
-use capsa::archive::{self, ArchiveOptions, RestoreOptions};
-use capsa::{BumpOptions, ErrorCode, Section, Store, StoreOptions};
+use capsa::archive::{self, RestoreOptions};
+use capsa::{ErrorCode, Store, StoreOptions};
 use common::*;
-
-/// A capsule with every kind of entry and little data, so that every byte can be flipped.
-fn small_archive(dir: &Path) -> (Vec<u8>, std::collections::BTreeMap<String, String>) {
-    let store = Store::init(dir.join("store"), StoreOptions::default()).unwrap();
-    let capsule = store.create_capsule("flip").unwrap();
-    let v1 = capsule.bump(BumpOptions::default()).unwrap();
-    let scenes = v1.section(Section::Scenes);
-    fs::write(scenes.join("a.ma"), b"createNode transform;\n").unwrap();
-    fs::create_dir_all(scenes.join("empty")).unwrap();
-    fs::create_dir_all(scenes.join("sub")).unwrap();
-    fs::write(scenes.join("sub/x"), b"x").unwrap();
-    let tool = scenes.join("run.sh");
-    fs::write(&tool, b"#!/bin/sh\n").unwrap();
-    set_mode(&tool, 0o755);
-    #[cfg(unix)]
-    std::os::unix::fs::symlink("a.ma", scenes.join("link.ma")).unwrap();
-    let zip = dir.join("small.zip");
-    archive::archive(&capsule, &zip, ArchiveOptions::default()).unwrap();
-    (fs::read(&zip).unwrap(), tree_hash(capsule.path()))
-}
 
 #[test]
 fn every_bit_flip_is_refused_or_restores_the_same_tree() {
