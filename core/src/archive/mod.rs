@@ -309,6 +309,11 @@ pub struct ArchiveReport {
     pub zip64: bool,
     /// Whether the archive was verified before it was renamed into place.
     pub verified: bool,
+    /// Crates not archived because they were being made (or were left by a killed bump)
+    /// when the archive reached them, by directory name (`v004`). The archive holds every
+    /// crate that was complete.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// What [`verify`] checked.

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::format::{EntryKind, ZipIndex};
 use super::plan::{parse_manifest, plan, read_small, symlink_targets};
 use super::restore::{restore_into, TempDir};
-use super::write::walk;
+use super::write::{walk, Scope};
 use super::{verify_with, Policy, RestoreOptions, VerifyOptions, MANIFEST_NAME};
 use crate::atomic;
-use crate::capsule::Capsule;
+use crate::capsule::{Capsule, HEAD_FILE};
 use crate::error::{Error, Result};
 use crate::store::{Store, INTERNAL_DIR};
 
@@ -233,7 +233,14 @@ impl Capsule {
                 self.id()
             ),
         };
-        for item in walk(self, Policy::Store)? {
+        // The version hint is not content: the archive holds the one it was consistent
+        // with, and a bump since then fails the check on its new crate anyway.
+        let head = format!("{}/{INTERNAL_DIR}/{HEAD_FILE}", self.id());
+        in_archive.remove(head.as_str());
+        for item in walk(self, Policy::Store, Scope::Everything)?.items {
+            if item.name == head {
+                continue;
+            }
             let key = item.name.strip_suffix('/').unwrap_or(&item.name);
             let Some((kind, entry)) = in_archive.remove(key) else {
                 return Err(stale(&item.src, "not in the archive".into()));

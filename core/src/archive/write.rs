@@ -21,7 +21,10 @@ use super::{
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{Error, Result};
+use crate::capsule::HEAD_FILE;
+use crate::krate::{INCOMPLETE_MARKER, METADATA_FILE};
 use crate::store::INTERNAL_DIR;
+use crate::version::Version;
 
 /// Input chunk size: the unit of parallel compression and of memory use.
 const CHUNK: usize = 1 << 20;
@@ -43,15 +46,109 @@ pub(crate) struct Item {
     pub deflate: bool,
     /// Symlink target (relative, checked to stay inside the capsule).
     pub target: Option<String>,
+    /// A file's identity as walked: every read of it is checked against this, so a file
+    /// that changes while it is archived is refused instead of torn.
+    pub stamp: Option<Stamp>,
+    /// Content taken at walk time instead of read from `src` (the version hint, which a bump
+    /// beside the archive may replace).
+    pub inline: Option<Vec<u8>>,
+}
+
+/// What identifies a file's content without reading it: device, inode, size, and the
+/// modification and change times to the nanosecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp of `meta`.
+    pub(crate) fn of(meta: &fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Stamp {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                size: meta.len(),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+                ctime: (meta.ctime(), meta.ctime_nsec()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let nanos = |t: std::io::Result<std::time::SystemTime>| {
+                t.ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or((0, 0), |d| (d.as_secs() as i64, i64::from(d.subsec_nanos())))
+            };
+            Stamp {
+                dev: 0,
+                ino: 0,
+                size: meta.len(),
+                mtime: nanos(meta.modified()),
+                ctime: nanos(meta.created()),
+            }
+        }
+    }
+
+    /// `CHANGED` unless the open `file` still has this stamp.
+    fn check(&self, file: &File, path: &Path) -> Result<()> {
+        let now = Stamp::of(&file.metadata().map_err(Error::io_at("stat", path))?);
+        if now == *self {
+            return Ok(());
+        }
+        let what = if now.ino != self.ino || now.dev != self.dev {
+            "was replaced".to_string()
+        } else if now.size != self.size {
+            format!("went from {} to {} bytes", self.size, now.size)
+        } else {
+            "was written to".to_string()
+        };
+        Err(Error::Changed {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the file {what} while it was being archived; archive again when it is not \
+                 being written"
+            ),
+        })
+    }
+}
+
+/// Which crates [`walk`] takes from a capsule that may be in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The crates that are complete when the walk reaches them; crates being made (or left
+    /// by a killed bump) are skipped and named. The version hint is taken as the highest
+    /// crate archived, so the archive is consistent by itself.
+    Complete,
+    /// Everything on disk, as it is (the offline check: a crate being made is not in the
+    /// archive, so the capsule may not go offline).
+    Everything,
+}
+
+/// What [`walk`] found.
+pub(crate) struct Walk {
+    /// Every entry, in archive order.
+    pub items: Vec<Item>,
+    /// Crates not taken because they were not complete (their directory names).
+    pub skipped: Vec<String>,
 }
 
 /// Walk the capsule in sorted order: the capsule directory first, each directory before its
 /// contents. Temporary `.capsa-tmp-` names and the offline stub are not content.
-pub(crate) fn walk(capsule: &Capsule, policy: Policy) -> Result<Vec<Item>> {
+pub(crate) fn walk(capsule: &Capsule, policy: Policy, scope: Scope) -> Result<Walk> {
     let root = capsule.path();
-    let mut items = Vec::new();
+    let mut walk = Walk {
+        items: Vec::new(),
+        skipped: Vec::new(),
+    };
     let meta = fs::symlink_metadata(root).map_err(Error::io_at("stat", root))?;
-    items.push(Item {
+    walk.items.push(Item {
         name: format!("{}/", capsule.id()),
         src: root.to_path_buf(),
         kind: EntryKind::Dir,
@@ -60,15 +157,46 @@ pub(crate) fn walk(capsule: &Capsule, policy: Policy) -> Result<Vec<Item>> {
         mtime: mtime(&meta),
         deflate: false,
         target: None,
+        stamp: None,
+        inline: None,
     });
     walk_dir(
         root,
         root,
         &format!("{}/", capsule.id()),
         policy,
-        &mut items,
+        Some(scope),
+        &mut walk,
     )?;
-    Ok(items)
+    if scope == Scope::Complete {
+        let head = format!("{}/{INTERNAL_DIR}/{HEAD_FILE}", capsule.id());
+        let highest = walk
+            .items
+            .iter()
+            .filter(|i| i.kind == EntryKind::Dir)
+            .filter_map(|i| i.name.strip_prefix(&format!("{}/", capsule.id())))
+            .filter_map(|rest| rest.strip_suffix('/'))
+            .filter_map(|name| Version::parse(name).ok())
+            .map(|v| v.number())
+            .max();
+        if let Some(item) = walk.items.iter_mut().find(|i| i.name == head) {
+            let text = format!("{}\n", highest.unwrap_or(0)).into_bytes();
+            item.size = text.len() as u64;
+            item.deflate = false;
+            item.stamp = None;
+            item.inline = Some(text);
+        }
+    }
+    Ok(walk)
+}
+
+/// Whether the version directory at `path` is a crate being made (or left by a killed
+/// bump). The metadata is looked at before the marker: a bump writes the metadata and then
+/// removes the marker, so metadata seen and then no marker means complete.
+fn being_made(path: &Path) -> bool {
+    let complete = fs::symlink_metadata(path.join(METADATA_FILE)).is_ok_and(|m| m.is_file())
+        && fs::symlink_metadata(path.join(INCOMPLETE_MARKER)).is_err();
+    !complete
 }
 
 fn mode_bits(meta: &fs::Metadata, default: u32) -> u32 {
@@ -96,7 +224,8 @@ fn walk_dir(
     dir: &Path,
     prefix: &str,
     policy: Policy,
-    out: &mut Vec<Item>,
+    top: Option<Scope>,
+    walk: &mut Walk,
 ) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(Error::io_at("list", dir))?
@@ -128,6 +257,15 @@ fn walk_dir(
         }
         let meta = fs::symlink_metadata(&path).map_err(Error::io_at("stat", &path))?;
         let ft = meta.file_type();
+        if ft.is_dir()
+            && top == Some(Scope::Complete)
+            && Version::parse(&name).is_ok()
+            && being_made(&path)
+        {
+            walk.skipped.push(name);
+            continue;
+        }
+        let out = &mut walk.items;
         if ft.is_dir() {
             out.push(Item {
                 name: format!("{zip_name}/"),
@@ -138,8 +276,10 @@ fn walk_dir(
                 mtime: mtime(&meta),
                 deflate: false,
                 target: None,
+                stamp: None,
+                inline: None,
             });
-            walk_dir(root, &path, &format!("{zip_name}/"), policy, out)?;
+            walk_dir(root, &path, &format!("{zip_name}/"), policy, None, walk)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&path).map_err(Error::io_at("read link", &path))?;
             let target = check_link(root, &path, &target)?;
@@ -152,6 +292,8 @@ fn walk_dir(
                 mtime: mtime(&meta),
                 deflate: false,
                 target: Some(target),
+                stamp: None,
+                inline: None,
             });
         } else if ft.is_file() {
             let deflate = meta.len() > 0 && policy.deflates(&name);
@@ -164,6 +306,8 @@ fn walk_dir(
                 mtime: mtime(&meta),
                 deflate,
                 target: None,
+                stamp: Some(Stamp::of(&meta)),
+                inline: None,
             });
         } else {
             return Err(Error::Unsupported {
@@ -412,7 +556,7 @@ fn archive_bucket(capsule: &Capsule, url: &str, options: &ArchiveOptions) -> Res
     }
     let cancel = &options.cancel;
     cancel.check()?;
-    let items = walk(capsule, policy)?;
+    let Walk { items, skipped } = walk(capsule, policy, Scope::Complete)?;
     let expected = items
         .iter()
         .fold(0u64, |a, i| a.saturating_add(i.size + 512));
@@ -427,6 +571,7 @@ fn archive_bucket(capsule: &Capsule, url: &str, options: &ArchiveOptions) -> Res
     tracing::info!(capsule = %capsule.id(), dest = %bucket.url, ?policy, "archiving to a bucket");
     // On any error `out` drops here and its sink aborts the multipart upload.
     let mut report = write_all(capsule, &items, &mut out, options)?;
+    report.skipped = skipped;
     cancel.check()?;
     out.finish()?;
     drop(out);
@@ -478,7 +623,7 @@ fn archive_local(
     }
     let cancel = &options.cancel;
     cancel.check()?;
-    let items = walk(capsule, policy)?;
+    let Walk { items, skipped } = walk(capsule, policy, Scope::Complete)?;
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -494,6 +639,7 @@ fn archive_local(
     };
     tracing::info!(capsule = %capsule.id(), dest = %dest.display(), ?policy, "archiving");
     let mut report = write_all(capsule, &items, &mut out, options)?;
+    report.skipped = skipped;
     out.finish()?;
     drop(out);
     if options.verify {
@@ -646,28 +792,15 @@ fn run_job(
     level: u32,
 ) -> Result<Chunk> {
     let item = &items[job.item];
-    if open.as_ref().is_none_or(|(i, _)| *i != job.item) {
-        let f = File::open(&item.src).map_err(Error::io_at("open", &item.src))?;
-        *open = Some((job.item, f));
-    }
-    let file = &open.as_ref().expect("just opened").1;
     let dict = if item.deflate {
         (job.offset as usize).min(WINDOW)
     } else {
         0
     };
-    let mut buf = vec![0u8; dict + job.len];
-    read_exact_at(file, &mut buf, job.offset - dict as u64).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::io(
-                "read",
-                &item.src,
-                std::io::Error::new(e.kind(), "the file shrank while it was being archived"),
-            )
-        } else {
-            Error::io("read", &item.src, e)
-        }
-    })?;
+    let mut buf = match &item.inline {
+        Some(data) => data.clone(),
+        None => read_chunk(job, item, open, dict)?,
+    };
     let input = &buf[dict..];
     let mut crc = crc32fast::Hasher::new();
     crc.update(input);
@@ -742,6 +875,42 @@ fn run_job(
         method: METHOD_DEFLATED,
         sha,
     })
+}
+
+/// Read a job's chunk (with `dict` bytes before it), checking the file against its walked
+/// stamp when it is opened and after every read: a chunk read before a change matches the
+/// stamp, a chunk read during or after it does not.
+fn read_chunk(
+    job: &Job,
+    item: &Item,
+    open: &mut Option<(usize, File)>,
+    dict: usize,
+) -> Result<Vec<u8>> {
+    if open.as_ref().is_none_or(|(i, _)| *i != job.item) {
+        let f = File::open(&item.src).map_err(Error::io_at("open", &item.src))?;
+        if let Some(stamp) = &item.stamp {
+            stamp.check(&f, &item.src)?;
+        }
+        *open = Some((job.item, f));
+    }
+    let file = &open.as_ref().expect("just opened").1;
+    let mut buf = vec![0u8; dict + job.len];
+    read_exact_at(file, &mut buf, job.offset - dict as u64).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::Changed {
+                path: item.src.clone(),
+                reason: "the file shrank while it was being archived; archive again when it \
+                         is not being written"
+                    .into(),
+            }
+        } else {
+            Error::io("read", &item.src, e)
+        }
+    })?;
+    if let Some(stamp) = &item.stamp {
+        stamp.check(file, &item.src)?;
+    }
+    Ok(buf)
 }
 
 /// Sample three 16 KiB windows of a chunk at the fastest level: if they do not shrink by
@@ -823,6 +992,7 @@ fn write_entries(
         stored: 0,
         zip64: false,
         verified: false,
+        skipped: Vec::new(),
     };
     let mut crates: BTreeMap<String, CrateSummary> = BTreeMap::new();
     let report_progress = |p: &Progress| {
