@@ -330,6 +330,8 @@ export interface ArchiveReport {
   zip64: boolean
   /** Whether it was verified before it was renamed into place. */
   verified: boolean
+  /** Crates not archived because they were being made when the archive reached them. */
+  skipped: Array<string>
 }
 
 /** One row of the audit log (private override values masked). */

@@ -104,7 +104,7 @@ pub(crate) fn explain(e: Error, refused: &Mutex<Option<i32>>) -> Failure {
 /// renamed into place). `dest`, and the archive arguments of the functions below, may also
 /// be an `s3://bucket/key` URL (streamed multipart upload, ranged reads; `AWS_*` variables). `options` may be NULL; `progress` may be NULL. `out_report_json`
 /// (may be NULL) receives the report as a JSON object (path, capsule, files, bytes,
-/// archive_bytes, …).
+/// archive_bytes, skipped: the crates being made that were left out, …).
 ///
 /// # Safety
 /// Handles live or NULL; strings valid or NULL; `progress`/`user_data` as documented on

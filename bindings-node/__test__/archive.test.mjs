@@ -118,3 +118,18 @@ test('s3:// URLs go through to core: malformed ones are refused, an unreachable 
   }
   assert.equal(await capsule.isOffline(), false);
 });
+
+test('a crate being made is left out of the archive and named in report.skipped', async (t) => {
+  const { dir, store, capsule } = await capsuleWithFiles(t);
+  const half = path.join(capsule.path, 'v002');
+  fs.mkdirSync(path.join(half, 'scenes'), { recursive: true });
+  fs.writeFileSync(path.join(half, '.capsa-incomplete'), 'pid 1');
+  const zip = path.join(dir, 'live.zip');
+  const report = await capsa.archive(capsule, zip);
+  assert.deepEqual(report.skipped, ['v002']);
+  assert.equal(report.verified, true);
+  const other = await capsa.Store.init(path.join(dir, 'other'));
+  const restored = await other.restore(zip);
+  assert.ok(fs.existsSync(path.join(restored.path, 'v001')));
+  assert.ok(!fs.existsSync(path.join(restored.path, 'v002')), 'a crate being made was archived');
+});

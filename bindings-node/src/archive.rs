@@ -65,6 +65,8 @@ pub struct ArchiveReport {
     pub zip64: bool,
     /// Whether it was verified before it was renamed into place.
     pub verified: bool,
+    /// Crates not archived because they were being made when the archive reached them.
+    pub skipped: Vec<String>,
 }
 
 /// What `verify` checked.
@@ -208,6 +210,7 @@ pub fn archive(
             stored: r.stored as f64,
             zip64: r.zip64,
             verified: r.verified,
+            skipped: r.skipped,
         })
     })))
 }

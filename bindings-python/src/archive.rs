@@ -36,6 +36,8 @@ pub struct PyArchiveReport {
     zip64: bool,
     /// Whether it was verified before it was renamed into place.
     verified: bool,
+    /// Crates not archived because they were being made when the archive reached them.
+    skipped: Vec<String>,
 }
 
 impl From<ArchiveReport> for PyArchiveReport {
@@ -52,6 +54,7 @@ impl From<ArchiveReport> for PyArchiveReport {
             stored: r.stored,
             zip64: r.zip64,
             verified: r.verified,
+            skipped: r.skipped,
         }
     }
 }

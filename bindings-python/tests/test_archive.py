@@ -181,3 +181,34 @@ def test_bucket_urls_are_parsed_by_core(store: capsa.Store, tmp_path: Path) -> N
     finally:
         del os.environ["CAPSA_S3_MAX_RETRIES"]
     assert not capsule.offline
+
+
+def test_archive_beside_fifty_bumps_skips_crates_being_made(
+    store: capsa.Store, tmp_path: Path
+) -> None:
+    """One thread bumps 50 times while another archives: every archive succeeds, and what
+    it leaves out is named in ``report.skipped`` (a crate left by a killed bump too)."""
+    capsule = filled_capsule(store, files=4)
+    killed = capsule.path / "v900"
+    killed.mkdir()
+    (killed / ".capsa-incomplete").write_text("pid 1")
+    errors: list[BaseException] = []
+
+    def bump() -> None:
+        try:
+            for _ in range(50):
+                capsule.bump(carry_over=["scenes"])
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    bumper = threading.Thread(target=bump)
+    bumper.start()
+    reports: list[capsa.ArchiveReport] = []
+    while bumper.is_alive() or not reports:
+        reports.append(capsa.archive(capsule, tmp_path / f"live{len(reports)}.zip"))
+    bumper.join()
+    assert not errors, errors
+    assert all(r.verified for r in reports)
+    assert all("v900" in r.skipped for r in reports), [r.skipped for r in reports]
+    names = zipfile.ZipFile(reports[-1].path).namelist()
+    assert not any(n.endswith(".capsa-incomplete") for n in names)

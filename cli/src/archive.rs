@@ -192,6 +192,13 @@ pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
                     if report.zip64 { ", zip64" } else { "" },
                     if report.verified { ", verified" } else { "" }
                 );
+                if !report.skipped.is_empty() {
+                    println!(
+                        "skipped {} (being made when the archive reached them; archive again \
+                         to take them)",
+                        report.skipped.join(", ")
+                    );
+                }
             }
         }
         ArchiveCommand::Verify { file, sha256 } => {

@@ -75,6 +75,7 @@ int main(void) {
   CHECK(counter.calls > 0);
   CHECK(counter.last_bytes_total >= 300000);
   CHECK(report && strstr(report, "\"capsule\":\"sh010\"") != NULL);
+  CHECK(strstr(report, "\"skipped\":[]") != NULL);
   capsa_string_free(report);
   report = NULL;
 

@@ -577,6 +577,10 @@ class ArchiveReport:
     def zip64(self) -> bool: ...
     @property
     def verified(self) -> bool: ...
+    @property
+    def skipped(self) -> list[str]:
+        """Crates not archived because they were being made (``["v004"]``)."""
+        ...
 
 @final
 class VerifyReport:

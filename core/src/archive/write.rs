@@ -19,9 +19,8 @@ use super::{
     Progress, ARCHIVE_FORMAT, MANIFEST_NAME, METADATA_NAME,
 };
 use crate::atomic;
-use crate::capsule::Capsule;
+use crate::capsule::{Capsule, HEAD_FILE};
 use crate::error::{Error, Result};
-use crate::capsule::HEAD_FILE;
 use crate::krate::{INCOMPLETE_MARKER, METADATA_FILE};
 use crate::store::INTERNAL_DIR;
 use crate::version::Version;
@@ -84,7 +83,9 @@ impl Stamp {
             let nanos = |t: std::io::Result<std::time::SystemTime>| {
                 t.ok()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or((0, 0), |d| (d.as_secs() as i64, i64::from(d.subsec_nanos())))
+                    .map_or((0, 0), |d| {
+                        (d.as_secs() as i64, i64::from(d.subsec_nanos()))
+                    })
             };
             Stamp {
                 dev: 0,
