@@ -484,15 +484,25 @@ impl Store {
             report: FsckReport::default(),
         };
         let scratch = self.internal_dir().join("tmp");
-        if let Ok(entries) = fs::read_dir(&scratch) {
-            for entry in entries.flatten() {
-                walk.stale_temp(&entry.path());
-            }
-        }
-        if let Ok(entries) = fs::read_dir(self.internal_dir()) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+        // A link in place of `.capsa` or its scratch directory is reported, never entered:
+        // repair would remove what is at the other end.
+        let linked = [self.internal_dir(), scratch.clone()]
+            .into_iter()
+            .find(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
+        if let Some(link) = linked {
+            let detail = "capsa's own directory is a symbolic link: writes refuse it".to_string();
+            walk.add(ProblemKind::UnsafeLink, &link, detail, || Ok(()));
+        } else {
+            if let Ok(entries) = fs::read_dir(&scratch) {
+                for entry in entries.flatten() {
                     walk.stale_temp(&entry.path());
+                }
+            }
+            if let Ok(entries) = fs::read_dir(self.internal_dir()) {
+                for entry in entries.flatten() {
+                    if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                        walk.stale_temp(&entry.path());
+                    }
                 }
             }
         }

@@ -220,9 +220,12 @@ impl Store {
     }
 
     /// `<root>/.capsa/tmp`: scratch space on the same filesystem as the capsules, so a
-    /// finished piece of work can be renamed into place.
+    /// finished piece of work can be renamed into place. `UnsafePath` if it (or `.capsa`)
+    /// is a symbolic link.
     pub fn scratch_dir(&self) -> Result<PathBuf> {
         let dir = self.internal_dir().join("tmp");
+        // Restores, offline trash and replaced capsules go here: never through a link.
+        crate::beneath::check(self.root(), &dir)?;
         fs::create_dir_all(&dir).map_err(Error::io_at("create directory", &dir))?;
         Ok(dir)
     }

@@ -53,7 +53,11 @@ fn capsule_of(store: &Store, id: &str, mib: usize) -> Capsule {
     let v1 = capsule.bump(BumpOptions::default()).unwrap();
     let art = v1.section(Section::Artifacts);
     for i in 0..mib {
-        fs::write(art.join(format!("plate.{i:04}.exr")), noise(1 << 20, i as u64)).unwrap();
+        fs::write(
+            art.join(format!("plate.{i:04}.exr")),
+            noise(1 << 20, i as u64),
+        )
+        .unwrap();
     }
     capsule
 }
@@ -78,7 +82,11 @@ fn archiving_onto_a_full_filesystem_leaves_no_partial_archive() {
     assert!(is_disk_full(&e), "{e}");
     assert!(!e.to_string().contains('\n'), "{e}");
     assert!(!dest.exists(), "a partial archive is at the destination");
-    assert_eq!(names_in(small.path()), Vec::<String>::new(), "temporary files left");
+    assert_eq!(
+        names_in(small.path()),
+        Vec::<String>::new(),
+        "temporary files left"
+    );
     assert_eq!(tree_hash(capsule.path()), before);
     assert_fsck_clean(&store);
 }
@@ -95,7 +103,11 @@ fn restoring_more_than_the_free_space_is_refused_before_writing() {
     let e = archive::restore(&zip, &target, RestoreOptions::default()).unwrap_err();
     assert!(!e.to_string().contains('\n'), "{e}");
     assert!(e.to_string().contains("free"), "{e}");
-    assert_eq!(names_in(target.root()), [".capsa"], "restore left a capsule");
+    assert_eq!(
+        names_in(target.root()),
+        [".capsa"],
+        "restore left a capsule"
+    );
     assert!(names_in(&target.scratch_dir().unwrap()).is_empty());
     assert_fsck_clean(&target);
 }
@@ -128,10 +140,17 @@ fn a_filesystem_that_fills_up_during_restore_leaves_no_half_restored_capsule() {
         ..RestoreOptions::default()
     };
     let e = archive::restore(&zip, &target, options).unwrap_err();
-    assert!(filled.load(Ordering::SeqCst), "the progress callback never ran");
+    assert!(
+        filled.load(Ordering::SeqCst),
+        "the progress callback never ran"
+    );
     assert!(is_disk_full(&e), "{e}");
     assert!(!e.to_string().contains('\n'), "{e}");
-    assert_eq!(names_in(target.root()), [".capsa"], "a half-restored capsule");
+    assert_eq!(
+        names_in(target.root()),
+        [".capsa"],
+        "a half-restored capsule"
+    );
     assert!(names_in(&target.scratch_dir().unwrap()).is_empty());
     assert_fsck_clean(&target);
 

@@ -412,3 +412,71 @@ fn an_offline_stub_that_is_a_fifo_or_huge_neither_hangs_nor_eats_memory() {
     let e = guarded("a 1 GiB stub", move || c.offline_stub()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::TooLarge, "{e}");
 }
+
+/// The store's scratch directory (`.capsa/tmp`) as a link to elsewhere: restore refuses
+/// before it extracts anything there.
+#[cfg(unix)]
+#[test]
+fn a_scratch_directory_that_is_a_link_receives_no_restore() {
+    let (d, store) = store();
+    let capsule = store.create_capsule(ID).unwrap();
+    let k = capsule.bump(BumpOptions::default()).unwrap();
+    fs::write(k.section(Section::Scenes).join("a.ma"), b"a").unwrap();
+    let zip = d.path().join("c.zip");
+    capsa::archive::archive(&capsule, &zip, Default::default()).unwrap();
+    let other = Store::init(d.path().join("other"), StoreOptions::default()).unwrap();
+    let scratch = other.root().join(".capsa/tmp");
+    let _ = fs::remove_dir(&scratch);
+    let elsewhere = d.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &scratch).unwrap();
+    let e = capsa::archive::restore(&zip, &other, Default::default()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsafePath, "{e}");
+    assert!(
+        all_files(&elsewhere).is_empty(),
+        "restored outside the store"
+    );
+    assert!(!other.root().join(ID).exists());
+    // fsck reports the link, and repair never enters it (it would take an old file at the
+    // other end for an abandoned temporary).
+    let precious = elsewhere.join("precious.exr");
+    fs::write(&precious, b"frame").unwrap();
+    age(&precious, 3 * 3600);
+    let report = other.fsck(true).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::UnsafeLink),
+        "{report:?}"
+    );
+    assert!(
+        precious.exists(),
+        "fsck --repair removed a file outside the store"
+    );
+}
+
+/// A capsule's own `.capsa` directory as a link to elsewhere: `take_offline` refuses before
+/// it writes the stub there, and removes nothing.
+#[cfg(unix)]
+#[test]
+fn a_capsule_internal_directory_that_is_a_link_receives_no_offline_stub() {
+    let (d, store) = store();
+    let capsule = store.create_capsule(ID).unwrap();
+    let k = capsule.bump(BumpOptions::default()).unwrap();
+    fs::write(k.section(Section::Scenes).join("a.ma"), b"a").unwrap();
+    let zip = d.path().join("c.zip");
+    capsa::archive::archive(&capsule, &zip, Default::default()).unwrap();
+    let internal = capsule.path().join(".capsa");
+    let elsewhere = d.path().join("elsewhere");
+    fs::rename(&internal, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &internal).unwrap();
+    let before = all_files(&elsewhere);
+    let e = capsule.take_offline(&zip).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsafePath, "{e}");
+    assert_eq!(all_files(&elsewhere), before, "wrote outside the store");
+    assert!(
+        k.section(Section::Scenes).join("a.ma").exists(),
+        "content removed"
+    );
+}

@@ -112,6 +112,8 @@ impl Capsule {
                 reason: format!("{} is offline already", self.id()),
             });
         }
+        // The stub and the trash are written beneath the store, never through a link.
+        crate::beneath::check(self.store().root(), &stub_path(self))?;
         let (bucket, archive_abs) = match super::ArchiveTarget::parse(archive_path)? {
             super::ArchiveTarget::Bucket(url) => (Some(url.clone()), PathBuf::from(url)),
             super::ArchiveTarget::Local(p) => (
