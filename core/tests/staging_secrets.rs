@@ -262,3 +262,16 @@ fn wide_modes_are_narrowed_on_open() {
     assert_eq!(mode(&db), 0o600);
     assert_eq!(mode(&key), 0o600);
 }
+
+#[test]
+fn memory_state_makes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let s = SqliteStore::open(":memory:").unwrap();
+    let m = StagingManager::new(Arc::new(s), Arc::new(MockDeployer::new()), options());
+    m.create("web", "1.0.0", overrides()).unwrap();
+    assert_eq!(m.get("web").unwrap().overrides[0].value.expose(), SECRET);
+    drop(capsa::staging::open_store(":memory:").unwrap());
+    assert!(!cwd.join(":memory:").exists() && !cwd.join(":memory:.key").exists());
+    drop(dir);
+}

@@ -128,10 +128,11 @@ pub fn open_store_with_key(
         }
     }
     let path = std::path::Path::new(state);
-    let key_file = key_file.unwrap_or_else(|| SealKey::default_path(path));
-    Ok(std::sync::Arc::new(SqliteStore::open_with_key(
-        path, key_file,
-    )?))
+    let store = match key_file {
+        Some(k) => SqliteStore::open_with_key(path, k)?,
+        None => SqliteStore::open(path)?,
+    };
+    Ok(std::sync::Arc::new(store))
 }
 
 /// Whether `state` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than

@@ -372,8 +372,14 @@ impl SqliteStore {
     /// `path`, set WAL mode and apply missing migrations. Private values are sealed with the
     /// key file [`SealKey::default_path`] beside it (`staging.db` → `staging.key`), created if
     /// missing.
+    ///
+    /// `:memory:` is SQLite's in-memory database, as [`SqliteStore::open_in_memory`] (no file,
+    /// no key file).
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path = path.as_ref();
+        if path == Path::new(":memory:") {
+            return SqliteStore::open_in_memory();
+        }
         SqliteStore::open_with_key(path, SealKey::default_path(path))
     }
 
@@ -384,6 +390,11 @@ impl SqliteStore {
         key_file: impl AsRef<Path>,
     ) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
+        if path == Path::new(":memory:") {
+            let key = SealKey::open_or_create(key_file)?;
+            let conn = Connection::open_in_memory().map_err(db_err(&path))?;
+            return Self::setup(conn, path, key);
+        }
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)
