@@ -31,6 +31,12 @@ pub struct Common {
     /// shared by several hosts.
     #[arg(long, env = "CAPSA_STAGING_STATE", value_name = "FILE|URL")]
     state: Option<PathBuf>,
+    /// Key file that seals private override values at rest (created, mode 0600, if missing).
+    /// Default for a state file: beside it with the extension `.key`
+    /// (<store>/.capsa/staging.key); a `postgres://` state has no default and refuses private
+    /// values without one (give every host a copy of the same file).
+    #[arg(long, env = capsa::staging::KEY_FILE_ENV, value_name = "FILE")]
+    key_file: Option<PathBuf>,
     /// Deploy backend: `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`.
     #[arg(
         long,
@@ -299,7 +305,8 @@ fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<
     if check_all {
         opts.check_interval = Duration::ZERO;
     }
-    Ok(StagingManager::open_with(path, deployer(common)?, opts)?)
+    let store = capsa::staging::open_store_with_key(&path, common.key_file.as_deref())?;
+    Ok(StagingManager::new(store, deployer(common)?, opts))
 }
 
 fn overrides(s: &Settings) -> anyhow::Result<Vec<Override>> {
@@ -665,7 +672,7 @@ fn detach(name: &str, common: &Common, global: &Global) -> anyhow::Result<()> {
         cmd.process_group(0);
     }
     let mut child = cmd.spawn().context("cannot start the background command")?;
-    let store = capsa::staging::open_store(&state)?;
+    let store = capsa::staging::open_store_with_key(&state, common.key_file.as_deref())?;
     let store = store.as_ref();
     let t0 = Instant::now();
     loop {

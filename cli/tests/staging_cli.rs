@@ -33,6 +33,7 @@ impl Env {
         let mut c = Command::new(CAPSA);
         c.env_remove("CAPSA_STORE")
             .env_remove("CAPSA_STAGING_BACKEND")
+            .env_remove("CAPSA_STAGING_KEY_FILE")
             .env("CAPSA_STAGING_STATE", self.state())
             .args(args);
         c
@@ -469,6 +470,7 @@ fn staging_state_file_defaults_to_the_store() {
     let run = |args: &[&str]| {
         Command::new(CAPSA)
             .env_remove("CAPSA_STAGING_STATE")
+            .env_remove("CAPSA_STAGING_KEY_FILE")
             .env("CAPSA_STORE", &store)
             .args(args)
             .output()
@@ -481,6 +483,12 @@ fn staging_state_file_defaults_to_the_store() {
         .status
         .success());
     assert!(store.join(".capsa/staging.db").is_file());
+    // The key file that seals private values sits beside it, private to its owner.
+    let key = store.join(".capsa/staging.key");
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(text(&run(&["staging", "list"])).contains("home"));
 }
 
@@ -567,6 +575,30 @@ fn staging_postgres_state_url_is_shared_by_processes() {
         "watch output: {}",
         String::from_utf8_lossy(&w.stdout)
     );
+    // A private value needs a key file on a shared state: refused on one line naming the
+    // remedy; with `--key-file` it is accepted.
+    let kv = format!("DB_PASSWORD={SECRET}");
+    let create = [
+        "staging",
+        "create",
+        "sealed",
+        "--tag",
+        "1",
+        "--app",
+        &kv,
+        "--private",
+        "DB_PASSWORD",
+    ];
+    let err = failed_one_line(&env.run(&create));
+    assert!(
+        err.contains("--key-file") && err.contains("CAPSA_STAGING_KEY_FILE"),
+        "{err}"
+    );
+    let key = env.dir.path().join("shared.key");
+    let mut with_key = create.to_vec();
+    with_key.extend(["--key-file", key.to_str().unwrap()]);
+    let o = env.run(&with_key);
+    assert!(o.status.success(), "{}", text(&o));
 }
 
 /// No input forges an output line: a newline in `--actor` is refused before anything is
@@ -653,6 +685,68 @@ fn no_input_can_forge_an_output_line() {
         .unwrap();
     let err = failed_one_line(&o);
     assert!(!is_forged(&err), "{err}");
+}
+
+/// `--key-file FILE` (or `CAPSA_STAGING_KEY_FILE`) names the key that seals private values: the
+/// state file holds none of the value, the key file is created 0600, and a show with another key
+/// fails on one line naming that key file.
+#[test]
+fn staging_key_file_seals_private_values() {
+    let env = Env::new();
+    let key = env.dir.path().join("given.key");
+    let k = key.to_str().unwrap();
+    let kv = format!("DB_PASSWORD={SECRET}");
+    let o = env.run(&[
+        "staging",
+        "create",
+        "web",
+        "--tag",
+        "1.0.0",
+        "--app",
+        &kv,
+        "--private",
+        "DB_PASSWORD",
+        "--key-file",
+        k,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        !env.dir.path().join("state.key").exists(),
+        "the default key is not used"
+    );
+    let mut bytes = Vec::new();
+    for f in ["state.db", "state.db-wal", "state.db-shm"] {
+        if let Ok(b) = fs::read(env.dir.path().join(f)) {
+            bytes.extend(b);
+        }
+    }
+    assert!(!bytes.is_empty());
+    for i in 0..=SECRET.len() - 6 {
+        let frag = &SECRET.as_bytes()[i..i + 6];
+        assert!(
+            !bytes.windows(6).any(|w| w == frag),
+            "the state holds a fragment"
+        );
+    }
+    // The same key through the environment reads it.
+    let o = env
+        .cmd(&["staging", "show", "web"])
+        .env("CAPSA_STAGING_KEY_FILE", &key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // Without it, the default key beside the state file (made now) does not open the value.
+    let o = env.run(&["staging", "show", "web"]);
+    let err = failed_one_line(&o);
+    assert!(
+        err.contains("state.key") && err.contains("--key-file"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "{err}");
 }
 
 /// The command failed and said so on exactly one stderr line; that line.

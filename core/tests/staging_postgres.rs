@@ -426,3 +426,107 @@ fn postgres_four_processes_random_commands_and_a_subscriber() {
         assert_eq!(*l, serde_json::to_string(e).unwrap());
     }
 }
+
+// ---- Private values at rest ----
+
+const SECRET: &str = "S3cretPassw0rdValue42";
+const PUBLIC: &str = "PlainVisibleValue7";
+
+fn sealed_overrides() -> Vec<capsa::staging::Override> {
+    use capsa::staging::{Override, Scope};
+    vec![
+        Override::private(Scope::App, "DB_PASSWORD", SECRET),
+        Override::public(Scope::Staging, "REPLICAS", PUBLIC),
+    ]
+}
+
+fn keyed_manager(schema: &str, key: Option<&Path>) -> StagingManager {
+    let mut o = PostgresOptions::new(common::postgres_url());
+    o.schema = Some(schema.into());
+    o.pool_size = 2;
+    if let Some(k) = key {
+        o = o.with_key_file(k);
+    }
+    StagingManager::new(
+        Arc::new(PostgresStateStore::open_with(o).unwrap()),
+        Arc::new(MockDeployer::new()),
+        ManagerOptions::default(),
+    )
+}
+
+#[test]
+fn postgres_dump_holds_no_private_value() {
+    let schema = fresh_schema("sealed");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("shared.key");
+    let m = keyed_manager(&schema, Some(&key));
+    m.create("web", "1.0.0", sealed_overrides()).unwrap();
+    m.update("web", "1.0.1", Some(sealed_overrides())).unwrap();
+    m.delete("web").unwrap();
+    m.restore("web").unwrap();
+    assert_eq!(m.get("web").unwrap().overrides[0].value.expose(), SECRET);
+
+    let dump = Process::new("pg_dump")
+        .args(["--schema", &schema, &common::postgres_url()])
+        .output()
+        .expect("pg_dump");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains(PUBLIC),
+        "the dump has the public value: {dump}"
+    );
+    assert!(dump.contains("capsa-sealed:v1:"), "{dump}");
+    for i in 0..=SECRET.len() - 6 {
+        let f = &SECRET[i..i + 6];
+        assert!(
+            !dump.contains(f),
+            "the dump holds {f:?} of the private value"
+        );
+    }
+
+    // Another host with a copy of the key file reads the value; one with another key cannot.
+    let copy = dir.path().join("copy.key");
+    std::fs::copy(&key, &copy).unwrap();
+    let other = keyed_manager(&schema, Some(&copy));
+    assert_eq!(
+        other.get("web").unwrap().overrides[0].value.expose(),
+        SECRET
+    );
+    let wrong = keyed_manager(&schema, Some(&dir.path().join("wrong.key")));
+    let e = wrong.get("web").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("wrong.key"), "{e}");
+}
+
+#[test]
+fn postgres_without_a_key_file_refuses_private_values() {
+    let schema = fresh_schema("nokey");
+    let m = keyed_manager(&schema, None);
+    // Public values need no key.
+    let public: Vec<_> = sealed_overrides().into_iter().skip(1).collect();
+    m.create("pub", "1.0.0", public).unwrap();
+    let e = m.create("priv", "1.0.0", sealed_overrides()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("--key-file") && msg.contains(capsa::staging::KEY_FILE_ENV),
+        "{msg}"
+    );
+    assert!(!msg.contains(SECRET) && !msg.contains('\n'), "{msg}");
+    assert!(matches!(m.get("priv"), Err(e) if e.code() == ErrorCode::NotFound));
+    let refused = m.audit_log(&AuditQuery::default()).unwrap();
+    assert_eq!(refused.last().unwrap().outcome, Outcome::Refused);
+
+    // A staging sealed by a host with the key: a host without one says what is missing.
+    let dir = tempfile::tempdir().unwrap();
+    let keyed = keyed_manager(&schema, Some(&dir.path().join("k.key")));
+    keyed.create("priv", "1.0.0", sealed_overrides()).unwrap();
+    let e = m.get("priv").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("--key-file"), "{e}");
+}

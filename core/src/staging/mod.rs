@@ -27,6 +27,10 @@
 //! held in a [`Secret`] whose `Debug`, `Display` and `Serialize` print `***`, and backend
 //! output is scrubbed of them before it is stored or published.
 //!
+//! At rest they are sealed ([`sealed`]: XChaCha20-Poly1305 with a key file, by default
+//! `staging.key` beside an SQLite `staging.db`), and the SQLite state file, its WAL and SHM
+//! and the key file are mode 0600: a dump or a backup of the state holds no private value.
+//!
 //! # Example
 //!
 //! ```
@@ -58,6 +62,7 @@ pub mod mock;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod script;
+pub mod sealed;
 pub mod sqlite;
 pub mod store;
 
@@ -79,18 +84,39 @@ pub use mock::{MockCall, MockDeployer};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStateStore};
 pub use script::ScriptDeployer;
+pub use sealed::{SealKey, KEY_FILE_ENV};
 pub use sqlite::SqliteStore;
 pub use store::StateStore;
 
 /// Open the state store named by `state`: a `postgres://` or `postgresql://` URL is a
 /// PostgreSQL database (feature `postgres`; `Unsupported` in a build without it), anything
 /// else the path of an SQLite state file (created if missing).
+///
+/// The key file that seals private values ([`sealed`]) is the one named by [`KEY_FILE_ENV`]
+/// when that is set, else for SQLite the default beside the state file
+/// ([`SealKey::default_path`]); a PostgreSQL store without one refuses private values.
 pub fn open_store(state: impl AsRef<std::ffi::OsStr>) -> Result<std::sync::Arc<dyn StateStore>> {
+    open_store_with_key(state, None)
+}
+
+/// [`open_store`] with the key file `key_file` (created if missing) when it is `Some`; `None`
+/// falls back to [`KEY_FILE_ENV`], then to the backend's default.
+pub fn open_store_with_key(
+    state: impl AsRef<std::ffi::OsStr>,
+    key_file: Option<&std::path::Path>,
+) -> Result<std::sync::Arc<dyn StateStore>> {
     let state = state.as_ref();
+    let key_file: Option<std::path::PathBuf> = key_file.map(Into::into).or_else(|| {
+        std::env::var_os(KEY_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(Into::into)
+    });
     if let Some(url) = state.to_str().filter(|s| is_postgres_url(s)) {
         #[cfg(feature = "postgres")]
         {
-            return Ok(std::sync::Arc::new(PostgresStateStore::open(url)?));
+            let mut options = PostgresOptions::new(url);
+            options.key_file = key_file;
+            return Ok(std::sync::Arc::new(PostgresStateStore::open_with(options)?));
         }
         #[cfg(not(feature = "postgres"))]
         {
@@ -101,9 +127,12 @@ pub fn open_store(state: impl AsRef<std::ffi::OsStr>) -> Result<std::sync::Arc<d
             });
         }
     }
-    Ok(std::sync::Arc::new(SqliteStore::open(
-        std::path::Path::new(state),
-    )?))
+    let path = std::path::Path::new(state);
+    let store = match key_file {
+        Some(k) => SqliteStore::open_with_key(path, k)?,
+        None => SqliteStore::open(path)?,
+    };
+    Ok(std::sync::Arc::new(store))
 }
 
 /// Whether `state` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than

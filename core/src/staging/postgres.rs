@@ -21,7 +21,11 @@
 //! - TLS is not built in: connect over a trusted network or a local socket (`sslmode=disable`
 //!   or the default `prefer`, which falls back to plain); `sslmode=require` is refused with
 //!   `Unsupported` rather than silently connecting in the clear.
+//! - Private override values are sealed ([`super::sealed`]) with the key file given in
+//!   [`PostgresOptions::key_file`]; every host sharing the database needs a copy of the same
+//!   file. Without one, public values work and a private value is refused (`InvalidArgument`).
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -35,7 +39,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::machine;
-use super::sqlite::{decode_overrides, encode_overrides, from_ms, masked_overrides, ms};
+use super::sealed::SealKey;
+use super::sqlite::{
+    decode_overrides, decode_overrides_masked, encode_overrides, from_ms, masked_overrides, ms,
+};
 use super::store::{
     Begin, BeginPlan, Begun, CheckUpdate, Finish, Finished, InFlight, StagingRecord, StateStore,
 };
@@ -121,6 +128,10 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// How long to wait for a connection (to the server, or from a full pool). Default 10 s.
     pub connect_timeout: Duration,
+    /// The key file that seals private override values (created, mode 0600, if missing; its
+    /// directory must exist). Every host sharing the database must use a copy of the same
+    /// file. `None` (the default): private values are refused.
+    pub key_file: Option<PathBuf>,
 }
 
 impl PostgresOptions {
@@ -131,7 +142,14 @@ impl PostgresOptions {
             schema: None,
             pool_size: 8,
             connect_timeout: Duration::from_secs(10),
+            key_file: None,
         }
+    }
+
+    /// These options with the key file `path` (see [`PostgresOptions::key_file`]).
+    pub fn with_key_file(mut self, path: impl Into<PathBuf>) -> PostgresOptions {
+        self.key_file = Some(path.into());
+        self
     }
 }
 
@@ -142,6 +160,7 @@ impl std::fmt::Debug for PostgresOptions {
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
+            .field("key_file", &self.key_file)
             .finish()
     }
 }
@@ -154,6 +173,7 @@ pub struct PostgresStateStore {
     place: String,
     host: String,
     signal: OnceLock<Arc<watch::Sender<u64>>>,
+    key: Option<SealKey>,
 }
 
 impl std::fmt::Debug for PostgresStateStore {
@@ -199,7 +219,18 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-fn row_to_record(r: &Row) -> StagingRecord {
+/// Return a refusal (an `Err` of the inner `Result`) from a transaction body: the transaction
+/// commits what it wrote before (nothing, where this is used).
+macro_rules! or_refuse {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
+fn row_to_record(r: &Row, key: Option<&SealKey>, place: &str) -> Result<StagingRecord> {
     let status: String = r.get(1);
     let op_id: Option<i64> = r.get(9);
     let op_command: Option<String> = r.get(10);
@@ -217,7 +248,7 @@ fn row_to_record(r: &Row) -> StagingRecord {
         name: r.get(0),
         status: Status::parse(&status).unwrap_or(Status::Failure),
         tag: r.get(2),
-        overrides: decode_overrides(r.get::<_, &str>(3)),
+        overrides: decode_overrides(r.get::<_, &str>(3), key, Path::new(place))?,
         reason: r.get(4),
         command_in_progress: in_flight.as_ref().map(|f| f.command),
         created_at: from_ms(r.get(5)),
@@ -225,14 +256,17 @@ fn row_to_record(r: &Row) -> StagingRecord {
         status_since: from_ms(r.get(7)),
         checked_at: r.get::<_, Option<i64>>(8).map(from_ms),
     };
-    StagingRecord { staging, in_flight }
+    Ok(StagingRecord { staging, in_flight })
 }
 
+/// The staging's row; the inner `Err` is a stored value that does not decode (a sealed value
+/// and the wrong key, or none).
 async fn read_record(
+    store: &PostgresStateStore,
     c: &impl GenericClient,
     name: &str,
     for_update: bool,
-) -> PgResult<Option<StagingRecord>> {
+) -> PgResult<Result<Option<StagingRecord>>> {
     let sql = if for_update {
         format!("SELECT {STAGING_COLS} FROM stagings WHERE name = $1 FOR UPDATE")
     } else {
@@ -242,7 +276,8 @@ async fn read_record(
     Ok(c.query_opt(&st, &[&name])
         .await?
         .as_ref()
-        .map(row_to_record))
+        .map(|r| row_to_record(r, store.key.as_ref(), &store.place))
+        .transpose())
 }
 
 /// Take the feed lock: event writers commit in sequence order (released at commit).
@@ -362,6 +397,11 @@ impl PostgresStateStore {
         if config.get_application_name().is_none() {
             config.application_name("capsa");
         }
+        let key = options
+            .key_file
+            .as_deref()
+            .map(SealKey::open_or_create)
+            .transpose()?;
         let place = place_of(&config, options.schema.as_deref());
         let manager = Manager::from_config(
             config.clone(),
@@ -387,6 +427,7 @@ impl PostgresStateStore {
             place,
             host: super::this_host(),
             signal: OnceLock::new(),
+            key,
         };
         runtime::block_on(store.migrate(options.schema.as_deref()))?;
         Ok(store)
@@ -395,6 +436,11 @@ impl PostgresStateStore {
     /// The database, for messages (`postgres://host:port/dbname`; never the password).
     pub fn place(&self) -> &str {
         &self.place
+    }
+
+    /// The key file that seals private values, if the store was opened with one.
+    pub fn key_file(&self) -> Option<&Path> {
+        self.key.as_ref().map(SealKey::path)
     }
 
     /// The schema version of the database.
@@ -628,14 +674,18 @@ async fn listen_loop(
 impl StateStore for PostgresStateStore {
     fn begin(&self, req: &Begin<'_>) -> Result<Begun> {
         runtime::block_on(self.write(async |tx| {
-            let cur = read_record(tx, req.name, true).await?;
+            let cur = or_refuse!(read_record(self, tx, req.name, true).await?);
             let BeginPlan {
                 cur_status,
                 tag,
                 overrides,
                 running,
             } = req.plan(cur.as_ref());
-            let running = match running {
+            // Sealed before anything is written: a value that cannot be stored (a private one
+            // and no key file) is a refusal, audited as such.
+            let planned =
+                running.and_then(|r| Ok((r, encode_overrides(&overrides, self.key.as_ref())?)));
+            let (running, encoded) = match planned {
                 Ok(r) => r,
                 Err(e) => {
                     insert_audit(
@@ -674,7 +724,6 @@ impl StateStore for PostgresStateStore {
             let now = ms(req.now);
             let new_status = running.or(cur_status).unwrap_or(Status::CreatePending);
             let pid = i64::from(req.pid);
-            let encoded = encode_overrides(&overrides);
             let tag = tag.unwrap_or("");
             match &cur {
                 None => {
@@ -755,8 +804,7 @@ impl StateStore for PostgresStateStore {
                 );
                 notify(tx, &events).await?;
             }
-            let record = read_record(tx, req.name, false)
-                .await?
+            let record = or_refuse!(read_record(self, tx, req.name, false).await?)
                 .expect("row just written");
             Ok(Ok(Begun {
                 record,
@@ -777,9 +825,10 @@ impl StateStore for PostgresStateStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         runtime::block_on(self.write(async |tx| {
-            let cur = read_record(tx, name, false)
+            let cur = tx
+                .query_opt("SELECT status FROM stagings WHERE name = $1", &[&name])
                 .await?
-                .map(|c| c.staging.status);
+                .map(|r| Status::parse(r.get::<_, &str>(0)).unwrap_or(Status::Failure));
             let (tag, o) = settings.unwrap_or(("", &[]));
             insert_audit(
                 tx,
@@ -802,7 +851,7 @@ impl StateStore for PostgresStateStore {
 
     fn finish(&self, req: &Finish<'_>) -> Result<Finished> {
         runtime::block_on(self.write(async |tx| {
-            let cur = read_record(tx, req.name, true).await?;
+            let cur = or_refuse!(read_record(self, tx, req.name, true).await?);
             let applied = cur
                 .as_ref()
                 .and_then(|c| c.in_flight.as_ref())
@@ -929,7 +978,8 @@ impl StateStore for PostgresStateStore {
                 .await?,
             );
             notify(tx, &events).await?;
-            let staging = read_record(tx, req.name, false).await?.map(|r| r.staging);
+            let staging =
+                or_refuse!(read_record(self, tx, req.name, false).await?).map(|r| r.staging);
             Ok(Ok(Finished {
                 applied,
                 staging,
@@ -941,7 +991,9 @@ impl StateStore for PostgresStateStore {
     fn get(&self, name: &str) -> Result<Option<StagingRecord>> {
         runtime::block_on(async {
             let c = self.client().await?;
-            read_record(&c, name, false).await.map_err(|e| self.err(e))
+            read_record(self, &c, name, false)
+                .await
+                .map_err(|e| self.err(e))?
         })
     }
 
@@ -955,7 +1007,9 @@ impl StateStore for PostgresStateStore {
                 .await
                 .map_err(|e| self.err(e))?;
             let rows = c.query(&st, &[]).await.map_err(|e| self.err(e))?;
-            Ok(rows.iter().map(row_to_record).collect())
+            rows.iter()
+                .map(|r| row_to_record(r, self.key.as_ref(), &self.place))
+                .collect()
         })
     }
 
@@ -1020,7 +1074,7 @@ impl StateStore for PostgresStateStore {
                     "reconcile",
                     "reconcile",
                     Some(&tag),
-                    &decode_overrides(&overrides),
+                    &or_refuse!(decode_overrides_masked(&overrides, Path::new(&self.place))),
                     outcome,
                     Some(u.expected),
                     Some(u.new_status),

@@ -7,6 +7,10 @@
 //!   lock and the second one sees the first one's pending status (`Busy`).
 //! - `synchronous=NORMAL` in WAL mode: a committed transaction survives a process kill; a power
 //!   loss may lose the last transactions but never corrupts the file.
+//! - The file is created mode 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm`
+//!   files the mode of the database file), and an existing file, WAL or SHM with a wider mode
+//!   that this user owns is narrowed to 0600 on open. Private override values are sealed
+//!   ([`super::sealed`]) with the key file beside the state file (or the one given).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -17,6 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use serde::{Deserialize, Serialize};
 
 use super::machine;
+use super::sealed::{self, SealKey};
 use super::store::{
     Begin, BeginPlan, Begun, CheckUpdate, Finish, Finished, InFlight, StagingRecord, StateStore,
 };
@@ -75,12 +80,14 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    key: SealKey,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.path)
+            .field("key_file", &self.key.path())
             .finish()
     }
 }
@@ -94,10 +101,24 @@ struct StoredOverride {
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| Error::Backend {
-        backend: "sqlite".into(),
-        message: format!("state store {}: {e}", path.display()),
-        source: Some(Box::new(e)),
+    move |e| match e {
+        // A capsa error raised while a row was read (a sealed value that does not open),
+        // carried through rusqlite by `lift`: give it back as it was.
+        rusqlite::Error::FromSqlConversionFailure(_, _, b) if b.is::<Error>() => {
+            *b.downcast::<Error>().expect("checked by is")
+        }
+        e => Error::Backend {
+            backend: "sqlite".into(),
+            message: format!("state store {}: {e}", path.display()),
+            source: Some(Box::new(e)),
+        },
+    }
+}
+
+/// Carry a capsa error raised inside a row mapping through rusqlite (see [`db_err`]).
+fn lift(column: usize) -> impl Fn(Error) -> rusqlite::Error {
+    move |e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
     }
 }
 
@@ -109,30 +130,98 @@ pub(super) fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
-pub(super) fn encode_overrides(o: &[Override]) -> String {
-    let v: Vec<StoredOverride> = o
+/// Overrides in their stored form: JSON, each private value sealed with `key`.
+///
+/// Errors: `InvalidArgument` when there is a private value and no key (a PostgreSQL store
+/// opened without a key file).
+pub(super) fn encode_overrides(o: &[Override], key: Option<&SealKey>) -> Result<String> {
+    let v = o
         .iter()
-        .map(|o| StoredOverride {
-            key: o.key.clone(),
-            value: o.value.expose().to_string(),
-            scope: o.scope,
-            visibility: o.visibility,
+        .map(|o| {
+            let value = match o.visibility {
+                Visibility::Public => o.value.expose().to_string(),
+                Visibility::Private => match key {
+                    Some(k) => k.seal(&o.key, o.value.expose()),
+                    None => return Err(no_key_file("store the private value of", &o.key)),
+                },
+            };
+            Ok(StoredOverride {
+                key: o.key.clone(),
+                value,
+                scope: o.scope,
+                visibility: o.visibility,
+            })
         })
-        .collect();
-    serde_json::to_string(&v).expect("overrides encode")
+        .collect::<Result<Vec<_>>>()?;
+    Ok(serde_json::to_string(&v).expect("overrides encode"))
 }
 
-pub(super) fn decode_overrides(s: &str) -> Vec<Override> {
+fn no_key_file(doing: &str, key: &str) -> Error {
+    Error::InvalidArgument {
+        what: "key file",
+        reason: format!(
+            "cannot {doing} override {key:?}: private values are stored sealed and this state \
+             store has no key file (pass --key-file FILE or set {})",
+            sealed::KEY_FILE_ENV
+        ),
+    }
+}
+
+fn parse_stored(s: &str, place: &Path) -> Result<Vec<StoredOverride>> {
     serde_json::from_str::<Vec<StoredOverride>>(s)
-        .unwrap_or_default()
+        .map_err(|e| Error::corrupt(place, format!("stored overrides do not parse: {e}")))
+}
+
+/// Overrides from their stored form, private values opened with `key`. A private value stored
+/// in clear by an earlier build is taken as it is (and sealed when the staging is next
+/// written).
+///
+/// Errors: `Corrupt` (the JSON does not parse), `InvalidArgument` naming the key file (a
+/// sealed value that does not open with `key`, or no key at all).
+pub(super) fn decode_overrides(
+    s: &str,
+    key: Option<&SealKey>,
+    place: &Path,
+) -> Result<Vec<Override>> {
+    parse_stored(s, place)?
         .into_iter()
-        .map(|o| Override {
-            key: o.key,
-            value: Secret::new(o.value),
-            scope: o.scope,
-            visibility: o.visibility,
+        .map(|o| {
+            let value = if o.visibility == Visibility::Private && sealed::is_sealed(&o.value) {
+                match key {
+                    Some(k) => k.open(&o.key, &o.value)?,
+                    None => return Err(no_key_file("read the private value of", &o.key)),
+                }
+            } else {
+                o.value
+            };
+            Ok(Override {
+                key: o.key,
+                value: Secret::new(value),
+                scope: o.scope,
+                visibility: o.visibility,
+            })
         })
         .collect()
+}
+
+/// Overrides from their stored form for the audit log only: private values are never opened
+/// (they are masked there anyway), so no key is needed.
+pub(super) fn decode_overrides_masked(s: &str, place: &Path) -> Result<Vec<Override>> {
+    Ok(parse_stored(s, place)?
+        .into_iter()
+        .map(|o| {
+            let value = match o.visibility {
+                Visibility::Public => o.value,
+                Visibility::Private => super::MASK.to_string(),
+            };
+            Override {
+                key: o.key,
+                value: Secret::new(value),
+                scope: o.scope,
+                visibility: o.visibility,
+            }
+        })
+        .collect())
 }
 
 /// Overrides as masked `scope:KEY=VALUE` strings for the audit log.
@@ -153,7 +242,11 @@ pub(super) fn masked_overrides(o: &[Override]) -> String {
 const STAGING_COLS: &str = "name, status, tag, overrides, reason, created_at, updated_at, \
      status_since, checked_at, op_id, op_command, op_started_at, op_pid";
 
-fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StagingRecord> {
+fn row_to_record(
+    r: &rusqlite::Row<'_>,
+    key: &SealKey,
+    place: &Path,
+) -> rusqlite::Result<StagingRecord> {
     let status: String = r.get(1)?;
     let op_id: Option<i64> = r.get(9)?;
     let op_command: Option<String> = r.get(10)?;
@@ -171,7 +264,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StagingRecord> {
         name: r.get(0)?,
         status: Status::parse(&status).unwrap_or(Status::Failure),
         tag: r.get(2)?,
-        overrides: decode_overrides(&r.get::<_, String>(3)?),
+        overrides: decode_overrides(&r.get::<_, String>(3)?, Some(key), place).map_err(lift(3))?,
         reason: r.get(4)?,
         command_in_progress: in_flight.as_ref().map(|f| f.command),
         created_at: from_ms(r.get(5)?),
@@ -182,12 +275,43 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<StagingRecord> {
     Ok(StagingRecord { staging, in_flight })
 }
 
-fn read_record(tx: &Connection, name: &str) -> rusqlite::Result<Option<StagingRecord>> {
-    tx.prepare_cached(&format!(
-        "SELECT {STAGING_COLS} FROM stagings WHERE name = ?1"
-    ))?
-    .query_row([name], row_to_record)
-    .optional()
+/// Create the state file with mode 0600 if it is missing (SQLite then gives its `-wal` and
+/// `-shm` the same mode), and narrow an existing file, WAL or SHM that this user owns to 0600.
+fn create_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking so that a FIFO in its place cannot hang the open; SQLite refuses it.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {} // a FIFO: SQLite says so
+            Err(e) => return Err(Error::io("create", path, e)),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            sealed::tighten(Path::new(&p));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+impl SqliteStore {
+    fn read_record(&self, tx: &Connection, name: &str) -> rusqlite::Result<Option<StagingRecord>> {
+        tx.prepare_cached(&format!(
+            "SELECT {STAGING_COLS} FROM stagings WHERE name = ?1"
+        ))?
+        .query_row([name], |r| row_to_record(r, &self.key, &self.path))
+        .optional()
+    }
 }
 
 fn insert_event(
@@ -244,30 +368,60 @@ fn insert_audit(
 }
 
 impl SqliteStore {
-    /// Open (creating if needed, with its parent directory) the state file at `path`, set WAL
-    /// mode and apply missing migrations.
+    /// Open (creating if needed, with its parent directory, mode 0600) the state file at
+    /// `path`, set WAL mode and apply missing migrations. Private values are sealed with the
+    /// key file [`SealKey::default_path`] beside it (`staging.db` → `staging.key`), created if
+    /// missing.
+    ///
+    /// `:memory:` is SQLite's in-memory database, as [`SqliteStore::open_in_memory`] (no file,
+    /// no key file).
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref();
+        if path == Path::new(":memory:") {
+            return SqliteStore::open_in_memory();
+        }
+        SqliteStore::open_with_key(path, SealKey::default_path(path))
+    }
+
+    /// [`SqliteStore::open`] with the key file at `key_file` (created if missing) instead of
+    /// the default one. Errors besides the database's: those of [`SealKey::open_or_create`].
+    pub fn open_with_key(
+        path: impl AsRef<Path>,
+        key_file: impl AsRef<Path>,
+    ) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
+        if path == Path::new(":memory:") {
+            let key = SealKey::open_or_create(key_file)?;
+            let conn = Connection::open_in_memory().map_err(db_err(&path))?;
+            return Self::setup(conn, path, key);
+        }
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent)
                     .map_err(Error::io_at("create directory", parent))?;
             }
         }
+        let key = SealKey::open_or_create(key_file)?;
+        create_private(&path)?;
         let conn = Connection::open(&path).map_err(db_err(&path))?;
-        Self::setup(conn, path)
+        Self::setup(conn, path, key)
     }
 
-    /// A private in-memory store (for tests and throwaway use).
+    /// A private in-memory store (for tests and throwaway use), its key in memory too.
     pub fn open_in_memory() -> Result<SqliteStore> {
         let path = PathBuf::from(":memory:");
         let conn = Connection::open_in_memory().map_err(db_err(&path))?;
-        Self::setup(conn, path)
+        Self::setup(conn, path, SealKey::ephemeral())
     }
 
     /// The file path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key file that seals private values.
+    pub fn key_file(&self) -> &Path {
+        self.key.path()
     }
 
     /// The schema version of the open file.
@@ -277,11 +431,12 @@ impl SqliteStore {
             .map_err(db_err(&self.path))
     }
 
-    fn setup(mut conn: Connection, path: PathBuf) -> Result<SqliteStore> {
+    fn setup(mut conn: Connection, path: PathBuf, key: SealKey) -> Result<SqliteStore> {
         Self::migrate(&mut conn, &path)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
+            key,
         })
     }
 
@@ -365,14 +520,16 @@ impl SqliteStore {
 impl StateStore for SqliteStore {
     fn begin(&self, req: &Begin<'_>) -> Result<Begun> {
         self.write(|tx| {
-            let cur = read_record(tx, req.name)?;
+            let cur = self.read_record(tx, req.name)?;
             let BeginPlan {
                 cur_status,
                 tag,
                 overrides,
                 running,
             } = req.plan(cur.as_ref());
-            let running = match running {
+            // Sealed before anything is written: a value that cannot be stored is a refusal.
+            let planned = running.and_then(|r| Ok((r, encode_overrides(&overrides, Some(&self.key))?)));
+            let (running, encoded) = match planned {
                 Ok(r) => r,
                 Err(e) => {
                     insert_audit(
@@ -419,7 +576,7 @@ impl StateStore for SqliteStore {
                         req.name,
                         new_status.as_str(),
                         tag.unwrap_or(""),
-                        encode_overrides(&overrides),
+                        encoded,
                         now,
                         op_id,
                         req.command.as_str(),
@@ -441,7 +598,7 @@ impl StateStore for SqliteStore {
                         req.name,
                         new_status.as_str(),
                         tag.unwrap_or(""),
-                        encode_overrides(&overrides),
+                        encoded,
                         now,
                         since,
                         op_id,
@@ -463,7 +620,7 @@ impl StateStore for SqliteStore {
                     },
                 )?);
             }
-            let record = read_record(tx, req.name)?.expect("row just written");
+            let record = self.read_record(tx, req.name)?.expect("row just written");
             Ok(Ok(Begun {
                 record,
                 status_before: cur_status,
@@ -483,7 +640,11 @@ impl StateStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(|tx| {
-            let cur = read_record(tx, name)?.map(|c| c.staging.status);
+            let cur: Option<String> = tx
+                .prepare_cached("SELECT status FROM stagings WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?;
+            let cur = cur.map(|s| Status::parse(&s).unwrap_or(Status::Failure));
             let (tag, o) = settings.unwrap_or(("", &[]));
             insert_audit(
                 tx,
@@ -505,7 +666,7 @@ impl StateStore for SqliteStore {
 
     fn finish(&self, req: &Finish<'_>) -> Result<Finished> {
         self.write(|tx| {
-            let cur = read_record(tx, req.name)?;
+            let cur = self.read_record(tx, req.name)?;
             let applied = cur
                 .as_ref()
                 .and_then(|c| c.in_flight.as_ref())
@@ -598,7 +759,7 @@ impl StateStore for SqliteStore {
                     reason: req.reason.clone(),
                 },
             )?);
-            let staging = read_record(tx, req.name)?.map(|r| r.staging);
+            let staging = self.read_record(tx, req.name)?.map(|r| r.staging);
             Ok(Ok(Finished {
                 applied,
                 staging,
@@ -608,7 +769,8 @@ impl StateStore for SqliteStore {
     }
 
     fn get(&self, name: &str) -> Result<Option<StagingRecord>> {
-        read_record(&self.conn(), name).map_err(db_err(&self.path))
+        self.read_record(&self.conn(), name)
+            .map_err(db_err(&self.path))
     }
 
     fn list(&self) -> Result<Vec<StagingRecord>> {
@@ -619,7 +781,7 @@ impl StateStore for SqliteStore {
             ))
             .map_err(db_err(&self.path))?;
         let rows = st
-            .query_map([], row_to_record)
+            .query_map([], |r| row_to_record(r, &self.key, &self.path))
             .map_err(db_err(&self.path))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db_err(&self.path))
@@ -673,7 +835,7 @@ impl StateStore for SqliteStore {
                     "reconcile",
                     "reconcile",
                     Some(&tag),
-                    &decode_overrides(&overrides),
+                    &decode_overrides_masked(&overrides, &self.path).map_err(lift(0))?,
                     outcome,
                     Some(u.expected),
                     Some(u.new_status),

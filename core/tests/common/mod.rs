@@ -52,6 +52,8 @@ pub fn open_store(dir: &Path) -> Arc<dyn StateStore> {
             let mut o = capsa::staging::PostgresOptions::new(postgres_url());
             o.schema = Some(schema_for(dir));
             o.pool_size = 4;
+            // Private values are sealed: a key file per test, like SQLite's default one.
+            o.key_file = Some(dir.join("staging.key"));
             return Arc::new(capsa::staging::PostgresStateStore::open_with(o).unwrap());
         }
         #[cfg(not(feature = "postgres"))]
