@@ -149,6 +149,11 @@ fn dead_pid() -> u32 {
 }
 
 fn fake_interrupted(m: &StagingManager, name: &str, command: Command, pid: u32) {
+    fake_interrupted_at(m, name, command, pid, Duration::ZERO);
+}
+
+/// A command begun `ago` by process `pid` that never finished.
+fn fake_interrupted_at(m: &StagingManager, name: &str, command: Command, pid: u32, ago: Duration) {
     m.store()
         .begin(&Begin {
             name,
@@ -157,7 +162,7 @@ fn fake_interrupted(m: &StagingManager, name: &str, command: Command, pid: u32) 
             tag: (command == Command::Create).then_some("1.0.0"),
             overrides: None,
             pid,
-            now: chrono::Utc::now(),
+            now: chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap(),
         })
         .unwrap();
 }
@@ -189,25 +194,40 @@ fn staging_reconcile_finishes_a_command_whose_process_died() {
 
 #[test]
 fn staging_reconcile_fails_a_pending_command_after_the_timeout() {
+    // Time is driven through the begin time, not waited for: one command began just inside
+    // the timeout, one just past it.
+    let hour = Duration::from_secs(3600);
     let h = MockHarness::with_options(ManagerOptions {
-        pending_timeout: Duration::from_millis(200),
+        pending_timeout: hour,
         ..options()
     });
     let m = &h.manager;
-    // Our own pid: the owner looks alive, so only the timeout can resolve it.
-    fake_interrupted(m, "stuck", Command::Create, std::process::id());
+    // Our own pid: the owner looks alive, so only the timeout can resolve them.
+    let me = std::process::id();
+    fake_interrupted_at(
+        m,
+        "recent",
+        Command::Create,
+        me,
+        hour - Duration::from_secs(60),
+    );
+    fake_interrupted_at(
+        m,
+        "stuck",
+        Command::Create,
+        me,
+        hour + Duration::from_secs(60),
+    );
     h.mock
         .set_default(MockCall::Check, BackendReply::unavailable("no answer"));
     let r = m.reconcile().unwrap();
+    assert_eq!(r.failed_pending, 1);
+    assert_eq!(r.resolved_pending, 0);
     assert_eq!(
-        r.failed_pending + r.resolved_pending,
-        0,
+        m.get("recent").unwrap().status,
+        Status::CreatePending,
         "not yet timed out"
     );
-    assert_eq!(m.get("stuck").unwrap().status, Status::CreatePending);
-    std::thread::sleep(Duration::from_millis(300));
-    let r = m.reconcile().unwrap();
-    assert_eq!(r.failed_pending, 1);
     let s = m.get("stuck").unwrap();
     assert_eq!(s.status, Status::Failure);
     assert!(s.reason.unwrap().contains("pending for more than"));
@@ -220,7 +240,7 @@ fn staging_reconcile_leaves_commands_of_this_manager_alone() {
         pending_timeout: Duration::ZERO,
         ..options()
     });
-    h.set("create", Mode::Slow(Duration::from_millis(400)));
+    h.set("create", Mode::Held);
     let p = h
         .manager
         .start(capsa::staging::CommandRequest::Create {
@@ -242,6 +262,7 @@ fn staging_reconcile_leaves_commands_of_this_manager_alone() {
         Status::CreatePending,
         "reconcile must leave this manager's in-flight create alone"
     );
+    h.release("create");
     assert_eq!(p.wait().unwrap().unwrap().status, Status::Running);
 }
 
@@ -307,7 +328,7 @@ fn staging_events_reach_subscribers_and_the_feed() {
 fn staging_busy_across_two_store_connections() {
     let dir = tempfile::tempdir().unwrap();
     let mock = Arc::new(MockDeployer::new());
-    mock.set_delay(MockCall::Create, Duration::from_millis(500));
+    mock.hold(MockCall::Create);
     let a = common::open_manager(dir.path(), mock.clone(), options());
     // A second, independent connection to the same state (file or database schema).
     let b = common::open_manager(dir.path(), Arc::new(MockDeployer::new()), options());
@@ -319,6 +340,7 @@ fn staging_busy_across_two_store_connections() {
         })
         .unwrap();
     assert_eq!(b.delete("shared").unwrap_err().code(), ErrorCode::Busy);
+    mock.release(MockCall::Create);
     assert_eq!(p.wait().unwrap().unwrap().status, Status::Running);
     assert_eq!(b.delete("shared").unwrap().status, Status::Archived);
 }
@@ -415,6 +437,9 @@ fn staging_private_values_never_shown_mock() {
             if call != "update" {
                 self.0.set(call, mode)
             }
+        }
+        fn release(&self, call: &str) {
+            self.0.release(call)
         }
     }
     check_privacy(&NoSet(&h), false);

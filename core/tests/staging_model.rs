@@ -143,7 +143,7 @@ fn run(h: &MockHarness, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let Ok(after) = model_step(first, cur, ok) else {
                     continue;
                 };
-                h.set(call_of(first), Mode::Slow(Duration::from_millis(30)));
+                h.set(call_of(first), Mode::Held);
                 if !ok {
                     h.set(call_of(first), Mode::Fail);
                 }
@@ -152,6 +152,7 @@ fn run(h: &MockHarness, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert!(p.staging.status.is_pending() || first == Command::Cleanup);
                 let e = m.start(request(second, name)).unwrap_err();
                 prop_assert_eq!(e.code(), ErrorCode::Busy);
+                h.release(call_of(first));
                 prop_assert_eq!(p.wait().unwrap().map(|s| s.status), after);
                 expected_rows += 2;
                 match after {

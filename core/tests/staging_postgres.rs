@@ -3,44 +3,32 @@
 //!
 //! These tests need a server: `make test-postgres` builds and runs them (feature `postgres-tests`)
 //! against a throwaway one; without `CAPSA_TEST_POSTGRES_URL` they fail, never skip. Worker
-//! processes are this test binary started again with `CAPSA_PG_WORKER` set.
+//! processes are the `capsa-pg-worker` binary (`tests/pg_worker/worker.rs`).
 #![cfg(all(unix, feature = "postgres"))]
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capsa::staging::{
-    AuditQuery, BackendReply, Command, CommandRequest, Event, EventKind, ManagerOptions, MockCall,
-    MockDeployer, Outcome, PostgresOptions, PostgresStateStore, StagingManager, StateStore, Status,
+    AuditQuery, Event, EventKind, ManagerOptions, MockDeployer, Outcome, PostgresOptions,
+    PostgresStateStore, StagingManager, StateStore, Status,
 };
 use capsa::ErrorCode;
 
 const WORKERS: usize = 4;
 const COMMANDS: usize = 200;
-const STAGINGS: usize = 20;
 
 fn store(schema: &str) -> PostgresStateStore {
     let mut o = PostgresOptions::new(common::postgres_url());
     o.schema = Some(schema.into());
     o.pool_size = 4;
     PostgresStateStore::open_with(o).unwrap()
-}
-
-fn manager(schema: &str, deployer: Arc<MockDeployer>, actor: &str) -> StagingManager {
-    StagingManager::new(
-        Arc::new(store(schema)),
-        deployer,
-        ManagerOptions {
-            actor: actor.into(),
-            ..ManagerOptions::default()
-        },
-    )
 }
 
 fn psql(schema: &str, sql: &str) {
@@ -103,152 +91,15 @@ fn postgres_unreachable_server_is_a_clear_backend_error() {
     assert_eq!(e.code(), ErrorCode::Backend, "{e}");
 }
 
-/// A small deterministic generator (no extra dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn call_of(cmd: Command) -> MockCall {
-    match cmd {
-        Command::Create | Command::Restore => MockCall::Create,
-        Command::Update => MockCall::Update,
-        Command::Delete => MockCall::Delete,
-        Command::Cleanup => MockCall::Cleanup,
-    }
-}
-
-fn request(cmd: Command, name: String, n: usize) -> CommandRequest {
-    match cmd {
-        Command::Create => CommandRequest::Create {
-            name,
-            tag: "1.0.0".into(),
-            overrides: vec![],
-        },
-        Command::Update => CommandRequest::Update {
-            name,
-            tag: format!("1.0.{}", n + 1),
-            overrides: None,
-        },
-        Command::Delete => CommandRequest::Delete { name },
-        Command::Restore => CommandRequest::Restore { name },
-        Command::Cleanup => CommandRequest::Cleanup { name },
-    }
-}
-
-/// Worker: `COMMANDS` random commands on `STAGINGS` stagings, several in flight at once from
-/// this process; prints one line per command: `started <audit id>` or `refused <code>`.
-fn command_worker(schema: &str, seed: u64) {
-    let mock = Arc::new(MockDeployer::new());
-    let m = manager(schema, mock.clone(), &format!("worker-{seed}"));
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let out = std::io::stdout();
-    let mut inflight = Vec::new();
-    for n in 0..COMMANDS {
-        let cmd = Command::ALL[rng.below(Command::ALL.len())];
-        let name = format!("stg-{:02}", rng.below(STAGINGS));
-        // Backend outcomes vary: a quarter of the commands fail; calls take 0-4 ms.
-        let reply = if rng.below(4) == 0 {
-            BackendReply::failed("told to fail")
-        } else {
-            BackendReply::success()
-        };
-        mock.set_default(call_of(cmd), reply);
-        mock.set_delay(call_of(cmd), Duration::from_millis(rng.below(5) as u64));
-        let line = match m.start(request(cmd, name, n)) {
-            Ok(p) => {
-                let id = p.audit_id;
-                inflight.push(p);
-                if inflight.len() >= 3 {
-                    inflight.remove(0).wait().unwrap();
-                }
-                format!("started {id}")
-            }
-            Err(e) => {
-                assert!(
-                    matches!(e.code(), ErrorCode::Busy | ErrorCode::InvalidTransition),
-                    "{e}"
-                );
-                format!("refused {}", e.code())
-            }
-        };
-        writeln!(out.lock(), "{line}").unwrap();
-    }
-    for p in inflight {
-        p.wait().unwrap();
-    }
-}
-
-/// Worker: follow the event feed from the start with [`StagingManager::follow`] (woken by
-/// NOTIFY) until `stop` exists and nothing new came for a while; print every event as a JSON
-/// line.
-fn subscriber_worker(schema: &str, stop: &Path) {
-    let m = manager(schema, Arc::new(MockDeployer::new()), "watcher");
-    let (tx, rx) = std::sync::mpsc::channel::<Event>();
-    let tx = std::sync::Mutex::new(tx);
-    let _follower = m
-        .follow(Some(0), move |e| {
-            let _ = tx.lock().unwrap().send(e.clone());
-        })
-        .unwrap();
-    let out = std::io::stdout();
-    eprintln!("subscriber ready");
-    loop {
-        match rx.recv_timeout(Duration::from_millis(1000)) {
-            Ok(e) => writeln!(out.lock(), "{}", serde_json::to_string(&e).unwrap()).unwrap(),
-            Err(_) if stop.exists() => return,
-            Err(_) => {}
-        }
-    }
-}
-
-#[test]
-fn postgres_worker() {
-    // Entry point of the worker processes; does nothing when run as a test.
-    let Ok(role) = std::env::var("CAPSA_PG_WORKER") else {
-        return;
-    };
-    let schema = std::env::var("CAPSA_PG_SCHEMA").unwrap();
-    match role.as_str() {
-        "commands" => command_worker(
-            &schema,
-            std::env::var("CAPSA_PG_SEED").unwrap().parse().unwrap(),
-        ),
-        "subscriber" => {
-            subscriber_worker(&schema, Path::new(&std::env::var("CAPSA_PG_STOP").unwrap()))
-        }
-        other => panic!("unknown worker role {other}"),
-    }
-}
-
-fn spawn_worker(role: &str, schema: &str, envs: &[(&str, String)]) -> Child {
-    let mut c = Process::new(std::env::current_exe().unwrap());
-    c.args([
-        "--exact",
-        "postgres_worker",
-        "--include-ignored",
-        "--nocapture",
-        "--test-threads",
-        "1",
-        "-q",
-    ])
-    .env("CAPSA_PG_WORKER", role)
-    .env("CAPSA_PG_SCHEMA", schema)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.spawn().unwrap()
+/// Start the worker binary (`tests/pg_worker/worker.rs`) as `role` on `schema` with `arg`.
+fn spawn_worker(role: &str, schema: &str, arg: &str) -> Child {
+    Process::new(env!("CARGO_BIN_EXE_capsa-pg-worker"))
+        .args([role, schema, arg])
+        .env("CAPSA_TEST_POSTGRES_URL", common::postgres_url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn worker_lines(child: Child, what: &str) -> Vec<String> {
@@ -279,11 +130,7 @@ fn postgres_four_processes_random_commands_and_a_subscriber() {
     let st = store(&schema); // migrate once before the crowd arrives
     let dir = tempfile::tempdir().unwrap();
     let stop = dir.path().join("stop");
-    let mut sub = spawn_worker(
-        "subscriber",
-        &schema,
-        &[("CAPSA_PG_STOP", stop.display().to_string())],
-    );
+    let mut sub = spawn_worker("subscriber", &schema, &stop.display().to_string());
     // Wait until the subscriber is connected.
     let mut err = BufReader::new(sub.stderr.take().unwrap());
     let mut line = String::new();
@@ -291,13 +138,7 @@ fn postgres_four_processes_random_commands_and_a_subscriber() {
     assert!(line.contains("subscriber ready"), "{line}");
     let t0 = Instant::now();
     let workers: Vec<Child> = (0..WORKERS)
-        .map(|i| {
-            spawn_worker(
-                "commands",
-                &schema,
-                &[("CAPSA_PG_SEED", (i as u64 + 1).to_string())],
-            )
-        })
+        .map(|i| spawn_worker("commands", &schema, &(i as u64 + 1).to_string()))
         .collect();
     let mut started = Vec::new();
     let mut refused = 0usize;

@@ -65,7 +65,7 @@ fn postgres_killed_mid_command_fails_clearly_and_reconcile_settles_it() {
     let _restart = Restart;
 
     // The backend call is running when the server dies.
-    mock.set_delay(MockCall::Create, Duration::from_millis(1500));
+    mock.hold(MockCall::Create);
     let p = m
         .start(CommandRequest::Create {
             name: "victim".into(),
@@ -74,7 +74,16 @@ fn postgres_killed_mid_command_fails_clearly_and_reconcile_settles_it() {
         })
         .unwrap();
     assert_eq!(p.staging.status, Status::CreatePending);
+    let t = Instant::now();
+    while mock.held(MockCall::Create) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the create never reached the backend"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     ctl("kill");
+    mock.release(MockCall::Create);
     let e = p.wait().unwrap_err();
     assert_eq!(e.code(), ErrorCode::Backend, "{e}");
     let msg = e.to_string();
@@ -105,7 +114,6 @@ fn postgres_killed_mid_command_fails_clearly_and_reconcile_settles_it() {
     assert_eq!(rows[0].outcome, Outcome::Pending);
     assert_eq!(m.get("other").unwrap_err().code(), ErrorCode::NotFound);
     // reconcile settles it from the backend's answer, without waiting for the timeout.
-    mock.set_delay(MockCall::Create, Duration::ZERO);
     let r = m.reconcile().unwrap();
     assert_eq!(r.resolved_pending, 1, "{r:?}");
     assert_eq!(m.get("victim").unwrap().status, Status::Running);

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use capsa::staging::{AuditQuery, Command, CommandRequest, Outcome, Staging, Status};
 use capsa::ErrorCode;
 use common::{Harness, MockHarness, Mode, ScriptHarness};
@@ -174,7 +172,6 @@ fn check_table(h: &dyn Harness) {
 /// progress) is refused with Busy, whatever the command.
 fn check_busy(h: &dyn Harness) {
     let m = h.manager();
-    let slow = Mode::Slow(Duration::from_millis(600));
     let setups: [(Start, Command, Option<Status>); 5] = [
         (Start::Absent, Command::Create, Some(Status::CreatePending)),
         (Start::Running, Command::Update, Some(Status::UpdatePending)),
@@ -190,7 +187,7 @@ fn check_busy(h: &dyn Harness) {
         h.reset();
         let name = format!("busy-{i}");
         reach(h, &name, start);
-        h.set(backend_call(first), slow);
+        h.set(backend_call(first), Mode::Held);
         let p = m.start(request(first, &name)).unwrap();
         let want = pending.unwrap_or(Status::Archived);
         assert_eq!(p.staging.status, want);
@@ -199,6 +196,7 @@ fn check_busy(h: &dyn Harness) {
             let e = m.start(request(cmd, &name)).unwrap_err();
             assert_eq!(e.code(), ErrorCode::Busy, "{cmd} while {first}: {e}");
         }
+        h.release(backend_call(first));
         let done: Option<Staging> = p.wait().unwrap();
         assert_eq!(done.map(|s| s.status), expected(first, start).unwrap().0);
         let rows = m

@@ -2,8 +2,10 @@
 //!
 //! By default every call succeeds at once and `tag_check` accepts any tag. Queue one-shot
 //! replies with [`MockDeployer::push`], change the standing reply with
-//! [`MockDeployer::set_default`], slow a call down with [`MockDeployer::set_delay`], and count
-//! what was called with [`MockDeployer::calls`] / [`MockDeployer::count`].
+//! [`MockDeployer::set_default`], slow a call down with [`MockDeployer::set_delay`], hold a
+//! call until the test lets it go with [`MockDeployer::hold`] / [`MockDeployer::release`]
+//! (so a command is certainly in flight, however loaded the machine), and count what was
+//! called with [`MockDeployer::calls`] / [`MockDeployer::count`].
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -51,6 +53,10 @@ struct Inner {
     delays: HashMap<MockCall, Duration>,
     calls: Vec<(MockCall, String)>,
     min_tag: Option<String>,
+    /// Held calls: the gate opens (`true`) on release.
+    holds: HashMap<MockCall, tokio::sync::watch::Sender<bool>>,
+    /// Calls waiting at a hold now.
+    waiting: HashMap<MockCall, usize>,
 }
 
 /// The mock backend. Share it as `Arc<MockDeployer>` to keep a handle for scripting while
@@ -93,6 +99,28 @@ impl MockDeployer {
         self.lock().delays.insert(call, delay);
     }
 
+    /// Hold `call`: from now on it is recorded and then waits, without answering, until
+    /// [`release`](Self::release). A command whose backend call is held stays pending, so a
+    /// test can act on it while it is certainly in flight.
+    pub fn hold(&self, call: MockCall) {
+        self.lock()
+            .holds
+            .entry(call)
+            .or_insert_with(|| tokio::sync::watch::channel(false).0);
+    }
+
+    /// Let the held `call`s go (they answer as they would have), and stop holding `call`.
+    pub fn release(&self, call: MockCall) {
+        if let Some(gate) = self.lock().holds.remove(&call) {
+            gate.send_replace(true);
+        }
+    }
+
+    /// How many `call`s are waiting at a hold now.
+    pub fn held(&self, call: MockCall) -> usize {
+        self.lock().waiting.get(&call).copied().unwrap_or(0)
+    }
+
     /// Make `tag_check` reject tags lower than `min` (compared as semver when both parse).
     pub fn set_min_tag(&self, min: impl Into<String>) {
         self.lock().min_tag = Some(min.into());
@@ -114,7 +142,7 @@ impl MockDeployer {
     }
 
     async fn answer(&self, call: MockCall, req: &DeployRequest) -> BackendReply {
-        let (reply, delay) = {
+        let (reply, delay, gate) = {
             let mut g = self.lock();
             g.calls.push((call, req.name.clone()));
             let queued = g.queued.get_mut(&call).and_then(VecDeque::pop_front);
@@ -133,8 +161,19 @@ impl MockDeployer {
                         .unwrap_or_else(BackendReply::success),
                 },
             };
-            (reply, g.delays.get(&call).copied())
+            let gate = g.holds.get(&call).map(|tx| tx.subscribe());
+            if gate.is_some() {
+                *g.waiting.entry(call).or_default() += 1;
+            }
+            (reply, g.delays.get(&call).copied(), gate)
         };
+        if let Some(mut gate) = gate {
+            // Released, or the mock dropped (which ends the wait too).
+            let _ = gate.wait_for(|open| *open).await;
+            if let Some(n) = self.lock().waiting.get_mut(&call) {
+                *n = n.saturating_sub(1);
+            }
+        }
         if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }

@@ -79,6 +79,8 @@ pub enum Mode {
     Ok,
     Fail,
     Slow(Duration),
+    /// Wait without answering until [`Harness::release`]: a command is certainly in flight.
+    Held,
 }
 
 pub const CALLS: [&str; 7] = [
@@ -95,8 +97,11 @@ pub const CALLS: [&str; 7] = [
 pub trait Harness {
     fn manager(&self) -> &StagingManager;
     fn set(&self, call: &str, mode: Mode);
+    /// Let the calls held by [`Mode::Held`] go (their reply is unchanged).
+    fn release(&self, call: &str);
     fn reset(&self) {
         for c in CALLS {
+            self.release(c);
             self.set(c, Mode::Ok);
         }
     }
@@ -156,16 +161,22 @@ impl Harness for MockHarness {
                 .mock
                 .set_default(c, BackendReply::failed(format!("{call} failed on purpose"))),
             Mode::Slow(d) => self.mock.set_delay(c, d),
+            Mode::Held => self.mock.hold(c),
         }
+    }
+    fn release(&self, call: &str) {
+        self.mock.release(mock_call(call));
     }
 }
 
-/// The test script: logs its name and arguments (one `[arg]` each) to `calls.log`, sleeps
-/// `<call>.sleep` seconds if present, prints a line, exits with `<call>.exit` (default 0).
+/// The test script: logs its name and arguments (one `[arg]` each) to `calls.log`, waits
+/// while `<call>.hold` exists, sleeps `<call>.sleep` seconds if present, prints a line, exits
+/// with `<call>.exit` (default 0).
 pub const SCRIPT: &str = r#"#!/bin/sh
 d="$(dirname "$0")"
 call="$(basename "$0")"
 { printf '%s' "$call"; for a in "$@"; do printf ' [%s]' "$a"; done; echo; } >> "$d/calls.log"
+while [ -f "$d/$call.hold" ]; do sleep 0.02; done
 if [ -f "$d/$call.sleep" ]; then sleep "$(cat "$d/$call.sleep")"; fi
 echo "$call output"
 code=0
@@ -233,6 +244,10 @@ impl Harness for ScriptHarness {
             }
             Mode::Fail => fs::write(exit, "3").unwrap(),
             Mode::Slow(d) => fs::write(sleep, format!("{}", d.as_secs_f64())).unwrap(),
+            Mode::Held => fs::write(self.scripts.join(format!("{call}.hold")), "").unwrap(),
         }
+    }
+    fn release(&self, call: &str) {
+        let _ = fs::remove_file(self.scripts.join(format!("{call}.hold")));
     }
 }
