@@ -128,6 +128,15 @@ export declare class MockBackend {
   setDefault(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply): void
   /** Make `call` take `ms` milliseconds before it answers. */
   setDelay(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', ms: number): void
+  /**
+   * Hold `call`: it waits without answering until `release(call)`, so a command is
+   * certainly in flight while the test acts on it.
+   */
+  hold(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'): void
+  /** Let the held `call`s answer, and stop holding `call`. */
+  release(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'): void
+  /** How many `call`s are waiting at a hold now. */
+  held(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'): number
   /** Make `tag_check` reject tags lower than `min`. */
   setMinTag(min: string): void
   /** Every call made so far, in order. */

@@ -64,10 +64,13 @@ test('transitions, busy and failures carry their codes', async (t) => {
   await rejectsWithCode(assert, () => manager.restore('web'), 'INVALID_TRANSITION');
   await rejectsWithCode(assert, () => manager.create('../x', '1'), 'INVALID_NAME');
 
-  backend.setDelay('update', 400);
+  // Held at the backend: the update is certainly in flight until released.
+  backend.hold('update');
   const slow = manager.update('web', '2');
-  await new Promise((r) => setTimeout(r, 100));
+  await until(null, () => backend.held('update') === 1);
+  assert.equal((await manager.get('web')).status, 'UpdatePending');
   await rejectsWithCode(assert, () => manager.delete('web'), 'BUSY');
+  backend.release('update');
   assert.equal((await slow).status, 'Running');
 
   backend.push('update', { outcome: 'failed', reason: 'image pull failed' });
@@ -103,21 +106,27 @@ test('events arrive from the background; none after unsubscribing', async (t) =>
 
   unsubscribe();
   unsubscribe(); // twice is harmless
+  // A second listener marks the point up to which every event was delivered.
   const seen = events.length;
+  const marks = [];
+  const offMarks = manager.subscribe((e) => marks.push(e));
   await manager.delete('web');
-  await new Promise((r) => setTimeout(r, 200));
+  await until(marks, (ev) => ev.some((e) => e.event === 'CommandFinished'));
   assert.equal(events.length, seen, 'an event arrived after unsubscribing');
 
-  // Unsubscribing while events are on their way: none reaches the listener afterwards.
+  // Unsubscribing while events are on their way (the create held at the backend): none
+  // reaches the listener afterwards.
   const late = [];
   const off = manager.subscribe((e) => late.push(e));
-  backend.setDelay('create', 50);
+  backend.hold('create');
   const running = manager.create('api', '1');
   await until(late, (ev) => ev.length > 0);
   off();
   const before = late.length;
+  backend.release('create');
   await running;
-  await new Promise((r) => setTimeout(r, 200));
+  await until(marks, (ev) => ev.filter((e) => e.event === 'CommandFinished').length === 2);
+  offMarks();
   assert.equal(late.length, before, 'an event arrived after unsubscribing mid-command');
 });
 

@@ -177,6 +177,33 @@ impl JsMockBackend {
         Ok(())
     }
 
+    /// Hold `call`: it waits without answering until `release(call)`, so a command is
+    /// certainly in flight while the test acts on it.
+    #[napi(
+        ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
+    )]
+    pub fn hold(&self, env: Env, call: String) -> napi::Result<()> {
+        self.inner.hold(sync(&env, mock_call(&call))?);
+        Ok(())
+    }
+
+    /// Let the held `call`s answer, and stop holding `call`.
+    #[napi(
+        ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
+    )]
+    pub fn release(&self, env: Env, call: String) -> napi::Result<()> {
+        self.inner.release(sync(&env, mock_call(&call))?);
+        Ok(())
+    }
+
+    /// How many `call`s are waiting at a hold now.
+    #[napi(
+        ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
+    )]
+    pub fn held(&self, env: Env, call: String) -> napi::Result<u32> {
+        Ok(self.inner.held(sync(&env, mock_call(&call))?) as u32)
+    }
+
     /// Make `tag_check` reject tags lower than `min`.
     #[napi]
     pub fn set_min_tag(&self, min: String) {

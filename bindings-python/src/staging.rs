@@ -301,6 +301,24 @@ impl PyMockBackend {
         Ok(())
     }
 
+    /// Hold `call`: it waits without answering until `release(call)`, so a command is
+    /// certainly in flight while the test acts on it.
+    fn hold(&self, call: &str) -> PyResult<()> {
+        self.inner.hold(mock_call(call)?);
+        Ok(())
+    }
+
+    /// Let the held `call`s answer, and stop holding `call`.
+    fn release(&self, call: &str) -> PyResult<()> {
+        self.inner.release(mock_call(call)?);
+        Ok(())
+    }
+
+    /// How many `call`s are waiting at a hold now.
+    fn held(&self, call: &str) -> PyResult<usize> {
+        Ok(self.inner.held(mock_call(call)?))
+    }
+
     /// Every call made so far as `(call, staging name)`, in order.
     fn calls(&self) -> Vec<(&'static str, String)> {
         self.inner
