@@ -43,33 +43,7 @@ fn millis(what: &'static str, ms: f64) -> capsa::Result<Duration> {
 }
 
 fn mock_call(name: &str) -> capsa::Result<MockCall> {
-    Ok(match name {
-        "create" => MockCall::Create,
-        "update" => MockCall::Update,
-        "delete" => MockCall::Delete,
-        "check" => MockCall::Check,
-        "cleanup" => MockCall::Cleanup,
-        "archive_check" => MockCall::ArchiveCheck,
-        "tag_check" => MockCall::TagCheck,
-        other => {
-            return Err(bad(
-                "backend call",
-                format!("{other:?} is not create, update, delete, check, cleanup, archive_check or tag_check"),
-            ))
-        }
-    })
-}
-
-fn mock_call_name(call: MockCall) -> &'static str {
-    match call {
-        MockCall::Create => "create",
-        MockCall::Update => "update",
-        MockCall::Delete => "delete",
-        MockCall::Check => "check",
-        MockCall::Cleanup => "cleanup",
-        MockCall::ArchiveCheck => "archive_check",
-        MockCall::TagCheck => "tag_check",
-    }
+    MockCall::parse(name)
 }
 
 /// A reply the mock backend gives.
@@ -93,17 +67,7 @@ fn reply(r: Option<MockReply>) -> capsa::Result<BackendReply> {
         )
     })?;
     let reason = r.reason.unwrap_or_default();
-    let mut out = match r.outcome.as_str() {
-        "success" => BackendReply::success(),
-        "failed" => BackendReply::failed(reason),
-        "unavailable" => BackendReply::unavailable(reason),
-        other => {
-            return Err(bad(
-                "mock reply",
-                format!("outcome {other:?} is not success, failed or unavailable"),
-            ))
-        }
-    };
+    let mut out = MockDeployer::reply(&r.outcome, reason)?;
     if let Some(o) = r.output {
         out.output = o;
     }
@@ -217,7 +181,7 @@ impl JsMockBackend {
             .calls()
             .into_iter()
             .map(|(c, name)| MockCallRecord {
-                call: mock_call_name(c).to_string(),
+                call: c.name().to_string(),
                 name,
             })
             .collect()

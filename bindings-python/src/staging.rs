@@ -211,50 +211,11 @@ impl PyOverride {
 // ---- backends -----------------------------------------------------------------------------
 
 fn mock_call(name: &str) -> PyResult<MockCall> {
-    Ok(match name {
-        "create" => MockCall::Create,
-        "update" => MockCall::Update,
-        "delete" => MockCall::Delete,
-        "check" => MockCall::Check,
-        "cleanup" => MockCall::Cleanup,
-        "archive_check" => MockCall::ArchiveCheck,
-        "tag_check" => MockCall::TagCheck,
-        other => {
-            return Err(bad_arg(
-                "backend call",
-                format!(
-                    "{other:?} is not create, update, delete, check, cleanup, archive_check \
-                     or tag_check"
-                ),
-            ))
-        }
-    })
-}
-
-fn mock_call_name(call: MockCall) -> &'static str {
-    match call {
-        MockCall::Create => "create",
-        MockCall::Update => "update",
-        MockCall::Delete => "delete",
-        MockCall::Check => "check",
-        MockCall::Cleanup => "cleanup",
-        MockCall::ArchiveCheck => "archive_check",
-        MockCall::TagCheck => "tag_check",
-    }
+    MockCall::parse(name).py_err()
 }
 
 fn reply(outcome: &str, reason: String) -> PyResult<BackendReply> {
-    Ok(match outcome {
-        "success" => BackendReply::success(),
-        "failed" => BackendReply::failed(reason),
-        "unavailable" => BackendReply::unavailable(reason),
-        other => {
-            return Err(bad_arg(
-                "backend outcome",
-                format!("{other:?} is not success, failed or unavailable"),
-            ))
-        }
-    })
+    MockDeployer::reply(outcome, reason).py_err()
 }
 
 /// The in-memory backend, for tests: every call succeeds at once unless told otherwise.
@@ -324,7 +285,7 @@ impl PyMockBackend {
         self.inner
             .calls()
             .into_iter()
-            .map(|(c, n)| (mock_call_name(c), n))
+            .map(|(c, n)| (c.name(), n))
             .collect()
     }
 

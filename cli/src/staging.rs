@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use capsa::error::one_line;
+use capsa::staging;
 use capsa::staging::{
     AuditEntry, AuditQuery, BackendReply, CommandRequest, Deployer, Event, EventKind,
     KubernetesDeployer, ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer,
@@ -46,23 +47,23 @@ pub struct Common {
     )]
     backend: String,
     /// Seconds after which a pending status becomes Failure on reconcile.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    #[arg(long, value_name = "SECS", default_value_t = staging::DEFAULT_PENDING_TIMEOUT.as_secs())]
     pending_timeout: u64,
     /// Seconds a script may run before it is killed.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    #[arg(long, value_name = "SECS", default_value_t = staging::DEFAULT_SCRIPT_TIMEOUT.as_secs())]
     script_timeout: u64,
     /// Kubernetes backend: the kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, else
     /// the in-cluster service account).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
     /// Kubernetes backend: seconds create/update wait for the workloads to be ready.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(long, value_name = "SECS", default_value_t = staging::DEFAULT_READY_TIMEOUT.as_secs())]
     ready_timeout: u64,
     /// `--project-name` passed to scripts.
-    #[arg(long, env = "CAPSA_PROJECT_NAME", default_value = "capsa")]
+    #[arg(long, env = "CAPSA_PROJECT_NAME", default_value = staging::DEFAULT_PROJECT_NAME)]
     project_name: String,
     /// `--base-domain` passed to scripts.
-    #[arg(long, env = "CAPSA_BASE_DOMAIN", default_value = "localhost")]
+    #[arg(long, env = "CAPSA_BASE_DOMAIN", default_value = staging::DEFAULT_BASE_DOMAIN)]
     base_domain: String,
     /// Who is issuing the command (audit log); default `$USER`.
     #[arg(long, env = "CAPSA_ACTOR")]
@@ -74,6 +75,9 @@ pub struct Common {
     /// Mock backend: every command takes this many milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     mock_delay: u64,
+    /// Mock backend: every command waits while FILE exists (remove it to let them finish).
+    #[arg(long, value_name = "FILE")]
+    mock_hold: Option<PathBuf>,
 }
 
 /// Settings given to create and update.
@@ -223,37 +227,38 @@ fn state_path(common: &Common, global: &Global) -> anyhow::Result<PathBuf> {
 
 fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
     if common.backend == "mock" {
-        let mock = MockDeployer::new();
+        let mock = Arc::new(MockDeployer::new());
         for call in &common.mock_fail {
-            let c = match call.as_str() {
-                "create" => MockCall::Create,
-                "update" => MockCall::Update,
-                "delete" => MockCall::Delete,
-                "check" => MockCall::Check,
-                "cleanup" => MockCall::Cleanup,
-                "archive_check" => MockCall::ArchiveCheck,
-                "tag_check" => MockCall::TagCheck,
-                other => {
-                    return Err(Error::InvalidArgument {
-                        what: "--mock-fail",
-                        reason: format!("unknown call {other:?}"),
-                    }
-                    .into())
-                }
-            };
+            let c = MockCall::parse(call)?;
             mock.set_default(c, BackendReply::failed(format!("mock {call} told to fail")));
         }
+        const COMMANDS: [MockCall; 4] = [
+            MockCall::Create,
+            MockCall::Update,
+            MockCall::Delete,
+            MockCall::Cleanup,
+        ];
         if common.mock_delay > 0 {
-            for c in [
-                MockCall::Create,
-                MockCall::Update,
-                MockCall::Delete,
-                MockCall::Cleanup,
-            ] {
+            for c in COMMANDS {
                 mock.set_delay(c, Duration::from_millis(common.mock_delay));
             }
         }
-        return Ok(Arc::new(mock));
+        if let Some(file) = common.mock_hold.clone() {
+            // Held while the file exists: a test removes it to let the command finish.
+            for c in COMMANDS {
+                mock.hold(c);
+            }
+            let held = mock.clone();
+            std::thread::spawn(move || {
+                while file.exists() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                for c in COMMANDS {
+                    held.release(c);
+                }
+            });
+        }
+        return Ok(mock);
     }
     if let Some(dir) = common.backend.strip_prefix("script:") {
         if !Path::new(dir).is_dir() {

@@ -529,19 +529,23 @@ fn staging_postgres_state_url_is_shared_by_processes() {
     .unwrap();
     assert!(first.starts_with("watching"), "{first}");
 
+    // The create is held at the backend until the file goes: certainly in flight.
+    let hold = env.dir.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
     let slow = env.spawn(&[
         "staging",
         "create",
         "shared",
         "--tag",
         "1.0.0",
-        "--mock-delay",
-        "1500",
+        "--mock-hold",
+        hold.to_str().unwrap(),
     ]);
     wait_for_status(&env, "shared", "CreatePending");
     let busy = env.run(&["staging", "delete", "shared"]);
     assert_eq!(busy.status.code(), Some(16), "{}", text(&busy));
     assert!(text(&busy).contains("[BUSY]"), "{}", text(&busy));
+    std::fs::remove_file(&hold).unwrap();
     let o = slow.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let o = env.run(&["staging", "delete", "shared", "--no-wait"]);

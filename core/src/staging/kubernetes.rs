@@ -274,7 +274,7 @@ impl KubernetesDeployer {
         Ok(KubernetesDeployer {
             template_dir,
             client,
-            ready_timeout: Duration::from_secs(300),
+            ready_timeout: super::DEFAULT_READY_TIMEOUT,
             cleanup_timeout: Duration::from_secs(120),
             poll_interval: Duration::from_secs(1),
             retries: 5,

@@ -48,7 +48,7 @@ impl Default for ManagerOptions {
             actor: std::env::var("USER")
                 .or_else(|_| std::env::var("USERNAME"))
                 .unwrap_or_else(|_| "unknown".into()),
-            pending_timeout: Duration::from_secs(600),
+            pending_timeout: super::DEFAULT_PENDING_TIMEOUT,
             check_interval: Duration::from_secs(60),
             retention: Duration::from_secs(14 * 24 * 3600),
             concurrency: 16,

@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{compare_tags, BackendReply, DeployRequest, Deployer};
+use crate::error::{Error, Result};
 
 /// One of the seven backend calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,6 +35,34 @@ pub enum MockCall {
 }
 
 impl MockCall {
+    /// The call's name as the bindings and the CLI spell it (`create`, `archive_check`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            MockCall::Create => "create",
+            MockCall::Update => "update",
+            MockCall::Delete => "delete",
+            MockCall::Check => "check",
+            MockCall::Cleanup => "cleanup",
+            MockCall::ArchiveCheck => "archive_check",
+            MockCall::TagCheck => "tag_check",
+        }
+    }
+
+    /// The call named `name` ([`MockCall::name`]); `InvalidArgument` naming the seven
+    /// otherwise.
+    pub fn parse(name: &str) -> Result<MockCall> {
+        MockCall::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| Error::InvalidArgument {
+                what: "backend call",
+                reason: format!(
+                    "{name:?} is not create, update, delete, check, cleanup, archive_check or \
+                     tag_check"
+                ),
+            })
+    }
+
     /// All seven calls.
     pub const ALL: [MockCall; 7] = [
         MockCall::Create,
@@ -82,6 +111,22 @@ impl MockDeployer {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reply named by `outcome` (`success`, `failed` or `unavailable`, as the bindings
+    /// spell it) with `reason`; `InvalidArgument` otherwise.
+    pub fn reply(outcome: &str, reason: impl Into<String>) -> Result<BackendReply> {
+        Ok(match outcome {
+            "success" => BackendReply::success(),
+            "failed" => BackendReply::failed(reason),
+            "unavailable" => BackendReply::unavailable(reason),
+            other => {
+                return Err(Error::InvalidArgument {
+                    what: "backend outcome",
+                    reason: format!("{other:?} is not success, failed or unavailable"),
+                })
+            }
+        })
     }
 
     /// Queue a one-shot reply for the next `call` (replies are used first in, first out).
@@ -206,5 +251,25 @@ impl Deployer for MockDeployer {
     }
     async fn tag_check(&self, req: &DeployRequest) -> BackendReply {
         self.answer(MockCall::TagCheck, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_names_round_trip_and_unknown_ones_are_refused() {
+        for c in MockCall::ALL {
+            assert_eq!(MockCall::parse(c.name()).unwrap(), c);
+        }
+        let e = MockCall::parse("deploy").unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
+        assert!(e.to_string().contains("\"deploy\""), "{e}");
+        assert!(MockDeployer::reply("maybe", "").is_err());
+        assert_eq!(
+            MockDeployer::reply("failed", "no").unwrap(),
+            BackendReply::failed("no")
+        );
     }
 }

@@ -88,6 +88,18 @@ pub use sealed::{SealKey, KEY_FILE_ENV};
 pub use sqlite::SqliteStore;
 pub use store::StateStore;
 
+/// How long a command may stay pending before reconcile marks it Failure
+/// ([`ManagerOptions::pending_timeout`]'s default).
+pub const DEFAULT_PENDING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a control script may run before it is killed ([`ScriptDeployer`]'s default).
+pub const DEFAULT_SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long the Kubernetes backend's create and update wait for the workloads to be ready.
+pub const DEFAULT_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+/// The `--project-name` scripts get by default.
+pub const DEFAULT_PROJECT_NAME: &str = "capsa";
+/// The `--base-domain` scripts get by default.
+pub const DEFAULT_BASE_DOMAIN: &str = "localhost";
+
 /// Open the state store named by `state`: a `postgres://` or `postgresql://` URL is a
 /// PostgreSQL database (feature `postgres`; `Unsupported` in a build without it), anything
 /// else the path of an SQLite state file (created if missing).

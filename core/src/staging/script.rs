@@ -50,9 +50,9 @@ impl ScriptDeployer {
     pub fn new(dir: impl Into<PathBuf>) -> ScriptDeployer {
         ScriptDeployer {
             dir: dir.into(),
-            project_name: "capsa".into(),
-            base_domain: "localhost".into(),
-            timeout: Duration::from_secs(600),
+            project_name: super::DEFAULT_PROJECT_NAME.into(),
+            base_domain: super::DEFAULT_BASE_DOMAIN.into(),
+            timeout: super::DEFAULT_SCRIPT_TIMEOUT,
             output_limit: 16 * 1024,
         }
     }

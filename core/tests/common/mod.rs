@@ -122,16 +122,7 @@ pub struct MockHarness {
 }
 
 pub fn mock_call(call: &str) -> MockCall {
-    match call {
-        "create" => MockCall::Create,
-        "update" => MockCall::Update,
-        "delete" => MockCall::Delete,
-        "check" => MockCall::Check,
-        "cleanup" => MockCall::Cleanup,
-        "archive_check" => MockCall::ArchiveCheck,
-        "tag_check" => MockCall::TagCheck,
-        other => panic!("unknown call {other}"),
-    }
+    MockCall::parse(call).unwrap()
 }
 
 impl MockHarness {
