@@ -31,6 +31,8 @@ pub mod limits {
     pub const CRATE_METADATA: u64 = 1024 * 1024;
     /// A capsule's `.capsa/offline.json` stub.
     pub const OFFLINE_STUB: u64 = 64 * 1024;
+    /// A file of a Kubernetes template directory (`capsa.yaml`, a manifest).
+    pub const TEMPLATE_FILE: u64 = 4 * 1024 * 1024;
 }
 
 /// What a path is, in words for an error ("a FIFO", "a directory"…), when it is not a regular

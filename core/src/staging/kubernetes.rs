@@ -919,7 +919,10 @@ fn known_resource(api_version: &str, kind: &str) -> Option<ApiResource> {
 
 fn load_settings(dir: &Path) -> std::result::Result<Settings, String> {
     let path = dir.join(SETTINGS_FILE);
-    match std::fs::read_to_string(&path) {
+    if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Ok(Settings::default());
+    }
+    match read_template(&path) {
         Ok(s) if s.trim().is_empty() => Ok(Settings::default()),
         Ok(s) => {
             let st: Settings =
@@ -930,9 +933,16 @@ fn load_settings(dir: &Path) -> std::result::Result<Settings, String> {
             }
             Ok(st)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(e),
     }
+}
+
+/// A template file, capped and never blocking on a FIFO (the directory is the operator's,
+/// but a mistake there must not hang a staging command).
+fn read_template(path: &Path) -> std::result::Result<String, String> {
+    use crate::safe_file::{limits, read_small_text, Links};
+    read_small_text(path, Links::Follow, limits::TEMPLATE_FILE, "template file")
+        .map_err(|e| e.to_string())
 }
 
 /// Every document of the template, with the file it comes from.
@@ -957,7 +967,7 @@ fn load_documents(dir: &Path) -> std::result::Result<Vec<(String, Value)>, Strin
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let text = read_template(&f)?;
         for d in serde_yaml::Deserializer::from_str(&text) {
             let v = serde_yaml::Value::deserialize(d).map_err(|e| format!("{fname}: {e}"))?;
             if v.is_null() {
@@ -1328,6 +1338,32 @@ mod tests {
         assert_eq!(m.body["data"]["ns"], "ns-web");
         assert_eq!(m.body["data"]["n"], 3);
         assert_eq!(m.body["data"]["d"], "dflt");
+    }
+
+    /// A `capsa.yaml` that is a FIFO is refused at once (it used to block the command
+    /// forever); a missing one is the defaults.
+    #[cfg(unix)]
+    #[test]
+    fn a_settings_file_that_is_a_fifo_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            load_settings(dir.path()).unwrap().tag_range,
+            Settings::default().tag_range
+        );
+        let fifo = dir.path().join(SETTINGS_FILE);
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(load_settings(&d).map(|_| ()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("load_settings blocked on a FIFO")
+            .unwrap_err();
+        assert!(e.contains("FIFO") || e.contains("fifo"), "{e}");
     }
 
     #[test]
