@@ -215,12 +215,16 @@ impl Sequence {
     /// `plate.1001-1100@@@@.exr` (`At`), `plate.%04d.exr 1001-1100` (`Printf`),
     /// `plate.$F4.exr 1001-1100` (`Houdini`). Without frames, the same as
     /// [`pattern`](Self::pattern). [`Sequence::parse`] reads every form back.
+    ///
+    /// Frames that would not read back inline (negative frames after a letter, `a-1-0#`
+    /// reads as head `a-`) are written after the pattern in every style: `a# -1-0`.
     pub fn format(&self, style: PadStyle) -> String {
         let token = self.token(style);
+        let inline = format!("{}{}", self.head, self.frames);
         if self.frames.is_empty() {
             format!("{}{token}{}", self.head, self.tail)
-        } else if style.frames_inline() {
-            format!("{}{}{token}{}", self.head, self.frames, self.tail)
+        } else if style.frames_inline() && inline_frames_start(&inline) == self.head.len() {
+            format!("{inline}{token}{}", self.tail)
         } else {
             format!("{}{token}{} {}", self.head, self.tail, self.frames)
         }
@@ -550,6 +554,22 @@ mod tests {
             Sequence::new("a.", ".png", 6, FrameSet::new()).to_string(),
             "a.######.png"
         );
+    }
+
+    /// Found by `make fuzz` (fuzz_seq, seed 1796305804): `a0,-1$F` formatted as
+    /// `a-1-0@`, which reads back as head `a-` and frames 0-1.
+    #[test]
+    fn negative_frames_after_a_letter_round_trip() {
+        let s = p("a0,-1$F");
+        assert_eq!(s.head, "a");
+        for style in [PadStyle::Hash, PadStyle::At, PadStyle::Printf, PadStyle::Houdini] {
+            let text = s.format(style);
+            let again = p(&text);
+            assert_eq!((&again.head, &again.frames), (&s.head, &s.frames), "{text}");
+        }
+        assert_eq!(s.format(PadStyle::Hash), "a@ -1-0");
+        // Where inline reads back, it stays inline.
+        assert_eq!(p("plate.-10--1#").format(PadStyle::Hash), "plate.-10--1#");
     }
 
     #[test]
