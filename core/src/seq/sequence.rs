@@ -178,6 +178,13 @@ impl Sequence {
             }
             frames_text = Some(&head[inline_start..]);
             head = &head[..inline_start];
+            if matches!(last_token(head), Ok(Some(t)) if t.end == head.len()) {
+                return Err(invalid(
+                    pattern,
+                    "a padding token on each side of the frames (like @1-5@): the frame \
+                     number's place is ambiguous",
+                ));
+            }
         }
         let frames = match frames_text {
             Some(text) => FrameSet::parse(text).map_err(|e| match e {
@@ -610,6 +617,10 @@ mod tests {
         refused(&format!("plate.{}.exr", "#".repeat(33)), "limit");
         refused("plate.1-3#.exr 1-3", "twice");
         refused("plate.%d%d.exr", "two padding tokens in a row");
+        // Found by make fuzz (seed 1796305927): `@0@` read as head `@`, which no other
+        // style could write back.
+        refused("@0@", "each side of the frames");
+        refused("plate.#1-5#.exr", "each side of the frames");
         refused("plate.$F4#.exr", "two padding tokens in a row");
         refused("plate.1-10x0#.exr", "zero step");
         refused("plate.1-10x-1#.exr", "bad frame set");
