@@ -344,9 +344,22 @@ impl Error {
         Error::Corrupt {
             path: path.into(),
             entry: None,
-            reason: reason.into(),
+            reason: joined_lines(&reason.into()),
         }
     }
+}
+
+/// A parser's message on one line: its lines trimmed and joined with `; ` (the TOML parser
+/// says `invalid string` and `expected ...` on two lines).
+pub fn joined_lines(text: &str) -> String {
+    if !text.contains(['\n', '\r']) {
+        return text.to_string();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Shorten a user-supplied value for an error message so a hostile 1 MB name does not
@@ -383,6 +396,15 @@ pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corrupt_reasons_are_one_line() {
+        let e = Error::corrupt("/s/store.toml", "invalid string\nexpected `\"`, `'`\n");
+        assert_eq!(
+            e.to_string(),
+            "/s/store.toml: corrupt: invalid string; expected `\"`, `'`"
+        );
+    }
 
     #[test]
     fn codes_are_unique_and_round_trip() {

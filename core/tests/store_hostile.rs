@@ -243,6 +243,18 @@ fn store_toml_that_is_a_fifo_or_dev_zero_is_refused() {
     assert!(e.to_string().contains("store.toml"), "{e}");
 }
 
+/// Found by `make fuzz` (fuzz_store_files, seed 1796306325): the TOML parser's message for
+/// this file spans two lines, and so did the error.
+#[test]
+fn a_store_toml_parse_error_is_one_line() {
+    let (_d, store) = store();
+    let cfg = store.root().join(".capsa/store.toml");
+    fs::write(&cfg, b"schema =\x00 \"9.0.0\"\n").unwrap();
+    let e = Store::open(store.root()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Corrupt, "{e}");
+    assert!(!e.to_string().contains('\n'), "{e:?}");
+}
+
 #[cfg(unix)]
 #[test]
 fn crate_metadata_that_is_dev_zero_is_refused() {

@@ -569,7 +569,12 @@ mod tests {
     fn negative_frames_after_a_letter_round_trip() {
         let s = p("a0,-1$F");
         assert_eq!(s.head, "a");
-        for style in [PadStyle::Hash, PadStyle::At, PadStyle::Printf, PadStyle::Houdini] {
+        for style in [
+            PadStyle::Hash,
+            PadStyle::At,
+            PadStyle::Printf,
+            PadStyle::Houdini,
+        ] {
             let text = s.format(style);
             let again = p(&text);
             assert_eq!((&again.head, &again.frames), (&s.head, &s.frames), "{text}");
