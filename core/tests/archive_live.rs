@@ -129,3 +129,32 @@ fn a_file_rewritten_while_it_is_archived_is_changed() {
     assert!(!zip.exists(), "a torn archive was left at the destination");
     assert_eq!(names_in(dir.path()), ["store"], "temporary files left");
 }
+
+/// A hard link made to a file while it is archived (a bump carrying a published file over
+/// links it) moves its change time but not its content: the archive succeeds.
+#[test]
+fn a_hard_link_made_while_archiving_is_not_a_change() {
+    let (dir, store) = new_store();
+    let capsule = store.create_capsule("linked").unwrap();
+    let v1 = capsule.bump(BumpOptions::default()).unwrap();
+    let big = v1.section(Section::Artifacts).join("plate.exr");
+    fs::write(&big, noise(64 << 20, 5)).unwrap();
+    let link = dir.path().join("carried.exr");
+    let linked = Arc::new(AtomicBool::new(false));
+    let options = ArchiveOptions {
+        threads: Some(1),
+        progress: Some(Arc::new({
+            let (big, link, linked) = (big.clone(), link.clone(), linked.clone());
+            move |_p: &archive::Progress| {
+                if !linked.swap(true, Ordering::SeqCst) {
+                    fs::hard_link(&big, &link).unwrap();
+                }
+            }
+        })),
+        ..ArchiveOptions::default()
+    };
+    let zip = dir.path().join("linked.zip");
+    let report = archive::archive(&capsule, &zip, options).unwrap();
+    assert!(linked.load(Ordering::SeqCst));
+    assert!(report.verified);
+}

@@ -54,7 +54,8 @@ pub(crate) struct Item {
 }
 
 /// What identifies a file's content without reading it: device, inode, size, and the
-/// modification and change times to the nanosecond.
+/// modification and change times to the nanosecond (with the link count, which tells a
+/// change time moved by a new hard link, as a carry-over makes, from a write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
     dev: u64,
@@ -62,6 +63,7 @@ pub(crate) struct Stamp {
     size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
+    nlink: u64,
 }
 
 impl Stamp {
@@ -76,6 +78,7 @@ impl Stamp {
                 size: meta.len(),
                 mtime: (meta.mtime(), meta.mtime_nsec()),
                 ctime: (meta.ctime(), meta.ctime_nsec()),
+                nlink: meta.nlink(),
             }
         }
         #[cfg(not(unix))]
@@ -93,6 +96,7 @@ impl Stamp {
                 size: meta.len(),
                 mtime: nanos(meta.modified()),
                 ctime: nanos(meta.created()),
+                nlink: 1,
             }
         }
     }
@@ -100,7 +104,11 @@ impl Stamp {
     /// `CHANGED` unless the open `file` still has this stamp.
     fn check(&self, file: &File, path: &Path) -> Result<()> {
         let now = Stamp::of(&file.metadata().map_err(Error::io_at("stat", path))?);
-        if now == *self {
+        let same_content =
+            (now.dev, now.ino, now.size, now.mtime) == (self.dev, self.ino, self.size, self.mtime);
+        // A change time that moved with the link count is a hard link made or removed (a
+        // bump carrying a published file over), not a write.
+        if same_content && (now.ctime == self.ctime || now.nlink != self.nlink) {
             return Ok(());
         }
         let what = if now.ino != self.ino || now.dev != self.dev {
