@@ -473,11 +473,16 @@ fn staging_background_reconcile_loop_runs_until_dropped() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // `stop` returns once the loop has ended: the count is final at once. A manual
+    // reconcile adds exactly its own check, so nothing of the loop is still running.
     l.stop();
-    std::thread::sleep(Duration::from_millis(100));
     let n = h.mock.count(MockCall::Check);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(h.mock.count(MockCall::Check), n, "stopped");
+    h.manager.reconcile().unwrap();
+    assert_eq!(
+        h.mock.count(MockCall::Check),
+        n + 1,
+        "the loop ran after stop"
+    );
 }
 
 /// The suite runs on the store it is asked for (`make test-postgres`: PostgreSQL, whose
@@ -523,8 +528,32 @@ fn staging_follow_sees_the_changes_of_another_manager() {
         "every event after `now`, none before, in order"
     );
     assert!(got.iter().all(|e| e.name == "followed"));
+    // `stop` returns once the follower has ended. A second follower marks the point up
+    // to which the update's events were delivered; the stopped one has none of them.
     follower.stop();
+    let marks: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let m2 = marks.clone();
+    let marker = b
+        .follow(None, move |e| m2.lock().unwrap().push(e.clone()))
+        .unwrap();
     a.update("before", "1.0.1", None).unwrap();
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(seen.lock().unwrap().len(), 6, "stopped");
+    let t = std::time::Instant::now();
+    while !marks
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::CommandFinished { .. }))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the marker saw nothing"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    marker.stop();
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        6,
+        "an event reached a stopped follower"
+    );
 }

@@ -243,8 +243,13 @@ pub struct FeedFollower {
 }
 
 impl FeedFollower {
-    /// Stop following.
-    pub fn stop(self) {}
+    /// Stop following, and wait until the follower has stopped: no callback runs after this
+    /// returns (dropping it stops it too, without waiting; drop it, not `stop`, from inside
+    /// its own callback, which `stop` would wait on forever).
+    pub fn stop(mut self) {
+        self.handle.abort();
+        let _ = runtime::block_on(&mut self.handle);
+    }
 }
 
 impl Drop for FeedFollower {
@@ -261,8 +266,12 @@ pub struct ReconcileLoop {
 }
 
 impl ReconcileLoop {
-    /// Stop the loop.
-    pub fn stop(self) {}
+    /// Stop the loop, and wait until it has stopped: no reconcile of it runs after this
+    /// returns (dropping it stops it too, without waiting).
+    pub fn stop(mut self) {
+        self.handle.abort();
+        let _ = runtime::block_on(&mut self.handle);
+    }
 }
 
 impl Drop for ReconcileLoop {
