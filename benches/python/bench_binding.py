@@ -4,7 +4,10 @@
 - ``capsule.latest()`` on a capsule with 200 crates (a stat or two plus the binding's
   conversion), and a trivial binding call (``Version(1)``) for the pure call overhead;
 - ``capsa.sequences_in`` on 100,000 names (100 sequences of 1,000 frames, with gaps) against
-  ``fileseq.findSequencesInList`` on the same list.
+  ``fileseq.findSequencesInList`` on the same list;
+- Ctrl-C latency: how long a staging command held at the mock backend takes to raise
+  ``KeyboardInterrupt`` after SIGINT (the test asserts only that it does, with a generous
+  bound; the figure is here).
 
 Run by ``make bench-python`` (which installs the wheel and fileseq into target/py-venv).
 A benchmark, not a test: it reports, it asserts nothing.
@@ -12,8 +15,11 @@ A benchmark, not a test: it reports, it asserts nothing.
 
 from __future__ import annotations
 
+import _thread
+import signal
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -57,6 +63,31 @@ def fmt(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def ctrl_c_latency(tmp: Path, runs: int = 20) -> float:
+    """Median time from SIGINT to ``KeyboardInterrupt`` in a command held at the backend."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    backend = capsa.MockBackend()
+    manager = capsa.StagingManager.open(tmp / "staging.db", backend, actor="bench")
+    backend.hold("create")
+    times = []
+    for i in range(runs):
+        sent: list[float] = []
+
+        def interrupt(sent: list[float] = sent) -> None:
+            sent.append(time.perf_counter())
+            _thread.interrupt_main()
+
+        timer = threading.Timer(0.05, interrupt)
+        timer.start()
+        try:
+            manager.create(f"web{i}", "1.0.0")
+        except KeyboardInterrupt:
+            times.append(time.perf_counter() - sent[0])
+        timer.join()
+    backend.release("create")
+    return statistics.median(times)
+
+
 def main() -> None:
     print(f"capsa {capsa.__version__} (Python binding)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,6 +101,9 @@ def main() -> None:
     print(f"binding call overhead (Version(1))          {fmt(t_trivial)}")
     print(f"capsule.latest() (200 crates)               {fmt(t_latest)}")
     print(f"capsule.latest(published=True) (200, none)  {fmt(t_pub)}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"Ctrl-C during a held staging command         {fmt(ctrl_c_latency(Path(tmp)))}")
 
     names = names_100k()
     # Detection in names split to a flat list, as fileseq takes them.
