@@ -33,6 +33,8 @@ pub mod limits {
     pub const OFFLINE_STUB: u64 = 64 * 1024;
     /// A file of a Kubernetes template directory (`capsa.yaml`, a manifest).
     pub const TEMPLATE_FILE: u64 = 4 * 1024 * 1024;
+    /// A staging key file (32 bytes): a bigger one is refused without being read.
+    pub const KEY_FILE: u64 = 4096;
 }
 
 /// What a path is, in words for an error ("a FIFO", "a directory"…), when it is not a regular

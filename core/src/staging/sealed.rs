@@ -109,7 +109,8 @@ impl SealKey {
     }
 
     fn read(path: &Path) -> Result<SealKey> {
-        let bytes = safe_file::read_small(path, Links::Follow, limits::KEY_FILE, "key file")?;
+        let bytes =
+            safe_file::read_small(path, Links::Follow, safe_file::limits::KEY_FILE, "key file")?;
         if bytes.len() != KEY_LEN {
             return Err(Error::InvalidArgument {
                 what: "key file",
@@ -186,12 +187,6 @@ impl SealKey {
     }
 }
 
-/// Size caps for the key file.
-mod limits {
-    /// Far above [`super::KEY_LEN`]: a bigger file is refused without being read.
-    pub const KEY_FILE: u64 = 4096;
-}
-
 /// Create the key file atomically: random bytes into a private temporary file beside it, then
 /// a hard link into place (which fails if another process got there first: its key is kept).
 fn create_key_file(path: &Path) -> Result<()> {
@@ -201,15 +196,8 @@ fn create_key_file(path: &Path) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "key".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+    // capsa's temporary name: a process killed before the link leaves one fsck removes.
+    let tmp = crate::atomic::temp_path(dir, "key");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
