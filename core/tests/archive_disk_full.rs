@@ -8,8 +8,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use capsa::archive::{self, ArchiveOptions, RestoreOptions};
 use capsa::{BumpOptions, Capsule, ErrorCode, Section, Store, StoreOptions};
@@ -125,18 +124,16 @@ fn a_filesystem_that_fills_up_during_restore_leaves_no_half_restored_capsule() {
     let small = Tmpfs::mount(8);
     let target = Store::init(small.path().join("show"), StoreOptions::default()).unwrap();
     let filler: PathBuf = small.path().join("filler");
-    let filled = Arc::new(AtomicBool::new(false));
+    let (progress, filled) = on_first_progress({
+        let filler = filler.clone();
+        // Take all but a few KiB of what is left.
+        move || {
+            let _ = fs::write(&filler, vec![7u8; 8 << 20]);
+        }
+    });
     let options = RestoreOptions {
         threads: Some(1),
-        progress: Some(Arc::new({
-            let (filler, filled) = (filler.clone(), filled.clone());
-            move |_p: &archive::Progress| {
-                if !filled.swap(true, Ordering::SeqCst) {
-                    // Take all but a few KiB of what is left.
-                    let _ = fs::write(&filler, vec![7u8; 8 << 20]);
-                }
-            }
-        })),
+        progress: Some(progress),
         ..RestoreOptions::default()
     };
     let e = archive::restore(&zip, &target, options).unwrap_err();

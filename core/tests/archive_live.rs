@@ -96,30 +96,32 @@ fn archiving_while_bumping_never_fails() {
     eprintln!("{archived} archives beside 50 bumps");
 }
 
+/// A capsule with one 64 MiB file, so an archive on one thread is still reading it when its
+/// first progress report comes.
+fn big_file_capsule(store: &Store, id: &str) -> (capsa::Capsule, std::path::PathBuf) {
+    let capsule = store.create_capsule(id).unwrap();
+    let v1 = capsule.bump(BumpOptions::default()).unwrap();
+    let big = v1.section(Section::Artifacts).join("plate.exr");
+    fs::write(&big, noise(64 << 20, 5)).unwrap();
+    (capsule, big)
+}
+
 /// A large file rewritten in place while it is archived: `CHANGED` naming the file,
 /// nothing at the destination, nothing said to be verified.
 #[test]
 fn a_file_rewritten_while_it_is_archived_is_changed() {
     let (dir, store) = new_store();
-    let capsule = store.create_capsule("torn").unwrap();
-    let v1 = capsule.bump(BumpOptions::default()).unwrap();
-    let big = v1.section(Section::Artifacts).join("plate.exr");
-    fs::write(&big, noise(64 << 20, 5)).unwrap();
+    let (capsule, big) = big_file_capsule(&store, "torn");
     let zip = dir.path().join("torn.zip");
-    let rewritten = Arc::new(AtomicBool::new(false));
+    let (progress, rewritten) = on_first_progress(move || {
+        // Same size, new content, written in place (no new inode).
+        let mut f = fs::OpenOptions::new().write(true).open(&big).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.write_all(&noise(64 << 20, 6)).unwrap();
+    });
     let options = ArchiveOptions {
         threads: Some(1),
-        progress: Some(Arc::new({
-            let (big, rewritten) = (big.clone(), rewritten.clone());
-            move |_p: &archive::Progress| {
-                if !rewritten.swap(true, Ordering::SeqCst) {
-                    // Same size, new content, written in place (no new inode).
-                    let mut f = fs::OpenOptions::new().write(true).open(&big).unwrap();
-                    f.seek(SeekFrom::Start(0)).unwrap();
-                    f.write_all(&noise(64 << 20, 6)).unwrap();
-                }
-            }
-        })),
+        progress: Some(progress),
         ..ArchiveOptions::default()
     };
     let e = archive::archive(&capsule, &zip, options).unwrap_err();
@@ -135,22 +137,12 @@ fn a_file_rewritten_while_it_is_archived_is_changed() {
 #[test]
 fn a_hard_link_made_while_archiving_is_not_a_change() {
     let (dir, store) = new_store();
-    let capsule = store.create_capsule("linked").unwrap();
-    let v1 = capsule.bump(BumpOptions::default()).unwrap();
-    let big = v1.section(Section::Artifacts).join("plate.exr");
-    fs::write(&big, noise(64 << 20, 5)).unwrap();
+    let (capsule, big) = big_file_capsule(&store, "linked");
     let link = dir.path().join("carried.exr");
-    let linked = Arc::new(AtomicBool::new(false));
+    let (progress, linked) = on_first_progress(move || fs::hard_link(&big, &link).unwrap());
     let options = ArchiveOptions {
         threads: Some(1),
-        progress: Some(Arc::new({
-            let (big, link, linked) = (big.clone(), link.clone(), linked.clone());
-            move |_p: &archive::Progress| {
-                if !linked.swap(true, Ordering::SeqCst) {
-                    fs::hard_link(&big, &link).unwrap();
-                }
-            }
-        })),
+        progress: Some(progress),
         ..ArchiveOptions::default()
     };
     let zip = dir.path().join("linked.zip");

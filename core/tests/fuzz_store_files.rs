@@ -189,3 +189,40 @@ fn a_crate_at_the_largest_version_makes_bump_refuse_cleanly() {
     assert_eq!(e.code(), ErrorCode::InvalidVersion, "{e}");
     assert!(e.to_string().contains("largest"), "{e}");
 }
+
+/// A sealed private value as the state store holds it (a file in the store, or a row anyone
+/// with database access can change): damaged, truncated or foreign values never open to
+/// anything but the sealed value, and fail as one clean `INVALID_ARGUMENT` line.
+#[test]
+fn sealed_values_open_or_refuse_cleanly() {
+    use capsa::staging::SealKey;
+    let key = SealKey::ephemeral();
+    let good = key.seal("DB_PASSWORD", "S3cretPassw0rdValue42");
+    let stored = prop_oneof![
+        any::<String>(),
+        (any::<prop::sample::Index>(), any::<char>()).prop_map({
+            let good = good.clone();
+            move |(at, c)| {
+                let mut chars: Vec<char> = good.chars().collect();
+                let i = at.index(chars.len());
+                chars[i] = c;
+                chars.into_iter().collect::<String>()
+            }
+        }),
+        any::<prop::sample::Index>().prop_map({
+            let good = good.clone();
+            move |at| good[..at.index(good.len())].to_string()
+        }),
+    ];
+    fuzz_support::run("sealed_value", 512, stored, |s| {
+        match key.open("DB_PASSWORD", &s) {
+            // Only the sealed bytes open (hex digits may differ in case), and to the value.
+            Ok(clear) => prop_assert_eq!(clear, "S3cretPassw0rdValue42"),
+            Err(e) => {
+                clean(&e, &[ErrorCode::InvalidArgument])?;
+                prop_assert!(!e.to_string().contains("S3cret"), "{}", e);
+            }
+        }
+        Ok(())
+    });
+}

@@ -78,12 +78,7 @@ fn model_step(cmd: Command, cur: Option<Status>, ok: bool) -> Result<Option<Stat
 }
 
 fn call_of(cmd: Command) -> &'static str {
-    match cmd {
-        Command::Create | Command::Restore => "create",
-        Command::Update => "update",
-        Command::Delete => "delete",
-        Command::Cleanup => "cleanup",
-    }
+    capsa::staging::MockCall::of(cmd).name()
 }
 
 fn request(cmd: Command, name: &str) -> CommandRequest {

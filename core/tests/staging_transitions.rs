@@ -30,12 +30,7 @@ fn expected(cmd: Command, from: Start) -> Option<(Option<Status>, Status)> {
 }
 
 fn backend_call(cmd: Command) -> &'static str {
-    match cmd {
-        Command::Create | Command::Restore => "create",
-        Command::Update => "update",
-        Command::Delete => "delete",
-        Command::Cleanup => "cleanup",
-    }
+    capsa::staging::MockCall::of(cmd).name()
 }
 
 fn request(cmd: Command, name: &str) -> CommandRequest {

@@ -425,17 +425,26 @@ fn an_offline_stub_that_is_a_fifo_or_huge_neither_hangs_nor_eats_memory() {
     assert_eq!(e.code(), ErrorCode::TooLarge, "{e}");
 }
 
+/// A capsule with one crate holding `scenes/a.ma`, archived to `c.zip` beside the store.
+fn archived_capsule(
+    d: &tempfile::TempDir,
+    store: &Store,
+) -> (capsa::Capsule, capsa::Crate, std::path::PathBuf) {
+    let capsule = store.create_capsule(ID).unwrap();
+    let k = capsule.bump(BumpOptions::default()).unwrap();
+    fs::write(k.section(Section::Scenes).join("a.ma"), b"a").unwrap();
+    let zip = d.path().join("c.zip");
+    capsa::archive::archive(&capsule, &zip, Default::default()).unwrap();
+    (capsule, k, zip)
+}
+
 /// The store's scratch directory (`.capsa/tmp`) as a link to elsewhere: restore refuses
 /// before it extracts anything there.
 #[cfg(unix)]
 #[test]
 fn a_scratch_directory_that_is_a_link_receives_no_restore() {
     let (d, store) = store();
-    let capsule = store.create_capsule(ID).unwrap();
-    let k = capsule.bump(BumpOptions::default()).unwrap();
-    fs::write(k.section(Section::Scenes).join("a.ma"), b"a").unwrap();
-    let zip = d.path().join("c.zip");
-    capsa::archive::archive(&capsule, &zip, Default::default()).unwrap();
+    let (_, _, zip) = archived_capsule(&d, &store);
     let other = Store::init(d.path().join("other"), StoreOptions::default()).unwrap();
     let scratch = other.root().join(".capsa/tmp");
     let _ = fs::remove_dir(&scratch);
@@ -474,11 +483,7 @@ fn a_scratch_directory_that_is_a_link_receives_no_restore() {
 #[test]
 fn a_capsule_internal_directory_that_is_a_link_receives_no_offline_stub() {
     let (d, store) = store();
-    let capsule = store.create_capsule(ID).unwrap();
-    let k = capsule.bump(BumpOptions::default()).unwrap();
-    fs::write(k.section(Section::Scenes).join("a.ma"), b"a").unwrap();
-    let zip = d.path().join("c.zip");
-    capsa::archive::archive(&capsule, &zip, Default::default()).unwrap();
+    let (capsule, k, zip) = archived_capsule(&d, &store);
     let internal = capsule.path().join(".capsa");
     let elsewhere = d.path().join("elsewhere");
     fs::rename(&internal, &elsewhere).unwrap();

@@ -63,6 +63,16 @@ impl MockCall {
             })
     }
 
+    /// The backend call `command` makes (a restore creates again).
+    pub fn of(command: super::Command) -> MockCall {
+        match command {
+            super::Command::Create | super::Command::Restore => MockCall::Create,
+            super::Command::Update => MockCall::Update,
+            super::Command::Delete => MockCall::Delete,
+            super::Command::Cleanup => MockCall::Cleanup,
+        }
+    }
+
     /// All seven calls.
     pub const ALL: [MockCall; 7] = [
         MockCall::Create,

@@ -197,3 +197,22 @@ pub fn small_archive(dir: &Path) -> (Vec<u8>, std::collections::BTreeMap<String,
     capsa::archive::archive(&capsule, &zip, capsa::archive::ArchiveOptions::default()).unwrap();
     (fs::read(&zip).unwrap(), tree_hash(capsule.path()))
 }
+
+/// A progress callback that runs `act` on its first call only, and a flag that tells whether
+/// it ran: how a test changes the world at a known point of a long archive or restore.
+pub fn on_first_progress(
+    act: impl Fn() + Send + Sync + 'static,
+) -> (
+    capsa::archive::ProgressFn,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ran = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let callback = move |_p: &capsa::archive::Progress| {
+        if !flag.swap(true, Ordering::SeqCst) {
+            act();
+        }
+    };
+    (std::sync::Arc::new(callback), ran)
+}

@@ -62,15 +62,6 @@ impl Rng {
     }
 }
 
-fn call_of(cmd: Command) -> MockCall {
-    match cmd {
-        Command::Create | Command::Restore => MockCall::Create,
-        Command::Update => MockCall::Update,
-        Command::Delete => MockCall::Delete,
-        Command::Cleanup => MockCall::Cleanup,
-    }
-}
-
 fn request(cmd: Command, name: String, n: usize) -> CommandRequest {
     match cmd {
         Command::Create => CommandRequest::Create {
@@ -106,8 +97,11 @@ fn command_worker(schema: &str, seed: u64) {
         } else {
             BackendReply::success()
         };
-        mock.set_default(call_of(cmd), reply);
-        mock.set_delay(call_of(cmd), Duration::from_millis(rng.below(5) as u64));
+        mock.set_default(MockCall::of(cmd), reply);
+        mock.set_delay(
+            MockCall::of(cmd),
+            Duration::from_millis(rng.below(5) as u64),
+        );
         let line = match m.start(request(cmd, name, n)) {
             Ok(p) => {
                 let id = p.audit_id;
