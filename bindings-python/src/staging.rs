@@ -151,16 +151,7 @@ impl PyOverride {
     #[new]
     #[pyo3(signature = (key, value, scope = "app", private = false))]
     fn new(key: String, value: String, scope: &str, private: bool) -> PyResult<Self> {
-        let scope = match scope {
-            "app" => Scope::App,
-            "staging" => Scope::Staging,
-            other => {
-                return Err(bad_arg(
-                    "override scope",
-                    format!("{other:?} is not app or staging"),
-                ))
-            }
-        };
+        let scope = Scope::parse(scope).py_err()?;
         let inner = if private {
             Override::private(scope, key, value)
         } else {
@@ -185,10 +176,7 @@ impl PyOverride {
     /// `"app"` or `"staging"`.
     #[getter]
     fn scope(&self) -> &'static str {
-        match self.inner.scope {
-            Scope::App => "app",
-            Scope::Staging => "staging",
-        }
+        self.inner.scope.as_str()
     }
 
     /// Whether the value is private.
@@ -285,7 +273,7 @@ impl PyMockBackend {
         self.inner
             .calls()
             .into_iter()
-            .map(|(c, n)| (c.name(), n))
+            .map(|(c, n)| (c.as_str(), n))
             .collect()
     }
 

@@ -7,7 +7,7 @@
 //! `--backend kubernetes:TEMPLATE_DIR` (with `--kubeconfig FILE`, else `KUBECONFIG`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +16,9 @@ use anyhow::Context;
 use capsa::error::one_line;
 use capsa::staging;
 use capsa::staging::{
-    AuditEntry, AuditQuery, BackendReply, CommandRequest, Deployer, Event, EventKind,
-    KubernetesDeployer, ManagerOptions, MockCall, MockDeployer, Override, Scope, ScriptDeployer,
-    Staging, StagingManager, StateStore, Status, Visibility,
+    AuditEntry, AuditQuery, BackendReply, BackendSettings, BackendSpec, CommandRequest, Deployer,
+    Event, EventKind, ManagerOptions, MockCall, MockDeployer, Override, Scope, Staging,
+    StagingManager, StateStore, Status, Visibility,
 };
 use capsa::Error;
 
@@ -214,94 +214,60 @@ fn state_path(common: &Common, global: &Global) -> anyhow::Result<PathBuf> {
         }
         .into());
     };
-    let dot = store.join(".capsa");
-    if !dot.is_dir() {
-        return Err(Error::InvalidStore {
-            path: store.clone(),
-            reason: "no .capsa directory (run `capsa init` first, or pass --state FILE)".into(),
-        }
-        .into());
-    }
-    Ok(dot.join("staging.db"))
+    Ok(capsa::staging::default_state_path(store)?)
 }
 
 fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
-    if common.backend == "mock" {
-        let mock = Arc::new(MockDeployer::new());
-        for call in &common.mock_fail {
-            let c = MockCall::parse(call)?;
-            mock.set_default(c, BackendReply::failed(format!("mock {call} told to fail")));
-        }
-        const COMMANDS: [MockCall; 4] = [
-            MockCall::Create,
-            MockCall::Update,
-            MockCall::Delete,
-            MockCall::Cleanup,
-        ];
-        if common.mock_delay > 0 {
-            for c in COMMANDS {
-                mock.set_delay(c, Duration::from_millis(common.mock_delay));
-            }
-        }
-        if let Some(file) = common.mock_hold.clone() {
-            // Held while the file exists: a test removes it to let the command finish.
-            for c in COMMANDS {
-                mock.hold(c);
-            }
-            let held = mock.clone();
-            std::thread::spawn(move || {
-                while file.exists() {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                for c in COMMANDS {
-                    held.release(c);
-                }
-            });
-        }
-        return Ok(mock);
+    let spec = BackendSpec::parse(&common.backend)?;
+    if spec != BackendSpec::Mock {
+        let settings = BackendSettings {
+            project_name: common.project_name.clone(),
+            base_domain: common.base_domain.clone(),
+            script_timeout: Duration::from_secs(common.script_timeout),
+            kubeconfig: common.kubeconfig.clone(),
+            ready_timeout: Duration::from_secs(common.ready_timeout),
+        };
+        return Ok(spec.deployer(&settings)?);
     }
-    if let Some(dir) = common.backend.strip_prefix("script:") {
-        if !Path::new(dir).is_dir() {
-            return Err(Error::InvalidArgument {
-                what: "--backend",
-                reason: format!("script directory {dir} does not exist"),
-            }
-            .into());
+    let mock = Arc::new(MockDeployer::new());
+    for call in &common.mock_fail {
+        let c = MockCall::parse(call)?;
+        mock.set_default(c, BackendReply::failed(format!("mock {call} told to fail")));
+    }
+    let commands = [
+        MockCall::Create,
+        MockCall::Update,
+        MockCall::Delete,
+        MockCall::Cleanup,
+    ];
+    if common.mock_delay > 0 {
+        for c in commands {
+            mock.set_delay(c, Duration::from_millis(common.mock_delay));
         }
-        return Ok(Arc::new(
-            ScriptDeployer::new(dir)
-                .with_project_name(&common.project_name)
-                .with_base_domain(&common.base_domain)
-                .with_timeout(Duration::from_secs(common.script_timeout)),
-        ));
     }
-    if let Some(dir) = common.backend.strip_prefix("kubernetes:") {
-        if !Path::new(dir).is_dir() {
-            return Err(Error::InvalidArgument {
-                what: "--backend",
-                reason: format!("template directory {dir} does not exist"),
-            }
-            .into());
+    if let Some(file) = common.mock_hold.clone() {
+        // Held while the file exists: a test removes it to let the command finish.
+        for c in commands {
+            mock.hold(c);
         }
-        return Ok(Arc::new(
-            KubernetesDeployer::new(dir, common.kubeconfig.clone())?
-                .with_ready_timeout(Duration::from_secs(common.ready_timeout)),
-        ));
+        let held = mock.clone();
+        std::thread::spawn(move || {
+            while file.exists() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for c in commands {
+                held.release(c);
+            }
+        });
     }
-    Err(Error::InvalidArgument {
-        what: "--backend",
-        reason: format!(
-            "{:?}: expected `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`",
-            common.backend
-        ),
-    }
-    .into())
+    Ok(mock)
 }
 
 fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<StagingManager> {
     let path = state_path(common, global)?;
     let mut opts = ManagerOptions {
         pending_timeout: Duration::from_secs(common.pending_timeout),
+        key_file: common.key_file.clone(),
         ..ManagerOptions::default()
     };
     if let Some(a) = &common.actor {
@@ -310,8 +276,7 @@ fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<
     if check_all {
         opts.check_interval = Duration::ZERO;
     }
-    let store = capsa::staging::open_store_with_key(&path, common.key_file.as_deref())?;
-    Ok(StagingManager::new(store, deployer(common)?, opts))
+    Ok(StagingManager::open_with(&path, deployer(common)?, opts)?)
 }
 
 fn overrides(s: &Settings) -> anyhow::Result<Vec<Override>> {
@@ -480,12 +445,9 @@ fn print_staging(s: &Staging) {
         println!("  reason:     {}", one_line(r));
     }
     for o in &s.overrides {
-        let scope = match o.scope {
-            Scope::App => "app",
-            Scope::Staging => "staging",
-        };
         println!(
-            "  override:   {scope} {}={}",
+            "  override:   {} {}={}",
+            o.scope,
             o.key,
             one_line(o.shown_value())
         );
@@ -630,22 +592,12 @@ fn command(
     }
     match after {
         Some(s) if s.status == Status::Failure => Err(Error::Backend {
-            backend: m_backend_name(common),
+            backend: BackendSpec::parse(&common.backend)?.name().into(),
             message: format!("{cmd} {name} failed: {}", s.reason.unwrap_or_default()),
             source: None,
         }
         .into()),
         _ => Ok(()),
-    }
-}
-
-fn m_backend_name(common: &Common) -> String {
-    if common.backend == "mock" {
-        "mock".into()
-    } else if common.backend.starts_with("kubernetes:") {
-        "kubernetes".into()
-    } else {
-        "script".into()
     }
 }
 

@@ -78,7 +78,7 @@ fn model_step(cmd: Command, cur: Option<Status>, ok: bool) -> Result<Option<Stat
 }
 
 fn call_of(cmd: Command) -> &'static str {
-    capsa::staging::MockCall::of(cmd).name()
+    capsa::staging::MockCall::of(cmd).as_str()
 }
 
 fn request(cmd: Command, name: &str) -> CommandRequest {

@@ -30,7 +30,7 @@ fn expected(cmd: Command, from: Start) -> Option<(Option<Status>, Status)> {
 }
 
 fn backend_call(cmd: Command) -> &'static str {
-    capsa::staging::MockCall::of(cmd).name()
+    capsa::staging::MockCall::of(cmd).as_str()
 }
 
 fn request(cmd: Command, name: &str) -> CommandRequest {

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -40,6 +40,10 @@ pub struct ManagerOptions {
     pub concurrency: usize,
     /// Prefix of the Kubernetes namespace (`namespace = prefix + name`). Default empty.
     pub namespace_prefix: String,
+    /// The key file that seals private values, used by [`StagingManager::open_with`]
+    /// (created if missing). Default `None`: [`super::KEY_FILE_ENV`], else the state's
+    /// default ([`super::open_store_with_key`]).
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for ManagerOptions {
@@ -53,6 +57,7 @@ impl Default for ManagerOptions {
             retention: Duration::from_secs(14 * 24 * 3600),
             concurrency: 16,
             namespace_prefix: String::new(),
+            key_file: None,
         }
     }
 }
@@ -362,13 +367,14 @@ impl StagingManager {
         StagingManager::open_with(state, deployer, ManagerOptions::default())
     }
 
-    /// [`StagingManager::open`] with options.
+    /// [`StagingManager::open`] with options (the key file among them): the one way every
+    /// binding and the CLI open a manager.
     pub fn open_with(
         state: impl AsRef<OsStr>,
         deployer: Arc<dyn Deployer>,
         options: ManagerOptions,
     ) -> Result<StagingManager> {
-        let store = super::open_store(state)?;
+        let store = super::open_store_with_key(state, options.key_file.as_deref())?;
         Ok(StagingManager::new(store, deployer, options))
     }
 

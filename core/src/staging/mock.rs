@@ -34,35 +34,17 @@ pub enum MockCall {
     TagCheck,
 }
 
+crate::staging::spelling::spelled!(MockCall, "backend call", {
+    Create => "create",
+    Update => "update",
+    Delete => "delete",
+    Check => "check",
+    Cleanup => "cleanup",
+    ArchiveCheck => "archive_check",
+    TagCheck => "tag_check",
+});
+
 impl MockCall {
-    /// The call's name as the bindings and the CLI spell it (`create`, `archive_check`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            MockCall::Create => "create",
-            MockCall::Update => "update",
-            MockCall::Delete => "delete",
-            MockCall::Check => "check",
-            MockCall::Cleanup => "cleanup",
-            MockCall::ArchiveCheck => "archive_check",
-            MockCall::TagCheck => "tag_check",
-        }
-    }
-
-    /// The call named `name` ([`MockCall::name`]); `InvalidArgument` naming the seven
-    /// otherwise.
-    pub fn parse(name: &str) -> Result<MockCall> {
-        MockCall::ALL
-            .into_iter()
-            .find(|c| c.name() == name)
-            .ok_or_else(|| Error::InvalidArgument {
-                what: "backend call",
-                reason: format!(
-                    "{name:?} is not create, update, delete, check, cleanup, archive_check or \
-                     tag_check"
-                ),
-            })
-    }
-
     /// The backend call `command` makes (a restore creates again).
     pub fn of(command: super::Command) -> MockCall {
         match command {
@@ -72,17 +54,6 @@ impl MockCall {
             super::Command::Cleanup => MockCall::Cleanup,
         }
     }
-
-    /// All seven calls.
-    pub const ALL: [MockCall; 7] = [
-        MockCall::Create,
-        MockCall::Update,
-        MockCall::Delete,
-        MockCall::Check,
-        MockCall::Cleanup,
-        MockCall::ArchiveCheck,
-        MockCall::TagCheck,
-    ];
 }
 
 #[derive(Default)]
@@ -271,12 +242,20 @@ mod tests {
     #[test]
     fn call_names_round_trip_and_unknown_ones_are_refused() {
         for c in MockCall::ALL {
-            assert_eq!(MockCall::parse(c.name()).unwrap(), c);
+            assert_eq!(MockCall::parse(c.as_str()).unwrap(), *c);
         }
         let e = MockCall::parse("deploy").unwrap_err();
         assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
         assert!(e.to_string().contains("\"deploy\""), "{e}");
         assert!(MockDeployer::reply("maybe", "").is_err());
+        for r in [
+            BackendReply::success(),
+            BackendReply::failed("x"),
+            BackendReply::unavailable("x"),
+        ] {
+            let back = MockDeployer::reply(r.outcome.as_str(), "x").unwrap();
+            assert_eq!(back.outcome.as_str(), r.outcome.as_str());
+        }
         assert_eq!(
             MockDeployer::reply("failed", "no").unwrap(),
             BackendReply::failed("no")

@@ -59,10 +59,12 @@ pub mod kubernetes;
 pub mod machine;
 mod manager;
 pub mod mock;
+mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod script;
 pub mod sealed;
+mod spelling;
 pub mod sqlite;
 pub mod store;
 
@@ -81,6 +83,10 @@ pub use manager::{
     StagingManager, Subscription,
 };
 pub use mock::{MockCall, MockDeployer};
+pub use open::{
+    default_state_path, is_postgres_url, open_store, open_store_with_key, BackendSettings,
+    BackendSpec, STATE_FILE_NAME,
+};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStateStore};
 pub use script::ScriptDeployer;
@@ -99,60 +105,6 @@ pub const DEFAULT_READY_TIMEOUT: std::time::Duration = std::time::Duration::from
 pub const DEFAULT_PROJECT_NAME: &str = "capsa";
 /// The `--base-domain` scripts get by default.
 pub const DEFAULT_BASE_DOMAIN: &str = "localhost";
-
-/// Open the state store named by `state`: a `postgres://` or `postgresql://` URL is a
-/// PostgreSQL database (feature `postgres`; `Unsupported` in a build without it), anything
-/// else the path of an SQLite state file (created if missing).
-///
-/// The key file that seals private values ([`sealed`]) is the one named by [`KEY_FILE_ENV`]
-/// when that is set, else for SQLite the default beside the state file
-/// ([`SealKey::default_path`]); a PostgreSQL store without one refuses private values.
-pub fn open_store(state: impl AsRef<std::ffi::OsStr>) -> Result<std::sync::Arc<dyn StateStore>> {
-    open_store_with_key(state, None)
-}
-
-/// [`open_store`] with the key file `key_file` (created if missing) when it is `Some`; `None`
-/// falls back to [`KEY_FILE_ENV`], then to the backend's default.
-pub fn open_store_with_key(
-    state: impl AsRef<std::ffi::OsStr>,
-    key_file: Option<&std::path::Path>,
-) -> Result<std::sync::Arc<dyn StateStore>> {
-    let state = state.as_ref();
-    let key_file: Option<std::path::PathBuf> = key_file.map(Into::into).or_else(|| {
-        std::env::var_os(KEY_FILE_ENV)
-            .filter(|v| !v.is_empty())
-            .map(Into::into)
-    });
-    if let Some(url) = state.to_str().filter(|s| is_postgres_url(s)) {
-        #[cfg(feature = "postgres")]
-        {
-            let mut options = PostgresOptions::new(url);
-            options.key_file = key_file;
-            return Ok(std::sync::Arc::new(PostgresStateStore::open_with(options)?));
-        }
-        #[cfg(not(feature = "postgres"))]
-        {
-            let _ = url;
-            return Err(Error::Unsupported {
-                what: "a postgres:// state store: this build of capsa has no `postgres` feature"
-                    .into(),
-            });
-        }
-    }
-    let path = std::path::Path::new(state);
-    let store = match key_file {
-        Some(k) => SqliteStore::open_with_key(path, k)?,
-        None => SqliteStore::open(path)?,
-    };
-    Ok(std::sync::Arc::new(store))
-}
-
-/// Whether `state` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than
-/// an SQLite file.
-pub fn is_postgres_url(state: &str) -> bool {
-    let s = state.trim_start().to_ascii_lowercase();
-    s.starts_with("postgres://") || s.starts_with("postgresql://")
-}
 
 /// This host's name (recorded with a command's process id by a store shared by hosts).
 pub(crate) fn this_host() -> String {
@@ -295,6 +247,8 @@ pub enum Scope {
     Staging,
 }
 
+spelling::spelled!(Scope, "override scope", { App => "app", Staging => "staging" });
+
 /// Whether an override's value may be shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Visibility {
@@ -303,6 +257,8 @@ pub enum Visibility {
     /// Stored, passed to the backend, masked (`***`) everywhere else.
     Private,
 }
+
+spelling::spelled!(Visibility, "override visibility", { Public => "public", Private => "private" });
 
 /// The mask printed in place of a private value.
 pub const MASK: &str = "***";
@@ -669,6 +625,18 @@ pub enum BackendOutcome {
         /// Why.
         reason: String,
     },
+}
+
+impl BackendOutcome {
+    /// `success`, `failed` or `unavailable`: the spelling every binding prints, and the one
+    /// [`MockDeployer::reply`] parses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BackendOutcome::Success => "success",
+            BackendOutcome::Failed { .. } => "failed",
+            BackendOutcome::Unavailable { .. } => "unavailable",
+        }
+    }
 }
 
 /// A backend's reply to one call.

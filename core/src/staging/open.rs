@@ -1,0 +1,266 @@
+//! Opening a staging manager the same way from every binding and the CLI: the state (an
+//! SQLite file or a `postgres://` URL), its default place in a store, and the deploy backend
+//! named by a [`BackendSpec`] (`mock`, `script:DIR`, `kubernetes:DIR`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Deployer, MockDeployer, ScriptDeployer, SqliteStore, StateStore, KEY_FILE_ENV};
+#[cfg(feature = "postgres")]
+use super::{PostgresOptions, PostgresStateStore};
+use crate::error::{Error, Result};
+
+/// The name of the state file in a store's internal directory (`<store>/.capsa/staging.db`).
+pub const STATE_FILE_NAME: &str = "staging.db";
+
+/// The default state of the store at `store_root`: `<store>/.capsa/staging.db`.
+/// `InvalidStore` when `store_root` has no `.capsa` directory (not a store).
+pub fn default_state_path(store_root: &Path) -> Result<PathBuf> {
+    let internal = store_root.join(crate::store::INTERNAL_DIR);
+    if !internal.is_dir() {
+        return Err(Error::InvalidStore {
+            path: store_root.to_path_buf(),
+            reason: "no .capsa directory (initialise the store first, or name a state file)".into(),
+        });
+    }
+    Ok(internal.join(STATE_FILE_NAME))
+}
+
+/// Open the state store named by `state`: a `postgres://` or `postgresql://` URL is a
+/// PostgreSQL database (feature `postgres`; `Unsupported` in a build without it), anything
+/// else the path of an SQLite state file (created if missing).
+///
+/// The key file that seals private values ([`sealed`]) is the one named by [`KEY_FILE_ENV`]
+/// when that is set, else for SQLite the default beside the state file
+/// ([`SealKey::default_path`]); a PostgreSQL store without one refuses private values.
+pub fn open_store(state: impl AsRef<std::ffi::OsStr>) -> Result<Arc<dyn StateStore>> {
+    open_store_with_key(state, None)
+}
+
+/// [`open_store`] with the key file `key_file` (created if missing) when it is `Some`; `None`
+/// falls back to [`KEY_FILE_ENV`], then to the backend's default.
+pub fn open_store_with_key(
+    state: impl AsRef<std::ffi::OsStr>,
+    key_file: Option<&Path>,
+) -> Result<Arc<dyn StateStore>> {
+    let state = state.as_ref();
+    let key_file: Option<PathBuf> = key_file.map(Into::into).or_else(|| {
+        std::env::var_os(KEY_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(Into::into)
+    });
+    if let Some(url) = state.to_str().filter(|s| is_postgres_url(s)) {
+        #[cfg(feature = "postgres")]
+        {
+            let mut options = PostgresOptions::new(url);
+            options.key_file = key_file;
+            return Ok(Arc::new(PostgresStateStore::open_with(options)?));
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            return Err(Error::Unsupported {
+                what: "a postgres:// state store: this build of capsa has no `postgres` feature"
+                    .into(),
+            });
+        }
+    }
+    let path = Path::new(state);
+    let store = match key_file {
+        Some(k) => SqliteStore::open_with_key(path, k)?,
+        None => SqliteStore::open(path)?,
+    };
+    Ok(Arc::new(store))
+}
+
+/// Whether `state` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than
+/// an SQLite file.
+pub fn is_postgres_url(state: &str) -> bool {
+    let s = state.trim_start().to_ascii_lowercase();
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// A deploy backend named as users write it: `mock`, `script:DIR` (DM's control scripts in
+/// `DIR`) or `kubernetes:DIR` (the manifest templates in `DIR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendSpec {
+    /// The in-process mock ([`MockDeployer`]).
+    Mock,
+    /// Control scripts in a directory ([`ScriptDeployer`]).
+    Script(PathBuf),
+    /// Manifest templates in a directory (`KubernetesDeployer`, feature `kubernetes`).
+    Kubernetes(PathBuf),
+}
+
+/// The settings a backend is built with ([`BackendSpec::deployer`]); each backend uses the
+/// ones that concern it.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    /// `--project-name` for scripts. Default [`super::DEFAULT_PROJECT_NAME`].
+    pub project_name: String,
+    /// `--base-domain` for scripts. Default [`super::DEFAULT_BASE_DOMAIN`].
+    pub base_domain: String,
+    /// How long a script may run. Default [`super::DEFAULT_SCRIPT_TIMEOUT`].
+    pub script_timeout: Duration,
+    /// The kubeconfig file (`None`: `KUBECONFIG`, `~/.kube/config`, else in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// How long Kubernetes creates and updates wait for readiness. Default
+    /// [`super::DEFAULT_READY_TIMEOUT`].
+    pub ready_timeout: Duration,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        BackendSettings {
+            project_name: super::DEFAULT_PROJECT_NAME.into(),
+            base_domain: super::DEFAULT_BASE_DOMAIN.into(),
+            script_timeout: super::DEFAULT_SCRIPT_TIMEOUT,
+            kubeconfig: None,
+            ready_timeout: super::DEFAULT_READY_TIMEOUT,
+        }
+    }
+}
+
+impl BackendSpec {
+    /// Parse `mock`, `script:DIR` or `kubernetes:DIR`; `InvalidArgument` naming the three
+    /// forms otherwise (an empty `DIR` included).
+    pub fn parse(text: &str) -> Result<BackendSpec> {
+        let dir = |d: &str| (!d.is_empty()).then(|| PathBuf::from(d));
+        let spec = if text == "mock" {
+            Some(BackendSpec::Mock)
+        } else if let Some(d) = text.strip_prefix("script:") {
+            dir(d).map(BackendSpec::Script)
+        } else if let Some(d) = text.strip_prefix("kubernetes:") {
+            dir(d).map(BackendSpec::Kubernetes)
+        } else {
+            None
+        };
+        spec.ok_or_else(|| Error::InvalidArgument {
+            what: "backend",
+            reason: format!(
+                "{:?}: expected `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`",
+                crate::error::shown(text)
+            ),
+        })
+    }
+
+    /// The backend's name, as its deployer reports it (`mock`, `script`, `kubernetes`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendSpec::Mock => "mock",
+            BackendSpec::Script(_) => "script",
+            BackendSpec::Kubernetes(_) => "kubernetes",
+        }
+    }
+
+    /// Build the backend. A script or template directory that does not exist is
+    /// `InvalidArgument`; `kubernetes:` in a build without the `kubernetes` feature is
+    /// `Unsupported`.
+    pub fn deployer(&self, settings: &BackendSettings) -> Result<Arc<dyn Deployer>> {
+        let existing = |dir: &Path, what: &str| {
+            if dir.is_dir() {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument {
+                    what: "backend",
+                    reason: format!("{what} directory {} does not exist", dir.display()),
+                })
+            }
+        };
+        match self {
+            BackendSpec::Mock => Ok(Arc::new(MockDeployer::new())),
+            BackendSpec::Script(dir) => {
+                existing(dir, "script")?;
+                Ok(Arc::new(
+                    ScriptDeployer::new(dir)
+                        .with_project_name(&settings.project_name)
+                        .with_base_domain(&settings.base_domain)
+                        .with_timeout(settings.script_timeout),
+                ))
+            }
+            BackendSpec::Kubernetes(dir) => {
+                existing(dir, "template")?;
+                #[cfg(feature = "kubernetes")]
+                {
+                    Ok(Arc::new(
+                        super::KubernetesDeployer::new(dir, settings.kubeconfig.clone())?
+                            .with_ready_timeout(settings.ready_timeout),
+                    ))
+                }
+                #[cfg(not(feature = "kubernetes"))]
+                {
+                    Err(Error::Unsupported {
+                        what: "the kubernetes backend: this build of capsa has no `kubernetes` \
+                               feature"
+                            .into(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for BackendSpec {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<BackendSpec> {
+        BackendSpec::parse(text)
+    }
+}
+
+impl std::fmt::Display for BackendSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendSpec::Mock => f.write_str("mock"),
+            BackendSpec::Script(d) | BackendSpec::Kubernetes(d) => {
+                write!(f, "{}:{}", self.name(), d.display())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_specs_parse_and_print_back() {
+        for text in ["mock", "script:/srv/scripts", "kubernetes:deploy/templates"] {
+            let spec = BackendSpec::parse(text).unwrap();
+            assert_eq!(spec.to_string(), text);
+            assert!(text.starts_with(spec.name()));
+        }
+        for bad in ["", "Mock", "script:", "kubernetes:", "helm:x", "script"] {
+            let e = BackendSpec::parse(bad).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidArgument, "{bad}");
+            assert!(e.to_string().contains("expected `mock`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_backend_directory_is_refused_before_anything_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = BackendSpec::Script(dir.path().join("nope"));
+        let e = spec.deployer(&BackendSettings::default()).err().unwrap();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let d = BackendSpec::Script(dir.path().into());
+        assert_eq!(
+            d.deployer(&BackendSettings::default()).unwrap().name(),
+            "script"
+        );
+    }
+
+    #[test]
+    fn the_default_state_lives_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = default_state_path(dir.path()).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidStore);
+        std::fs::create_dir(dir.path().join(".capsa")).unwrap();
+        assert_eq!(
+            default_state_path(dir.path()).unwrap(),
+            dir.path().join(".capsa").join("staging.db")
+        );
+    }
+}
