@@ -4,16 +4,12 @@
 //! and the Python exception propagates.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use capsa::archive::{CancelToken, Progress, ProgressFn};
 use pyo3::prelude::*;
 
 use crate::errors::IntoPyResult;
 use crate::wait::{self, OnSignal};
-
-/// The least time between two calls of a Python progress callback (the last one always runs).
-const PROGRESS_EVERY: Duration = Duration::from_millis(20);
 
 /// How far a long operation has come: files and bytes done and in total.
 #[pyclass(name = "Progress", module = "capsa", frozen, get_all)]
@@ -59,24 +55,15 @@ pub struct LongOp {
 }
 
 impl LongOp {
-    /// A core progress callback calling `callback` (with the GIL) at most every 20 ms, and
-    /// always for the last report. If it raises, the operation is cancelled and the exception
-    /// kept to be re-raised.
+    /// A core progress callback calling `callback` with the GIL (core calls it at most every
+    /// [`capsa::progress::PROGRESS_INTERVAL`], and for the last report). If it raises, the
+    /// operation is cancelled and the exception kept to be re-raised.
     pub fn progress(&self, callback: Option<Py<PyAny>>) -> Option<ProgressFn> {
         let callback = callback?;
         let op = self.clone();
-        let last: Mutex<Option<Instant>> = Mutex::new(None);
         Some(Arc::new(move |p: &Progress| {
             if op.cancel.is_cancelled() {
                 return;
-            }
-            let finished = p.files_done == p.files_total && p.bytes_done == p.bytes_total;
-            {
-                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-                if !finished && last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
-                    return;
-                }
-                *last = Some(Instant::now());
             }
             Python::attach(|py| {
                 if let Err(e) = callback.call1(py, (PyProgress::from(p),)) {

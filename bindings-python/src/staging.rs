@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use capsa::staging::{
@@ -18,6 +18,7 @@ use capsa::staging::{
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use crate::errors::IntoPyResult;
 use crate::wait;
@@ -723,44 +724,50 @@ impl PyReconcileReport {
 
 // ---- subscription -------------------------------------------------------------------------
 
-/// Events queued for iteration, at most this many (the oldest are dropped beyond it).
-const QUEUE_LIMIT: usize = 10_000;
-
-#[derive(Default)]
+/// Events for iteration: core's event channel ([`StagingManager::event_channel`]), read
+/// without the GIL. A reader that falls behind the channel's capacity skips the oldest.
+/// Closing keeps the events received until then and drops the channel, so nothing made
+/// afterwards arrives.
 struct Queue {
-    events: Mutex<(VecDeque<Event>, bool)>,
-    ready: Condvar,
+    state: Mutex<(Option<broadcast::Receiver<Event>>, VecDeque<Event>)>,
 }
 
 impl Queue {
-    fn push(&self, e: Event) {
-        let mut g = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        if g.1 {
-            return;
+    fn new(rx: broadcast::Receiver<Event>) -> Queue {
+        Queue {
+            state: Mutex::new((Some(rx), VecDeque::new())),
         }
-        if g.0.len() >= QUEUE_LIMIT {
-            g.0.pop_front();
-        }
-        g.0.push_back(e);
-        self.ready.notify_all();
     }
 
     fn close(&self) {
-        let mut g = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        g.1 = true;
-        self.ready.notify_all();
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (rx, rest) = &mut *g;
+        if let Some(mut rx) = rx.take() {
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => rest.push_back(e),
+                    Err(TryRecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
     }
 
     /// The next event, `Err(true)` when closed and drained, `Err(false)` on timeout.
     fn pop(&self, wait: Duration) -> Result<Event, bool> {
-        let g = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut g, _) = self
-            .ready
-            .wait_timeout_while(g, wait, |(q, closed)| q.is_empty() && !*closed)
-            .unwrap_or_else(|e| e.into_inner());
-        match g.0.pop_front() {
-            Some(e) => Ok(e),
-            None => Err(g.1),
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (rx, rest) = &mut *g;
+        let Some(rx) = rx else {
+            return rest.pop_front().ok_or(true);
+        };
+        loop {
+            // The timer is made inside the runtime's context (block_on enters it).
+            match capsa::runtime::block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                Ok(Ok(e)) => return Ok(e),
+                Ok(Err(RecvError::Lagged(_))) => continue,
+                Ok(Err(RecvError::Closed)) => return Err(true),
+                Err(_) => return Err(false),
+            }
         }
     }
 }
@@ -771,14 +778,30 @@ impl Queue {
 /// stops them.
 #[pyclass(name = "Subscription", module = "capsa", frozen)]
 pub struct PySubscription {
+    state: Arc<SubState>,
+}
+
+/// A subscription's parts, shared with its manager so that closing the manager ends it.
+struct SubState {
     handle: Mutex<Option<staging::Subscription>>,
     active: Arc<AtomicBool>,
     queue: Option<Arc<Queue>>,
 }
 
+impl SubState {
+    fn stop(&self) {
+        self.active.store(false, Ordering::SeqCst);
+        if let Some(q) = &self.queue {
+            q.close();
+        }
+        let handle = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(handle);
+    }
+}
+
 impl PySubscription {
     fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
-        let Some(queue) = &self.queue else {
+        let Some(queue) = &self.state.queue else {
             return Err(pyo3::exceptions::PyTypeError::new_err(
                 "this subscription delivers its events to its callback",
             ));
@@ -812,18 +835,13 @@ impl PySubscription {
 impl PySubscription {
     /// Stop receiving events. Iteration ends once the queued events are read.
     fn unsubscribe(&self) {
-        self.active.store(false, Ordering::SeqCst);
-        if let Some(q) = &self.queue {
-            q.close();
-        }
-        let handle = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(handle);
+        self.state.stop();
     }
 
     /// Whether events are still delivered.
     #[getter]
     fn active(&self) -> bool {
-        self.active.load(Ordering::SeqCst)
+        self.state.active.load(Ordering::SeqCst)
     }
 
     /// The next queued event, waiting at most `timeout` seconds (forever with `None`);
@@ -872,18 +890,33 @@ fn overrides(list: Vec<PyRef<'_, PyOverride>>) -> Vec<Override> {
 pub struct PyStagingManager {
     inner: StagingManager,
     backend: String,
+    closed: AtomicBool,
+    subs: Mutex<Vec<Weak<SubState>>>,
+}
+
+impl PyStagingManager {
+    /// The manager, unless [`close`](Self::close) was called (`INVALID_ARGUMENT`).
+    fn open_manager(&self) -> capsa::Result<&StagingManager> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(capsa::Error::closed("staging manager"));
+        }
+        Ok(&self.inner)
+    }
 }
 
 #[pymethods]
 impl PyStagingManager {
     /// Open the state at `state_path` with `backend`: an SQLite state file (created if
-    /// missing), or a `postgres://` URL where core is built with PostgreSQL.
+    /// missing), or a `postgres://` URL where core is built with PostgreSQL. `key_file` seals
+    /// private values (default: `CAPSA_STAGING_KEY_FILE`, else `staging.key` beside an SQLite
+    /// state).
     #[staticmethod]
     #[pyo3(signature = (state_path, backend, actor = None, pending_timeout = 600.0,
                         check_interval = 60.0, retention = 14.0 * 24.0 * 3600.0,
-                        namespace_prefix = None),
+                        namespace_prefix = None, key_file = None),
            text_signature = "(state_path, backend, actor=None, pending_timeout=600.0, \
-                             check_interval=60.0, retention=1209600.0, namespace_prefix=None)")]
+                             check_interval=60.0, retention=1209600.0, namespace_prefix=None, \
+                             key_file=None)")]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -894,8 +927,12 @@ impl PyStagingManager {
         check_interval: f64,
         retention: f64,
         namespace_prefix: Option<String>,
+        key_file: Option<PathBuf>,
     ) -> PyResult<Self> {
-        let mut options = ManagerOptions::default();
+        let mut options = ManagerOptions {
+            key_file,
+            ..ManagerOptions::default()
+        };
         if let Some(a) = actor {
             options.actor = a;
         }
@@ -910,7 +947,12 @@ impl PyStagingManager {
         let inner = py
             .detach(|| StagingManager::open_with(&state_path, deployer, options))
             .py_err()?;
-        Ok(PyStagingManager { inner, backend })
+        Ok(PyStagingManager {
+            inner,
+            backend,
+            closed: AtomicBool::new(false),
+            subs: Mutex::new(Vec::new()),
+        })
     }
 
     /// Create a staging and wait for the backend: Running, or Failure with a reason.
@@ -924,7 +966,7 @@ impl PyStagingManager {
         overrides: Vec<PyRef<'_, PyOverride>>,
     ) -> PyResult<PyStaging> {
         let o = self::overrides(overrides);
-        let m = self.inner.clone();
+        let m = self.open_manager().py_err()?.clone();
         let inner = command(py, move || m.create(&name, &tag, o))?;
         Ok(PyStaging { inner })
     }
@@ -939,21 +981,21 @@ impl PyStagingManager {
         overrides: Option<Vec<PyRef<'_, PyOverride>>>,
     ) -> PyResult<PyStaging> {
         let o = overrides.map(self::overrides);
-        let m = self.inner.clone();
+        let m = self.open_manager().py_err()?.clone();
         let inner = command(py, move || m.update(&name, &tag, o))?;
         Ok(PyStaging { inner })
     }
 
     /// Archive a staging (workloads removed, volumes kept): Archived, or Failure.
     fn delete(&self, py: Python<'_>, name: String) -> PyResult<PyStaging> {
-        let m = self.inner.clone();
+        let m = self.open_manager().py_err()?.clone();
         let inner = command(py, move || m.delete(&name))?;
         Ok(PyStaging { inner })
     }
 
     /// Recreate an Archived staging with its last settings: Running, or Failure.
     fn restore(&self, py: Python<'_>, name: String) -> PyResult<PyStaging> {
-        let m = self.inner.clone();
+        let m = self.open_manager().py_err()?.clone();
         let inner = command(py, move || m.restore(&name))?;
         Ok(PyStaging { inner })
     }
@@ -961,20 +1003,20 @@ impl PyStagingManager {
     /// Remove an Archived or Failure staging for good: `None` when gone, else the staging
     /// in Failure.
     fn cleanup(&self, py: Python<'_>, name: String) -> PyResult<Option<PyStaging>> {
-        let m = self.inner.clone();
+        let m = self.open_manager().py_err()?.clone();
         let s = command(py, move || m.cleanup(&name))?;
         Ok(s.map(|inner| PyStaging { inner }))
     }
 
     /// One staging (`NotFoundError` if there is none).
     fn get(&self, py: Python<'_>, name: String) -> PyResult<PyStaging> {
-        let inner = py.detach(|| self.inner.get(&name)).py_err()?;
+        let inner = py.detach(|| self.open_manager()?.get(&name)).py_err()?;
         Ok(PyStaging { inner })
     }
 
     /// Every staging, sorted by name.
     fn list(&self, py: Python<'_>) -> PyResult<Vec<PyStaging>> {
-        let all = py.detach(|| self.inner.list()).py_err()?;
+        let all = py.detach(|| self.open_manager()?.list()).py_err()?;
         Ok(all.into_iter().map(|inner| PyStaging { inner }).collect())
     }
 
@@ -992,7 +1034,9 @@ impl PyStagingManager {
             after_id,
             limit,
         };
-        let rows = py.detach(|| self.inner.audit_log(&query)).py_err()?;
+        let rows = py
+            .detach(|| self.open_manager()?.audit_log(&query))
+            .py_err()?;
         Ok(rows
             .into_iter()
             .map(|inner| PyAuditEntry { inner })
@@ -1001,7 +1045,7 @@ impl PyStagingManager {
 
     /// Ask the backend about every staging that is due and act on the answers.
     fn reconcile(&self, py: Python<'_>) -> PyResult<PyReconcileReport> {
-        let m = self.inner.clone();
+        let m = self.open_manager().py_err()?.clone();
         Ok(command(py, move || m.reconcile())?.into())
     }
 
@@ -1010,7 +1054,7 @@ impl PyStagingManager {
     #[pyo3(signature = (older_than = None))]
     fn clean_archived(&self, py: Python<'_>, older_than: Option<f64>) -> PyResult<Vec<String>> {
         let d = older_than.map(|s| seconds("older_than", s)).transpose()?;
-        let m = self.inner.clone();
+        let m = self.open_manager().py_err()?.clone();
         command(py, move || m.clean_archived(d))
     }
 
@@ -1018,14 +1062,14 @@ impl PyStagingManager {
     #[pyo3(signature = (after = 0, limit = 1000))]
     fn events_since(&self, py: Python<'_>, after: i64, limit: usize) -> PyResult<Vec<PyEvent>> {
         let events = py
-            .detach(|| self.inner.events_since(after, limit))
+            .detach(|| self.open_manager()?.events_since(after, limit))
             .py_err()?;
         Ok(events.into_iter().map(|inner| PyEvent { inner }).collect())
     }
 
     /// The newest event's sequence number in the state file (0 when none).
     fn last_event_seq(&self, py: Python<'_>) -> PyResult<i64> {
-        py.detach(|| self.inner.last_event_seq()).py_err()
+        py.detach(|| self.open_manager()?.last_event_seq()).py_err()
     }
 
     /// Receive this manager's events: `callback(event)` is called from the thread making
@@ -1033,12 +1077,13 @@ impl PyStagingManager {
     /// Keep the handle: dropping it unsubscribes. An exception raised by the callback is
     /// reported through `sys.unraisablehook` and does not stop later events.
     #[pyo3(signature = (callback = None))]
-    fn subscribe(&self, callback: Option<Py<PyAny>>) -> PySubscription {
+    fn subscribe(&self, callback: Option<Py<PyAny>>) -> PyResult<PySubscription> {
+        let manager = self.open_manager().py_err()?;
         let active = Arc::new(AtomicBool::new(true));
         let flag = active.clone();
         let (queue, handle) = match callback {
             Some(cb) => {
-                let handle = self.inner.subscribe(move |e: &Event| {
+                let handle = manager.subscribe(move |e: &Event| {
                     if !flag.load(Ordering::SeqCst) {
                         return;
                     }
@@ -1052,24 +1097,48 @@ impl PyStagingManager {
                         }
                     });
                 });
-                (None, handle)
+                (None, Some(handle))
             }
             None => {
-                let q = Arc::new(Queue::default());
-                let sink = q.clone();
-                let handle = self.inner.subscribe(move |e: &Event| {
-                    if flag.load(Ordering::SeqCst) {
-                        sink.push(e.clone());
-                    }
-                });
-                (Some(q), handle)
+                let q = Arc::new(Queue::new(manager.event_channel()));
+                (Some(q), None)
             }
         };
-        PySubscription {
-            handle: Mutex::new(Some(handle)),
+        let state = Arc::new(SubState {
+            handle: Mutex::new(handle),
             active,
             queue,
+        });
+        let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|s| s.strong_count() > 0);
+        subs.push(Arc::downgrade(&state));
+        Ok(PySubscription { state })
+    }
+
+    /// Close the manager: every subscription ends and later calls raise
+    /// `InvalidArgumentError` ("it is closed"). Closing twice is fine.
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let subs = std::mem::take(&mut *self.subs.lock().unwrap_or_else(|e| e.into_inner()));
+        for s in subs.iter().filter_map(Weak::upgrade) {
+            s.stop();
         }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close();
+        false
     }
 
     /// The backend's name (`"mock"`, `"script"`, `"kubernetes"`).

@@ -15,7 +15,8 @@ use crate::errors::IntoPyResult;
 use crate::seq::PySequence;
 
 /// Shared by a store and every capsule and crate reached through it: once the store is
-/// closed, they all refuse with `InvalidStoreError` instead of touching the disk.
+/// closed, they all refuse with `InvalidArgumentError` ([`capsa::Error::closed`]) instead of
+/// touching the disk.
 #[derive(Clone, Default)]
 pub(crate) struct OpenFlag(Arc<AtomicBool>);
 
@@ -28,13 +29,9 @@ impl OpenFlag {
         self.0.load(Ordering::SeqCst)
     }
 
-    fn check(&self, store: &Store) -> PyResult<()> {
+    fn check(&self) -> PyResult<()> {
         if self.is_closed() {
-            return Err(capsa::Error::InvalidStore {
-                path: store.root().to_path_buf(),
-                reason: "the store was closed".into(),
-            })
-            .py_err();
+            return Err(capsa::Error::closed("store")).py_err();
         }
         Ok(())
     }
@@ -138,21 +135,21 @@ impl PyStore {
 
     /// Create a new, empty capsule.
     fn create_capsule(&self, py: Python<'_>, id: String) -> PyResult<PyCapsule> {
-        self.open.check(&self.inner)?;
+        self.open.check()?;
         let c = py.detach(|| self.inner.create_capsule(&id)).py_err()?;
         Ok(PyCapsule::new(c, self.open.clone()))
     }
 
     /// An existing capsule (`NotFoundError` if there is none).
     fn capsule(&self, py: Python<'_>, id: String) -> PyResult<PyCapsule> {
-        self.open.check(&self.inner)?;
+        self.open.check()?;
         let c = py.detach(|| self.inner.capsule(&id)).py_err()?;
         Ok(PyCapsule::new(c, self.open.clone()))
     }
 
     /// Every capsule, sorted by id.
     fn capsules(&self, py: Python<'_>) -> PyResult<Vec<PyCapsule>> {
-        self.open.check(&self.inner)?;
+        self.open.check()?;
         let all = py.detach(|| self.inner.capsules()).py_err()?;
         Ok(all
             .into_iter()
@@ -163,7 +160,7 @@ impl PyStore {
     /// Check the store for what a crash left behind; `repair=True` mends what it can.
     #[pyo3(signature = (repair = false))]
     fn fsck(&self, py: Python<'_>, repair: bool) -> PyResult<PyFsckReport> {
-        self.open.check(&self.inner)?;
+        self.open.check()?;
         let report = py.detach(|| self.inner.fsck(repair)).py_err()?;
         Ok(PyFsckReport::from(report))
     }
@@ -178,7 +175,7 @@ impl PyStore {
         replace: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<PyCapsule> {
-        self.open.check(&self.inner)?;
+        self.open.check()?;
         let c = crate::archive::restore(py, &self.inner, path, replace, progress)?;
         Ok(PyCapsule::new(c, self.open.clone()))
     }
@@ -186,7 +183,7 @@ impl PyStore {
     /// Bring an offline capsule back from its recorded archive (checked, verified,
     /// restored into place).
     fn retrieve(&self, py: Python<'_>, id: String) -> PyResult<PyCapsule> {
-        self.open.check(&self.inner)?;
+        self.open.check()?;
         let c = py.detach(|| self.inner.retrieve(&id)).py_err()?;
         Ok(PyCapsule::new(c, self.open.clone()))
     }
@@ -217,7 +214,7 @@ impl PyCapsule {
     }
 
     pub(crate) fn check(&self) -> PyResult<()> {
-        self.open.check(self.inner.store())
+        self.open.check()
     }
 
     fn wrap(&self, c: Crate) -> PyCrate {
@@ -358,7 +355,7 @@ pub struct PyCrate {
 
 impl PyCrate {
     fn check(&self) -> PyResult<()> {
-        self.open.check(self.inner.capsule().store())
+        self.open.check()
     }
 }
 

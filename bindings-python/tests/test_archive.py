@@ -142,7 +142,7 @@ def test_archive_misuse(store: capsa.Store, tmp_path: Path) -> None:
     with pytest.raises(capsa.CapsaError):
         capsa.verify(tmp_path / "junk.zip")
     store.close()
-    with pytest.raises(capsa.InvalidStoreError):
+    with pytest.raises(capsa.InvalidArgumentError):
         capsa.archive(capsule, tmp_path / "b.zip")
 
 

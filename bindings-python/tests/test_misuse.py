@@ -69,7 +69,7 @@ def test_closed_store_refuses_everything_reached_through_it(tmp_path: Path) -> N
     ]
     for call in calls:
         err = raises_capsa_error(call)
-        assert err.code == "INVALID_STORE"
+        assert err.code == "INVALID_ARGUMENT"
         assert "closed" in str(err)
     assert not (tmp_path / "s" / "b").exists()
     assert "closed" in repr(store)

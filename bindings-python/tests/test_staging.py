@@ -374,3 +374,36 @@ def test_kubernetes_backend_opens_a_manager(tmp_path: Path) -> None:
     m = capsa.StagingManager.open(tmp_path / "state.db", backend)
     assert m.backend == "kubernetes"
     assert m.list() == []
+
+
+def test_a_closed_manager_refuses_and_ends_its_subscriptions(tmp_path: Path) -> None:
+    with capsa.StagingManager.open(tmp_path / "state.db", capsa.MockBackend()) as manager:
+        sub = manager.subscribe()
+        manager.create("web", "1.0.0")
+        assert sub.get(timeout=5.0) is not None
+    assert manager.closed
+    assert not sub.active
+    with pytest.raises(capsa.InvalidArgumentError, match="it is closed"):
+        manager.list()
+    with pytest.raises(capsa.InvalidArgumentError, match="it is closed"):
+        manager.subscribe()
+    manager.close()  # twice is fine
+
+
+def test_the_key_file_is_an_option_of_open(tmp_path: Path) -> None:
+    key = tmp_path / "keys" / "capsa.key"
+    key.parent.mkdir()
+    manager = capsa.StagingManager.open(
+        tmp_path / "state.db", capsa.MockBackend(), key_file=key
+    )
+    secret = capsa.Override("TOKEN", "hunter2", private=True)
+    manager.create("web", "1.0.0", [secret])
+    assert key.exists()
+    assert not (tmp_path / "staging.key").exists()
+    assert manager.get("web").overrides[0].value == "***"
+
+
+def test_override_scopes_are_spelled_in_lower_case() -> None:
+    assert capsa.Override("K", "v", scope="staging").scope == "staging"
+    with pytest.raises(capsa.InvalidArgumentError, match='"App" is not app or staging'):
+        capsa.Override("K", "v", scope="App")  # type: ignore[arg-type]

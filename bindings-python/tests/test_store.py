@@ -144,5 +144,5 @@ def test_store_is_a_context_manager(tmp_path: Path) -> None:
         capsule = store.create_capsule("a")
         capsule.bump()
     assert store.closed
-    with pytest.raises(capsa.InvalidStoreError):
+    with pytest.raises(capsa.InvalidArgumentError):
         store.capsules()

@@ -324,6 +324,15 @@ impl Error {
         }
     }
 
+    /// A call on a handle its owner closed (a store, a staging manager): `InvalidArgument`
+    /// "`what`: it is closed", the same in every binding.
+    pub fn closed(what: &'static str) -> Error {
+        Error::InvalidArgument {
+            what,
+            reason: "it is closed".into(),
+        }
+    }
+
     /// An I/O error on `path` while doing `op`. Not-found and already-exists OS errors keep
     /// their kind as [`Error::Io`]; callers that mean "the capsule is missing" map explicitly.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {

@@ -18,6 +18,7 @@ pub mod fsck;
 pub mod id;
 pub mod krate;
 mod parallel;
+pub mod progress;
 pub mod runtime;
 pub mod safe_file;
 pub mod seq;

@@ -3,8 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::archive::CancelToken;
 use crate::error::{Error, Result};
+use crate::progress::CancelToken;
 
 /// Run `f(i)` for every `i` in `0..n` on `threads` threads, roughly in order. On failure
 /// the remaining higher indexes are skipped and the error of the *lowest* failing index is

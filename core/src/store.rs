@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::CancelToken;
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{Error, Result};
 use crate::id::CapsuleId;
 use crate::krate::Section;
 use crate::parallel;
+use crate::progress::CancelToken;
 use crate::seq::Sequence;
 use crate::version::{Version, DEFAULT_PADDING, MAX_PADDING};
 

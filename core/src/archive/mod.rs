@@ -39,8 +39,6 @@ mod write;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +46,7 @@ use crate::capsule::Capsule;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+pub use crate::progress::{CancelToken, Progress, ProgressFn};
 pub use format::EntryKind;
 pub use offline::{OfflineStub, OFFLINE_FILE};
 pub use target::ArchiveTarget;
@@ -109,52 +108,6 @@ fn is_compressed_media(name: &str) -> bool {
     match lower.rsplit_once('.') {
         Some((_, ext)) => COMPRESSED_EXTENSIONS.contains(&ext),
         None => false,
-    }
-}
-
-/// How far a long operation has come.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Files finished.
-    pub files_done: u64,
-    /// Files in total.
-    pub files_total: u64,
-    /// Bytes of file content finished (uncompressed).
-    pub bytes_done: u64,
-    /// Bytes of file content in total (uncompressed).
-    pub bytes_total: u64,
-}
-
-/// A progress callback; called from the working thread, often (every chunk), so keep it cheap.
-pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
-
-/// Cancels a running archive, verify or restore. Cheap to clone; all clones share one flag.
-#[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    /// A fresh, not-cancelled token.
-    pub fn new() -> CancelToken {
-        CancelToken::default()
-    }
-
-    /// Ask every operation holding this token to stop; they fail with [`Error::Cancelled`]
-    /// and leave nothing behind.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether [`CancelToken::cancel`] was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn check(&self) -> Result<()> {
-        if self.is_cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
     }
 }
 

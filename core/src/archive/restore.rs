@@ -3,7 +3,6 @@
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -11,11 +10,12 @@ use super::format::{EntryKind, ZipIndex, S_IFMT};
 use super::plan::{plan, symlink_targets, Limits};
 use super::read::read_entry;
 use super::verify::read_tags;
-use super::{hex, worker_count, Progress, RestoreOptions, MANIFEST_NAME};
+use super::{hex, worker_count, RestoreOptions, MANIFEST_NAME};
 use crate::atomic;
 use crate::capsule::Capsule;
 use crate::error::{Error, Result};
 use crate::parallel;
+use crate::progress::Tally;
 use crate::store::Store;
 
 /// Removes a temporary directory unless disarmed.
@@ -101,19 +101,7 @@ pub(crate) fn restore_into(
     let bytes_total: u64 = files.iter().fold(0u64, |a, &i| {
         a.saturating_add(index.entries[plan.items[i].entry].uncompressed)
     });
-    let done_files = AtomicU64::new(0);
-    let done_bytes = AtomicU64::new(0);
-    let report = |extra: u64| {
-        let b = done_bytes.fetch_add(extra, Ordering::Relaxed) + extra;
-        if let Some(cb) = &options.progress {
-            cb(&Progress {
-                files_done: done_files.load(Ordering::Relaxed),
-                files_total: files.len() as u64,
-                bytes_done: b,
-                bytes_total,
-            });
-        }
-    };
+    let tally = Tally::new(options.progress.as_ref(), files.len() as u64, bytes_total);
     parallel::for_each(files.len(), worker_count(options.threads), cancel, |k| {
         let item = &plan.items[files[k]];
         let e = &index.entries[item.entry];
@@ -135,7 +123,7 @@ pub(crate) fn restore_into(
             }
             pending += b.len() as u64;
             if pending >= 8 << 20 {
-                report(pending);
+                tally.add(pending, false);
                 pending = 0;
                 cancel.check()?;
             }
@@ -160,8 +148,7 @@ pub(crate) fn restore_into(
         out.sync_all().map_err(Error::io_at("sync", &dest))?;
         drop(out);
         set_mode(&dest, e.unix_mode(), 0o644)?;
-        done_files.fetch_add(1, Ordering::Relaxed);
-        report(pending);
+        tally.add(pending, true);
         Ok(())
     })?;
     // Symlinks last, so nothing is ever written through one.

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -12,11 +11,12 @@ use super::plan::{parse_manifest, plan, read_small, Plan};
 use super::read::read_entry;
 use super::source::Source;
 use super::{
-    hex, worker_count, ArchiveMetadata, Progress, VerifyOptions, VerifyReport, ARCHIVE_FORMAT,
-    MANIFEST_NAME, METADATA_NAME,
+    hex, worker_count, ArchiveMetadata, VerifyOptions, VerifyReport, ARCHIVE_FORMAT, MANIFEST_NAME,
+    METADATA_NAME,
 };
 use crate::error::{Error, Result};
 use crate::parallel;
+use crate::progress::Tally;
 
 /// Refuse every entry that would put one of capsa's own names into the restored capsule
 /// (`.capsa/offline.json`, `.capsa-tmp-*`, store files…). Only what the archiver itself
@@ -241,20 +241,7 @@ pub(crate) fn verify(
     let bytes_total: u64 = files.iter().fold(0u64, |a, &i| {
         a.saturating_add(index.entries[i].uncompressed)
     });
-    let done_files = AtomicU64::new(0);
-    let done_bytes = AtomicU64::new(0);
-    let report = |extra: u64| {
-        if let Some(cb) = &options.progress {
-            cb(&Progress {
-                files_done: done_files.load(Ordering::Relaxed),
-                files_total: files.len() as u64,
-                bytes_done: done_bytes.fetch_add(extra, Ordering::Relaxed) + extra,
-                bytes_total,
-            });
-        } else {
-            done_bytes.fetch_add(extra, Ordering::Relaxed);
-        }
-    };
+    let tally = Tally::new(options.progress.as_ref(), files.len() as u64, bytes_total);
     let archive_sha: Mutex<Option<Result<String>>> = Mutex::new(None);
     let threads = worker_count(options.threads);
     std::thread::scope(|s| -> Result<()> {
@@ -274,7 +261,7 @@ pub(crate) fn verify(
                 }
                 pending += b.len() as u64;
                 if pending >= 8 << 20 {
-                    report(pending);
+                    tally.add(pending, false);
                     pending = 0;
                     cancel.check()?;
                 }
@@ -293,8 +280,7 @@ pub(crate) fn verify(
                     });
                 }
             }
-            done_files.fetch_add(1, Ordering::Relaxed);
-            report(pending);
+            tally.add(pending, true);
             Ok(())
         })
     })?;

@@ -22,6 +22,7 @@ use crate::atomic;
 use crate::capsule::{Capsule, HEAD_FILE};
 use crate::error::{Error, Result};
 use crate::krate::{INCOMPLETE_MARKER, METADATA_FILE};
+use crate::progress::Reporter;
 use crate::store::INTERNAL_DIR;
 use crate::version::Version;
 
@@ -1004,12 +1005,8 @@ fn write_entries(
         skipped: Vec::new(),
     };
     let mut crates: BTreeMap<String, CrateSummary> = BTreeMap::new();
-    let report_progress = |p: &Progress| {
-        if let Some(cb) = &options.progress {
-            cb(p)
-        }
-    };
-    report_progress(&progress);
+    let reporter = Reporter::new(options.progress.as_ref());
+    reporter.report(&progress);
     for item in items {
         cancel.check()?;
         if item.name.len() > u16::MAX as usize {
@@ -1093,7 +1090,7 @@ fn write_entries(
                             out.write(&chunk.data)?;
                         }
                         progress.bytes_done += chunk.len;
-                        report_progress(&progress);
+                        reporter.report(&progress);
                         if last {
                             break;
                         }
@@ -1134,7 +1131,7 @@ fn write_entries(
                     c.bytes += item.size;
                 }
                 progress.files_done += 1;
-                report_progress(&progress);
+                reporter.report(&progress);
             }
         }
         headers.push(h);
