@@ -115,6 +115,10 @@ enum capsa_status
    */
   CAPSA_STATUS_TOO_LARGE = 19,
   /**
+   * The state store (the SQLite state file, the PostgreSQL database) failed.
+   */
+  CAPSA_STATUS_STATE = 20,
+  /**
    * A panic inside capsa was caught at the boundary (a bug: please report it).
    */
   CAPSA_STATUS_PANIC = 1000,

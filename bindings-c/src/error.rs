@@ -59,6 +59,8 @@ pub enum capsa_status {
     UnsafePath = 18,
     /// An input exceeds a size limit (an archive's expanded size, a metadata file).
     TooLarge = 19,
+    /// The state store (the SQLite state file, the PostgreSQL database) failed.
+    State = 20,
     /// A panic inside capsa was caught at the boundary (a bug: please report it).
     Panic = 1000,
 }
@@ -87,6 +89,7 @@ impl capsa_status {
             17 => S::Changed,
             18 => S::UnsafePath,
             19 => S::TooLarge,
+            20 => S::State,
             // A code newer than this binding: the nearest honest answer.
             _ => S::Unsupported,
         }

@@ -181,7 +181,7 @@ impl JsMockBackend {
             .calls()
             .into_iter()
             .map(|(c, name)| MockCallRecord {
-                call: c.name().to_string(),
+                call: c.as_str().to_string(),
                 name,
             })
             .collect()

@@ -594,7 +594,6 @@ fn command(
         Some(s) if s.status == Status::Failure => Err(Error::Backend {
             backend: BackendSpec::parse(&common.backend)?.name().into(),
             message: format!("{cmd} {name} failed: {}", s.reason.unwrap_or_default()),
-            source: None,
         }
         .into()),
         _ => Ok(()),

@@ -59,11 +59,14 @@ pub enum ErrorCode {
     /// An input exceeds a size limit: an archive's expanded size, a small metadata file, the
     /// free space at the destination.
     TooLarge = 19,
+    /// The state store (the SQLite state file or the PostgreSQL database of stagings, audit
+    /// log and events) failed: unreachable, locked for too long, or refusing a statement.
+    State = 20,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
         ErrorCode::InvalidName,
@@ -83,6 +86,7 @@ impl ErrorCode {
         ErrorCode::Changed,
         ErrorCode::UnsafePath,
         ErrorCode::TooLarge,
+        ErrorCode::State,
     ];
 
     /// The stable string form used by every binding (`"NOT_FOUND"`, `"BUSY"`, …).
@@ -107,6 +111,7 @@ impl ErrorCode {
             ErrorCode::Changed => "CHANGED",
             ErrorCode::UnsafePath => "UNSAFE_PATH",
             ErrorCode::TooLarge => "TOO_LARGE",
+            ErrorCode::State => "STATE",
         }
     }
 
@@ -213,26 +218,33 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
     /// An I/O error on a path.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {cause}")]
     Io {
         /// What was being done ("create directory", "read"…).
         op: &'static str,
         /// The path involved.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
+        /// The OS error: part of the message, and not chained again as
+        /// [`std::error::Error::source`], so it prints once.
+        cause: io::Error,
     },
-    /// A deploy backend failed.
+    /// A deploy backend (mock, control scripts, Kubernetes) failed.
     #[error("{backend} backend: {message}")]
     Backend {
         /// Backend name (`mock`, `script`, `kubernetes`).
         backend: String,
-        /// What failed (never containing private values).
+        /// What failed, the underlying error's text included (never a private value).
         message: String,
-        /// The underlying error, if any.
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The state store (SQLite or PostgreSQL: stagings, audit log, events) failed.
+    #[error("{store} state store {place}: {message}")]
+    State {
+        /// `sqlite` or `postgres`.
+        store: &'static str,
+        /// The state file or the database (without its password).
+        place: String,
+        /// What failed, the database's error text included.
+        message: String,
     },
     /// Not supported by this build or this format version.
     #[error("unsupported: {what}")]
@@ -321,6 +333,7 @@ impl Error {
             Error::Changed { .. } => ErrorCode::Changed,
             Error::UnsafePath { .. } => ErrorCode::UnsafePath,
             Error::TooLarge { .. } => ErrorCode::TooLarge,
+            Error::State { .. } => ErrorCode::State,
         }
     }
 
@@ -335,11 +348,11 @@ impl Error {
 
     /// An I/O error on `path` while doing `op`. Not-found and already-exists OS errors keep
     /// their kind as [`Error::Io`]; callers that mean "the capsule is missing" map explicitly.
-    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, cause: io::Error) -> Error {
         Error::Io {
             op,
             path: path.into(),
-            source,
+            cause,
         }
     }
 

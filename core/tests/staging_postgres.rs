@@ -72,7 +72,7 @@ fn postgres_unreachable_server_is_a_clear_backend_error() {
     let mut o = PostgresOptions::new("postgres://capsa@127.0.0.1:1/capsa");
     o.connect_timeout = Duration::from_secs(2);
     let e = PostgresStateStore::open_with(o).unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Backend);
+    assert_eq!(e.code(), ErrorCode::State);
     let msg = e.to_string();
     assert!(
         msg.contains("postgres") && msg.contains("127.0.0.1:1"),
@@ -88,7 +88,7 @@ fn postgres_unreachable_server_is_a_clear_backend_error() {
         Arc::new(MockDeployer::new()),
     )
     .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Backend, "{e}");
+    assert_eq!(e.code(), ErrorCode::State, "{e}");
 }
 
 /// Start the worker binary (`tests/pg_worker/worker.rs`) as `role` on `schema` with `arg`.

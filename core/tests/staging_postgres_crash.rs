@@ -85,7 +85,7 @@ fn postgres_killed_mid_command_fails_clearly_and_reconcile_settles_it() {
     ctl("kill");
     mock.release(MockCall::Create);
     let e = p.wait().unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Backend, "{e}");
+    assert_eq!(e.code(), ErrorCode::State, "{e}");
     let msg = e.to_string();
     assert!(
         msg.contains("postgres"),
@@ -94,10 +94,10 @@ fn postgres_killed_mid_command_fails_clearly_and_reconcile_settles_it() {
     // While it is down: every call fails at once with the same kind of error.
     let t = Instant::now();
     let e = m.get("before").unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Backend, "{e}");
+    assert_eq!(e.code(), ErrorCode::State, "{e}");
     assert!(t.elapsed() < Duration::from_secs(10));
     let e = m.create("other", "1.0.0", vec![]).unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Backend, "{e}");
+    assert_eq!(e.code(), ErrorCode::State, "{e}");
 
     ctl("start");
     // The same manager reconnects; the begin was committed, the finish was not: the staging is

@@ -24,6 +24,7 @@ from capsa._native import (
     IoError,
     NotFoundError,
     SealedError,
+    StateError,
     TimeoutError,
     TooLargeError,
     UnsafePathError,
@@ -55,6 +56,7 @@ _BY_CODE: dict[str, type[CapsaError]] = {
         ChangedError,
         UnsafePathError,
         TooLargeError,
+        StateError,
     )
 }
 
@@ -85,6 +87,7 @@ __all__ = [
     "IoError",
     "NotFoundError",
     "SealedError",
+    "StateError",
     "TimeoutError",
     "TooLargeError",
     "UnsafePathError",

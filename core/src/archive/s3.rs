@@ -174,7 +174,7 @@ impl Bucket {
         let io = |kind: io::ErrorKind, msg: String| Error::Io {
             op,
             path: self.url.clone().into(),
-            source: io::Error::new(kind, msg),
+            cause: io::Error::new(kind, msg),
         };
         if text.contains("NoSuchBucket") {
             return Error::NotFound {
@@ -312,7 +312,7 @@ impl BucketSource {
         block_on(cell.get_or_try_init(|| fut))
             .cloned()
             .map_err(|e| match self.bucket.error("read", e) {
-                Error::Io { source, .. } => source,
+                Error::Io { cause, .. } => cause,
                 other => io::Error::other(other.to_string()),
             })
     }

@@ -218,7 +218,6 @@ fn load_config(kubeconfig: Option<&Path>) -> Result<Config> {
     let backend_err = |message: String| Error::Backend {
         backend: "kubernetes".into(),
         message,
-        source: None,
     };
     runtime::block_on(async {
         match kubeconfig {
@@ -269,7 +268,6 @@ impl KubernetesDeployer {
             runtime::block_on(async { Client::try_from(config) }).map_err(|e| Error::Backend {
                 backend: "kubernetes".into(),
                 message: format!("cannot build a client: {e}"),
-                source: None,
             })?;
         Ok(KubernetesDeployer {
             template_dir,

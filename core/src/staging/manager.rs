@@ -152,7 +152,6 @@ impl PendingCommand {
             Err(e) => Err(Error::Backend {
                 backend: "runtime".into(),
                 message: format!("command task ended abnormally: {e}"),
-                source: None,
             }),
         }
     }
@@ -332,7 +331,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         Err(e) => Err(Error::Backend {
             backend: "runtime".into(),
             message: format!("state store task ended abnormally: {e}"),
-            source: None,
         }),
     }
 }
@@ -472,7 +470,6 @@ impl StagingManager {
                 BackendOutcome::Unavailable { reason } => Some(Error::Backend {
                     backend: self.inner.deployer.name().to_string(),
                     message: format!("tag_check: {}", redact(&reason, overrides)),
-                    source: None,
                 }),
             };
             if let Some(e) = refusal {

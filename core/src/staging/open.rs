@@ -253,6 +253,29 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_state_file_is_a_state_error_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("staging.db");
+        std::fs::write(&state, vec![0x5a; 8192]).unwrap();
+        let e = open_store_with_key(&state, Some(&dir.path().join("k")))
+            .err()
+            .unwrap();
+        assert_eq!(e.code(), crate::ErrorCode::State, "{e}");
+        assert!(e.to_string().starts_with("sqlite state store "), "{e}");
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "printed, not chained"
+        );
+    }
+
+    #[test]
+    fn an_io_error_prints_its_cause_once() {
+        let e = crate::Error::io("read", "/x", std::io::Error::other("disk on fire"));
+        assert_eq!(e.to_string(), "read /x: disk on fire");
+        assert!(std::error::Error::source(&e).is_none());
+    }
+
+    #[test]
     fn the_default_state_lives_in_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let e = default_state_path(dir.path()).unwrap_err();

@@ -416,10 +416,10 @@ impl PostgresStateStore {
             .wait_timeout(Some(options.connect_timeout))
             .create_timeout(Some(options.connect_timeout))
             .build()
-            .map_err(|e| Error::Backend {
-                backend: "postgres".into(),
-                message: format!("state store {place}: cannot make a connection pool: {e}"),
-                source: Some(Box::new(e)),
+            .map_err(|e| Error::State {
+                store: "postgres",
+                place: place.clone(),
+                message: format!("cannot make a connection pool: {e}"),
             })?;
         let store = PostgresStateStore {
             pool,
@@ -460,26 +460,25 @@ impl PostgresStateStore {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),
         };
-        Error::Backend {
-            backend: "postgres".into(),
-            message: format!("state store {}: {detail}", self.place),
-            source: Some(Box::new(e)),
+        Error::State {
+            store: "postgres",
+            place: self.place.clone(),
+            message: detail,
         }
     }
 
     fn pool_err(&self, e: PoolError) -> Error {
         let message = match &e {
-            PoolError::Backend(b) => format!("state store {}: cannot connect: {b}", self.place),
-            PoolError::Timeout(_) => format!(
-                "state store {}: no connection within the timeout (server down or pool exhausted)",
-                self.place
-            ),
-            other => format!("state store {}: {other}", self.place),
+            PoolError::Backend(b) => format!("cannot connect: {b}"),
+            PoolError::Timeout(_) => {
+                "no connection within the timeout (server down or pool exhausted)".to_string()
+            }
+            other => other.to_string(),
         };
-        Error::Backend {
-            backend: "postgres".into(),
+        Error::State {
+            store: "postgres",
+            place: self.place.clone(),
             message,
-            source: Some(Box::new(e)),
         }
     }
 

@@ -107,10 +107,10 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
         rusqlite::Error::FromSqlConversionFailure(_, _, b) if b.is::<Error>() => {
             *b.downcast::<Error>().expect("checked by is")
         }
-        e => Error::Backend {
-            backend: "sqlite".into(),
-            message: format!("state store {}: {e}", path.display()),
-            source: Some(Box::new(e)),
+        e => Error::State {
+            store: "sqlite",
+            place: path.display().to_string(),
+            message: e.to_string(),
         },
     }
 }
