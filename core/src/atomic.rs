@@ -25,41 +25,9 @@ pub fn temp_path(dir: &Path, what: &str) -> PathBuf {
         .unwrap_or(0);
     dir.join(format!(
         "{TEMP_PREFIX}{what}-{}-{}-{n}-{nanos:08x}",
-        host_tag(),
+        crate::sys::host_tag(),
         std::process::id()
     ))
-}
-
-/// A short tag for this host so temporary names from two hosts on one mount never clash.
-pub(crate) fn host_tag() -> &'static str {
-    use std::sync::OnceLock;
-    static TAG: OnceLock<String> = OnceLock::new();
-    TAG.get_or_init(|| {
-        let name = std::env::var("HOSTNAME")
-            .or_else(|_| std::env::var("COMPUTERNAME"))
-            .ok()
-            .or_else(|| {
-                crate::safe_file::read_small_text(
-                    Path::new("/etc/hostname"),
-                    crate::safe_file::Links::Follow,
-                    4096,
-                    "host name",
-                )
-                .ok()
-                .map(|s| s.trim().to_string())
-            })
-            .unwrap_or_default();
-        let clean: String = name
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(16)
-            .collect();
-        if clean.is_empty() {
-            "host".into()
-        } else {
-            clean
-        }
-    })
 }
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
@@ -94,7 +62,7 @@ fn write_file_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
 pub fn rename_noreplace(from: &Path, to: &Path, what: &'static str) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
-        match linux_renameat2_noreplace(from, to) {
+        match crate::sys::rename_noreplace(from, to) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(Error::AlreadyExists {
@@ -130,29 +98,6 @@ pub fn rename_noreplace(from: &Path, to: &Path, what: &'static str) -> Result<()
         });
     }
     fs::rename(from, to).map_err(Error::io_at("rename into place", to))
-}
-
-#[cfg(target_os = "linux")]
-fn linux_renameat2_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let a = CString::new(from.as_os_str().as_bytes())?;
-    let b = CString::new(to.as_os_str().as_bytes())?;
-    // SAFETY: both strings are valid NUL-terminated C strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// How [`place_copy`] brought a file over.

@@ -233,11 +233,8 @@ impl Capsule {
             .internal_dir()
             .ok()
             .and_then(|_| fs::File::open(self.path.join(INTERNAL_DIR)).ok());
-        #[cfg(unix)]
         if let Some(f) = &lock {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid open descriptor; the lock goes with it when `lock` drops.
-            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+            crate::sys::lock_exclusive(f);
         }
         match self.read_head() {
             Some(h) if h >= n && self.hint_backed(h) => {}

@@ -91,35 +91,14 @@ pub(crate) fn owner_stamp() -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!(
-        "{} {} {secs}\n",
-        crate::atomic::host_tag(),
-        std::process::id()
-    )
-}
-
-fn process_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        // SAFETY: kill with signal 0 only checks for existence and permission.
-        let rc = unsafe { libc::kill(pid, 0) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
+    format!("{} {} {secs}\n", crate::sys::host_tag(), std::process::id())
 }
 
 /// Is work owned by (`host`, `pid`), last touched at `path`'s mtime, abandoned?
 fn abandoned(host: Option<&str>, pid: Option<u32>, path: &Path) -> bool {
     if let (Some(h), Some(p)) = (host, pid) {
-        if h == crate::atomic::host_tag() {
-            return p != std::process::id() && !process_alive(p);
+        if h == crate::sys::host_tag() {
+            return p != std::process::id() && !crate::sys::process_alive(p);
         }
     }
     fs::symlink_metadata(path)

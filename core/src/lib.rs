@@ -9,6 +9,8 @@
 //! Everything the bindings (Python, Node, C/C++) expose lives here; they only convert types
 //! and map [`ErrorCode`]s.
 
+#![deny(unsafe_code)]
+
 pub mod archive;
 pub mod atomic;
 pub mod beneath;
@@ -24,6 +26,7 @@ pub mod safe_file;
 pub mod seq;
 pub mod staging;
 pub mod store;
+mod sys;
 pub mod version;
 
 pub use archive::{

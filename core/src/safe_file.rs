@@ -107,24 +107,8 @@ pub fn open_regular(path: &Path, links: Links, what: &'static str) -> Result<Fil
         return Err(refused(path, kind));
     }
     #[cfg(unix)]
-    clear_nonblocking(&file, path)?;
+    crate::sys::clear_nonblocking(&file).map_err(|e| Error::io("fcntl", path, e))?;
     Ok(file)
-}
-
-#[cfg(unix)]
-fn clear_nonblocking(file: &File, path: &Path) -> Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(Error::io("fcntl", path, std::io::Error::last_os_error()));
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(Error::io("fcntl", path, std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 fn refused(path: &Path, kind: &str) -> Error {
@@ -184,9 +168,7 @@ mod tests {
     fn devices_fifos_links_and_directories_are_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        crate::sys::make_fifo(&fifo);
         let e = read_small(&fifo, Links::Follow, 10, "file").unwrap_err();
         assert_eq!(e.code(), ErrorCode::UnsafePath, "{e}");
         assert!(e.to_string().contains("FIFO"), "{e}");

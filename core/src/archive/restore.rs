@@ -209,7 +209,7 @@ fn check_sizes(path: &Path, index: &ZipIndex, max: u64, scratch: &Path) -> Resul
         });
     }
     let need = total.saturating_add((index.entries.len() as u64).saturating_mul(PER_ENTRY_SLACK));
-    if let Some(free) = free_space(scratch) {
+    if let Some(free) = crate::sys::free_space(scratch) {
         if need > free {
             return Err(Error::TooLarge {
                 what: what(),
@@ -222,28 +222,6 @@ fn check_sizes(path: &Path, index: &ZipIndex, max: u64, scratch: &Path) -> Resul
         }
     }
     Ok(())
-}
-
-/// Bytes available to an unprivileged writer on the filesystem holding `dir`.
-#[cfg(unix)]
-fn free_space(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path and `st` a properly sized out-parameter.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statvfs succeeded, so it filled `st`.
-    let st = unsafe { st.assume_init() };
-    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
-}
-
-#[cfg(not(unix))]
-fn free_space(_dir: &Path) -> Option<u64> {
-    None
 }
 
 /// Rename the finished tree into place; with `replace`, move an existing capsule aside

@@ -1349,9 +1349,7 @@ mod tests {
             Settings::default().tag_range
         );
         let fifo = dir.path().join(SETTINGS_FILE);
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        crate::sys::make_fifo(&fifo);
         let (tx, rx) = std::sync::mpsc::channel();
         let d = dir.path().to_path_buf();
         std::thread::spawn(move || {

@@ -288,23 +288,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn pid_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        if pid == 0 || pid > i32::MAX as u32 {
-            return false;
-        }
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
-}
-
 fn bound_output(s: &str) -> String {
     if s.len() <= MAX_OUTPUT {
         return s.to_string();
@@ -867,7 +850,7 @@ impl StagingManager {
                     // whose result could not be written is settled at once.
                     let local = f.host.as_deref().is_none_or(|h| h == my_host);
                     let orphan = abandoned_ops.contains(&f.op_id)
-                        || (local && f.pid != my_pid && !pid_alive(f.pid));
+                        || (local && f.pid != my_pid && !crate::sys::process_alive(f.pid));
                     if !expired && !orphan {
                         continue;
                     }

@@ -108,22 +108,7 @@ pub const DEFAULT_BASE_DOMAIN: &str = "localhost";
 
 /// This host's name (recorded with a command's process id by a store shared by hosts).
 pub(crate) fn this_host() -> String {
-    #[cfg(unix)]
-    {
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; we stop at the first NUL or its end.
-        let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-        if r == 0 {
-            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-            let h = String::from_utf8_lossy(&buf[..end]).into_owned();
-            if !h.is_empty() {
-                return h;
-            }
-        }
-    }
-    std::env::var("COMPUTERNAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown-host".into())
+    crate::sys::host_name().to_string()
 }
 
 /// The status of a staging.

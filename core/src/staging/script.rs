@@ -238,15 +238,10 @@ fn stderr_tail(err: &str) -> String {
 }
 
 async fn kill_group(pid: Option<u32>, child: &mut tokio::process::Child) {
-    #[cfg(unix)]
     if let Some(pid) = pid {
-        // SAFETY: sends SIGKILL to the process group the script leads (we created it).
-        unsafe {
-            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
-        }
+        // The script leads a process group of its own (we created it).
+        crate::sys::kill_process_group(pid);
     }
-    #[cfg(not(unix))]
-    let _ = pid;
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
 }

@@ -236,9 +236,7 @@ pub(crate) fn tighten(path: &Path) {
         if !meta.is_file() || meta.mode() & 0o077 == 0 {
             return;
         }
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
+        if Some(meta.uid()) != crate::sys::effective_uid() {
             tracing::warn!(
                 path = %path.display(),
                 mode = format!("{:o}", meta.mode() & 0o777),
