@@ -424,7 +424,7 @@ impl StagingManager {
     /// goes on in the background ([`PendingCommand::wait_async`] waits for it).
     ///
     /// Errors: `InvalidName`, `InvalidArgument` (tag rejected by the backend's `tag_check`),
-    /// `Busy`, `InvalidTransition`, `Backend` (state store or `tag_check` unavailable).
+    /// `Busy`, `InvalidTransition`, `State` (state store unavailable), `Backend` (`tag_check` unavailable).
     pub async fn start_async(&self, req: CommandRequest) -> Result<PendingCommand> {
         let name = req.name().to_string();
         validate_name(&name)?;
