@@ -821,8 +821,27 @@ capsa_status capsa_crate_version_parse(const char *value, uint32_t *out);
 capsa_status capsa_crate_version_format(uint32_t number, uint32_t padding, char **out);
 
 /**
+ * Open a staging manager on `state` (an SQLite state file, created if missing, or a
+ * `postgres://` URL) with the deploy backend named by `backend`: `mock`, `script:DIR` (DM's
+ * control scripts in `DIR`) or `kubernetes:DIR` (the manifest templates in `DIR`).
+ * `options_json` is NULL or a JSON object of optional settings, durations in milliseconds:
+ * `actor`, `pending_timeout_ms`, `check_interval_ms`, `retention_ms`, `namespace_prefix`,
+ * `key_file`, `project_name`, `base_domain`, `script_timeout_ms`, `kubeconfig`,
+ * `ready_timeout_ms` (an unknown field is `CAPSA_STATUS_INVALID_ARGUMENT`). The same
+ * opening as every other binding and the CLI.
+ *
+ * # Safety
+ * `state` and `backend` NULL or strings; `options_json` NULL or a string; `out` NULL or
+ * writable.
+ */
+capsa_status capsa_staging_manager_open(const char *state,
+                                        const char *backend,
+                                        const char *options_json,
+                                        capsa_staging_manager **out);
+
+/**
  * Open a staging manager with the in-memory `mock` backend (for tests): state in the SQLite
- * file `state` (created if missing).
+ * file `state` (created if missing). Same as [`capsa_staging_manager_open`] with `"mock"`.
  *
  * # Safety
  * `state` NULL or a string; `out` NULL or writable.
@@ -831,7 +850,8 @@ capsa_status capsa_staging_manager_open_mock(const char *state, capsa_staging_ma
 
 /**
  * Open a staging manager with the `script` backend: DM's control scripts (`create`,
- * `update`, `delete`, `check`, `cleanup`, `archive_check`, `tag_check`) in `script_dir`.
+ * `update`, `delete`, `check`, `cleanup`, `archive_check`, `tag_check`) in `script_dir`
+ * (`CAPSA_STATUS_INVALID_ARGUMENT` when it does not exist).
  *
  * # Safety
  * Strings NULL or valid; `out` NULL or writable.

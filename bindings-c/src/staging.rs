@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use capsa::staging::{
-    Event, EventKind, KubernetesDeployer, MockDeployer, Override, ScriptDeployer, Staging,
-    StagingManager, Status, Subscription,
+    BackendSpec, Event, EventKind, OpenSettings, Override, Staging, StagingManager, Status,
+    Subscription,
 };
 
 use crate::error::{bad_arg, capsa_status, guard, Failure};
-use crate::strings::{free_box, handle, out_param, owned, path_arg, str_arg, with_out};
+use crate::strings::{
+    free_box, handle, opt_str_arg, out_param, owned, path_arg, str_arg, with_out,
+};
 
 /// A staging manager: lifecycle commands on stagings, state in an SQLite file, deployed
 /// through a backend. Thread-safe.
@@ -216,8 +218,50 @@ impl SubState {
     }
 }
 
+/// Open a staging manager on `state` (an SQLite state file, created if missing, or a
+/// `postgres://` URL) with the deploy backend named by `backend`: `mock`, `script:DIR` (DM's
+/// control scripts in `DIR`) or `kubernetes:DIR` (the manifest templates in `DIR`).
+/// `options_json` is NULL or a JSON object of optional settings, durations in milliseconds:
+/// `actor`, `pending_timeout_ms`, `check_interval_ms`, `retention_ms`, `namespace_prefix`,
+/// `key_file`, `project_name`, `base_domain`, `script_timeout_ms`, `kubeconfig`,
+/// `ready_timeout_ms` (an unknown field is `CAPSA_STATUS_INVALID_ARGUMENT`). The same
+/// opening as every other binding and the CLI.
+///
+/// # Safety
+/// `state` and `backend` NULL or strings; `options_json` NULL or a string; `out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_manager_open(
+    state: *const c_char,
+    backend: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut capsa_staging_manager,
+) -> capsa_status {
+    with_out(out, null_mut(), || {
+        // SAFETY: per the contract.
+        let state = unsafe { path_arg(state, "state") }?;
+        // SAFETY: per the contract.
+        let spec = BackendSpec::parse(unsafe { str_arg(backend, "backend") }?)?;
+        // SAFETY: per the contract.
+        let settings = match unsafe { opt_str_arg(options_json, "options_json") }? {
+            Some(json) => OpenSettings::from_json(json)?,
+            None => OpenSettings::default(),
+        };
+        open(&state, &spec, &settings)
+    })
+}
+
+fn open(
+    state: &std::path::Path,
+    spec: &BackendSpec,
+    settings: &OpenSettings,
+) -> Result<*mut capsa_staging_manager, Failure> {
+    let inner = settings.open(state, spec)?;
+    Ok(Box::into_raw(Box::new(capsa_staging_manager { inner })))
+}
+
 /// Open a staging manager with the in-memory `mock` backend (for tests): state in the SQLite
-/// file `state` (created if missing).
+/// file `state` (created if missing). Same as [`capsa_staging_manager_open`] with `"mock"`.
 ///
 /// # Safety
 /// `state` NULL or a string; `out` NULL or writable.
@@ -229,13 +273,13 @@ pub unsafe extern "C" fn capsa_staging_manager_open_mock(
     with_out(out, null_mut(), || {
         // SAFETY: per the contract.
         let state = unsafe { path_arg(state, "state") }?;
-        let inner = StagingManager::open(state, Arc::new(MockDeployer::new()))?;
-        Ok(Box::into_raw(Box::new(capsa_staging_manager { inner })))
+        open(&state, &BackendSpec::Mock, &OpenSettings::default())
     })
 }
 
 /// Open a staging manager with the `script` backend: DM's control scripts (`create`,
-/// `update`, `delete`, `check`, `cleanup`, `archive_check`, `tag_check`) in `script_dir`.
+/// `update`, `delete`, `check`, `cleanup`, `archive_check`, `tag_check`) in `script_dir`
+/// (`CAPSA_STATUS_INVALID_ARGUMENT` when it does not exist).
 ///
 /// # Safety
 /// Strings NULL or valid; `out` NULL or writable.
@@ -250,14 +294,7 @@ pub unsafe extern "C" fn capsa_staging_manager_open_script(
         let state = unsafe { path_arg(state, "state") }?;
         // SAFETY: per the contract.
         let dir = unsafe { path_arg(script_dir, "script_dir") }?;
-        if !dir.is_dir() {
-            return Err(Failure::Core(capsa::Error::NotFound {
-                what: "script directory",
-                name: dir.display().to_string(),
-            }));
-        }
-        let inner = StagingManager::open(state, Arc::new(ScriptDeployer::new(dir)))?;
-        Ok(Box::into_raw(Box::new(capsa_staging_manager { inner })))
+        open(&state, &BackendSpec::Script(dir), &OpenSettings::default())
     })
 }
 
@@ -287,9 +324,11 @@ pub unsafe extern "C" fn capsa_staging_manager_open_kubernetes(
             // SAFETY: per the contract.
             Some(unsafe { path_arg(kubeconfig, "kubeconfig") }?)
         };
-        let deployer = KubernetesDeployer::new(dir, kubeconfig)?;
-        let inner = StagingManager::open(state, Arc::new(deployer))?;
-        Ok(Box::into_raw(Box::new(capsa_staging_manager { inner })))
+        let settings = OpenSettings {
+            kubeconfig,
+            ..OpenSettings::default()
+        };
+        open(&state, &BackendSpec::Kubernetes(dir), &settings)
     })
 }
 

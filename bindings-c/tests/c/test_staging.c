@@ -144,8 +144,31 @@ int main(void) {
   }
   {
     capsa_staging_manager *m2 = (capsa_staging_manager *)1;
-    CHECK(capsa_staging_manager_open_script(state, "/nonexistent-dir", &m2) == CAPSA_STATUS_NOT_FOUND);
+    CHECK(capsa_staging_manager_open_script(state, "/nonexistent-dir", &m2) ==
+          CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(capsa_last_error_message(), "script directory /nonexistent-dir does not exist") != NULL);
     CHECK(m2 == NULL);
+  }
+  {
+    /* One opening for every binding: a backend named as the CLI names it, options as JSON. */
+    capsa_staging_manager *m3 = NULL;
+    char state3[560];
+    snprintf(state3, sizeof state3, "%s/opened.db", root);
+    CHECK_OK(capsa_staging_manager_open(state3, "mock", "{\"actor\": \"ana\"}", &m3));
+    CHECK_OK(capsa_staging_create(m3, "api", "2.0.0", NULL, 0, NULL));
+    CHECK_OK(capsa_staging_audit_log(m3, NULL, 0, &json));
+    CHECK(json && strstr(json, "\"ana\"") != NULL);
+    capsa_string_free(json);
+    json = NULL;
+    capsa_staging_manager_free(m3);
+    m3 = (capsa_staging_manager *)1;
+    CHECK(capsa_staging_manager_open(state3, "helm:x", NULL, &m3) == CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(capsa_last_error_message(), "expected `mock`") != NULL);
+    CHECK(m3 == NULL);
+    CHECK(capsa_staging_manager_open(state3, "mock", "{\"pending_timeout\": 1}", &m3) ==
+          CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(capsa_last_error_message(), "unknown field `pending_timeout`") != NULL);
+    CHECK(capsa_staging_manager_open(state3, "mock", "not json", &m3) == CAPSA_STATUS_INVALID_ARGUMENT);
   }
   {
     /* The Kubernetes backend's bad input, before any cluster is asked: a missing or empty

@@ -85,7 +85,7 @@ pub use manager::{
 pub use mock::{MockCall, MockDeployer};
 pub use open::{
     default_state_path, is_postgres_url, open_store, open_store_with_key, BackendSettings,
-    BackendSpec, STATE_FILE_NAME,
+    BackendSpec, OpenSettings, STATE_FILE_NAME,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStateStore};

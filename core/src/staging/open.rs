@@ -201,6 +201,85 @@ impl BackendSpec {
     }
 }
 
+/// Everything a manager is opened with besides its state and backend, every field optional
+/// (absent: core's default), as the C binding's options JSON spells it. Durations are in
+/// milliseconds. Unknown fields are refused, so a misspelt option is never silently ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSettings {
+    /// [`ManagerOptions::actor`](super::ManagerOptions::actor).
+    pub actor: Option<String>,
+    /// [`ManagerOptions::pending_timeout`](super::ManagerOptions::pending_timeout).
+    pub pending_timeout_ms: Option<u64>,
+    /// [`ManagerOptions::check_interval`](super::ManagerOptions::check_interval).
+    pub check_interval_ms: Option<u64>,
+    /// [`ManagerOptions::retention`](super::ManagerOptions::retention).
+    pub retention_ms: Option<u64>,
+    /// [`ManagerOptions::namespace_prefix`](super::ManagerOptions::namespace_prefix).
+    pub namespace_prefix: Option<String>,
+    /// [`ManagerOptions::key_file`](super::ManagerOptions::key_file).
+    pub key_file: Option<PathBuf>,
+    /// [`BackendSettings::project_name`].
+    pub project_name: Option<String>,
+    /// [`BackendSettings::base_domain`].
+    pub base_domain: Option<String>,
+    /// [`BackendSettings::script_timeout`].
+    pub script_timeout_ms: Option<u64>,
+    /// [`BackendSettings::kubeconfig`].
+    pub kubeconfig: Option<PathBuf>,
+    /// [`BackendSettings::ready_timeout`].
+    pub ready_timeout_ms: Option<u64>,
+}
+
+impl OpenSettings {
+    /// Parse the JSON object form; `InvalidArgument` naming the problem (an unknown field, a
+    /// wrong type) otherwise.
+    pub fn from_json(text: &str) -> Result<OpenSettings> {
+        serde_json::from_str(text).map_err(|e| Error::InvalidArgument {
+            what: "options",
+            reason: crate::error::one_line(&e.to_string()).into_owned(),
+        })
+    }
+
+    /// The manager options: these settings over [`super::ManagerOptions::default`].
+    pub fn manager_options(&self) -> super::ManagerOptions {
+        let d = super::ManagerOptions::default();
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        super::ManagerOptions {
+            actor: self.actor.clone().unwrap_or(d.actor),
+            pending_timeout: ms(self.pending_timeout_ms, d.pending_timeout),
+            check_interval: ms(self.check_interval_ms, d.check_interval),
+            retention: ms(self.retention_ms, d.retention),
+            namespace_prefix: self.namespace_prefix.clone().unwrap_or(d.namespace_prefix),
+            key_file: self.key_file.clone().or(d.key_file),
+            ..d
+        }
+    }
+
+    /// The backend settings: these settings over [`BackendSettings::default`].
+    pub fn backend_settings(&self) -> BackendSettings {
+        let d = BackendSettings::default();
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        BackendSettings {
+            project_name: self.project_name.clone().unwrap_or(d.project_name),
+            base_domain: self.base_domain.clone().unwrap_or(d.base_domain),
+            script_timeout: ms(self.script_timeout_ms, d.script_timeout),
+            kubeconfig: self.kubeconfig.clone().or(d.kubeconfig),
+            ready_timeout: ms(self.ready_timeout_ms, d.ready_timeout),
+        }
+    }
+
+    /// Open the manager of `state` with the backend `spec` and these settings.
+    pub fn open(
+        &self,
+        state: impl AsRef<std::ffi::OsStr>,
+        spec: &BackendSpec,
+    ) -> Result<super::StagingManager> {
+        let deployer = spec.deployer(&self.backend_settings())?;
+        super::StagingManager::open_with(state, deployer, self.manager_options())
+    }
+}
+
 impl std::str::FromStr for BackendSpec {
     type Err = Error;
 
@@ -273,6 +352,36 @@ mod tests {
         let e = crate::Error::io("read", "/x", std::io::Error::other("disk on fire"));
         assert_eq!(e.to_string(), "read /x: disk on fire");
         assert!(std::error::Error::source(&e).is_none());
+    }
+
+    #[test]
+    fn open_settings_fill_in_core_defaults_and_refuse_unknown_fields() {
+        let s = OpenSettings::from_json(r#"{"actor": "ana", "pending_timeout_ms": 1500}"#).unwrap();
+        let o = s.manager_options();
+        assert_eq!(o.actor, "ana");
+        assert_eq!(o.pending_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            o.check_interval,
+            super::super::ManagerOptions::default().check_interval
+        );
+        assert_eq!(
+            s.backend_settings().project_name,
+            super::super::DEFAULT_PROJECT_NAME
+        );
+        let e = OpenSettings::from_json(r#"{"pending_timeout": 3}"#).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
+        assert!(
+            e.to_string().contains("unknown field `pending_timeout`"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let m = OpenSettings::default()
+            .open(dir.path().join("s.db"), &BackendSpec::Mock)
+            .unwrap();
+        assert_eq!(
+            m.create("web", "1", vec![]).unwrap().status,
+            super::super::Status::Running
+        );
     }
 
     #[test]
