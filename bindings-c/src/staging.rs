@@ -160,37 +160,67 @@ fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
 
+/// An event's fields as the C and C++ APIs give them (`None` where the C API has NULL).
+pub(crate) struct EventFields<'a> {
+    /// `"StatusChanged"` or `"CommandFinished"`.
+    pub kind: &'static str,
+    /// StatusChanged: the status before.
+    pub from: Option<&'static str>,
+    /// StatusChanged: the status after.
+    pub to: Option<&'static str>,
+    /// CommandFinished: the command.
+    pub action: Option<&'a str>,
+    /// CommandFinished: its outcome.
+    pub outcome: Option<&'static str>,
+    /// Why, if said.
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> EventFields<'a> {
+    /// The fields of `event`.
+    pub(crate) fn of(event: &'a Event) -> EventFields<'a> {
+        let none = EventFields {
+            kind: "StatusChanged",
+            from: None,
+            to: None,
+            action: None,
+            outcome: None,
+            reason: None,
+        };
+        match &event.kind {
+            EventKind::StatusChanged { from, to, reason } => EventFields {
+                from: from.map(Status::as_str),
+                to: to.map(Status::as_str),
+                reason: reason.as_deref(),
+                ..none
+            },
+            EventKind::CommandFinished {
+                action,
+                outcome,
+                reason,
+                ..
+            } => EventFields {
+                kind: "CommandFinished",
+                action: Some(action),
+                outcome: Some(outcome.as_str()),
+                reason: reason.as_deref(),
+                ..none
+            },
+        }
+    }
+}
+
 impl SubState {
     fn deliver(&self, event: &Event) {
         if self.refused.load(Ordering::SeqCst) != 0 {
             return;
         }
         let json = cstring(&serde_json::to_string(event).unwrap_or_default());
-        let name = cstring(&event.name);
-        let (kind, from, to, action, outcome, reason) = match &event.kind {
-            EventKind::StatusChanged { from, to, reason } => (
-                "StatusChanged",
-                from.map(|s| cstring(s.as_str())),
-                to.map(|s| cstring(s.as_str())),
-                None,
-                None,
-                reason.as_deref().map(cstring),
-            ),
-            EventKind::CommandFinished {
-                action,
-                outcome,
-                reason,
-                ..
-            } => (
-                "CommandFinished",
-                None,
-                None,
-                Some(cstring(action)),
-                Some(cstring(outcome.as_str())),
-                reason.as_deref().map(cstring),
-            ),
-        };
-        let kind = cstring(kind);
+        let f = EventFields::of(event);
+        let (name, kind) = (cstring(&event.name), cstring(f.kind));
+        let c = |s: Option<&str>| s.map(cstring);
+        let (from, to, action) = (c(f.from), c(f.to), c(f.action));
+        let (outcome, reason) = (c(f.outcome), c(f.reason));
         let ptr = |s: &Option<CString>| s.as_ref().map_or(null(), |c| c.as_ptr());
         let ev = capsa_staging_event {
             seq: event.seq,
@@ -594,8 +624,8 @@ pub unsafe extern "C" fn capsa_staging_subscribe(
     })
 }
 
-/// Subscribe `cb` with `user_data` (shared by the C and C++ APIs).
-pub(crate) fn subscribe(
+/// Subscribe `cb` with `user_data`.
+fn subscribe(
     manager: &StagingManager,
     cb: unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
     user_data: *mut c_void,
@@ -611,13 +641,6 @@ pub(crate) fn subscribe(
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.deliver(event)));
     });
     capsa_subscription { _sub: sub, state }
-}
-
-impl capsa_subscription {
-    /// Whether the callback refused an event (and so no longer receives any).
-    pub(crate) fn stopped(&self) -> bool {
-        self.state.refused.load(Ordering::SeqCst) != 0
-    }
 }
 
 /// `CAPSA_STATUS_OK` while the subscription delivers events; `CAPSA_STATUS_CANCELLED` (with
