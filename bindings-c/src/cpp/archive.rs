@@ -1,22 +1,19 @@
 //! Archives: archive, verify, restore, offline and retrieve, with progress delivered to a
-//! C++ [`ffi::ProgressSink`].
+//! C++ [`ProgressSink`].
 
 use capsa::archive::{self as core_archive, ProgressFn, VerifyOptions};
 use capsa::{ArchiveOptions, CancelToken, RestoreOptions};
 use cxx::UniquePtr;
 
-use super::{ffi, g, path, safe, text, to_json, RustCapsule, RustStore, R};
+use super::callbacks::{Progress, ProgressSink};
+use super::{g, path, safe, text, to_json, RustCapsule, RustStore, R};
 use crate::archive::{explain, progress_fn};
 use crate::error::Failure;
-
-// SAFETY: capsa.hpp's sinks may be called and destroyed on any thread (the header says so
-// of the callbacks they wrap); `progress_fn` never calls one twice at once.
-unsafe impl Send for ffi::ProgressSink {}
 
 /// Run `op` with the sink (none when null) as its progress function; a cancel by the sink
 /// becomes a `CANCELLED` naming it.
 fn with_sink<T>(
-    sink: UniquePtr<ffi::ProgressSink>,
+    sink: UniquePtr<ProgressSink>,
     cancel: &CancelToken,
     op: impl FnOnce(Option<ProgressFn>) -> capsa::Result<T>,
 ) -> Result<T, Failure> {
@@ -25,7 +22,7 @@ fn with_sink<T>(
     }
     let (f, refused) = progress_fn(
         move |p| {
-            let p = ffi::Progress {
+            let p = Progress {
                 files_done: p.files_done,
                 files_total: p.files_total,
                 bytes_done: p.bytes_done,
@@ -43,7 +40,7 @@ impl RustCapsule {
         &self,
         dest: &[u8],
         replace: bool,
-        sink: UniquePtr<ffi::ProgressSink>,
+        sink: UniquePtr<ProgressSink>,
     ) -> R<String> {
         g(|| {
             let mut opts = ArchiveOptions {
@@ -74,7 +71,7 @@ impl RustStore {
         &self,
         zip: &[u8],
         replace: bool,
-        sink: UniquePtr<ffi::ProgressSink>,
+        sink: UniquePtr<ProgressSink>,
     ) -> R<Box<RustCapsule>> {
         g(|| {
             let mut opts = RestoreOptions {
@@ -91,7 +88,7 @@ impl RustStore {
     }
 }
 
-pub(super) fn archive_verify(zip: &[u8], sink: UniquePtr<ffi::ProgressSink>) -> R<String> {
+pub(super) fn archive_verify(zip: &[u8], sink: UniquePtr<ProgressSink>) -> R<String> {
     g(|| {
         let mut opts = VerifyOptions::default();
         let zip = path(zip, "zip")?;

@@ -1,4 +1,4 @@
-//! The C++ API's Rust side (feature `cpp`): one cxx bridge (`namespace capsa`) over core.
+//! The C++ API's Rust side (feature `cpp`): a cxx bridge (`namespace capsa`) over core.
 //!
 //! C++ code uses it through `include/capsa.hpp`, which wraps these opaque types in RAII
 //! classes. The bridge is declared here, one block per concept; each concept's Rust side
@@ -9,17 +9,18 @@
 //! Errors: a failing call records an [`ffi::ErrorInfo`] (code, code name, message) for its
 //! thread and returns cxx's `Result` error; `capsa.hpp` catches that `rust::Error`, takes the
 //! record with [`ffi::take_error`] and throws `capsa::Error` (its one place doing so).
-//! Callbacks: C++ passes a `std::unique_ptr` to a [`ffi::ProgressSink`] or [`ffi::EventSink`]
-//! (abstract classes of `callbacks.h`, beside this file; `capsa.hpp` implements them over a
-//! `std::function`), and Rust calls their method. Every function runs its body under
-//! `catch_unwind`: a panic becomes an error (code `PANIC`) instead of cxx's abort. String
-//! arguments arrive as bytes and are checked here (invalid UTF-8 is `INVALID_ARGUMENT`).
+//! Callbacks: C++ passes a `std::unique_ptr` to a `ProgressSink` or an `EventSink` (abstract
+//! classes of `callbacks.h`, beside this file, bridged in [`callbacks`]), and Rust calls its
+//! method. Every function runs its body under `catch_unwind`: a panic becomes an error (code
+//! `PANIC`) instead of cxx's abort. String arguments arrive as bytes and are checked here
+//! (invalid UTF-8 is `INVALID_ARGUMENT`).
 
 use std::path::PathBuf;
 
 use crate::error::{bad_arg, Failure};
 
 mod archive;
+mod callbacks;
 mod error;
 mod seq;
 mod staging;
@@ -90,18 +91,6 @@ pub mod ffi {
         message: String,
     }
 
-    /// How far a long operation is.
-    struct Progress {
-        /// Files done so far.
-        files_done: u64,
-        /// Files in all.
-        files_total: u64,
-        /// Bytes done so far.
-        bytes_done: u64,
-        /// Bytes in all.
-        bytes_total: u64,
-    }
-
     /// A staging, as returned by the lifecycle commands (private values masked).
     #[derive(Default)]
     struct StagingInfo {
@@ -119,36 +108,10 @@ pub mod ffi {
         exists: bool,
     }
 
-    /// One staging event (empty strings where it has no such field).
-    struct StagingEvent {
-        /// The event's sequence number in the state store.
-        seq: i64,
-        /// The staging's name.
-        name: String,
-        /// `"StatusChanged"` or `"CommandFinished"`.
-        event: String,
-        /// StatusChanged: the status before (empty when the staging was new).
-        from: String,
-        /// StatusChanged: the status after (empty when the staging is gone).
-        to: String,
-        /// CommandFinished: the command (`"create"`, …).
-        action: String,
-        /// CommandFinished: `"Success"`, `"Failure"`, `"Refused"`…
-        outcome: String,
-        /// Why (a failure reason), or empty.
-        reason: String,
-        /// The whole event as a JSON object (private values masked).
-        json: String,
-    }
-
     unsafe extern "C++" {
-        include!("capsa/callbacks.h");
-        /// Receives progress (`callbacks.h`); false cancels.
-        type ProgressSink;
-        fn on_progress(self: &ProgressSink, progress: &Progress) -> bool;
-        /// Receives staging events (`callbacks.h`); false stops the subscription.
-        type EventSink;
-        fn on_event(self: &EventSink, event: &StagingEvent) -> bool;
+        include!("capsa/callbacks.rs.h");
+        type ProgressSink = crate::cpp::callbacks::ProgressSink;
+        type EventSink = crate::cpp::callbacks::EventSink;
     }
 
     // Errors and the library.

@@ -1,5 +1,5 @@
 //! Stagings: a manager on the mock, script or Kubernetes backend, the lifecycle commands,
-//! and event subscriptions delivering to a C++ [`ffi::EventSink`].
+//! and event subscriptions delivering to a C++ [`EventSink`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use capsa::staging::{
 };
 use cxx::UniquePtr;
 
+use super::callbacks::{EventSink, StagingEvent};
 use super::{ffi, g, path, text, to_json, R};
 use crate::error::{bad_arg, Failure};
 use crate::staging::EventFields;
@@ -39,10 +40,7 @@ fn staging_info(s: Option<Staging>) -> Result<ffi::StagingInfo, Failure> {
 
 pub(super) fn staging_open_mock(state: &[u8]) -> R<Box<RustStagingManager>> {
     g(|| {
-        let m = StagingManager::open(
-            path(state, "state")?,
-            Arc::new(MockDeployer::new()),
-        )?;
+        let m = StagingManager::open(path(state, "state")?, Arc::new(MockDeployer::new()))?;
         Ok(Box::new(RustStagingManager(m)))
     })
 }
@@ -56,10 +54,7 @@ pub(super) fn staging_open_script(state: &[u8], dir: &[u8]) -> R<Box<RustStaging
                 name: dir.display().to_string(),
             }));
         }
-        let m = StagingManager::open(
-            path(state, "state")?,
-            Arc::new(ScriptDeployer::new(dir)),
-        )?;
+        let m = StagingManager::open(path(state, "state")?, Arc::new(ScriptDeployer::new(dir)))?;
         Ok(Box::new(RustStagingManager(m)))
     })
 }
@@ -76,14 +71,8 @@ pub(super) fn staging_open_kubernetes(
         } else {
             None
         };
-        let deployer = KubernetesDeployer::new(
-            path(template_dir, "template_dir")?,
-            kubeconfig,
-        )?;
-        let m = StagingManager::open(
-            path(state, "state")?,
-            Arc::new(deployer),
-        )?;
+        let deployer = KubernetesDeployer::new(path(template_dir, "template_dir")?, kubeconfig)?;
+        let m = StagingManager::open(path(state, "state")?, Arc::new(deployer))?;
         Ok(Box::new(RustStagingManager(m)))
     })
 }
@@ -175,7 +164,7 @@ impl RustStagingManager {
     pub(super) fn reconcile(&self) -> R<String> {
         g(|| to_json(&self.0.reconcile()?))
     }
-    pub(super) fn subscribe(&self, sink: UniquePtr<ffi::EventSink>) -> R<Box<RustSubscription>> {
+    pub(super) fn subscribe(&self, sink: UniquePtr<EventSink>) -> R<Box<RustSubscription>> {
         g(|| {
             if sink.is_null() {
                 return Err(bad_arg("the event sink is null"));
@@ -186,19 +175,18 @@ impl RustStagingManager {
             });
             let d = delivery.clone();
             let sub = self.0.subscribe(move |e: &Event| d.deliver(e));
-            Ok(Box::new(RustSubscription { _sub: sub, delivery }))
+            Ok(Box::new(RustSubscription {
+                _sub: sub,
+                delivery,
+            }))
         })
     }
 }
 
-// SAFETY: capsa.hpp's sinks may be called and destroyed on any thread (the header says so of
-// the callbacks they wrap); `Delivery` never calls one twice at once.
-unsafe impl Send for ffi::EventSink {}
-
 /// Where a subscription's events go: its sink (until the subscription is dropped), and
 /// whether the sink refused one (then no more are delivered).
 struct Delivery {
-    sink: Mutex<Option<UniquePtr<ffi::EventSink>>>,
+    sink: Mutex<Option<UniquePtr<EventSink>>>,
     stopped: AtomicBool,
 }
 
@@ -213,7 +201,7 @@ impl Delivery {
         }
         let f = EventFields::of(event);
         let s = |v: Option<&str>| v.unwrap_or_default().to_owned();
-        let event = ffi::StagingEvent {
+        let event = StagingEvent {
             seq: event.seq,
             name: event.name.clone(),
             event: f.kind.to_owned(),
@@ -245,6 +233,12 @@ impl RustSubscription {
 
 impl Drop for RustSubscription {
     fn drop(&mut self) {
-        drop(self.delivery.sink.lock().unwrap_or_else(|e| e.into_inner()).take());
+        drop(
+            self.delivery
+                .sink
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
     }
 }
