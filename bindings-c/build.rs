@@ -1,12 +1,7 @@
-//! With the `cpp` feature, the C++ side of the cxx bridges in `src/cpp/`:
-//!
-//! - `mod.rs` (what C++ calls): generated only. The `mod.rs.h` / `mod.rs.cc` land under
-//!   `target/cxxbridge/capsa-c/src/cpp/`, where the CMake build picks them up and compiles them
-//!   (into `libcapsa_cxx.a`).
-//! - `callbacks.rs` (the C++ callbacks Rust calls): generated and compiled here, into the Rust
-//!   libraries, with `callbacks.h` as `capsa/callbacks.h`.
-//!
-//! The Rust libraries also hold cxx's own runtime.
+//! With the `cpp` feature, the C++ side of the cxx bridges in `src/cpp/`: `mod.rs` (what C++
+//! calls) is only generated (under `target/cxxbridge/capsa-c/src/cpp/`, where the CMake build
+//! compiles it into `libcapsa_cxx.a`); `callbacks.rs` (the C++ callbacks Rust calls) is
+//! generated and compiled here, into the Rust libraries, which also hold cxx's own runtime.
 
 fn main() {
     #[cfg(feature = "cpp")]

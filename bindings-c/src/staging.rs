@@ -129,25 +129,25 @@ pub struct capsa_staging_event {
 pub type capsa_event_fn =
     Option<unsafe extern "C" fn(event: *const capsa_staging_event, user_data: *mut c_void) -> i32>;
 
+/// What a subscription calls with each event: 0 to go on, else the value that stops it.
+pub(crate) type EventCallback = Box<dyn FnMut(&Event) -> i32 + Send>;
+
 struct SubState {
-    callback: Mutex<(
-        unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
-        UserData,
-    )>,
+    /// The callback, until the subscription is freed.
+    callback: Mutex<Option<EventCallback>>,
     refused: AtomicI32,
-    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for capsa_subscription {
     fn drop(&mut self) {
-        // Wait for a callback in flight on another thread, then stop delivering: once
-        // capsa_subscription_free returns, the callback is never called again.
-        let _in_flight = self
+        // Wait for a callback in flight on another thread, then drop the callback: once
+        // capsa_subscription_free returns, it is never called again.
+        let mut callback = self
             .state
             .callback
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        self.state.closed.store(true, Ordering::SeqCst);
+        drop(callback.take());
     }
 }
 
@@ -160,67 +160,53 @@ fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
 
-/// An event's fields as the C and C++ APIs give them (`None` where the C API has NULL).
-pub(crate) struct EventFields<'a> {
-    /// `"StatusChanged"` or `"CommandFinished"`.
-    pub kind: &'static str,
-    /// StatusChanged: the status before.
-    pub from: Option<&'static str>,
-    /// StatusChanged: the status after.
-    pub to: Option<&'static str>,
-    /// CommandFinished: the command.
-    pub action: Option<&'a str>,
-    /// CommandFinished: its outcome.
-    pub outcome: Option<&'static str>,
-    /// Why, if said.
-    pub reason: Option<&'a str>,
-}
-
-impl<'a> EventFields<'a> {
-    /// The fields of `event`.
-    pub(crate) fn of(event: &'a Event) -> EventFields<'a> {
-        let none = EventFields {
-            kind: "StatusChanged",
-            from: None,
-            to: None,
-            action: None,
-            outcome: None,
-            reason: None,
-        };
-        match &event.kind {
-            EventKind::StatusChanged { from, to, reason } => EventFields {
-                from: from.map(Status::as_str),
-                to: to.map(Status::as_str),
-                reason: reason.as_deref(),
-                ..none
-            },
-            EventKind::CommandFinished {
-                action,
-                outcome,
-                reason,
-                ..
-            } => EventFields {
-                kind: "CommandFinished",
-                action: Some(action),
-                outcome: Some(outcome.as_str()),
-                reason: reason.as_deref(),
-                ..none
-            },
+/// An event's kind and its from, to, action, outcome and reason, as the C and C++ APIs give
+/// them (`None` where the C API has NULL).
+pub(crate) fn event_fields(event: &Event) -> (&'static str, [Option<&str>; 5]) {
+    match &event.kind {
+        EventKind::StatusChanged { from, to, reason } => {
+            let (from, to) = (from.map(Status::as_str), to.map(Status::as_str));
+            ("StatusChanged", [from, to, None, None, reason.as_deref()])
+        }
+        EventKind::CommandFinished {
+            action,
+            outcome,
+            reason,
+            ..
+        } => {
+            let (action, outcome) = (Some(action.as_str()), Some(outcome.as_str()));
+            (
+                "CommandFinished",
+                [None, None, action, outcome, reason.as_deref()],
+            )
         }
     }
 }
 
 impl SubState {
     fn deliver(&self, event: &Event) {
-        if self.refused.load(Ordering::SeqCst) != 0 {
-            return;
+        let mut callback = self.callback.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(cb), 0) = (callback.as_mut(), self.refused.load(Ordering::SeqCst)) {
+            let rc = cb(event);
+            if rc != 0 {
+                self.refused.store(rc, Ordering::SeqCst);
+            }
         }
+    }
+}
+
+/// The C callback and its `user_data` as a subscription's callback.
+fn c_callback(
+    cb: unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
+    user_data: *mut c_void,
+) -> EventCallback {
+    let user_data = UserData(user_data);
+    Box::new(move |event| {
+        let user_data = &user_data;
         let json = cstring(&serde_json::to_string(event).unwrap_or_default());
-        let f = EventFields::of(event);
-        let (name, kind) = (cstring(&event.name), cstring(f.kind));
-        let c = |s: Option<&str>| s.map(cstring);
-        let (from, to, action) = (c(f.from), c(f.to), c(f.action));
-        let (outcome, reason) = (c(f.outcome), c(f.reason));
+        let (kind, fields) = event_fields(event);
+        let (name, kind) = (cstring(&event.name), cstring(kind));
+        let [from, to, action, outcome, reason] = fields.map(|s| s.map(cstring));
         let ptr = |s: &Option<CString>| s.as_ref().map_or(null(), |c| c.as_ptr());
         let ev = capsa_staging_event {
             seq: event.seq,
@@ -233,17 +219,10 @@ impl SubState {
             reason: ptr(&reason),
             json: json.as_ptr(),
         };
-        let guard = self.callback.lock().unwrap_or_else(|e| e.into_inner());
-        if self.refused.load(Ordering::SeqCst) != 0 || self.closed.load(Ordering::SeqCst) {
-            return;
-        }
         // SAFETY: a valid callback per the caller's contract; `ev` and its strings live
         // until it returns.
-        let rc = unsafe { (guard.0)(&ev, guard.1 .0) };
-        if rc != 0 {
-            self.refused.store(rc, Ordering::SeqCst);
-        }
-    }
+        unsafe { cb(&ev, user_data.0) }
+    })
 }
 
 /// Open a staging manager with the in-memory `mock` backend (for tests): state in the SQLite
@@ -620,20 +599,19 @@ pub unsafe extern "C" fn capsa_staging_subscribe(
         // SAFETY: per the contract.
         let m = unsafe { handle(manager, "manager") }?;
         let cb = callback.ok_or_else(|| bad_arg("`callback` is NULL"))?;
-        Ok(Box::into_raw(Box::new(subscribe(&m.inner, cb, user_data))))
+        Ok(Box::into_raw(Box::new(subscribe(
+            &m.inner,
+            c_callback(cb, user_data),
+        ))))
     })
 }
 
-/// Subscribe `cb` with `user_data`.
-fn subscribe(
-    manager: &StagingManager,
-    cb: unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
-    user_data: *mut c_void,
-) -> capsa_subscription {
+/// Subscribe `callback` (shared by the C and C++ APIs): called never twice at once, not after
+/// it returned non-zero, and never after the subscription is dropped.
+pub(crate) fn subscribe(manager: &StagingManager, callback: EventCallback) -> capsa_subscription {
     let state = Arc::new(SubState {
-        callback: Mutex::new((cb, UserData(user_data))),
+        callback: Mutex::new(Some(callback)),
         refused: AtomicI32::new(0),
-        closed: std::sync::atomic::AtomicBool::new(false),
     });
     let s = state.clone();
     let sub = manager.subscribe(move |event: &Event| {
@@ -641,6 +619,14 @@ fn subscribe(
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.deliver(event)));
     });
     capsa_subscription { _sub: sub, state }
+}
+
+impl capsa_subscription {
+    /// Whether the callback refused an event (and so no longer receives any).
+    #[cfg(feature = "cpp")]
+    pub(crate) fn stopped(&self) -> bool {
+        self.state.refused.load(Ordering::SeqCst) != 0
+    }
 }
 
 /// `CAPSA_STATUS_OK` while the subscription delivers events; `CAPSA_STATUS_CANCELLED` (with

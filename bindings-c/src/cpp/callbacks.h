@@ -1,7 +1,6 @@
-// capsa/callbacks.h: the C++ callbacks the bridge calls (bindings-c/src/cpp/callbacks.rs).
-// capsa.hpp implements them over std::function; Rust owns them (std::unique_ptr) while it
-// may call them, from any thread, never twice at once. No std::string here: these classes
-// are the same with either libstdc++ ABI.
+// capsa/callbacks.h: the C++ callbacks the bridge calls (bindings-c/src/cpp/callbacks.rs),
+// implemented in capsa.hpp. Rust owns them (std::unique_ptr) and calls them from any thread,
+// never twice at once. No std::string: the same with either libstdc++ ABI.
 #ifndef CAPSA_CALLBACKS_H
 #define CAPSA_CALLBACKS_H
 

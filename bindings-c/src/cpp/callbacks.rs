@@ -11,37 +11,25 @@ pub use self::ffi::{EventSink, Progress, ProgressSink, StagingEvent};
 #[cxx::bridge(namespace = "capsa")]
 #[allow(missing_docs)]
 mod ffi {
-    /// How far a long operation is.
+    /// How far a long operation is: files and bytes done so far, and in all.
     struct Progress {
-        /// Files done so far.
         files_done: u64,
-        /// Files in all.
         files_total: u64,
-        /// Bytes done so far.
         bytes_done: u64,
-        /// Bytes in all.
         bytes_total: u64,
     }
 
-    /// One staging event (empty strings where it has no such field).
+    /// One staging event (`capsa::Event` in capsa.hpp, the fields of `capsa_staging_event`:
+    /// empty strings where that has NULL).
     struct StagingEvent {
-        /// The event's sequence number in the state store.
         seq: i64,
-        /// The staging's name.
         name: String,
-        /// `"StatusChanged"` or `"CommandFinished"`.
         event: String,
-        /// StatusChanged: the status before (empty when the staging was new).
         from: String,
-        /// StatusChanged: the status after (empty when the staging is gone).
         to: String,
-        /// CommandFinished: the command (`"create"`, …).
         action: String,
-        /// CommandFinished: `"Success"`, `"Failure"`, `"Refused"`…
         outcome: String,
-        /// Why (a failure reason), or empty.
         reason: String,
-        /// The whole event as a JSON object (private values masked).
         json: String,
     }
 

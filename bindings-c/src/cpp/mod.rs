@@ -29,11 +29,6 @@ mod store;
 mod tests;
 
 use self::{archive::*, error::*, seq::*, staging::*, store::*};
-pub use self::{
-    seq::{RustFrameSet, RustSequence, RustSequenceList, RustStringList},
-    staging::{RustOverrides, RustStagingManager, RustSubscription},
-    store::{RustBumpOptions, RustCapsule, RustCrate, RustStore},
-};
 
 #[cxx::bridge(namespace = "capsa")]
 #[allow(missing_docs)]
@@ -80,31 +75,24 @@ pub mod ffi {
         Private = 1,
     }
 
-    /// A failure, as `capsa::Error` is built from it.
+    /// A failure, as `capsa::Error` is built from it: the stable number (`CAPSA_STATUS_*`; 0
+    /// when none was recorded), the stable code string (`"NOT_FOUND"`, …) and the message.
     #[derive(Default)]
     struct ErrorInfo {
-        /// The stable number (`CAPSA_STATUS_*`); 0 when no failure was recorded.
         code: u32,
-        /// The stable code string (`"NOT_FOUND"`, …, `"PANIC"`).
         name: String,
-        /// What went wrong.
         message: String,
     }
 
-    /// A staging, as returned by the lifecycle commands (private values masked).
+    /// A staging, as the lifecycle commands return it (`capsa::Staging` in capsa.hpp); `exists`
+    /// is false for `cleanup`'s answer when the staging is gone.
     #[derive(Default)]
     struct StagingInfo {
-        /// Its name.
         name: String,
-        /// The deployed tag.
         tag: String,
-        /// `Running`, `Failure`, `CreatePending`, `UpdatePending`, `DeletePending`, `Archived`.
         status: String,
-        /// The failure reason, or empty.
         reason: String,
-        /// The whole staging as a JSON object.
         json: String,
-        /// False for `cleanup`'s answer when the staging is gone.
         exists: bool,
     }
 

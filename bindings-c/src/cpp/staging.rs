@@ -1,19 +1,18 @@
 //! Stagings: a manager on the mock, script or Kubernetes backend, the lifecycle commands,
 //! and event subscriptions delivering to a C++ [`EventSink`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use capsa::staging::{
     Event, KubernetesDeployer, MockDeployer, Override, Scope, ScriptDeployer, Staging,
-    StagingManager, Subscription,
+    StagingManager,
 };
 use cxx::UniquePtr;
 
 use super::callbacks::{EventSink, StagingEvent};
 use super::{ffi, g, path, text, to_json, R};
 use crate::error::{bad_arg, Failure};
-use crate::staging::EventFields;
+use crate::staging::{capsa_subscription, event_fields, subscribe};
 
 /// A staging manager.
 pub struct RustStagingManager(StagingManager);
@@ -66,11 +65,9 @@ pub(super) fn staging_open_kubernetes(
     has_kubeconfig: bool,
 ) -> R<Box<RustStagingManager>> {
     g(|| {
-        let kubeconfig = if has_kubeconfig {
-            Some(path(kubeconfig, "kubeconfig")?)
-        } else {
-            None
-        };
+        let kubeconfig = has_kubeconfig
+            .then(|| path(kubeconfig, "kubeconfig"))
+            .transpose()?;
         let deployer = KubernetesDeployer::new(path(template_dir, "template_dir")?, kubeconfig)?;
         let m = StagingManager::open(path(state, "state")?, Arc::new(deployer))?;
         Ok(Box::new(RustStagingManager(m)))
@@ -169,76 +166,39 @@ impl RustStagingManager {
             if sink.is_null() {
                 return Err(bad_arg("the event sink is null"));
             }
-            let delivery = Arc::new(Delivery {
-                sink: Mutex::new(Some(sink)),
-                stopped: AtomicBool::new(false),
-            });
-            let d = delivery.clone();
-            let sub = self.0.subscribe(move |e: &Event| d.deliver(e));
-            Ok(Box::new(RustSubscription {
-                _sub: sub,
-                delivery,
-            }))
+            let on_event = move |e: &Event| {
+                i32::from(!sink.as_ref().is_some_and(|s| s.on_event(&staging_event(e))))
+            };
+            Ok(Box::new(RustSubscription(subscribe(
+                &self.0,
+                Box::new(on_event),
+            ))))
         })
     }
 }
 
-/// Where a subscription's events go: its sink (until the subscription is dropped), and
-/// whether the sink refused one (then no more are delivered).
-struct Delivery {
-    sink: Mutex<Option<UniquePtr<EventSink>>>,
-    stopped: AtomicBool,
-}
-
-impl Delivery {
-    fn deliver(&self, event: &Event) {
-        let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(sink) = sink.as_ref().and_then(UniquePtr::as_ref) else {
-            return;
-        };
-        if self.stopped.load(Ordering::SeqCst) {
-            return;
-        }
-        let f = EventFields::of(event);
-        let s = |v: Option<&str>| v.unwrap_or_default().to_owned();
-        let event = StagingEvent {
-            seq: event.seq,
-            name: event.name.clone(),
-            event: f.kind.to_owned(),
-            from: s(f.from),
-            to: s(f.to),
-            action: s(f.action),
-            outcome: s(f.outcome),
-            reason: s(f.reason),
-            json: serde_json::to_string(event).unwrap_or_default(),
-        };
-        if !sink.on_event(&event) {
-            self.stopped.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
-/// An event subscription: dropping it waits for a callback in flight, destroys the sink,
-/// then unsubscribes.
-pub struct RustSubscription {
-    _sub: Subscription,
-    delivery: Arc<Delivery>,
-}
+/// An event subscription (the C API's): dropping it waits for a call in flight, destroys the
+/// sink, then unsubscribes.
+pub struct RustSubscription(capsa_subscription);
 
 impl RustSubscription {
     pub(super) fn stopped(&self) -> bool {
-        self.delivery.stopped.load(Ordering::SeqCst)
+        self.0.stopped()
     }
 }
 
-impl Drop for RustSubscription {
-    fn drop(&mut self) {
-        drop(
-            self.delivery
-                .sink
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+fn staging_event(event: &Event) -> StagingEvent {
+    let (kind, fields) = event_fields(event);
+    let [from, to, action, outcome, reason] = fields.map(|s| s.unwrap_or_default().to_owned());
+    StagingEvent {
+        seq: event.seq,
+        name: event.name.clone(),
+        event: kind.to_owned(),
+        from,
+        to,
+        action,
+        outcome,
+        reason,
+        json: serde_json::to_string(event).unwrap_or_default(),
     }
 }

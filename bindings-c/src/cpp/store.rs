@@ -176,11 +176,7 @@ impl RustCrate {
     pub(super) fn publish(&self, src: &[u8], dest: &[u8], has_dest: bool) -> R<String> {
         g(|| {
             let src = path(src, "src")?;
-            let dest = if has_dest {
-                Some(path(dest, "dest")?)
-            } else {
-                None
-            };
+            let dest = has_dest.then(|| path(dest, "dest")).transpose()?;
             path_text(&self.get()?.publish(&src, dest.as_deref())?)
         })
     }
