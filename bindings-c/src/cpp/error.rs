@@ -12,35 +12,26 @@ thread_local! {
     static PENDING: RefCell<Option<ffi::ErrorInfo>> = const { RefCell::new(None) };
 }
 
-/// The error cxx turns into a `rust::Error`: its text is the message alone; the code and its
-/// name wait in this thread's [`ffi::ErrorInfo`], which `capsa.hpp` takes right away.
-#[derive(Debug)]
-pub struct CxxError(String);
+/// A bridge call's result. cxx turns the error into a `rust::Error` whose text is the message
+/// alone; the code and its name wait in this thread's [`ffi::ErrorInfo`], which `capsa.hpp`
+/// takes right away.
+pub(super) type R<T> = Result<T, String>;
 
-impl std::fmt::Display for CxxError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-pub(super) type R<T> = Result<T, CxxError>;
-
-/// Run a body, catching panics; a failure is recorded for [`take_error`] and returned as a
-/// [`CxxError`].
+/// Run a body, catching panics; a failure is recorded for [`take_error`] and returns its
+/// message.
 pub(super) fn g<T>(body: impl FnOnce() -> Result<T, Failure>) -> R<T> {
     catch_unwind(AssertUnwindSafe(body))
         .unwrap_or_else(|p| Err(Failure::Panic(panic_message(p.as_ref()))))
         .map_err(|f| {
             let status = f.status();
             let message = f.message();
-            let error = CxxError(message.clone());
             let info = ffi::ErrorInfo {
                 code: status as u32,
                 name: status.name().to_owned(),
-                message,
+                message: message.clone(),
             };
             PENDING.with(|p| *p.borrow_mut() = Some(info));
-            error
+            message
         })
 }
 
