@@ -3,7 +3,7 @@
 
 use capsa::{BumpOptions, Capsule, Crate, Store, StoreOptions, Version};
 
-use super::{ffi, g, path, path_text, safe, text, RustSequenceList, R};
+use super::{ffi, g, path, path_text, safe, text, to_json, RustSequenceList, R};
 use crate::error::{bad_arg, Failure};
 
 /// An open store.
@@ -158,11 +158,7 @@ impl RustCrate {
         g(|| path_text(&self.get()?.section(section(s)?)))
     }
     pub(super) fn metadata_json(&self) -> R<String> {
-        g(|| {
-            let meta = self.get()?.metadata()?;
-            serde_json::to_string(&meta)
-                .map_err(|e| bad_arg(format!("metadata does not serialise: {e}")))
-        })
+        g(|| to_json(&self.get()?.metadata()?))
     }
     pub(super) fn is_published(&self) -> R<bool> {
         g(|| Ok(self.get()?.is_published()?))
@@ -182,9 +178,8 @@ impl RustCrate {
     }
     pub(super) fn sequences(&self, s: ffi::Section) -> R<Box<RustSequenceList>> {
         g(|| {
-            Ok(Box::new(RustSequenceList(
-                self.get()?.sequences(section(s)?)?,
-            )))
+            let list = self.get()?.sequences(section(s)?)?;
+            Ok(Box::new(RustSequenceList(list)))
         })
     }
 }
