@@ -20,8 +20,8 @@
 //! restore, offline, retrieve with a progress callback + `user_data`), [`staging`] (the
 //! staging manager and event subscriptions with a callback + `user_data`), [`error`]
 //! (status codes, last error, the panic guard), [`strings`] (strings and lists), `cpp`
-//! (the cxx bridge, feature `cpp`). Callbacks that return non-zero cancel (progress) or stop (events), and
-//! are reported as `CAPSA_STATUS_CANCELLED` with a message naming the value.
+//! (the cxx bridge, feature `cpp`). Callbacks that return non-zero cancel (progress) or stop
+//! (events), and are reported as `CAPSA_STATUS_CANCELLED` with a message naming the value.
 
 #![allow(non_camel_case_types)]
 
