@@ -118,7 +118,10 @@ install-c: setup-c
 	cmake --build target/cmake-c/release -j2
 	cmake --install target/cmake-c/release --prefix "$(PREFIX)"
 
+# The C++ bridge (feature cpp, which needs a C++ compiler) is linted here, after setup-c; `make
+# lint` and `make test-rust` build capsa-c without it.
 test-c: setup-c
+	$(CARGO) clippy -p capsa-c --all-targets --features cpp -- -D warnings
 	bash bindings-c/scripts/test-c.sh
 
 # Regenerate include/capsa.h from the sources (the header drift test only compares).
@@ -126,8 +129,6 @@ test-c: setup-c
 bless-header:
 	$(CARGO) run -q -p capsa-c --example bless_header
 
-# capsa-c's build needs a C++ compiler (cxx), so lint and the Rust tests come after setup-c.
-lint test-rust: setup-c
 test: test-c
 # --- end C and C++ bindings ---
 # Kubernetes backend: its tests run under the test control plane (one thread: one test stops

@@ -1,12 +1,13 @@
 // capsa.hpp: the C++17 API of capsa.
 //
-// RAII classes over the cxx bridge (bindings-c/src/cpp.rs). Every failure throws capsa::Error,
+// RAII classes over the cxx bridge (bindings-c/src/cpp/). Every failure throws capsa::Error,
 // which carries the stable code (number and name, the same in every binding) and the message.
 // Panics inside capsa are caught on the Rust side and arrive here as capsa::Error with code
 // name "PANIC": nothing aborts the host.
 //
 // Safe with either libstdc++ ABI (-D_GLIBCXX_USE_CXX11_ABI=0 or 1): no std::string crosses the
-// compiled boundary; conversions happen inline, here, in the caller's translation unit.
+// compiled boundary; conversions happen inline, here, in the caller's translation unit (the
+// callbacks too: the sinks of capsa/callbacks.h are implemented here).
 //
 // Handles are independent: a Capsule or Crate stays valid after the Store it came from is
 // destroyed. Objects are movable, not copyable.
@@ -60,26 +61,16 @@ inline std::vector<std::string> strs(const rust::Vec<rust::String> &v) {
   return out;
 }
 
-// The Rust side formats errors as "<number>\x1f<CODE>\x1f<message>".
-[[noreturn]] inline void rethrow(const rust::Error &e) {
-  const std::string text(e.what());
-  const std::size_t a = text.find('\x1f');
-  const std::size_t b = a == std::string::npos ? a : text.find('\x1f', a + 1);
-  if (a == std::string::npos || b == std::string::npos) {
-    throw Error(1000, "PANIC", text);
-  }
-  std::uint32_t code = 0;
-  for (std::size_t i = 0; i < a; ++i) {
-    code = code * 10 + static_cast<std::uint32_t>(text[i] - '0');
-  }
-  throw Error(code, text.substr(a + 1, b - a - 1), text.substr(b + 1));
-}
-
+// Every bridge call goes through here, the one place building capsa::Error: a failure
+// arrives as rust::Error, and its code and message as the ErrorInfo Rust recorded for this
+// thread.
 template <class F> auto call(F &&f) -> decltype(f()) {
   try {
     return f();
   } catch (const rust::Error &e) {
-    rethrow(e);
+    const ErrorInfo info = take_error();
+    if (info.code == 0) throw Error(CAPSA_STATUS_PANIC, "PANIC", e.what());
+    throw Error(info.code, str(info.name), str(info.message));
   }
 }
 
@@ -200,10 +191,7 @@ inline int compare_versions(const std::string &a, const std::string &b) {
 
 // ---- archives ----
 
-/// How far a long operation is.
-struct Progress {
-  std::uint64_t files_done = 0, files_total = 0, bytes_done = 0, bytes_total = 0;
-};
+// Progress (files_done, files_total, bytes_done, bytes_total) comes from the bridge.
 
 /// A progress callback: return false to cancel (the operation then throws capsa::Error
 /// CANCELLED and leaves nothing half-written). An exception it throws cancels too, and is
@@ -211,30 +199,35 @@ struct Progress {
 using ProgressCallback = std::function<bool(const Progress &)>;
 
 namespace detail {
-struct ProgressContext {
-  ProgressCallback callback;
-  std::exception_ptr error;
-};
-inline std::int32_t progress_trampoline(const capsa_progress *p, void *user_data) {
-  auto *ctx = static_cast<ProgressContext *>(user_data);
-  try {
-    return ctx->callback(Progress{p->files_done, p->files_total, p->bytes_done, p->bytes_total}) ? 0 : 1;
-  } catch (...) {
-    ctx->error = std::current_exception();
-    return 1;
+// A ProgressCallback as the bridge's ProgressSink: an exception it throws cancels, and is kept
+// for the caller.
+class ProgressAdapter final : public ProgressSink {
+public:
+  ProgressAdapter(const ProgressCallback &cb, std::exception_ptr &error) : cb_(cb), error_(error) {}
+  bool on_progress(const Progress &p) const noexcept override {
+    try {
+      return cb_(p);
+    } catch (...) {
+      error_ = std::current_exception();
+      return false;
+    }
   }
-}
-// Run a bridge call with a progress callback (none when empty); rethrow the callback's own
+
+private:
+  const ProgressCallback &cb_;
+  std::exception_ptr &error_;
+};
+// Run a bridge call with a progress sink (null when `cb` is empty); rethrow the callback's own
 // exception if it threw.
-template <class F> auto with_progress(const ProgressCallback &cb, F &&f) -> decltype(f(std::size_t(0), std::size_t(0))) {
-  ProgressContext ctx{cb, nullptr};
-  capsa_progress_fn tramp = &progress_trampoline;
-  const std::size_t fn = cb ? reinterpret_cast<std::size_t>(tramp) : 0;
-  const std::size_t ud = reinterpret_cast<std::size_t>(&ctx);
+template <class F>
+auto with_progress(const ProgressCallback &cb, F &&f) -> decltype(f(std::unique_ptr<ProgressSink>())) {
+  std::exception_ptr error;
+  std::unique_ptr<ProgressSink> sink;
+  if (cb) sink = std::make_unique<ProgressAdapter>(cb, error);
   try {
-    return call([&] { return f(fn, ud); });
+    return call([&] { return f(std::move(sink)); });
   } catch (const Error &) {
-    if (ctx.error) std::rethrow_exception(ctx.error);
+    if (error) std::rethrow_exception(error);
     throw;
   }
 }
@@ -243,8 +236,8 @@ template <class F> auto with_progress(const ProgressCallback &cb, F &&f) -> decl
 /// Verify an archive (structure, every CRC, the SHA-256 manifest); the report as JSON.
 /// Throws CORRUPT naming the first bad entry.
 inline std::string verify_archive(const std::string &zip, const ProgressCallback &progress = {}) {
-  return detail::str(detail::with_progress(progress, [&](std::size_t fn, std::size_t ud) {
-    return archive_verify(detail::bytes(zip), fn, ud);
+  return detail::str(detail::with_progress(progress, [&](std::unique_ptr<ProgressSink> sink) {
+    return archive_verify(detail::bytes(zip), std::move(sink));
   }));
 }
 
@@ -326,8 +319,8 @@ public:
   /// Archive the capsule into one verified zip at `dest`; the report as JSON.
   std::string archive(const std::string &dest, bool replace = false,
                       const ProgressCallback &progress = {}) const {
-    return detail::str(detail::with_progress(progress, [&](std::size_t fn, std::size_t ud) {
-      return inner_->archive(detail::bytes(dest), replace, fn, ud);
+    return detail::str(detail::with_progress(progress, [&](std::unique_ptr<ProgressSink> sink) {
+      return inner_->archive(detail::bytes(dest), replace, std::move(sink));
     }));
   }
   /// Take the capsule offline after checking `archive` holds exactly its tree; the stub as
@@ -378,8 +371,8 @@ public:
   /// Restore an archive into this store (ALREADY_EXISTS unless `replace`).
   Capsule restore(const std::string &zip, bool replace = false,
                   const ProgressCallback &progress = {}) const {
-    return Capsule(detail::with_progress(progress, [&](std::size_t fn, std::size_t ud) {
-      return inner_->restore(detail::bytes(zip), replace, fn, ud);
+    return Capsule(detail::with_progress(progress, [&](std::unique_ptr<ProgressSink> sink) {
+      return inner_->restore(detail::bytes(zip), replace, std::move(sink));
     }));
   }
   /// Check (and with `repair`, mend) what a crash left behind; returns the problems left.
@@ -432,32 +425,34 @@ inline rust::Box<RustOverrides> overrides(const std::vector<Override> &list) {
   return o;
 }
 using EventCallback = std::function<bool(const Event &)>;
-// The C ABI callback (capsa_event_fn) that calls a std::function. Exceptions stop the
-// subscription; they never unwind into capsa.
-inline std::int32_t event_trampoline(const capsa_staging_event *e, void *user_data) {
-  try {
-    auto cs = [](const char *p) { return p ? std::string(p) : std::string(); };
-    Event ev{e->seq,       cs(e->name),    cs(e->event),  cs(e->from), cs(e->to),
-             cs(e->action), cs(e->outcome), cs(e->reason), cs(e->json)};
-    return (*static_cast<const EventCallback *>(user_data))(ev) ? 0 : 1;
-  } catch (...) {
-    return 1;
+// An EventCallback as the bridge's EventSink. Exceptions stop the subscription; they never
+// unwind into capsa.
+class EventAdapter final : public EventSink {
+public:
+  explicit EventAdapter(EventCallback cb) : cb_(std::move(cb)) {}
+  bool on_event(const StagingEvent &e) const noexcept override {
+    try {
+      return cb_(Event{e.seq, str(e.name), str(e.event), str(e.from), str(e.to), str(e.action),
+                       str(e.outcome), str(e.reason), str(e.json)});
+    } catch (...) {
+      return false;
+    }
   }
-}
+
+private:
+  EventCallback cb_;
+};
 } // namespace detail
 
-/// An event subscription: destroying it unsubscribes (waiting for a callback in flight).
+/// An event subscription: destroying it unsubscribes (waiting for a callback in flight), then
+/// destroys the callback.
 class Subscription {
 public:
-  Subscription(std::unique_ptr<detail::EventCallback> callback, rust::Box<RustSubscription> inner)
-      : callback_(std::move(callback)), inner_(std::move(inner)) {}
+  explicit Subscription(rust::Box<RustSubscription> inner) : inner_(std::move(inner)) {}
   /// True once the callback returned false (or threw): no more events are delivered.
   bool stopped() const { return inner_->stopped(); }
 
 private:
-  // Declared first, destroyed last: the Rust side (which waits for a call in flight) goes
-  // before the callback it calls.
-  std::unique_ptr<detail::EventCallback> callback_;
   rust::Box<RustSubscription> inner_;
 };
 
@@ -529,13 +524,9 @@ public:
   /// Call `callback` for every event (on the thread that made the change, never twice at
   /// once) until the Subscription is destroyed or the callback returns false or throws.
   Subscription subscribe(std::function<bool(const Event &)> callback) const {
-    auto cb = std::make_unique<detail::EventCallback>(std::move(callback));
-    capsa_event_fn tramp = &detail::event_trampoline;
-    rust::Box<RustSubscription> sub = detail::call([&] {
-      return inner_->subscribe(reinterpret_cast<std::size_t>(tramp),
-                               reinterpret_cast<std::size_t>(cb.get()));
-    });
-    return Subscription(std::move(cb), std::move(sub));
+    return Subscription(detail::call([&] {
+      return inner_->subscribe(std::make_unique<detail::EventAdapter>(std::move(callback)));
+    }));
   }
 
 private:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test-c`: the whole C/C++ check, as CI runs it.
-#  1. cargo test -p capsa-c (the header drift check: include/capsa.h == a fresh cbindgen run)
+#  1. cargo test -p capsa-c --features cpp (the header drift check: include/capsa.h == a fresh
+#     cbindgen run; the C++ bridge's Rust side)
 #  2. CMake build of bindings-c, ctest: header compiles (C99 pedantic, C++17), C tests (shared
 #     and static), C tests under valgrind, exported-symbol check, C++ tests, C++ conformance
 #     (not the `k8s` label: bindings-c/scripts/test-k8s.sh runs it under the control plane)
@@ -14,8 +15,8 @@ cargo=${CARGO:-cargo}
 profile=${CAPSA_CARGO_PROFILE:-dev}
 build=$root/target/cmake-c/$profile
 
-echo "== cargo test -p capsa-c"
-$cargo test -p capsa-c
+echo "== cargo test -p capsa-c --features cpp"
+$cargo test -p capsa-c --features cpp
 
 echo "== cmake build + ctest ($profile)"
 cmake -S bindings-c -B "$build" -DCAPSA_CARGO_PROFILE="$profile" -DCMAKE_BUILD_TYPE=Debug >/dev/null

@@ -52,7 +52,7 @@ pub struct capsa_archive_options {
 
 struct UserData(*mut c_void);
 // SAFETY: the caller promises (header docs) that the callback and its user_data may be used
-// from capsa's worker threads; calls are serialised by the Mutex below.
+// from capsa's worker threads; calls are serialised by progress_fn's Mutex.
 unsafe impl Send for UserData {}
 
 /// The C callback as a core progress function. Returns the function and a cell holding the
@@ -62,23 +62,40 @@ pub(crate) fn progress_bridge(
     user_data: *mut c_void,
     cancel: &CancelToken,
 ) -> (Option<ProgressFn>, Arc<Mutex<Option<i32>>>) {
-    let refused = Arc::new(Mutex::new(None));
     let Some(cb) = callback else {
-        return (None, refused);
+        return (None, Arc::default());
     };
-    let state = Arc::new(Mutex::new(UserData(user_data)));
+    let user_data = UserData(user_data);
+    let (f, refused) = progress_fn(
+        move |p| {
+            let cp = capsa_progress {
+                files_done: p.files_done,
+                files_total: p.files_total,
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+            };
+            let user_data = &user_data;
+            // SAFETY: a valid callback per the caller's contract.
+            unsafe { cb(&cp, user_data.0) }
+        },
+        cancel,
+    );
+    (Some(f), refused)
+}
+
+/// A callback returning 0 to go on (else the value that cancels) as a core progress
+/// function, called never twice at once (shared by the C and C++ APIs). Returns the function
+/// and a cell holding the callback's non-zero return, if any.
+pub(crate) fn progress_fn(
+    callback: impl FnMut(&Progress) -> i32 + Send + 'static,
+    cancel: &CancelToken,
+) -> (ProgressFn, Arc<Mutex<Option<i32>>>) {
+    let refused = Arc::new(Mutex::new(None));
+    let callback = Mutex::new(callback);
     let cancel = cancel.clone();
     let seen = refused.clone();
     let f: ProgressFn = Arc::new(move |p: &Progress| {
-        let cp = capsa_progress {
-            files_done: p.files_done,
-            files_total: p.files_total,
-            bytes_done: p.bytes_done,
-            bytes_total: p.bytes_total,
-        };
-        let guard = state.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: a valid callback per the caller's contract.
-        let rc = unsafe { cb(&cp, guard.0) };
+        let rc = (callback.lock().unwrap_or_else(|e| e.into_inner()))(p);
         if rc != 0 {
             if let Ok(mut s) = seen.lock() {
                 s.get_or_insert(rc);
@@ -86,7 +103,7 @@ pub(crate) fn progress_bridge(
             cancel.cancel();
         }
     });
-    (Some(f), refused)
+    (f, refused)
 }
 
 /// Map a `Cancelled` caused by the callback to a message naming it.

@@ -9,8 +9,8 @@
 //!   freed with [`strings::capsa_string_free`]; the calling thread's last error is read with
 //!   [`capsa_last_error_code`] and [`capsa_last_error_message`]. Every export runs under
 //!   `catch_unwind`: a panic becomes `CAPSA_STATUS_PANIC`, never an abort of the host.
-//! - **C++** (`include/capsa.hpp` over the cxx bridge in `cpp.rs`): RAII classes and
-//!   `capsa::Error` exceptions carrying the code and the message.
+//! - **C++** (`include/capsa.hpp` over the cxx bridge in `cpp/`, feature `cpp`): RAII classes
+//!   and `capsa::Error` exceptions carrying the code and the message.
 //!
 //! Handles are independent: a capsule or crate handle keeps what it needs alive, so it stays
 //! valid after the store handle it came from is freed.
@@ -19,13 +19,14 @@
 //! seal), [`seq`] (sequences, frame sets, ids, versions), [`archive`] (archive, verify,
 //! restore, offline, retrieve with a progress callback + `user_data`), [`staging`] (the
 //! staging manager and event subscriptions with a callback + `user_data`), [`error`]
-//! (status codes, last error, the panic guard), [`strings`] (strings and lists), [`cpp`]
-//! (the cxx bridge). Callbacks that return non-zero cancel (progress) or stop (events), and
-//! are reported as `CAPSA_STATUS_CANCELLED` with a message naming the value.
+//! (status codes, last error, the panic guard), [`strings`] (strings and lists), `cpp`
+//! (the cxx bridge, feature `cpp`). Callbacks that return non-zero cancel (progress) or stop
+//! (events), and are reported as `CAPSA_STATUS_CANCELLED` with a message naming the value.
 
 #![allow(non_camel_case_types)]
 
 pub mod archive;
+#[cfg(feature = "cpp")]
 pub mod cpp;
 pub mod error;
 pub mod seq;

@@ -131,25 +131,25 @@ pub struct capsa_staging_event {
 pub type capsa_event_fn =
     Option<unsafe extern "C" fn(event: *const capsa_staging_event, user_data: *mut c_void) -> i32>;
 
+/// What a subscription calls with each event: 0 to go on, else the value that stops it.
+pub(crate) type EventCallback = Box<dyn FnMut(&Event) -> i32 + Send>;
+
 struct SubState {
-    callback: Mutex<(
-        unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
-        UserData,
-    )>,
+    /// The callback, until the subscription is freed.
+    callback: Mutex<Option<EventCallback>>,
     refused: AtomicI32,
-    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for capsa_subscription {
     fn drop(&mut self) {
-        // Wait for a callback in flight on another thread, then stop delivering: once
-        // capsa_subscription_free returns, the callback is never called again.
-        let _in_flight = self
+        // Wait for a callback in flight on another thread, then drop the callback: once
+        // capsa_subscription_free returns, it is never called again.
+        let mut callback = self
             .state
             .callback
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        self.state.closed.store(true, Ordering::SeqCst);
+        drop(callback.take());
     }
 }
 
@@ -162,37 +162,53 @@ fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "\\0")).unwrap_or_default()
 }
 
+/// An event's kind and its from, to, action, outcome and reason, as the C and C++ APIs give
+/// them (`None` where the C API has NULL).
+pub(crate) fn event_fields(event: &Event) -> (&'static str, [Option<&str>; 5]) {
+    match &event.kind {
+        EventKind::StatusChanged { from, to, reason } => {
+            let (from, to) = (from.map(Status::as_str), to.map(Status::as_str));
+            ("StatusChanged", [from, to, None, None, reason.as_deref()])
+        }
+        EventKind::CommandFinished {
+            action,
+            outcome,
+            reason,
+            ..
+        } => {
+            let (action, outcome) = (Some(action.as_str()), Some(outcome.as_str()));
+            (
+                "CommandFinished",
+                [None, None, action, outcome, reason.as_deref()],
+            )
+        }
+    }
+}
+
 impl SubState {
     fn deliver(&self, event: &Event) {
-        if self.refused.load(Ordering::SeqCst) != 0 {
-            return;
+        let mut callback = self.callback.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(cb), 0) = (callback.as_mut(), self.refused.load(Ordering::SeqCst)) {
+            let rc = cb(event);
+            if rc != 0 {
+                self.refused.store(rc, Ordering::SeqCst);
+            }
         }
+    }
+}
+
+/// The C callback and its `user_data` as a subscription's callback.
+fn c_callback(
+    cb: unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
+    user_data: *mut c_void,
+) -> EventCallback {
+    let user_data = UserData(user_data);
+    Box::new(move |event| {
+        let user_data = &user_data;
         let json = cstring(&serde_json::to_string(event).unwrap_or_default());
-        let name = cstring(&event.name);
-        let (kind, from, to, action, outcome, reason) = match &event.kind {
-            EventKind::StatusChanged { from, to, reason } => (
-                "StatusChanged",
-                from.map(|s| cstring(s.as_str())),
-                to.map(|s| cstring(s.as_str())),
-                None,
-                None,
-                reason.as_deref().map(cstring),
-            ),
-            EventKind::CommandFinished {
-                action,
-                outcome,
-                reason,
-                ..
-            } => (
-                "CommandFinished",
-                None,
-                None,
-                Some(cstring(action)),
-                Some(cstring(outcome.as_str())),
-                reason.as_deref().map(cstring),
-            ),
-        };
-        let kind = cstring(kind);
+        let (kind, fields) = event_fields(event);
+        let (name, kind) = (cstring(&event.name), cstring(kind));
+        let [from, to, action, outcome, reason] = fields.map(|s| s.map(cstring));
         let ptr = |s: &Option<CString>| s.as_ref().map_or(null(), |c| c.as_ptr());
         let ev = capsa_staging_event {
             seq: event.seq,
@@ -205,17 +221,10 @@ impl SubState {
             reason: ptr(&reason),
             json: json.as_ptr(),
         };
-        let guard = self.callback.lock().unwrap_or_else(|e| e.into_inner());
-        if self.refused.load(Ordering::SeqCst) != 0 || self.closed.load(Ordering::SeqCst) {
-            return;
-        }
         // SAFETY: a valid callback per the caller's contract; `ev` and its strings live
         // until it returns.
-        let rc = unsafe { (guard.0)(&ev, guard.1 .0) };
-        if rc != 0 {
-            self.refused.store(rc, Ordering::SeqCst);
-        }
-    }
+        unsafe { cb(&ev, user_data.0) }
+    })
 }
 
 /// Open a staging manager on `state` (an SQLite state file, created if missing, or a
@@ -629,20 +638,19 @@ pub unsafe extern "C" fn capsa_staging_subscribe(
         // SAFETY: per the contract.
         let m = unsafe { handle(manager, "manager") }?;
         let cb = callback.ok_or_else(|| bad_arg("`callback` is NULL"))?;
-        Ok(Box::into_raw(Box::new(subscribe(&m.inner, cb, user_data))))
+        Ok(Box::into_raw(Box::new(subscribe(
+            &m.inner,
+            c_callback(cb, user_data),
+        ))))
     })
 }
 
-/// Subscribe `cb` with `user_data` (shared by the C and C++ APIs).
-pub(crate) fn subscribe(
-    manager: &StagingManager,
-    cb: unsafe extern "C" fn(*const capsa_staging_event, *mut c_void) -> i32,
-    user_data: *mut c_void,
-) -> capsa_subscription {
+/// Subscribe `callback` (shared by the C and C++ APIs): called never twice at once, not after
+/// it returned non-zero, and never after the subscription is dropped.
+pub(crate) fn subscribe(manager: &StagingManager, callback: EventCallback) -> capsa_subscription {
     let state = Arc::new(SubState {
-        callback: Mutex::new((cb, UserData(user_data))),
+        callback: Mutex::new(Some(callback)),
         refused: AtomicI32::new(0),
-        closed: std::sync::atomic::AtomicBool::new(false),
     });
     let s = state.clone();
     let sub = manager.subscribe(move |event: &Event| {
@@ -654,6 +662,7 @@ pub(crate) fn subscribe(
 
 impl capsa_subscription {
     /// Whether the callback refused an event (and so no longer receives any).
+    #[cfg(feature = "cpp")]
     pub(crate) fn stopped(&self) -> bool {
         self.state.refused.load(Ordering::SeqCst) != 0
     }

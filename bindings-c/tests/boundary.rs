@@ -57,6 +57,9 @@ fn every_export_is_guarded() {
     let mut exports = 0;
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue; // src/cpp/: the cxx bridge, which exports no `extern "C"` functions.
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         for (i, chunk) in text.split("extern \"C\" fn ").enumerate().skip(1) {
             exports += 1;
