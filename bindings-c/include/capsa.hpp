@@ -459,6 +459,15 @@ private:
 /// Lifecycle commands on stagings; state in an SQLite file; deployed through a backend.
 class StagingManager {
 public:
+  /// The state `state` (an SQLite file or a `postgres://` URL) with the backend named as the
+  /// CLI names it (`mock`, `script:DIR`, `kubernetes:DIR`); `options_json` is empty or a JSON
+  /// object of optional settings (`actor`, `pending_timeout_ms`, `key_file`, ... as
+  /// `capsa_staging_manager_open` documents). The one opening every binding shares.
+  static StagingManager open(const std::string &state, const std::string &backend,
+                             const std::string &options_json = std::string()) {
+    return StagingManager(
+        detail::call([&] { return staging_open(detail::bytes(state), backend, options_json); }));
+  }
   /// The in-memory mock backend (for tests).
   static StagingManager open_mock(const std::string &state_file) {
     return StagingManager(detail::call([&] { return staging_open_mock(detail::bytes(state_file)); }));

@@ -137,20 +137,8 @@ impl Failure {
     /// The message for this failure.
     pub fn message(&self) -> String {
         match self {
-            Failure::Core(e) => {
-                // Keep the source chain: "read x: permission denied" etc.
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(e);
-                while let Some(s) = src {
-                    let s_text = s.to_string();
-                    if !msg.contains(&s_text) {
-                        msg.push_str(": ");
-                        msg.push_str(&s_text);
-                    }
-                    src = s.source();
-                }
-                msg
-            }
+            // Core's messages carry their cause ("read x: permission denied") once.
+            Failure::Core(e) => e.to_string(),
             Failure::Panic(m) => format!("internal error (panic caught at the C boundary): {m}"),
             Failure::Message(_, m) => m.clone(),
         }

@@ -224,6 +224,11 @@ pub mod ffi {
         /// An event subscription (dropping it unsubscribes).
         type RustSubscription;
 
+        fn staging_open(
+            state: &[u8],
+            backend: &str,
+            options_json: &str,
+        ) -> Result<Box<RustStagingManager>>;
         fn staging_open_mock(state: &[u8]) -> Result<Box<RustStagingManager>>;
         fn staging_open_script(state: &[u8], dir: &[u8]) -> Result<Box<RustStagingManager>>;
         fn staging_open_kubernetes(

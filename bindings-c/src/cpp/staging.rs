@@ -1,12 +1,7 @@
 //! Stagings: a manager on the mock, script or Kubernetes backend, the lifecycle commands,
 //! and event subscriptions delivering to a C++ [`EventSink`].
 
-use std::sync::Arc;
-
-use capsa::staging::{
-    Event, KubernetesDeployer, MockDeployer, Override, Scope, ScriptDeployer, Staging,
-    StagingManager,
-};
+use capsa::staging::{BackendSpec, Event, OpenSettings, Override, Scope, Staging, StagingManager};
 use cxx::UniquePtr;
 
 use super::callbacks::{EventSink, StagingEvent};
@@ -37,24 +32,38 @@ fn staging_info(s: Option<Staging>) -> Result<ffi::StagingInfo, Failure> {
     })
 }
 
-pub(super) fn staging_open_mock(state: &[u8]) -> R<Box<RustStagingManager>> {
+/// Open through core's one opening ([`OpenSettings::open`]), as the C API does.
+fn open(
+    state: &[u8],
+    spec: BackendSpec,
+    settings: &OpenSettings,
+) -> Result<Box<RustStagingManager>, Failure> {
+    let m = settings.open(path(state, "state")?, &spec)?;
+    Ok(Box::new(RustStagingManager(m)))
+}
+
+pub(super) fn staging_open(
+    state: &[u8],
+    backend: &str,
+    options_json: &str,
+) -> R<Box<RustStagingManager>> {
     g(|| {
-        let m = StagingManager::open(path(state, "state")?, Arc::new(MockDeployer::new()))?;
-        Ok(Box::new(RustStagingManager(m)))
+        let settings = match options_json {
+            "" => OpenSettings::default(),
+            json => OpenSettings::from_json(json)?,
+        };
+        open(state, BackendSpec::parse(backend)?, &settings)
     })
+}
+
+pub(super) fn staging_open_mock(state: &[u8]) -> R<Box<RustStagingManager>> {
+    g(|| open(state, BackendSpec::Mock, &OpenSettings::default()))
 }
 
 pub(super) fn staging_open_script(state: &[u8], dir: &[u8]) -> R<Box<RustStagingManager>> {
     g(|| {
-        let dir = path(dir, "dir")?;
-        if !dir.is_dir() {
-            return Err(Failure::Core(capsa::Error::NotFound {
-                what: "script directory",
-                name: dir.display().to_string(),
-            }));
-        }
-        let m = StagingManager::open(path(state, "state")?, Arc::new(ScriptDeployer::new(dir)))?;
-        Ok(Box::new(RustStagingManager(m)))
+        let spec = BackendSpec::Script(path(dir, "dir")?);
+        open(state, spec, &OpenSettings::default())
     })
 }
 
@@ -65,12 +74,14 @@ pub(super) fn staging_open_kubernetes(
     has_kubeconfig: bool,
 ) -> R<Box<RustStagingManager>> {
     g(|| {
-        let kubeconfig = has_kubeconfig
-            .then(|| path(kubeconfig, "kubeconfig"))
-            .transpose()?;
-        let deployer = KubernetesDeployer::new(path(template_dir, "template_dir")?, kubeconfig)?;
-        let m = StagingManager::open(path(state, "state")?, Arc::new(deployer))?;
-        Ok(Box::new(RustStagingManager(m)))
+        let settings = OpenSettings {
+            kubeconfig: has_kubeconfig
+                .then(|| path(kubeconfig, "kubeconfig"))
+                .transpose()?,
+            ..OpenSettings::default()
+        };
+        let spec = BackendSpec::Kubernetes(path(template_dir, "template_dir")?);
+        open(state, spec, &settings)
     })
 }
 

@@ -153,7 +153,17 @@ int main() {
     CHECK(!m.cleanup("web").has_value());
     CHECK(seen.back() == "web:gone");
     CHECK(!m.reconcile().empty());
-    EXPECT_ERROR("NOT_FOUND", capsa::StagingManager::open_script((root / "s.db").string(), "/nonexistent-dir"));
+    EXPECT_ERROR("INVALID_ARGUMENT",
+                 capsa::StagingManager::open_script((root / "s.db").string(), "/nonexistent-dir"));
+    // The one opening every binding shares: a backend spec and options as JSON.
+    {
+      capsa::StagingManager opened =
+          capsa::StagingManager::open((root / "o.db").string(), "mock", R"({"actor": "ana"})");
+      CHECK(opened.create("api", "2.0.0").status == "Running");
+      EXPECT_ERROR("INVALID_ARGUMENT", capsa::StagingManager::open((root / "o.db").string(), "helm:x"));
+      EXPECT_ERROR("INVALID_ARGUMENT",
+                   capsa::StagingManager::open((root / "o.db").string(), "mock", R"({"actr": 1})"));
+    }
     // The Kubernetes backend's bad input, before any cluster is asked (the lifecycle runs
     // against a real API server in tests/k8s/test_kubernetes.cpp, make test-k8s).
     EXPECT_ERROR("INVALID_ARGUMENT",
