@@ -4,7 +4,7 @@
 //   crossing into Rust and sequences coming back.
 // - the event loop's worst timer lag (a 5 ms interval) while 64 MiB are archived (deflate):
 //   the tests only assert that timers fire at all during disk work; this is the figure.
-// - the call overhead of `capsule.latest()` (a Promise on libuv's pool) next to a synchronous
+// - the call overhead of `capsule.latest()` (a Promise settled from capsa's runtime) next to a synchronous
 //   call (`Version.parse`), measured one awaited call after another.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -63,7 +63,7 @@ try {
   const t0 = performance.now();
   await Promise.all(Array.from({ length: batch }, () => capsule.latest()));
   const each = (performance.now() - t0) / batch;
-  console.log(`capsule.latest() x${batch} at once  ${fmt(each)} per call (libuv pool)`);
+  console.log(`capsule.latest() x${batch} at once  ${fmt(each)} per call (capsa runtime)`);
 
   const big = await capsule.bump();
   for (let i = 0; i < 8; i++) fs.writeFileSync(path.join(big.section('artifacts'), `big${i}.bin`), Buffer.alloc(8 << 20, i));

@@ -1,18 +1,19 @@
 //! Archiving: a capsule as one verified zip, `verify`, `restore`, offline and back.
 //!
-//! Long calls run the core's blocking form on libuv's pool, report progress through a
-//! thread-safe callback and cancel through an `AbortSignal` (rejecting with `CANCELLED`).
+//! Long calls run the core's blocking form on the blocking threads of core's runtime (never on
+//! libuv's pool), report progress through a thread-safe callback and cancel through an
+//! `AbortSignal` (rejecting with `CANCELLED`).
 
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{
-    AbortSignal, AsyncTask, FromNapiValue, Function, JsObjectValue, Object, ValidateNapiValue,
+    AbortSignal, FromNapiValue, Function, JsObjectValue, Object, ValidateNapiValue,
 };
 use napi::threadsafe_function::UnknownReturnValue;
 use napi::{Env, JsValue};
 use napi_derive::napi;
 
-use crate::error::{sync, Work};
+use crate::error::{guard, promise_blocking, Failure};
 use crate::listener::Listener;
 use crate::store::JsCapsule;
 
@@ -169,24 +170,34 @@ fn opt<T: FromNapiValue + ValidateNapiValue>(
     ts_args_type = "capsule: Capsule, dest: string, options?: { policy?: 'auto' | 'store' | 'deflate', level?: number, replace?: boolean, verify?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }",
     ts_return_type = "Promise<ArchiveReport>"
 )]
-pub fn archive(
-    env: Env,
+pub fn archive<'e>(
+    env: &'e Env,
     capsule: &JsCapsule,
     dest: String,
     options: Option<Object>,
-) -> napi::Result<AsyncTask<Work<ArchiveReport>>> {
-    let o = options.as_ref();
+) -> napi::Result<Object<'e>> {
+    guard(env, || {
+        archive_promise(env, capsule, dest, options.as_ref())
+    })
+}
+
+fn archive_promise<'e>(
+    env: &'e Env,
+    capsule: &JsCapsule,
+    dest: String,
+    o: Option<&Object>,
+) -> Result<Object<'e>, Failure> {
     let policy: Option<String> = opt(o, "policy")?;
     let level: Option<u32> = opt(o, "level")?;
     let replace: Option<bool> = opt(o, "replace")?;
     let verify: Option<bool> = opt(o, "verify")?;
     let policy = match policy {
-        Some(p) => Some(sync(&env, capsa::Policy::parse(&p))?),
+        Some(p) => Some(capsa::Policy::parse(&p)?),
         None => None,
     };
-    let long = long_options(&env, o)?;
+    let long = long_options(env, o)?;
     let capsule = capsule.inner.clone();
-    Ok(AsyncTask::new(Work::new(move || {
+    promise_blocking(env, move || {
         let defaults = capsa::ArchiveOptions::default();
         let options = capsa::ArchiveOptions {
             policy,
@@ -212,7 +223,7 @@ pub fn archive(
             verified: r.verified,
             skipped: r.skipped,
         })
-    })))
+    })
 }
 
 /// Verify an archive: structure, every CRC-32 and the SHA-256 manifest. Rejects with
@@ -221,35 +232,33 @@ pub fn archive(
     ts_args_type = "path: string, options?: { archiveSha256?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }",
     ts_return_type = "Promise<VerifyReport>"
 )]
-pub fn verify(
-    env: Env,
-    path: String,
-    options: Option<Object>,
-) -> napi::Result<AsyncTask<Work<VerifyReport>>> {
-    let o = options.as_ref();
-    let archive_sha256: Option<bool> = opt(o, "archiveSha256")?;
-    let long = long_options(&env, o)?;
-    Ok(AsyncTask::new(Work::new(move || {
-        let options = capsa::archive::VerifyOptions {
-            archive_sha256: archive_sha256.unwrap_or(false),
-            threads: None,
-            progress: long.progress,
-            cancel: long.cancel,
-        };
-        let r = capsa::archive::verify_with(&path, options)?;
-        Ok(VerifyReport {
-            path: path_text(&r.path),
-            capsule: r.capsule,
-            entries: r.entries as f64,
-            files: r.files as f64,
-            dirs: r.dirs as f64,
-            symlinks: r.symlinks as f64,
-            bytes: r.bytes as f64,
-            archive_bytes: r.archive_bytes as f64,
-            archive_sha256: r.archive_sha256,
-            tool_version: r.tool_version,
+pub fn verify<'e>(env: &'e Env, path: String, options: Option<Object>) -> napi::Result<Object<'e>> {
+    guard(env, || {
+        let o = options.as_ref();
+        let archive_sha256: Option<bool> = opt(o, "archiveSha256")?;
+        let long = long_options(env, o)?;
+        promise_blocking(env, move || {
+            let options = capsa::archive::VerifyOptions {
+                archive_sha256: archive_sha256.unwrap_or(false),
+                threads: None,
+                progress: long.progress,
+                cancel: long.cancel,
+            };
+            let r = capsa::archive::verify_with(&path, options)?;
+            Ok(VerifyReport {
+                path: path_text(&r.path),
+                capsule: r.capsule,
+                entries: r.entries as f64,
+                files: r.files as f64,
+                dirs: r.dirs as f64,
+                symlinks: r.symlinks as f64,
+                bytes: r.bytes as f64,
+                archive_bytes: r.archive_bytes as f64,
+                archive_sha256: r.archive_sha256,
+                tool_version: r.tool_version,
+            })
         })
-    })))
+    })
 }
 
 fn stub(s: capsa::OfflineStub) -> OfflineStub {
@@ -265,17 +274,17 @@ fn stub(s: capsa::OfflineStub) -> OfflineStub {
 }
 
 /// `store.restore(path, options)`, declared on `Store` in `store.rs`.
-pub(crate) fn restore_task(
-    env: &Env,
+pub(crate) fn restore_promise<'e>(
+    env: &'e Env,
     store: &capsa::Store,
     path: String,
     options: Option<Object>,
-) -> napi::Result<AsyncTask<Work<JsCapsule>>> {
+) -> Result<Object<'e>, Failure> {
     let o = options.as_ref();
     let replace: Option<bool> = opt(o, "replace")?;
     let long = long_options(env, o)?;
     let store = store.clone();
-    Ok(AsyncTask::new(Work::new(move || {
+    promise_blocking(env, move || {
         let options = capsa::RestoreOptions {
             replace: replace.unwrap_or(false),
             progress: long.progress,
@@ -283,14 +292,15 @@ pub(crate) fn restore_task(
             ..Default::default()
         };
         capsa::archive::restore(&path, &store, options).map(JsCapsule::from)
-    })))
+    })
 }
 
 /// `capsule.takeOffline(archive)`, declared on `Capsule` in `store.rs`.
-pub(crate) fn take_offline_task(
+pub(crate) fn take_offline_promise<'e>(
+    env: &'e Env,
     capsule: &capsa::Capsule,
     archive: String,
-) -> AsyncTask<Work<OfflineStub>> {
+) -> Result<Object<'e>, Failure> {
     let capsule = capsule.clone();
-    AsyncTask::new(Work::new(move || capsule.take_offline(&archive).map(stub)))
+    promise_blocking(env, move || capsule.take_offline(&archive).map(stub))
 }

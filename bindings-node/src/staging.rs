@@ -1,10 +1,12 @@
 //! Stagings: the manager, its backends and its events.
 //!
-//! Commands run the core's blocking forms on libuv's pool (they drive core's own runtime) and
-//! return Promises. `subscribe` delivers events through a thread-safe function; the returned
-//! function unsubscribes, after which no event arrives and nothing keeps the loop alive.
+//! Commands run core's async forms on core's own runtime and return Promises: a command that
+//! waits on its backend for minutes holds no thread of libuv's pool. `subscribe` delivers
+//! events through a thread-safe function; the returned function unsubscribes, after which no
+//! event arrives and nothing keeps the loop alive.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,12 +14,12 @@ use capsa::staging::{
     BackendReply, Deployer, EventKind, KubernetesDeployer, ManagerOptions, MockCall, MockDeployer,
     Override, Scope, ScriptDeployer, Staging, StagingManager, Subscription,
 };
-use napi::bindgen_prelude::{AsyncTask, Either3, Function, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{Either3, Function, Object, ToNapiValue};
 use napi::threadsafe_function::UnknownReturnValue;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::{sync, Work};
+use crate::error::{guard, promise, promise_blocking};
 use crate::listener::{Listener, ListenerSwitch};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,11 +98,12 @@ pub struct JsMockBackend {
 impl JsMockBackend {
     /// A backend where every call succeeds at once.
     #[napi(constructor)]
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> JsMockBackend {
-        JsMockBackend {
-            inner: Arc::new(MockDeployer::new()),
-        }
+    pub fn new(env: Env) -> napi::Result<JsMockBackend> {
+        guard(&env, || {
+            Ok(JsMockBackend {
+                inner: Arc::new(MockDeployer::new()),
+            })
+        })
     }
 
     /// Queue a one-shot reply for the next `call`.
@@ -108,10 +111,10 @@ impl JsMockBackend {
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', reply: MockReply"
     )]
     pub fn push(&self, env: Env, call: String, reply_: Option<MockReply>) -> napi::Result<()> {
-        let c = sync(&env, mock_call(&call))?;
-        let r = sync(&env, reply(reply_))?;
-        self.inner.push(c, r);
-        Ok(())
+        guard(&env, || {
+            self.inner.push(mock_call(&call)?, reply(reply_)?);
+            Ok(())
+        })
     }
 
     /// Set the reply `call` gives when nothing is queued.
@@ -124,10 +127,10 @@ impl JsMockBackend {
         call: String,
         reply_: Option<MockReply>,
     ) -> napi::Result<()> {
-        let c = sync(&env, mock_call(&call))?;
-        let r = sync(&env, reply(reply_))?;
-        self.inner.set_default(c, r);
-        Ok(())
+        guard(&env, || {
+            self.inner.set_default(mock_call(&call)?, reply(reply_)?);
+            Ok(())
+        })
     }
 
     /// Make `call` take `ms` milliseconds before it answers.
@@ -135,10 +138,11 @@ impl JsMockBackend {
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check', ms: number"
     )]
     pub fn set_delay(&self, env: Env, call: String, ms: f64) -> napi::Result<()> {
-        let c = sync(&env, mock_call(&call))?;
-        let d = sync(&env, millis("delay", ms))?;
-        self.inner.set_delay(c, d);
-        Ok(())
+        guard(&env, || {
+            self.inner
+                .set_delay(mock_call(&call)?, millis("delay", ms)?);
+            Ok(())
+        })
     }
 
     /// Hold `call`: it waits without answering until `release(call)`, so a command is
@@ -147,8 +151,10 @@ impl JsMockBackend {
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
     )]
     pub fn hold(&self, env: Env, call: String) -> napi::Result<()> {
-        self.inner.hold(sync(&env, mock_call(&call))?);
-        Ok(())
+        guard(&env, || {
+            self.inner.hold(mock_call(&call)?);
+            Ok(())
+        })
     }
 
     /// Let the held `call`s answer, and stop holding `call`.
@@ -156,8 +162,10 @@ impl JsMockBackend {
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
     )]
     pub fn release(&self, env: Env, call: String) -> napi::Result<()> {
-        self.inner.release(sync(&env, mock_call(&call))?);
-        Ok(())
+        guard(&env, || {
+            self.inner.release(mock_call(&call)?);
+            Ok(())
+        })
     }
 
     /// How many `call`s are waiting at a hold now.
@@ -165,26 +173,32 @@ impl JsMockBackend {
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
     )]
     pub fn held(&self, env: Env, call: String) -> napi::Result<u32> {
-        Ok(self.inner.held(sync(&env, mock_call(&call))?) as u32)
+        guard(&env, || Ok(self.inner.held(mock_call(&call)?) as u32))
     }
 
     /// Make `tag_check` reject tags lower than `min`.
     #[napi]
-    pub fn set_min_tag(&self, min: String) {
-        self.inner.set_min_tag(min);
+    pub fn set_min_tag(&self, env: Env, min: String) -> napi::Result<()> {
+        guard(&env, || {
+            self.inner.set_min_tag(min);
+            Ok(())
+        })
     }
 
     /// Every call made so far, in order.
     #[napi]
-    pub fn calls(&self) -> Vec<MockCallRecord> {
-        self.inner
-            .calls()
-            .into_iter()
-            .map(|(c, name)| MockCallRecord {
-                call: c.as_str().to_string(),
-                name,
-            })
-            .collect()
+    pub fn calls(&self, env: Env) -> napi::Result<Vec<MockCallRecord>> {
+        guard(&env, || {
+            Ok(self
+                .inner
+                .calls()
+                .into_iter()
+                .map(|(c, name)| MockCallRecord {
+                    call: c.as_str().to_string(),
+                    name,
+                })
+                .collect())
+        })
     }
 
     /// How many times `call` was made.
@@ -192,8 +206,7 @@ impl JsMockBackend {
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
     )]
     pub fn count(&self, env: Env, call: String) -> napi::Result<u32> {
-        let c = sync(&env, mock_call(&call))?;
-        Ok(self.inner.count(c) as u32)
+        guard(&env, || Ok(self.inner.count(mock_call(&call)?) as u32))
     }
 }
 
@@ -220,19 +233,21 @@ impl JsScriptBackend {
     /// The scripts in `dir`.
     #[napi(constructor)]
     pub fn new(env: Env, dir: String, options: Option<ScriptBackendOptions>) -> napi::Result<Self> {
-        let mut d = ScriptDeployer::new(dir);
-        if let Some(o) = options {
-            if let Some(p) = o.project_name {
-                d = d.with_project_name(p);
+        guard(&env, || {
+            let mut d = ScriptDeployer::new(dir);
+            if let Some(o) = options {
+                if let Some(p) = o.project_name {
+                    d = d.with_project_name(p);
+                }
+                if let Some(b) = o.base_domain {
+                    d = d.with_base_domain(b);
+                }
+                if let Some(ms) = o.timeout_ms {
+                    d = d.with_timeout(millis("timeout", ms)?);
+                }
             }
-            if let Some(b) = o.base_domain {
-                d = d.with_base_domain(b);
-            }
-            if let Some(ms) = o.timeout_ms {
-                d = d.with_timeout(sync(&env, millis("timeout", ms))?);
-            }
-        }
-        Ok(JsScriptBackend { inner: Arc::new(d) })
+            Ok(JsScriptBackend { inner: Arc::new(d) })
+        })
     }
 }
 
@@ -264,29 +279,28 @@ impl JsKubernetesBackend {
         template_dir: String,
         options: Option<KubernetesBackendOptions>,
     ) -> napi::Result<Self> {
-        let (kubeconfig, ready) = match options {
-            Some(o) => (
-                o.kubeconfig,
-                o.ready_timeout_ms
-                    .map(|ms| sync(&env, millis("readyTimeoutMs", ms)))
-                    .transpose()?,
-            ),
-            None => (None, None),
-        };
-        let mut d = sync(
-            &env,
-            KubernetesDeployer::new(template_dir, kubeconfig.map(Into::into)),
-        )?;
-        if let Some(t) = ready {
-            d = d.with_ready_timeout(t);
-        }
-        Ok(JsKubernetesBackend { inner: Arc::new(d) })
+        guard(&env, || {
+            let (kubeconfig, ready) = match options {
+                Some(o) => (
+                    o.kubeconfig,
+                    o.ready_timeout_ms
+                        .map(|ms| millis("readyTimeoutMs", ms))
+                        .transpose()?,
+                ),
+                None => (None, None),
+            };
+            let mut d = KubernetesDeployer::new(template_dir, kubeconfig.map(Into::into))?;
+            if let Some(t) = ready {
+                d = d.with_ready_timeout(t);
+            }
+            Ok(JsKubernetesBackend { inner: Arc::new(d) })
+        })
     }
 
     /// The template directory.
     #[napi(getter)]
-    pub fn template_dir(&self) -> String {
-        self.inner.template_dir().display().to_string()
+    pub fn template_dir(&self, env: Env) -> napi::Result<String> {
+        guard(&env, || Ok(self.inner.template_dir().display().to_string()))
     }
 }
 
@@ -522,12 +536,34 @@ impl JsStagingManager {
         lock(&self.state).manager.clone().ok_or_else(closed)
     }
 
-    fn run<T: ToNapiValue + TypeName + Send + 'static>(
+    /// A Promise of the future `job` makes from the manager (core's async form), run on
+    /// core's runtime; a closed manager rejects it.
+    fn run<'e, T, F>(
         &self,
+        env: &'e Env,
+        job: impl FnOnce(StagingManager) -> F + Send + 'static,
+    ) -> napi::Result<Object<'e>>
+    where
+        T: ToNapiValue + Send + 'static,
+        F: Future<Output = capsa::Result<T>> + Send + 'static,
+    {
+        guard(env, || {
+            let manager = self.manager();
+            promise(env, async move { job(manager?).await })
+        })
+    }
+
+    /// A Promise of `job`, a blocking call core has no async form of, run on the blocking
+    /// threads of core's runtime; a closed manager rejects it.
+    fn run_blocking<'e, T: ToNapiValue + Send + 'static>(
+        &self,
+        env: &'e Env,
         job: impl FnOnce(StagingManager) -> capsa::Result<T> + Send + 'static,
-    ) -> AsyncTask<Work<T>> {
-        let manager = self.manager();
-        AsyncTask::new(Work::new(move || job(manager?)))
+    ) -> napi::Result<Object<'e>> {
+        guard(env, || {
+            let manager = self.manager();
+            promise_blocking(env, move || job(manager?))
+        })
     }
 }
 
@@ -539,42 +575,44 @@ impl JsStagingManager {
         ts_args_type = "statePath: string, backend: MockBackend | ScriptBackend | KubernetesBackend, options?: StagingManagerOptions",
         ts_return_type = "Promise<StagingManager>"
     )]
-    pub fn open(
-        env: Env,
+    pub fn open<'e>(
+        env: &'e Env,
         state_path: String,
         backend: Either3<&JsMockBackend, &JsScriptBackend, &JsKubernetesBackend>,
         options: Option<StagingManagerOptions>,
-    ) -> napi::Result<AsyncTask<Work<JsStagingManager>>> {
-        let deployer: Arc<dyn Deployer> = match backend {
-            Either3::A(m) => m.inner.clone(),
-            Either3::B(s) => s.inner.clone(),
-            Either3::C(k) => k.inner.clone(),
-        };
-        let mut opts = ManagerOptions::default();
-        if let Some(o) = options {
-            if let Some(a) = o.actor {
-                opts.actor = a;
+    ) -> napi::Result<Object<'e>> {
+        guard(env, || {
+            let deployer: Arc<dyn Deployer> = match backend {
+                Either3::A(m) => m.inner.clone(),
+                Either3::B(s) => s.inner.clone(),
+                Either3::C(k) => k.inner.clone(),
+            };
+            let mut opts = ManagerOptions::default();
+            if let Some(o) = options {
+                if let Some(a) = o.actor {
+                    opts.actor = a;
+                }
+                if let Some(ms) = o.pending_timeout_ms {
+                    opts.pending_timeout = millis("pendingTimeoutMs", ms)?;
+                }
+                if let Some(ms) = o.check_interval_ms {
+                    opts.check_interval = millis("checkIntervalMs", ms)?;
+                }
+                if let Some(ms) = o.retention_ms {
+                    opts.retention = millis("retentionMs", ms)?;
+                }
             }
-            if let Some(ms) = o.pending_timeout_ms {
-                opts.pending_timeout = sync(&env, millis("pendingTimeoutMs", ms))?;
-            }
-            if let Some(ms) = o.check_interval_ms {
-                opts.check_interval = sync(&env, millis("checkIntervalMs", ms))?;
-            }
-            if let Some(ms) = o.retention_ms {
-                opts.retention = sync(&env, millis("retentionMs", ms))?;
-            }
-        }
-        Ok(AsyncTask::new(Work::new(move || {
-            let manager = StagingManager::open_sqlite(&state_path, deployer, opts)?;
-            Ok(JsStagingManager {
-                state: Arc::new(Mutex::new(State {
-                    manager: Some(manager),
-                    subscriptions: HashMap::new(),
-                    next: 1,
-                })),
+            promise_blocking(env, move || {
+                let manager = StagingManager::open_sqlite(&state_path, deployer, opts)?;
+                Ok(JsStagingManager {
+                    state: Arc::new(Mutex::new(State {
+                        manager: Some(manager),
+                        subscriptions: HashMap::new(),
+                        next: 1,
+                    })),
+                })
             })
-        })))
+        })
     }
 
     /// Create a staging and wait for the backend: CreatePending, then Running (or Failure).
@@ -583,13 +621,17 @@ impl JsStagingManager {
         ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>",
         ts_return_type = "Promise<Staging>"
     )]
-    pub fn create(
+    pub fn create<'e>(
         &self,
+        env: &'e Env,
         name: String,
         tag: String,
         overrides: Option<Vec<Option<OverrideInit>>>,
-    ) -> AsyncTask<Work<StagingView>> {
-        self.run(move |m| m.create(&name, &tag, to_overrides(overrides)?).map(view))
+    ) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
+            let overrides = to_overrides(overrides)?;
+            m.create_async(&name, &tag, overrides).await.map(view)
+        })
     }
 
     /// Update a Running or Failure staging's tag and overrides (`undefined` overrides keep
@@ -599,57 +641,71 @@ impl JsStagingManager {
         ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>",
         ts_return_type = "Promise<Staging>"
     )]
-    pub fn update(
+    pub fn update<'e>(
         &self,
+        env: &'e Env,
         name: String,
         tag: String,
         overrides: Option<Vec<Option<OverrideInit>>>,
-    ) -> AsyncTask<Work<StagingView>> {
-        self.run(move |m| {
+    ) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
             let o = match overrides {
                 Some(list) => Some(to_overrides(Some(list))?),
                 None => None,
             };
-            m.update(&name, &tag, o).map(view)
+            m.update_async(&name, &tag, o).await.map(view)
         })
     }
 
     /// Archive a staging (workloads removed, volumes kept): DeletePending, then Archived.
     #[napi(ts_return_type = "Promise<Staging>")]
-    pub fn delete(&self, name: String) -> AsyncTask<Work<StagingView>> {
-        self.run(move |m| m.delete(&name).map(view))
+    pub fn delete<'e>(&self, env: &'e Env, name: String) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
+            m.delete_async(&name).await.map(view)
+        })
     }
 
     /// Recreate an archived staging with its last settings.
     #[napi(ts_return_type = "Promise<Staging>")]
-    pub fn restore(&self, name: String) -> AsyncTask<Work<StagingView>> {
-        self.run(move |m| m.restore(&name).map(view))
+    pub fn restore<'e>(&self, env: &'e Env, name: String) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
+            m.restore_async(&name).await.map(view)
+        })
     }
 
     /// Remove an archived or failed staging for good; resolves to `null` once it is gone.
     #[napi(ts_return_type = "Promise<Staging | null>")]
-    pub fn cleanup(&self, name: String) -> AsyncTask<Work<Option<StagingView>>> {
-        self.run(move |m| m.cleanup(&name).map(|s| s.map(view)))
+    pub fn cleanup<'e>(&self, env: &'e Env, name: String) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
+            m.cleanup_async(&name).await.map(|s| s.map(view))
+        })
     }
 
     /// One staging (`NOT_FOUND` if absent).
     #[napi(ts_return_type = "Promise<Staging>")]
-    pub fn get(&self, name: String) -> AsyncTask<Work<StagingView>> {
-        self.run(move |m| m.get(&name).map(view))
+    pub fn get<'e>(&self, env: &'e Env, name: String) -> napi::Result<Object<'e>> {
+        self.run(
+            env,
+            move |m| async move { m.get_async(&name).await.map(view) },
+        )
     }
 
     /// Every staging, sorted by name.
     #[napi(ts_return_type = "Promise<Array<Staging>>")]
-    pub fn list(&self) -> AsyncTask<Work<Vec<StagingView>>> {
-        self.run(move |m| m.list().map(|v| v.into_iter().map(view).collect()))
+    pub fn list<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
+            m.list_async()
+                .await
+                .map(|v| v.into_iter().map(view).collect::<Vec<_>>())
+        })
     }
 
     /// Ask the backend about the stagings due for a check (Running ⇄ Failure), fail pending
     /// commands past their timeout and finish interrupted ones.
     #[napi(ts_return_type = "Promise<ReconcileReport>")]
-    pub fn reconcile(&self) -> AsyncTask<Work<ReconcileReport>> {
-        self.run(move |m| {
-            let r = m.reconcile()?;
+    pub fn reconcile<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
+            let r = m.reconcile_async().await?;
             Ok(ReconcileReport {
                 checked: r.checked as u32,
                 changed: r.changed as u32,
@@ -664,20 +720,28 @@ impl JsStagingManager {
     /// Clean up archived stagings older than `olderThanMs` (the retention by default);
     /// resolves to their names.
     #[napi(ts_return_type = "Promise<Array<string>>")]
-    pub fn clean_archived(&self, older_than_ms: Option<f64>) -> AsyncTask<Work<Vec<String>>> {
-        self.run(move |m| {
+    pub fn clean_archived<'e>(
+        &self,
+        env: &'e Env,
+        older_than_ms: Option<f64>,
+    ) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
             let older = match older_than_ms {
                 Some(ms) => Some(millis("olderThanMs", ms)?),
                 None => None,
             };
-            m.clean_archived(older)
+            m.clean_archived_async(older).await
         })
     }
 
     /// The audit log (oldest first), private values masked.
     #[napi(ts_return_type = "Promise<Array<AuditEntry>>")]
-    pub fn audit_log(&self, query: Option<AuditQuery>) -> AsyncTask<Work<Vec<AuditEntry>>> {
-        self.run(move |m| {
+    pub fn audit_log<'e>(
+        &self,
+        env: &'e Env,
+        query: Option<AuditQuery>,
+    ) -> napi::Result<Object<'e>> {
+        self.run(env, move |m| async move {
             let q = query.unwrap_or(AuditQuery {
                 name: None,
                 after_id: None,
@@ -688,7 +752,8 @@ impl JsStagingManager {
                 after_id: q.after_id,
                 limit: q.limit.map(|l| l as usize),
             };
-            Ok(m.audit_log(&core)?.into_iter().map(audit).collect())
+            let rows = m.audit_log_async(core).await?;
+            Ok(rows.into_iter().map(audit).collect::<Vec<_>>())
         })
     }
 
@@ -696,21 +761,22 @@ impl JsStagingManager {
     /// (oldest first, at most `limit`, 1000 by default): poll it to follow changes made
     /// elsewhere.
     #[napi(ts_return_type = "Promise<Array<StagingEvent>>")]
-    pub fn events_since(
+    pub fn events_since<'e>(
         &self,
+        env: &'e Env,
         after: i64,
         limit: Option<u32>,
-    ) -> AsyncTask<Work<Vec<StagingEvent>>> {
-        self.run(move |m| {
+    ) -> napi::Result<Object<'e>> {
+        self.run_blocking(env, move |m| {
             let events = m.events_since(after, limit.unwrap_or(1000) as usize)?;
-            Ok(events.iter().map(event).collect())
+            Ok(events.iter().map(event).collect::<Vec<_>>())
         })
     }
 
     /// The sequence number of the newest event in the feed (0 when empty).
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn last_event_seq(&self) -> AsyncTask<Work<i64>> {
-        self.run(move |m| m.last_event_seq())
+    pub fn last_event_seq<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        self.run_blocking(env, move |m| m.last_event_seq())
     }
 
     /// Call `listener` with every event this manager produces (status changes, finished
@@ -727,51 +793,60 @@ impl JsStagingManager {
         env: &'e Env,
         listener: Function<'_, StagingEvent, UnknownReturnValue>,
     ) -> napi::Result<Function<'e, (), ()>> {
-        let manager = sync(env, self.manager())?;
-        let listener = Listener::new(env, listener)?;
-        let switch = listener.switch();
-        let subscription = manager.subscribe(move |e| listener.send(event(e)));
-        let id = {
-            let mut st = lock(&self.state);
-            let id = st.next;
-            st.next += 1;
-            st.subscriptions.insert(id, (subscription, switch));
-            id
-        };
-        let state = Arc::downgrade(&self.state);
-        env.create_function_from_closure("unsubscribe", move |_| {
-            if let Some(state) = state.upgrade() {
-                // Dropping the subscription drops the listener: nothing keeps the loop alive.
-                let removed = lock(&state).subscriptions.remove(&id);
-                if let Some((subscription, switch)) = removed {
-                    // Calls already queued are dropped too: none reaches the listener now.
-                    switch.off();
-                    drop(subscription);
-                }
-            }
-            Ok(())
+        guard(env, || {
+            let manager = self.manager()?;
+            let listener = Listener::new(env, listener)?;
+            let switch = listener.switch();
+            let subscription = manager.subscribe(move |e| listener.send(event(e)));
+            let id = {
+                let mut st = lock(&self.state);
+                let id = st.next;
+                st.next += 1;
+                st.subscriptions.insert(id, (subscription, switch));
+                id
+            };
+            let state = Arc::downgrade(&self.state);
+            let unsubscribe = env.create_function_from_closure("unsubscribe", move |ctx| {
+                guard(ctx.env, || {
+                    if let Some(state) = state.upgrade() {
+                        // Dropping the subscription drops the listener: nothing keeps the
+                        // loop alive.
+                        let removed = lock(&state).subscriptions.remove(&id);
+                        if let Some((subscription, switch)) = removed {
+                            // Calls already queued are dropped too: none reaches the listener.
+                            switch.off();
+                            drop(subscription);
+                        }
+                    }
+                    Ok(())
+                })
+            })?;
+            Ok(unsubscribe)
         })
     }
 
     /// Close the manager: every subscription ends and later calls reject with
     /// `INVALID_ARGUMENT` ("closed"). Closing twice is harmless.
     #[napi]
-    pub fn close(&self) {
-        let (manager, subs) = {
-            let mut st = lock(&self.state);
-            (st.manager.take(), std::mem::take(&mut st.subscriptions))
-        };
-        for (subscription, switch) in subs.into_values() {
-            switch.off();
-            drop(subscription);
-        }
-        drop(manager);
+    pub fn close(&self, env: Env) -> napi::Result<()> {
+        guard(&env, || {
+            let (manager, subs) = {
+                let mut st = lock(&self.state);
+                (st.manager.take(), std::mem::take(&mut st.subscriptions))
+            };
+            for (subscription, switch) in subs.into_values() {
+                switch.off();
+                drop(subscription);
+            }
+            drop(manager);
+            Ok(())
+        })
     }
 
     /// Whether `close` was called.
     #[napi(getter)]
-    pub fn closed(&self) -> bool {
-        lock(&self.state).manager.is_none()
+    pub fn closed(&self, env: Env) -> napi::Result<bool> {
+        guard(&env, || Ok(lock(&self.state).manager.is_none()))
     }
 }
 

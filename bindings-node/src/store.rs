@@ -1,11 +1,12 @@
-//! Stores and capsules. Every call that touches the disk returns a Promise.
+//! Stores and capsules. Every call that touches the disk returns a Promise; its work runs on
+//! the blocking threads of core's runtime.
 
-use napi::bindgen_prelude::{AsyncTask, Object};
+use napi::bindgen_prelude::Object;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::archive::{restore_task, take_offline_task, OfflineStub};
-use crate::error::{padding_arg, version_arg, Work};
+use crate::archive::{restore_promise, take_offline_promise};
+use crate::error::{guard, padding_arg, promise_blocking, version_arg};
 use crate::krate::JsCrate;
 
 fn path_text(path: &std::path::Path) -> String {
@@ -79,64 +80,76 @@ pub struct JsStore {
 impl JsStore {
     /// Create a store at `path` (rejects with `ALREADY_EXISTS` if it is one already).
     #[napi(ts_return_type = "Promise<Store>")]
-    pub fn init(path: String, options: Option<StoreInitOptions>) -> AsyncTask<Work<JsStore>> {
-        AsyncTask::new(Work::new(move || {
-            let mut opts = capsa::StoreOptions::default();
-            if let Some(o) = options {
-                opts.padding = padding_arg(o.padding)?;
-                if let Some(policy) = o.archive_policy {
-                    opts.archive_policy = policy;
+    pub fn init<'e>(
+        env: &'e Env,
+        path: String,
+        options: Option<StoreInitOptions>,
+    ) -> napi::Result<Object<'e>> {
+        guard(env, || {
+            promise_blocking(env, move || {
+                let mut opts = capsa::StoreOptions::default();
+                if let Some(o) = options {
+                    opts.padding = padding_arg(o.padding)?;
+                    if let Some(policy) = o.archive_policy {
+                        opts.archive_policy = policy;
+                    }
                 }
-            }
-            capsa::Store::init(&path, opts).map(|inner| JsStore { inner })
-        }))
+                capsa::Store::init(&path, opts).map(|inner| JsStore { inner })
+            })
+        })
     }
 
     /// Open the store at `path` (rejects with `INVALID_STORE` if it is none).
     #[napi(ts_return_type = "Promise<Store>")]
-    pub fn open(path: String) -> AsyncTask<Work<JsStore>> {
-        AsyncTask::new(Work::new(move || {
-            capsa::Store::open(&path).map(|inner| JsStore { inner })
-        }))
+    pub fn open<'e>(env: &'e Env, path: String) -> napi::Result<Object<'e>> {
+        guard(env, || {
+            promise_blocking(env, move || {
+                capsa::Store::open(&path).map(|inner| JsStore { inner })
+            })
+        })
     }
 
     /// The root directory.
     #[napi(getter)]
-    pub fn root(&self) -> String {
-        path_text(self.inner.root())
+    pub fn root(&self, env: Env) -> napi::Result<String> {
+        guard(&env, || Ok(path_text(self.inner.root())))
     }
 
     /// Digits of crate version numbers.
     #[napi(getter)]
-    pub fn padding(&self) -> u32 {
-        self.inner.padding() as u32
+    pub fn padding(&self, env: Env) -> napi::Result<u32> {
+        guard(&env, || Ok(self.inner.padding() as u32))
     }
 
     /// Create a capsule (`ALREADY_EXISTS`, `INVALID_NAME`).
     #[napi(ts_return_type = "Promise<Capsule>")]
-    pub fn create_capsule(&self, id: String) -> AsyncTask<Work<JsCapsule>> {
+    pub fn create_capsule<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
         let store = self.inner.clone();
-        AsyncTask::new(Work::new(move || {
-            store.create_capsule(&id).map(JsCapsule::from)
-        }))
+        guard(env, || {
+            promise_blocking(env, move || store.create_capsule(&id).map(JsCapsule::from))
+        })
     }
 
     /// An existing capsule (`NOT_FOUND`, `INVALID_NAME`).
     #[napi(ts_return_type = "Promise<Capsule>")]
-    pub fn capsule(&self, id: String) -> AsyncTask<Work<JsCapsule>> {
+    pub fn capsule<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
         let store = self.inner.clone();
-        AsyncTask::new(Work::new(move || store.capsule(&id).map(JsCapsule::from)))
+        guard(env, || {
+            promise_blocking(env, move || store.capsule(&id).map(JsCapsule::from))
+        })
     }
 
     /// Every capsule, sorted by id.
     #[napi(ts_return_type = "Promise<Array<Capsule>>")]
-    pub fn capsules(&self) -> AsyncTask<Work<Vec<JsCapsule>>> {
+    pub fn capsules<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let store = self.inner.clone();
-        AsyncTask::new(Work::new(move || {
-            store
-                .capsules()
-                .map(|v| v.into_iter().map(JsCapsule::from).collect())
-        }))
+        guard(env, || {
+            promise_blocking(env, move || {
+                store
+                    .capsules()
+                    .map(|v| v.into_iter().map(JsCapsule::from).collect::<Vec<_>>())
+            })
+        })
     }
 
     /// Restore an archive into this store; resolves to the capsule. Refuses an existing
@@ -147,46 +160,50 @@ impl JsStore {
         ts_args_type = "path: string, options?: { replace?: boolean, onProgress?: (progress: Progress) => void, signal?: AbortSignal }",
         ts_return_type = "Promise<Capsule>"
     )]
-    pub fn restore(
+    pub fn restore<'e>(
         &self,
-        env: Env,
+        env: &'e Env,
         path: String,
         options: Option<Object>,
-    ) -> napi::Result<AsyncTask<Work<JsCapsule>>> {
-        restore_task(&env, &self.inner, path, options)
+    ) -> napi::Result<Object<'e>> {
+        guard(env, || restore_promise(env, &self.inner, path, options))
     }
 
     /// Bring an offline capsule back from its recorded archive (`NOT_FOUND` if the archive
     /// is gone, `CORRUPT` if it changed).
     #[napi(ts_return_type = "Promise<Capsule>")]
-    pub fn retrieve(&self, id: String) -> AsyncTask<Work<JsCapsule>> {
+    pub fn retrieve<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
         let store = self.inner.clone();
-        AsyncTask::new(Work::new(move || store.retrieve(&id).map(JsCapsule::from)))
+        guard(env, || {
+            promise_blocking(env, move || store.retrieve(&id).map(JsCapsule::from))
+        })
     }
 
     /// Check the store for what a crash left behind; `repair` mends what it can.
     #[napi(ts_return_type = "Promise<FsckReport>")]
-    pub fn fsck(&self, repair: Option<bool>) -> AsyncTask<Work<FsckReport>> {
+    pub fn fsck<'e>(&self, env: &'e Env, repair: Option<bool>) -> napi::Result<Object<'e>> {
         let store = self.inner.clone();
-        AsyncTask::new(Work::new(move || {
-            let report = store.fsck(repair.unwrap_or(false))?;
-            let clean = report.is_clean();
-            Ok(FsckReport {
-                capsules: report.capsules as u32,
-                crates: report.crates as u32,
-                problems: report
-                    .problems
-                    .into_iter()
-                    .map(|p| FsckProblem {
-                        kind: serde_kind(p.kind),
-                        path: path_text(&p.path),
-                        detail: p.detail,
-                        repaired: p.repaired,
-                    })
-                    .collect(),
-                clean,
+        guard(env, || {
+            promise_blocking(env, move || {
+                let report = store.fsck(repair.unwrap_or(false))?;
+                let clean = report.is_clean();
+                Ok(FsckReport {
+                    capsules: report.capsules as u32,
+                    crates: report.crates as u32,
+                    problems: report
+                        .problems
+                        .into_iter()
+                        .map(|p| FsckProblem {
+                            kind: serde_kind(p.kind),
+                            path: path_text(&p.path),
+                            detail: p.detail,
+                            repaired: p.repaired,
+                        })
+                        .collect(),
+                    clean,
+                })
             })
-        }))
+        })
     }
 }
 
@@ -214,98 +231,113 @@ impl From<capsa::Capsule> for JsCapsule {
 impl JsCapsule {
     /// The capsule id.
     #[napi(getter)]
-    pub fn id(&self) -> String {
-        self.inner.id().to_string()
+    pub fn id(&self, env: Env) -> napi::Result<String> {
+        guard(&env, || Ok(self.inner.id().to_string()))
     }
 
     /// The capsule directory.
     #[napi(getter)]
-    pub fn path(&self) -> String {
-        path_text(self.inner.path())
+    pub fn path(&self, env: Env) -> napi::Result<String> {
+        guard(&env, || Ok(path_text(self.inner.path())))
     }
 
     /// Take the capsule offline: verify `archive`, check it holds this capsule's current
     /// tree, leave a stub pointing at it and remove the content. Resolves to the stub.
     #[napi(ts_return_type = "Promise<OfflineStub>")]
-    pub fn take_offline(&self, archive: String) -> AsyncTask<Work<OfflineStub>> {
-        take_offline_task(&self.inner, archive)
+    pub fn take_offline<'e>(&self, env: &'e Env, archive: String) -> napi::Result<Object<'e>> {
+        guard(env, || take_offline_promise(env, &self.inner, archive))
     }
 
     /// Is the capsule offline (its content in an archive)?
     #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn is_offline(&self) -> AsyncTask<Work<bool>> {
+    pub fn is_offline<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let capsule = self.inner.clone();
-        AsyncTask::new(Work::new(move || Ok(capsule.is_offline())))
+        guard(env, || {
+            promise_blocking(env, move || Ok(capsule.is_offline()))
+        })
     }
 
     /// Allocate the next crate (safe with concurrent writers); `carryOver` brings files of
     /// the previous crate's sections over.
     #[napi(ts_return_type = "Promise<Crate>")]
-    pub fn bump(&self, options: Option<BumpOptions>) -> AsyncTask<Work<JsCrate>> {
+    pub fn bump<'e>(&self, env: &'e Env, options: Option<BumpOptions>) -> napi::Result<Object<'e>> {
         let capsule = self.inner.clone();
-        AsyncTask::new(Work::new(move || {
-            let o = options.unwrap_or(BumpOptions {
-                comment: None,
-                carry_over: None,
-                created_by: None,
-                tags: None,
-            });
-            let carry_over = o
-                .carry_over
-                .unwrap_or_default()
-                .iter()
-                .map(|s| s.parse::<capsa::Section>())
-                .collect::<capsa::Result<Vec<_>>>()?;
-            capsule
-                .bump(capsa::BumpOptions {
-                    comment: o.comment,
-                    carry_over,
-                    created_by: o.created_by,
-                    tags: o.tags.unwrap_or_default(),
-                })
-                .map(JsCrate::from)
-        }))
+        guard(env, || {
+            promise_blocking(env, move || {
+                let o = options.unwrap_or(BumpOptions {
+                    comment: None,
+                    carry_over: None,
+                    created_by: None,
+                    tags: None,
+                });
+                let carry_over = o
+                    .carry_over
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| s.parse::<capsa::Section>())
+                    .collect::<capsa::Result<Vec<_>>>()?;
+                capsule
+                    .bump(capsa::BumpOptions {
+                        comment: o.comment,
+                        carry_over,
+                        created_by: o.created_by,
+                        tags: o.tags.unwrap_or_default(),
+                    })
+                    .map(JsCrate::from)
+            })
+        })
     }
 
     /// Every complete crate, oldest first.
     #[napi(ts_return_type = "Promise<Array<Crate>>")]
-    pub fn crates(&self) -> AsyncTask<Work<Vec<JsCrate>>> {
+    pub fn crates<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let capsule = self.inner.clone();
-        AsyncTask::new(Work::new(move || {
-            capsule
-                .crates()
-                .map(|v| v.into_iter().map(JsCrate::from).collect())
-        }))
+        guard(env, || {
+            promise_blocking(env, move || {
+                capsule
+                    .crates()
+                    .map(|v| v.into_iter().map(JsCrate::from).collect::<Vec<_>>())
+            })
+        })
     }
 
     /// A crate by version (`'v002'`, any width, or its number); `NOT_FOUND` if absent.
     #[napi(ts_return_type = "Promise<Crate>")]
-    pub fn get(
+    pub fn get<'e>(
         &self,
+        env: &'e Env,
         #[napi(ts_arg_type = "string | number")] version: napi::Either<String, i64>,
-    ) -> AsyncTask<Work<JsCrate>> {
+    ) -> napi::Result<Object<'e>> {
         let capsule = self.inner.clone();
-        AsyncTask::new(Work::new(move || {
-            let v = match version {
-                napi::Either::A(text) => capsa::Version::parse(&text)?,
-                napi::Either::B(n) => version_arg(n)?,
-            };
-            capsule.get(v).map(JsCrate::from)
-        }))
+        guard(env, || {
+            promise_blocking(env, move || {
+                let v = match version {
+                    napi::Either::A(text) => capsa::Version::parse(&text)?,
+                    napi::Either::B(n) => version_arg(n)?,
+                };
+                capsule.get(v).map(JsCrate::from)
+            })
+        })
     }
 
     /// The newest crate (`{ published: true }`: the newest sealed one), or `null`.
     #[napi(ts_return_type = "Promise<Crate | null>")]
-    pub fn latest(&self, options: Option<LatestOptions>) -> AsyncTask<Work<Option<JsCrate>>> {
+    pub fn latest<'e>(
+        &self,
+        env: &'e Env,
+        options: Option<LatestOptions>,
+    ) -> napi::Result<Object<'e>> {
         let capsule = self.inner.clone();
         let published = options.and_then(|o| o.published).unwrap_or(false);
-        AsyncTask::new(Work::new(move || {
-            let found = if published {
-                capsule.latest_published()?
-            } else {
-                capsule.latest()?
-            };
-            Ok(found.map(JsCrate::from))
-        }))
+        guard(env, || {
+            promise_blocking(env, move || {
+                let found = if published {
+                    capsule.latest_published()?
+                } else {
+                    capsule.latest()?
+                };
+                Ok(found.map(JsCrate::from))
+            })
+        })
     }
 }
