@@ -511,8 +511,8 @@ export interface OverrideInit {
   key: string
   /** The value (a private one never appears in events, errors or the audit log). */
   value: string
-  /** `'App'` (the default) or `'Staging'`. */
-  scope?: 'App' | 'Staging'
+  /** `'app'` (the default) or `'staging'`. */
+  scope?: 'app' | 'staging'
   /** Mask the value everywhere but the backend call. */
   private?: boolean
 }
@@ -523,8 +523,8 @@ export interface OverrideView {
   key: string
   /** The value, or `'***'` when private. */
   value: string
-  /** `'App'` or `'Staging'`. */
-  scope: 'App' | 'Staging'
+  /** `'app'` or `'staging'`. */
+  scope: 'app' | 'staging'
   /** Whether the value is private. */
   private: boolean
 }

@@ -38,7 +38,7 @@ test('the lifecycle: create, update, delete, restore, cleanup', async (t) => {
   const web = await manager.create('web', '1.0.0', [{ key: 'REPLICAS', value: '2' }]);
   assert.equal(web.status, 'Running');
   assert.equal(web.tag, '1.0.0');
-  assert.deepEqual(web.overrides, [{ key: 'REPLICAS', value: '2', scope: 'App', private: false }]);
+  assert.deepEqual(web.overrides, [{ key: 'REPLICAS', value: '2', scope: 'app', private: false }]);
   assert.equal((await manager.update('web', '1.1.0')).tag, '1.1.0');
   assert.deepEqual((await manager.get('web')).overrides.map((o) => o.key), ['REPLICAS']);
   assert.equal((await manager.delete('web')).status, 'Archived');
@@ -83,9 +83,9 @@ test('private override values never show', async (t) => {
   const { manager } = await open(t);
   const events = [];
   const unsubscribe = manager.subscribe((e) => events.push(e));
-  const s = await manager.create('web', '1', [{ key: 'DB_PASSWORD', value: 'hunter2', scope: 'Staging', private: true }]);
+  const s = await manager.create('web', '1', [{ key: 'DB_PASSWORD', value: 'hunter2', scope: 'staging', private: true }]);
   unsubscribe();
-  assert.deepEqual(s.overrides, [{ key: 'DB_PASSWORD', value: '***', scope: 'Staging', private: true }]);
+  assert.deepEqual(s.overrides, [{ key: 'DB_PASSWORD', value: '***', scope: 'staging', private: true }]);
   const audit = await manager.auditLog();
   assert.ok(!JSON.stringify([s, audit, events]).includes('hunter2'));
 });
@@ -192,6 +192,8 @@ test('misuse of the staging API gives coded errors', async (t) => {
   assert.ok(caught instanceof Error && typeof caught.code === 'string', `got ${caught}`);
   const { manager } = await open(t);
   await rejectsWithCode(assert, () => manager.create('web', '1', [{ key: 'A', value: '1', scope: 'Cluster' }]), 'INVALID_ARGUMENT');
+  // Scopes are spelled as in every language: lower case ('App' is Rust's Debug form, refused).
+  await rejectsWithCode(assert, () => manager.create('web', '1', [{ key: 'A', value: '1', scope: 'App' }]), 'INVALID_ARGUMENT');
   await rejectsWithCode(assert, () => manager.create('web', '1', [{ key: 'A=B', value: '1' }]), 'INVALID_ARGUMENT');
   let typeError;
   try {

@@ -164,7 +164,7 @@ test('KubernetesBackend: create, pending until ready, check, archive, cleanup', 
   // create: applied at once, then pending until the workloads are ready.
   const created = m.create(name, '1.0.0', [
     { key: 'LOG_LEVEL', value: 'debug' },
-    { key: 'REPLICAS', value: '2', scope: 'Staging' },
+    { key: 'REPLICAS', value: '2', scope: 'staging' },
   ]);
   created.catch(() => {}); // awaited below; no unhandled rejection meanwhile
   const web = await waitFor('Deployment web', () => get(k, `${apps}/deployments/web`));

@@ -311,8 +311,8 @@ pub struct OverrideInit {
     pub key: String,
     /// The value (a private one never appears in events, errors or the audit log).
     pub value: String,
-    /// `'App'` (the default) or `'Staging'`.
-    #[napi(ts_type = "'App' | 'Staging'")]
+    /// `'app'` (the default) or `'staging'`.
+    #[napi(ts_type = "'app' | 'staging'")]
     pub scope: Option<String>,
     /// Mask the value everywhere but the backend call.
     pub private: Option<bool>,
@@ -329,16 +329,7 @@ fn to_overrides(list: Option<Vec<Option<OverrideInit>>>) -> capsa::Result<Vec<Ov
                     "must be an object { key, value, scope?, private? }",
                 )
             })?;
-            let scope = match o.scope.as_deref() {
-                None | Some("App") => Scope::App,
-                Some("Staging") => Scope::Staging,
-                Some(other) => {
-                    return Err(bad(
-                        "override scope",
-                        format!("{other:?} is not App or Staging"),
-                    ))
-                }
-            };
+            let scope = o.scope.as_deref().map_or(Ok(Scope::App), Scope::parse)?;
             let ov = if o.private.unwrap_or(false) {
                 Override::private(scope, o.key, o.value)
             } else {
@@ -357,8 +348,8 @@ pub struct OverrideView {
     pub key: String,
     /// The value, or `'***'` when private.
     pub value: String,
-    /// `'App'` or `'Staging'`.
-    #[napi(ts_type = "'App' | 'Staging'")]
+    /// `'app'` or `'staging'`.
+    #[napi(ts_type = "'app' | 'staging'")]
     pub scope: String,
     /// Whether the value is private.
     pub private: bool,
@@ -402,7 +393,7 @@ fn view(s: Staging) -> StagingView {
             .map(|o| OverrideView {
                 key: o.key.clone(),
                 value: o.shown_value().to_string(),
-                scope: format!("{:?}", o.scope),
+                scope: o.scope.as_str().to_string(),
                 private: o.visibility == capsa::staging::Visibility::Private,
             })
             .collect(),
