@@ -1,0 +1,130 @@
+//! The deploy backend contract: the [`Deployer`] trait, what it is asked ([`DeployRequest`]) and
+//! what it answers ([`BackendReply`], [`BackendOutcome`]).
+
+use super::Override;
+
+/// What a backend answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendOutcome {
+    /// Success: for `check`, healthy; for `archive_check`, properly archived; for
+    /// `tag_check`, a valid tag.
+    Success,
+    /// The backend answered "no" (a script's non-zero exit): the command failed, the staging
+    /// is unhealthy, the tag is invalid.
+    Failed {
+        /// Why (for a script: the exit code and a tail of stderr).
+        reason: String,
+    },
+    /// The backend could not be asked (spawn error, timeout, a script's exit code 75 =
+    /// `EX_TEMPFAIL`). For a command this is a failure; for a check it is *not* an answer and
+    /// changes nothing.
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl BackendOutcome {
+    /// `success`, `failed` or `unavailable`: the spelling every binding prints, and the one
+    /// [`MockDeployer::reply`](super::MockDeployer::reply) parses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BackendOutcome::Success => "success",
+            BackendOutcome::Failed { .. } => "failed",
+            BackendOutcome::Unavailable { .. } => "unavailable",
+        }
+    }
+}
+
+/// A backend's reply to one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendReply {
+    /// The outcome.
+    pub outcome: BackendOutcome,
+    /// The exit code, for backends that run processes.
+    pub exit_code: Option<i32>,
+    /// Captured output (bounded).
+    pub output: String,
+}
+
+impl BackendReply {
+    /// A success without output.
+    pub fn success() -> BackendReply {
+        BackendReply {
+            outcome: BackendOutcome::Success,
+            exit_code: None,
+            output: String::new(),
+        }
+    }
+
+    /// A failure answer.
+    pub fn failed(reason: impl Into<String>) -> BackendReply {
+        BackendReply {
+            outcome: BackendOutcome::Failed {
+                reason: reason.into(),
+            },
+            exit_code: None,
+            output: String::new(),
+        }
+    }
+
+    /// An unavailable backend (transient error).
+    pub fn unavailable(reason: impl Into<String>) -> BackendReply {
+        BackendReply {
+            outcome: BackendOutcome::Unavailable {
+                reason: reason.into(),
+            },
+            exit_code: None,
+            output: String::new(),
+        }
+    }
+
+    /// The failure reason, if not a success.
+    pub fn reason(&self) -> Option<&str> {
+        match &self.outcome {
+            BackendOutcome::Success => None,
+            BackendOutcome::Failed { reason } | BackendOutcome::Unavailable { reason } => {
+                Some(reason)
+            }
+        }
+    }
+}
+
+/// What a backend is asked to act on.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    /// The staging name.
+    pub name: String,
+    /// Its Kubernetes namespace.
+    pub namespace: String,
+    /// The tag, for create, update, restore and tag_check.
+    pub tag: Option<String>,
+    /// The overrides (with real private values: use [`Secret::expose`](super::Secret::expose) only to deploy).
+    pub overrides: Vec<Override>,
+}
+
+/// A deploy backend: DM's staging control contract (`create`, `update`, `delete`, `check`,
+/// `cleanup`, `archive_check`, `tag_check`).
+///
+/// Object-safe (`Arc<dyn Deployer>`). Every call returns a [`BackendReply`]; a backend never
+/// panics on a failed call and never reports "gone" from a failed read: a call it could not
+/// make is [`BackendOutcome::Unavailable`].
+#[async_trait::async_trait]
+pub trait Deployer: Send + Sync {
+    /// A short backend name for messages (`mock`, `script`, `kubernetes`).
+    fn name(&self) -> &str;
+    /// Deploy a new staging (also used by restore).
+    async fn create(&self, req: &DeployRequest) -> BackendReply;
+    /// Redeploy with a new tag and overrides.
+    async fn update(&self, req: &DeployRequest) -> BackendReply;
+    /// Archive: remove workloads, keep volumes.
+    async fn delete(&self, req: &DeployRequest) -> BackendReply;
+    /// Health check of a running (or failed) staging.
+    async fn check(&self, req: &DeployRequest) -> BackendReply;
+    /// Remove volumes, claims and certificates.
+    async fn cleanup(&self, req: &DeployRequest) -> BackendReply;
+    /// Check that an archived staging is properly archived.
+    async fn archive_check(&self, req: &DeployRequest) -> BackendReply;
+    /// Validate a tag before a create or update.
+    async fn tag_check(&self, req: &DeployRequest) -> BackendReply;
+}
