@@ -56,6 +56,8 @@
 
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+mod codec;
+mod ledger;
 pub mod machine;
 mod manager;
 pub mod mock;
