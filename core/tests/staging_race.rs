@@ -112,8 +112,14 @@ fn exactly_one_of_concurrent_begins_on_one_staging_wins() {
             ..Default::default()
         })
         .unwrap();
-    let started = rows.iter().filter(|r| r.outcome != Outcome::Refused).count();
-    let refused = rows.iter().filter(|r| r.outcome == Outcome::Refused).count();
+    let started = rows
+        .iter()
+        .filter(|r| r.outcome != Outcome::Refused)
+        .count();
+    let refused = rows
+        .iter()
+        .filter(|r| r.outcome == Outcome::Refused)
+        .count();
     assert_eq!(started, rounds, "one command started per round");
     assert_eq!(refused, rounds * (THREADS - 1), "every loser audited");
     assert!(rows.iter().all(|r| r.outcome != Outcome::Pending));

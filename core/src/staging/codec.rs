@@ -9,7 +9,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::sealed::{self, SealKey};
-use super::{Override, Scope, Secret, Visibility};
+use super::store::{InFlight, StagingRecord};
+use super::{
+    AuditEntry, Command, Event, EventKind, Outcome, Override, Secret, Staging, Status, Visibility,
+};
 use crate::error::{Error, Result};
 
 /// A time as stored: milliseconds since the Unix epoch.
@@ -26,7 +29,7 @@ pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
 struct StoredOverride {
     key: String,
     value: String,
-    scope: Scope,
+    scope: super::Scope,
     visibility: Visibility,
 }
 
@@ -128,15 +131,118 @@ pub(crate) fn decode_overrides_masked(s: &str, place: &Path) -> Result<Vec<Overr
 pub(crate) fn masked_overrides(o: &[Override]) -> String {
     let v: Vec<String> = o
         .iter()
-        .map(|o| {
-            let scope = match o.scope {
-                Scope::App => "app",
-                Scope::Staging => "staging",
-            };
-            format!("{scope}:{}={}", o.key, o.shown_value())
-        })
+        .map(|o| format!("{}:{}={}", o.scope.as_str(), o.key, o.shown_value()))
         .collect();
     serde_json::to_string(&v).expect("strings encode")
+}
+
+/// The columns of a staging row as the stores select them, `op_host` last (a store without
+/// that column selects `NULL` in its place).
+pub(crate) const STAGING_COLS: &str = "name, status, tag, overrides, reason, created_at, \
+     updated_at, status_since, checked_at, op_id, op_command, op_started_at, op_pid";
+
+/// The columns of an audit row as the stores select them.
+pub(crate) const AUDIT_COLS: &str = "id, name, action, actor, tag, overrides, outcome, \
+     status_before, status_after, reason, exit_code, started_at, duration_ms, output";
+
+/// The columns of an event as the stores select them.
+pub(crate) const EVENT_COLS: &str = "seq, at, name, body";
+
+/// A result row, as the decoders below read it: column `i` by type (`None`: SQL `NULL`).
+/// Each store implements it over its driver's row.
+pub(crate) trait Columns {
+    /// A text column.
+    fn text(&self, i: usize) -> Result<Option<String>>;
+    /// An integer column (64 bits).
+    fn int(&self, i: usize) -> Result<Option<i64>>;
+    /// An integer column (32 bits in PostgreSQL).
+    fn int32(&self, i: usize) -> Result<Option<i32>>;
+    /// The store, for messages.
+    fn place(&self) -> &Path;
+
+    /// A text column that must not be `NULL`.
+    fn req_text(&self, i: usize) -> Result<String> {
+        self.text(i)?.ok_or_else(|| self.null(i))
+    }
+    /// An integer column that must not be `NULL`.
+    fn req_int(&self, i: usize) -> Result<i64> {
+        self.int(i)?.ok_or_else(|| self.null(i))
+    }
+    /// The error for a `NULL` where the schema has none.
+    fn null(&self, i: usize) -> Error {
+        Error::corrupt(self.place(), format!("column {i} is NULL"))
+    }
+}
+
+fn status(s: &str) -> Status {
+    Status::parse(s).unwrap_or(Status::Failure)
+}
+
+/// A staging row ([`STAGING_COLS`] then `op_host`), its private values opened with `key`.
+pub(crate) fn staging_record(r: &impl Columns, key: Option<&SealKey>) -> Result<StagingRecord> {
+    let op_command = r.text(10)?;
+    let in_flight = match (r.int(9)?, op_command.as_deref().and_then(Command::parse)) {
+        (Some(op_id), Some(command)) => Some(InFlight {
+            op_id,
+            command,
+            started_at: from_ms(r.int(11)?.unwrap_or(0)),
+            pid: r.int(12)?.unwrap_or(0) as u32,
+            host: r.text(13)?,
+        }),
+        _ => None,
+    };
+    let staging = Staging {
+        name: r.req_text(0)?,
+        status: status(&r.req_text(1)?),
+        tag: r.req_text(2)?,
+        overrides: decode_overrides(&r.req_text(3)?, key, r.place())?,
+        reason: r.text(4)?,
+        command_in_progress: in_flight.as_ref().map(|f| f.command),
+        created_at: from_ms(r.req_int(5)?),
+        updated_at: from_ms(r.req_int(6)?),
+        status_since: from_ms(r.req_int(7)?),
+        checked_at: r.int(8)?.map(from_ms),
+    };
+    Ok(StagingRecord { staging, in_flight })
+}
+
+/// An audit row ([`AUDIT_COLS`]).
+pub(crate) fn audit_entry(r: &impl Columns) -> Result<AuditEntry> {
+    let opt_status = |i| Ok::<_, Error>(r.text(i)?.as_deref().and_then(Status::parse));
+    Ok(AuditEntry {
+        id: r.req_int(0)?,
+        name: r.req_text(1)?,
+        action: r.req_text(2)?,
+        actor: r.req_text(3)?,
+        tag: r.text(4)?,
+        overrides: serde_json::from_str(&r.req_text(5)?).unwrap_or_default(),
+        outcome: Outcome::parse(&r.req_text(6)?).unwrap_or(Outcome::Failure),
+        status_before: opt_status(7)?,
+        status_after: opt_status(8)?,
+        reason: r.text(9)?,
+        exit_code: r.int32(10)?,
+        started_at: from_ms(r.req_int(11)?),
+        duration_ms: r.int(12)?.map(|d| d.max(0) as u64),
+        output: r.text(13)?.unwrap_or_default(),
+    })
+}
+
+/// An event row ([`EVENT_COLS`]).
+pub(crate) fn event(r: &impl Columns) -> Result<Event> {
+    let seq = r.req_int(0)?;
+    let kind: EventKind = serde_json::from_str(&r.req_text(3)?)
+        .map_err(|e| Error::corrupt(r.place(), format!("event {seq}: {e}")))?;
+    Ok(Event {
+        seq,
+        at: from_ms(r.req_int(1)?),
+        name: r.req_text(2)?,
+        kind,
+    })
+}
+
+/// The body of an event as stored.
+pub(crate) fn event_body(kind: &EventKind) -> String {
+    serde_json::to_string(kind).expect("event encodes")
 }
 
 /// One column value of a statement. In a condition, a `None` value means `IS NULL`.
@@ -260,7 +366,10 @@ mod tests {
         let s = Stmt::update(
             '$',
             "stagings",
-            vec![("status", Cell::text("Running")), ("reason", Cell::Text(None))],
+            vec![
+                ("status", Cell::text("Running")),
+                ("reason", Cell::Text(None)),
+            ],
             vec![("name", Cell::text("web")), ("op_id", Cell::Int(None))],
         );
         assert_eq!(
@@ -278,7 +387,11 @@ mod tests {
             s.sql,
             "UPDATE audit SET duration_ms = ?1 - started_at WHERE id = ?2"
         );
-        let s = Stmt::insert('?', "t", vec![("a", Cell::Int32(Some(1))), ("b", Cell::text("x"))]);
+        let s = Stmt::insert(
+            '?',
+            "t",
+            vec![("a", Cell::Int32(Some(1))), ("b", Cell::text("x"))],
+        );
         assert_eq!(s.sql, "INSERT INTO t (a, b) VALUES (?1, ?2)");
         let s = Stmt::delete('$', "t", vec![("a", Cell::text("x"))]);
         assert_eq!(s.sql, "DELETE FROM t WHERE a = $1");

@@ -93,7 +93,10 @@ fn op_cells(op: Option<&Op>) -> Cells {
     vec![
         ("op_id", Cell::Int(op.map(|o| o.id))),
         ("op_command", Cell::opt_text(op.map(|o| o.command.as_str()))),
-        ("op_started_at", Cell::Int(op.map(|o| codec::ms(o.started_at)))),
+        (
+            "op_started_at",
+            Cell::Int(op.map(|o| codec::ms(o.started_at))),
+        ),
         ("op_pid", Cell::Int(op.map(|o| i64::from(o.pid)))),
     ]
 }
@@ -222,10 +225,19 @@ impl AuditRow<'_> {
             ("action", Cell::text(self.action)),
             ("actor", Cell::text(self.actor)),
             ("tag", Cell::opt_text(self.tag)),
-            ("overrides", Cell::text(codec::masked_overrides(self.overrides))),
+            (
+                "overrides",
+                Cell::text(codec::masked_overrides(self.overrides)),
+            ),
             ("outcome", Cell::text(self.outcome.as_str())),
-            ("status_before", Cell::opt_text(self.before.map(Status::as_str))),
-            ("status_after", Cell::opt_text(self.after.map(Status::as_str))),
+            (
+                "status_before",
+                Cell::opt_text(self.before.map(Status::as_str)),
+            ),
+            (
+                "status_after",
+                Cell::opt_text(self.after.map(Status::as_str)),
+            ),
             ("reason", Cell::opt_text(self.reason)),
             ("started_at", Cell::time(self.now)),
             ("duration_ms", Cell::Int(self.duration_ms)),
@@ -316,6 +328,51 @@ pub(crate) trait StateTx {
     /// Append an event to the feed; the event with its sequence number.
     fn append_event(&mut self, at: DateTime<Utc>, name: &str, kind: EventKind) -> Result<Event>;
 }
+
+/// The lifecycle methods of [`StateStore`](super::StateStore) (`begin`, `refuse`, `finish`,
+/// `record_checks`) for a store whose `write(|tx| …)` runs one ledger step in one transaction.
+macro_rules! lifecycle_methods {
+    () => {
+        fn begin(
+            &self,
+            req: &$crate::staging::store::Begin<'_>,
+        ) -> Result<$crate::staging::store::Begun> {
+            self.write(|tx| $crate::staging::ledger::begin(tx, req))
+        }
+
+        fn refuse(
+            &self,
+            name: &str,
+            command: $crate::staging::Command,
+            actor: &str,
+            settings: Option<(&str, &[$crate::staging::Override])>,
+            reason: &str,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<()> {
+            self.write(|tx| {
+                $crate::staging::ledger::refuse(tx, name, command, actor, settings, reason, now)
+            })
+        }
+
+        fn finish(
+            &self,
+            req: &$crate::staging::store::Finish<'_>,
+        ) -> Result<$crate::staging::store::Finished> {
+            self.write(|tx| $crate::staging::ledger::finish(tx, req))
+        }
+
+        fn record_checks(
+            &self,
+            updates: &[$crate::staging::store::CheckUpdate],
+        ) -> Result<Vec<$crate::staging::Event>> {
+            if updates.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.write(|tx| $crate::staging::ledger::record_checks(tx, updates))
+        }
+    };
+}
+pub(crate) use lifecycle_methods;
 
 /// [`StateStore::begin`](super::StateStore::begin) in `tx`.
 pub(crate) fn begin(tx: &mut impl StateTx, req: &Begin<'_>) -> Step<Begun> {

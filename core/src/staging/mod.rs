@@ -54,9 +54,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod codec;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
-mod codec;
 mod ledger;
 pub mod machine;
 mod manager;

@@ -20,11 +20,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::codec::{decode_overrides, from_ms, ms, Cell, Stmt};
+use super::codec::{
+    audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt, AUDIT_COLS,
+    EVENT_COLS, STAGING_COLS,
+};
 use super::ledger::{self, AuditDone, AuditRow, Change, Guard, NewStaging, StateTx, Step};
 use super::sealed::{self, SealKey};
-use super::store::{Begin, Begun, CheckUpdate, Finish, Finished, InFlight, StagingRecord, StateStore};
-use super::{AuditEntry, AuditQuery, Command, Event, EventKind, Outcome, Override, Staging, Status};
+use super::store::{StagingRecord, StateStore};
+use super::{AuditEntry, AuditQuery, Event, EventKind, Status};
 use crate::error::{Error, Result};
 
 /// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
@@ -89,61 +92,56 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| match e {
-        // A capsa error raised while a row was read (a sealed value that does not open),
-        // carried through rusqlite by `lift`: give it back as it was.
-        rusqlite::Error::FromSqlConversionFailure(_, _, b) if b.is::<Error>() => {
-            *b.downcast::<Error>().expect("checked by is")
-        }
-        e => Error::State {
-            store: "sqlite",
-            place: path.display().to_string(),
-            message: e.to_string(),
-        },
+    move |e| Error::State {
+        store: "sqlite",
+        place: path.display().to_string(),
+        message: e.to_string(),
     }
 }
 
-/// Carry a capsa error raised inside a row mapping through rusqlite (see [`db_err`]).
-fn lift(column: usize) -> impl Fn(Error) -> rusqlite::Error {
-    move |e| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+/// A row as [`codec`]'s decoders read it.
+struct SqliteRow<'r> {
+    row: &'r rusqlite::Row<'r>,
+    path: &'r Path,
+}
+
+impl SqliteRow<'_> {
+    fn get<T: rusqlite::types::FromSql>(&self, i: usize) -> Result<Option<T>> {
+        self.row.get(i).map_err(db_err(self.path))
     }
 }
 
-const STAGING_COLS: &str = "name, status, tag, overrides, reason, created_at, updated_at, \
-     status_since, checked_at, op_id, op_command, op_started_at, op_pid";
+impl Columns for SqliteRow<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        self.get(i)
+    }
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        self.get(i)
+    }
+    fn int32(&self, i: usize) -> Result<Option<i32>> {
+        self.get(i)
+    }
+    fn place(&self) -> &Path {
+        self.path
+    }
+}
 
-fn row_to_record(
-    r: &rusqlite::Row<'_>,
-    key: &SealKey,
-    place: &Path,
-) -> rusqlite::Result<StagingRecord> {
-    let status: String = r.get(1)?;
-    let op_id: Option<i64> = r.get(9)?;
-    let op_command: Option<String> = r.get(10)?;
-    let in_flight = match (op_id, op_command.as_deref().and_then(Command::parse)) {
-        (Some(op_id), Some(command)) => Some(InFlight {
-            op_id,
-            command,
-            started_at: from_ms(r.get::<_, Option<i64>>(11)?.unwrap_or(0)),
-            pid: r.get::<_, Option<i64>>(12)?.unwrap_or(0) as u32,
-            host: None,
-        }),
-        _ => None,
-    };
-    let staging = Staging {
-        name: r.get(0)?,
-        status: Status::parse(&status).unwrap_or(Status::Failure),
-        tag: r.get(2)?,
-        overrides: decode_overrides(&r.get::<_, String>(3)?, Some(key), place).map_err(lift(3))?,
-        reason: r.get(4)?,
-        command_in_progress: in_flight.as_ref().map(|f| f.command),
-        created_at: from_ms(r.get(5)?),
-        updated_at: from_ms(r.get(6)?),
-        status_since: from_ms(r.get(7)?),
-        checked_at: r.get::<_, Option<i64>>(8)?.map(from_ms),
-    };
-    Ok(StagingRecord { staging, in_flight })
+/// Run a query and decode every row with `decode`.
+fn select<T>(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: impl Fn(&SqliteRow<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let err = db_err(path);
+    let mut st = conn.prepare_cached(sql).map_err(&err)?;
+    let mut rows = st.query(params).map_err(&err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(&err)? {
+        out.push(decode(&SqliteRow { row, path })?);
+    }
+    Ok(out)
 }
 
 /// Create the state file with mode 0600 if it is missing (SQLite then gives its `-wal` and
@@ -176,12 +174,12 @@ fn create_private(path: &Path) -> Result<()> {
 }
 
 impl SqliteStore {
-    fn read_record(&self, tx: &Connection, name: &str) -> rusqlite::Result<Option<StagingRecord>> {
-        tx.prepare_cached(&format!(
-            "SELECT {STAGING_COLS} FROM stagings WHERE name = ?1"
-        ))?
-        .query_row([name], |r| row_to_record(r, &self.key, &self.path))
-        .optional()
+    fn read_record(&self, conn: &Connection, name: &str) -> Result<Option<StagingRecord>> {
+        let sql = format!("SELECT {STAGING_COLS}, NULL FROM stagings WHERE name = ?1");
+        let found = select(conn, &self.path, &sql, [name], |r| {
+            staging_record(r, Some(&self.key))
+        })?;
+        Ok(found.into_iter().next())
     }
 }
 
@@ -328,7 +326,10 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
-        let out = f(&mut SqliteTx { tx: &tx, store: self })?;
+        let out = f(&mut SqliteTx {
+            tx: &tx,
+            store: self,
+        })?;
         tx.commit().map_err(&err)?;
         out
     }
@@ -373,7 +374,7 @@ impl StateTx for SqliteTx<'_, '_> {
     }
 
     fn staging_for_update(&mut self, name: &str) -> Result<Option<StagingRecord>> {
-        self.store.read_record(self.tx, name).map_err(self.err())
+        self.store.read_record(self.tx, name)
     }
 
     fn status_of(&mut self, name: &str) -> Result<Option<Status>> {
@@ -420,7 +421,7 @@ impl StateTx for SqliteTx<'_, '_> {
     }
 
     fn append_event(&mut self, at: DateTime<Utc>, name: &str, kind: EventKind) -> Result<Event> {
-        let body = serde_json::to_string(&kind).expect("event encodes");
+        let body = event_body(&kind);
         let cells = vec![
             ("at", Cell::time(at)),
             ("name", Cell::text(name)),
@@ -437,120 +438,37 @@ impl StateTx for SqliteTx<'_, '_> {
 }
 
 impl StateStore for SqliteStore {
-    fn begin(&self, req: &Begin<'_>) -> Result<Begun> {
-        self.write(|tx| ledger::begin(tx, req))
-    }
-
-    fn refuse(
-        &self,
-        name: &str,
-        command: Command,
-        actor: &str,
-        settings: Option<(&str, &[Override])>,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.write(|tx| ledger::refuse(tx, name, command, actor, settings, reason, now))
-    }
-
-    fn finish(&self, req: &Finish<'_>) -> Result<Finished> {
-        self.write(|tx| ledger::finish(tx, req))
-    }
+    ledger::lifecycle_methods!();
 
     fn get(&self, name: &str) -> Result<Option<StagingRecord>> {
         self.read_record(&self.conn(), name)
-            .map_err(db_err(&self.path))
     }
 
     fn list(&self) -> Result<Vec<StagingRecord>> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(&format!(
-                "SELECT {STAGING_COLS} FROM stagings ORDER BY name"
-            ))
-            .map_err(db_err(&self.path))?;
-        let rows = st
-            .query_map([], |r| row_to_record(r, &self.key, &self.path))
-            .map_err(db_err(&self.path))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err(&self.path))
-    }
-
-    fn record_checks(&self, updates: &[CheckUpdate]) -> Result<Vec<Event>> {
-        if updates.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write(|tx| ledger::record_checks(tx, updates))
+        let sql = format!("SELECT {STAGING_COLS}, NULL FROM stagings ORDER BY name");
+        select(&self.conn(), &self.path, &sql, [], |r| {
+            staging_record(r, Some(&self.key))
+        })
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn();
-        let err = db_err(&self.path);
-        let mut st = conn
-            .prepare_cached(
-                "SELECT id, name, action, actor, tag, overrides, outcome, status_before, \
-                 status_after, reason, exit_code, started_at, duration_ms, output FROM audit \
-                 WHERE (?1 IS NULL OR name = ?1) AND id > ?2 ORDER BY id DESC LIMIT ?3",
-            )
-            .map_err(&err)?;
+        let sql = format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE (?1 IS NULL OR name = ?1) AND id > ?2 \
+             ORDER BY id DESC LIMIT ?3"
+        );
         let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
-        let rows = st
-            .query_map(params![q.name, q.after_id.unwrap_or(0), limit], |r| {
-                let st = |v: Option<String>| v.as_deref().and_then(Status::parse);
-                Ok(AuditEntry {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    action: r.get(2)?,
-                    actor: r.get(3)?,
-                    tag: r.get(4)?,
-                    overrides: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
-                    outcome: Outcome::parse(&r.get::<_, String>(6)?).unwrap_or(Outcome::Failure),
-                    status_before: st(r.get(7)?),
-                    status_after: st(r.get(8)?),
-                    reason: r.get(9)?,
-                    exit_code: r.get(10)?,
-                    started_at: from_ms(r.get(11)?),
-                    duration_ms: r.get::<_, Option<i64>>(12)?.map(|d| d.max(0) as u64),
-                    output: r.get(13)?,
-                })
-            })
-            .map_err(&err)?;
-        let mut v = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&err)?;
+        let args = params![q.name, q.after_id.unwrap_or(0), limit];
+        let mut v = select(&self.conn(), &self.path, &sql, args, |r| audit_entry(r))?;
         v.reverse();
         Ok(v)
     }
 
     fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>> {
-        let conn = self.conn();
-        let err = db_err(&self.path);
-        let mut st = conn
-            .prepare_cached(
-                "SELECT seq, at, name, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )
-            .map_err(&err)?;
-        let rows = st
-            .query_map(params![after, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(&err)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, at, name, body) = row.map_err(&err)?;
-            let kind: EventKind = serde_json::from_str(&body)
-                .map_err(|e| Error::corrupt(&self.path, format!("event {seq}: {e}")))?;
-            out.push(Event {
-                seq,
-                at: from_ms(at),
-                name,
-                kind,
-            });
-        }
-        Ok(out)
+        let sql = format!("SELECT {EVENT_COLS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        let limit = limit.min(i64::MAX as usize) as i64;
+        select(&self.conn(), &self.path, &sql, params![after, limit], |r| {
+            event(r)
+        })
     }
 
     fn last_event_seq(&self) -> Result<i64> {
