@@ -43,7 +43,7 @@ test-postgres:
 	bash tests/postgres/with-postgres.sh bash -c '\
 	  $(CARGO) test -p capsa --features postgres-tests --test staging_lifecycle \
 	    --test staging_model --test staging_script --test staging_transitions \
-	    --test staging_postgres --test staging_postgres_crash --test staging_secrets && \
+	    --test staging_postgres --test staging_postgres_crash --test staging_secrets --test staging_race && \
 	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli postgres'
 
 # Archives in an S3-compatible bucket, against a real MinIO server (built once per machine from

@@ -55,10 +55,12 @@
 //! ```
 
 mod audit;
+mod codec;
 mod deployer;
 mod events;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+mod ledger;
 pub mod machine;
 mod manager;
 pub mod mock;

@@ -36,19 +36,17 @@ use deadpool_postgres::{
 };
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
-use super::machine;
+use super::codec::{
+    audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt, AUDIT_COLS,
+    EVENT_COLS, STAGING_COLS,
+};
+use super::ledger::{self, AuditDone, AuditRow, Change, Guard, NewStaging, StateTx, Step};
 use super::sealed::SealKey;
-use super::sqlite::{
-    decode_overrides, decode_overrides_masked, encode_overrides, from_ms, masked_overrides, ms,
-};
-use super::store::{
-    Begin, BeginPlan, Begun, CheckUpdate, Finish, Finished, InFlight, StagingRecord, StateStore,
-};
-use super::{
-    AuditEntry, AuditQuery, Command, Event, EventKind, Outcome, Override, Staging, Status,
-};
+use super::store::{StagingRecord, StateStore};
+use super::{AuditEntry, AuditQuery, Event, EventKind, Status};
 use crate::error::{Error, Result};
 use crate::runtime;
 
@@ -107,9 +105,6 @@ const MIGRATION_LOCK: i64 = 0x6361_7073_6153_5447;
 /// How often a transaction that lost a race (serialization failure, deadlock, a duplicate
 /// key from a concurrent create) is retried before the error is returned.
 const MAX_RETRIES: u32 = 20;
-
-const STAGING_COLS: &str = "name, status, tag, overrides, reason, created_at, updated_at, \
-     status_since, checked_at, op_id, op_command, op_started_at, op_pid, op_host";
 
 type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -219,65 +214,46 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Return a refusal (an `Err` of the inner `Result`) from a transaction body: the transaction
-/// commits what it wrote before (nothing, where this is used).
-macro_rules! or_refuse {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
+/// A row as [`codec`](super::codec)'s decoders read it.
+struct PgRow<'r> {
+    row: &'r Row,
+    store: &'r PostgresStateStore,
 }
 
-fn row_to_record(r: &Row, key: Option<&SealKey>, place: &str) -> Result<StagingRecord> {
-    let status: String = r.get(1);
-    let op_id: Option<i64> = r.get(9);
-    let op_command: Option<String> = r.get(10);
-    let in_flight = match (op_id, op_command.as_deref().and_then(Command::parse)) {
-        (Some(op_id), Some(command)) => Some(InFlight {
-            op_id,
-            command,
-            started_at: from_ms(r.get::<_, Option<i64>>(11).unwrap_or(0)),
-            pid: r.get::<_, Option<i64>>(12).unwrap_or(0) as u32,
-            host: r.get(13),
-        }),
-        _ => None,
-    };
-    let staging = Staging {
-        name: r.get(0),
-        status: Status::parse(&status).unwrap_or(Status::Failure),
-        tag: r.get(2),
-        overrides: decode_overrides(r.get::<_, &str>(3), key, Path::new(place))?,
-        reason: r.get(4),
-        command_in_progress: in_flight.as_ref().map(|f| f.command),
-        created_at: from_ms(r.get(5)),
-        updated_at: from_ms(r.get(6)),
-        status_since: from_ms(r.get(7)),
-        checked_at: r.get::<_, Option<i64>>(8).map(from_ms),
-    };
-    Ok(StagingRecord { staging, in_flight })
+impl PgRow<'_> {
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<Option<T>> {
+        self.row.try_get(i).map_err(|e| self.store.err(&e))
+    }
 }
 
-/// The staging's row; the inner `Err` is a stored value that does not decode (a sealed value
-/// and the wrong key, or none).
-async fn read_record(
-    store: &PostgresStateStore,
-    c: &impl GenericClient,
-    name: &str,
-    for_update: bool,
-) -> PgResult<Result<Option<StagingRecord>>> {
-    let sql = if for_update {
-        format!("SELECT {STAGING_COLS} FROM stagings WHERE name = $1 FOR UPDATE")
-    } else {
-        format!("SELECT {STAGING_COLS} FROM stagings WHERE name = $1")
-    };
-    let st = c.prepare_cached(&sql).await?;
-    Ok(c.query_opt(&st, &[&name])
-        .await?
-        .as_ref()
-        .map(|r| row_to_record(r, store.key.as_ref(), &store.place))
-        .transpose())
+impl Columns for PgRow<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        self.get(i)
+    }
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        self.get(i)
+    }
+    fn int32(&self, i: usize) -> Result<Option<i32>> {
+        self.get(i)
+    }
+    fn place(&self) -> &Path {
+        Path::new(&self.store.place)
+    }
+}
+
+/// A statement's parameters as tokio-postgres takes them.
+fn pg_params(cells: Vec<Cell>) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    cells
+        .into_iter()
+        .map(|c| -> Box<dyn ToSql + Sync + Send> {
+            match c {
+                Cell::Text(v) => Box::new(v),
+                Cell::Int(v) => Box::new(v),
+                Cell::Int32(v) => Box::new(v),
+                Cell::SinceStart(v) => Box::new(v),
+            }
+        })
+        .collect()
 }
 
 /// Take the feed lock: event writers commit in sequence order (released at commit).
@@ -286,76 +262,167 @@ async fn lock_feed(tx: &Tx<'_>) -> PgResult<()> {
         .await
 }
 
-async fn insert_event(
-    tx: &Tx<'_>,
-    now: DateTime<Utc>,
-    name: &str,
-    kind: EventKind,
-) -> PgResult<Event> {
-    let body = serde_json::to_string(&kind).expect("event encodes");
-    let st = tx
-        .prepare_cached("INSERT INTO events (at, name, body) VALUES ($1, $2, $3) RETURNING seq")
-        .await?;
-    let row = tx.query_one(&st, &[&ms(now), &name, &body]).await?;
-    Ok(Event {
-        seq: row.get(0),
-        at: from_ms(ms(now)),
-        name: name.to_string(),
-        kind,
-    })
+/// The ledger's transaction on PostgreSQL: each statement runs on core's runtime inside the
+/// one transaction [`PostgresStateStore::write`] holds.
+struct PgTx<'a, 't> {
+    tx: &'a Tx<'t>,
+    store: &'a PostgresStateStore,
+    /// The feed lock is held (taken before the first event is written).
+    feed_locked: bool,
+    /// The last event written, announced at commit.
+    last_seq: Option<i64>,
+    /// The database error that failed the transaction, if one did (to tell a lost race).
+    failed: Option<tokio_postgres::Error>,
 }
 
-/// Announce new events; delivered to listeners when (and only if) the transaction commits.
-async fn notify(tx: &Tx<'_>, events: &[Event]) -> PgResult<()> {
-    if let Some(last) = events.last() {
-        let st = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
-        tx.execute(&st, &[&NOTIFY_CHANNEL, &last.seq.to_string()])
-            .await?;
+impl PgTx<'_, '_> {
+    /// Run `f` against the transaction on core's runtime; a database error is kept for
+    /// [`PostgresStateStore::write`] to tell a lost race.
+    fn on<T>(&mut self, f: impl AsyncFnOnce(&Tx<'_>) -> PgResult<T>) -> Result<T> {
+        runtime::block_on(f(self.tx)).map_err(|e| {
+            let err = self.store.err(&e);
+            self.failed = Some(e);
+            err
+        })
     }
-    Ok(())
+
+    fn execute(&mut self, stmt: Stmt) -> Result<u64> {
+        let params = pg_params(stmt.params);
+        self.on(async |tx| {
+            let st = tx.prepare_cached(&stmt.sql).await?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as _).collect();
+            tx.execute(&st, &refs).await
+        })
+    }
+
+    /// Run `stmt` with `RETURNING col`; the value returned.
+    fn returning(&mut self, mut stmt: Stmt, col: &str) -> Result<i64> {
+        stmt.sql = format!("{} RETURNING {col}", stmt.sql);
+        let params = pg_params(stmt.params);
+        self.on(async |tx| {
+            let st = tx.prepare_cached(&stmt.sql).await?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as _).collect();
+            Ok(tx.query_one(&st, &refs).await?.get(0))
+        })
+    }
+
+    /// The row of staging `name` (`cols`: what to select), locked until the transaction ends.
+    fn locked_row(&mut self, cols: &str, name: &str) -> Result<Option<Row>> {
+        let sql = format!("SELECT {cols} FROM stagings WHERE name = $1 FOR UPDATE");
+        self.on(async |tx| {
+            let st = tx.prepare_cached(&sql).await?;
+            tx.query_opt(&st, &[&name]).await
+        })
+    }
+
+    fn lock_feed(&mut self) -> Result<()> {
+        if !self.feed_locked {
+            self.on(async |tx| lock_feed(tx).await)?;
+            self.feed_locked = true;
+        }
+        Ok(())
+    }
+
+    /// The in-flight host column to go with a change of the in-flight marker.
+    fn host_cell(&self, op: Option<&Option<ledger::Op>>) -> Option<(&'static str, Cell)> {
+        op.map(|op| {
+            let host = op.as_ref().map(|_| self.store.host.as_str());
+            ("op_host", Cell::opt_text(host))
+        })
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_audit(
-    tx: &Tx<'_>,
-    name: &str,
-    action: &str,
-    actor: &str,
-    tag: Option<&str>,
-    overrides: &[Override],
-    outcome: Outcome,
-    before: Option<Status>,
-    after: Option<Status>,
-    reason: Option<&str>,
-    now: DateTime<Utc>,
-    duration_ms: Option<i64>,
-) -> PgResult<i64> {
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO audit (name, action, actor, tag, overrides, outcome, status_before, \
-             status_after, reason, started_at, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-        )
-        .await?;
-    let row = tx
-        .query_one(
-            &st,
-            &[
-                &name,
-                &action,
-                &actor,
-                &tag,
-                &masked_overrides(overrides),
-                &outcome.as_str(),
-                &before.map(Status::as_str),
-                &after.map(Status::as_str),
-                &reason,
-                &ms(now),
-                &duration_ms,
-            ],
-        )
-        .await?;
-    Ok(row.get(0))
+impl StateTx for PgTx<'_, '_> {
+    fn key(&self) -> Option<&SealKey> {
+        self.store.key.as_ref()
+    }
+
+    fn place(&self) -> &Path {
+        Path::new(&self.store.place)
+    }
+
+    fn lock_stagings(&mut self, names: &[&str]) -> Result<()> {
+        // Every row first, in one order, then the feed: no deadlock with commands, which lock
+        // one row and then the feed.
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        self.on(async |tx| {
+            tx.query(
+                "SELECT name FROM stagings WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+                &[&names],
+            )
+            .await
+        })?;
+        self.lock_feed()
+    }
+
+    fn staging_for_update(&mut self, name: &str) -> Result<Option<StagingRecord>> {
+        let row = self.locked_row(&format!("{STAGING_COLS}, op_host"), name)?;
+        let store = self.store;
+        row.map(|row| staging_record(&PgRow { row: &row, store }, store.key.as_ref()))
+            .transpose()
+    }
+
+    fn status_of(&mut self, name: &str) -> Result<Option<Status>> {
+        let row = self.locked_row("status", name)?;
+        let store = self.store;
+        row.map(|row| PgRow { row: &row, store }.req_text(0))
+            .transpose()
+            .map(|s| s.map(|s| Status::parse(&s).unwrap_or(Status::Failure)))
+    }
+
+    fn stored_settings(&mut self, name: &str) -> Result<Option<(String, String)>> {
+        let row = self.locked_row("tag, overrides", name)?;
+        let store = self.store;
+        row.map(|row| {
+            let r = PgRow { row: &row, store };
+            Ok((r.req_text(0)?, r.req_text(1)?))
+        })
+        .transpose()
+    }
+
+    fn insert_staging(&mut self, row: &NewStaging<'_>) -> Result<()> {
+        let mut cells = row.cells();
+        cells.push(("op_host", Cell::text(self.store.host.as_str())));
+        self.execute(Stmt::insert('$', "stagings", cells)).map(drop)
+    }
+
+    fn update_staging(&mut self, name: &str, guard: Guard, change: &Change<'_>) -> Result<bool> {
+        let mut cells = change.cells();
+        cells.extend(self.host_cell(change.op.as_ref()));
+        let stmt = Stmt::update('$', "stagings", cells, guard.cells(name));
+        Ok(self.execute(stmt)? > 0)
+    }
+
+    fn delete_staging(&mut self, name: &str, guard: Guard) -> Result<bool> {
+        Ok(self.execute(Stmt::delete('$', "stagings", guard.cells(name)))? > 0)
+    }
+
+    fn insert_audit(&mut self, row: &AuditRow<'_>) -> Result<i64> {
+        self.returning(Stmt::insert('$', "audit", row.cells()), "id")
+    }
+
+    fn complete_audit(&mut self, id: i64, done: &AuditDone<'_>) -> Result<()> {
+        let (set, cond) = done.cells(id);
+        self.execute(Stmt::update('$', "audit", set, cond))
+            .map(drop)
+    }
+
+    fn append_event(&mut self, at: DateTime<Utc>, name: &str, kind: EventKind) -> Result<Event> {
+        self.lock_feed()?;
+        let cells = vec![
+            ("at", Cell::time(at)),
+            ("name", Cell::text(name)),
+            ("body", Cell::text(event_body(&kind))),
+        ];
+        let seq = self.returning(Stmt::insert('$', "events", cells), "seq")?;
+        self.last_seq = Some(seq);
+        Ok(Event {
+            seq,
+            at: from_ms(ms(at)),
+            name: name.to_string(),
+            kind,
+        })
+    }
 }
 
 impl PostgresStateStore {
@@ -450,12 +517,12 @@ impl PostgresStateStore {
             let row = c
                 .query_one("SELECT version FROM schema_version", &[])
                 .await
-                .map_err(|e| self.err(e))?;
+                .map_err(|e| self.err(&e))?;
             Ok(row.get::<_, i32>(0) as u32)
         })
     }
 
-    fn err(&self, e: tokio_postgres::Error) -> Error {
+    fn err(&self, e: &tokio_postgres::Error) -> Error {
         let detail = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),
@@ -488,7 +555,7 @@ impl PostgresStateStore {
 
     async fn migrate(&self, schema: Option<&str>) -> Result<()> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.err(e))?;
+        let tx = client.transaction().await.map_err(|e| self.err(&e))?;
         let run = async {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .await?;
@@ -528,18 +595,19 @@ impl PostgresStateStore {
             }
             Ok(Ok(()))
         };
-        let out = run.await.map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))?;
+        let out = run.await.map_err(|e| self.err(&e))?;
+        tx.commit().await.map_err(|e| self.err(&e))?;
         out
     }
 
-    /// Run `f` in a transaction and commit (also when it returns a refusal, whose audit row
-    /// must stay). Lost races are retried; any other database error rolls everything back.
-    async fn write<T>(&self, mut f: impl AsyncFnMut(&Tx<'_>) -> PgResult<Result<T>>) -> Result<T> {
+    /// Run `f` in one transaction and commit (also when it returns a refusal, whose audit row
+    /// must stay), announcing the events it wrote. Lost races are retried (so `f` may run more
+    /// than once); any other failure rolls everything back.
+    fn write<T>(&self, mut f: impl FnMut(&mut PgTx<'_, '_>) -> Step<T>) -> Result<T> {
         let mut attempt = 0u32;
         loop {
-            let mut client = self.client().await?;
-            let tx = match client.transaction().await {
+            let mut client = runtime::block_on(self.client())?;
+            let tx = match runtime::block_on(client.transaction()) {
                 Ok(tx) => tx,
                 // A pooled connection the server dropped meanwhile: nothing has been sent;
                 // take a fresh one (the pool discards closed ones when they come back).
@@ -547,16 +615,28 @@ impl PostgresStateStore {
                     attempt += 1;
                     continue;
                 }
-                Err(e) => return Err(self.err(e)),
+                Err(e) => return Err(self.err(&e)),
             };
-            let e = match f(&tx).await {
-                Ok(out) => match tx.commit().await {
+            let mut ptx = PgTx {
+                tx: &tx,
+                store: self,
+                feed_locked: false,
+                last_seq: None,
+                failed: None,
+            };
+            let step = f(&mut ptx);
+            let (failed, last_seq) = (ptx.failed.take(), ptx.last_seq);
+            let e = match step {
+                Ok(out) => match runtime::block_on(commit(tx, last_seq)) {
                     Ok(()) => return out,
                     Err(e) => e,
                 },
-                Err(e) => {
-                    let _ = tx.rollback().await;
-                    e
+                Err(err) => {
+                    let _ = runtime::block_on(tx.rollback());
+                    match failed {
+                        Some(e) if retryable(&e) => e,
+                        _ => return Err(err),
+                    }
                 }
             };
             if retryable(&e) && attempt < MAX_RETRIES {
@@ -565,11 +645,28 @@ impl PostgresStateStore {
                     attempt,
                     "state store transaction lost a race; retrying: {e}"
                 );
-                tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt))).await;
+                std::thread::sleep(Duration::from_millis(2 * u64::from(attempt)));
                 continue;
             }
-            return Err(self.err(e));
+            return Err(self.err(&e));
         }
+    }
+
+    /// Run a query outside any transaction and decode every row with `decode`.
+    fn select<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        decode: impl Fn(&PgRow<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let rows = runtime::block_on(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(sql).await.map_err(|e| self.err(&e))?;
+            c.query(&st, params).await.map_err(|e| self.err(&e))
+        })?;
+        rows.iter()
+            .map(|row| decode(&PgRow { row, store: self }))
+            .collect()
     }
 
     fn start_listener(&self) -> Arc<watch::Sender<u64>> {
@@ -670,539 +767,67 @@ async fn listen_loop(
     }
 }
 
+/// Announce the last event written (delivered to listeners when, and only if, the transaction
+/// commits), then commit.
+async fn commit(tx: Tx<'_>, last_seq: Option<i64>) -> PgResult<()> {
+    if let Some(seq) = last_seq {
+        let st = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+        tx.execute(&st, &[&NOTIFY_CHANNEL, &seq.to_string()])
+            .await?;
+    }
+    tx.commit().await
+}
+
 impl StateStore for PostgresStateStore {
-    fn begin(&self, req: &Begin<'_>) -> Result<Begun> {
-        runtime::block_on(self.write(async |tx| {
-            let cur = or_refuse!(read_record(self, tx, req.name, true).await?);
-            let BeginPlan {
-                cur_status,
-                tag,
-                overrides,
-                running,
-            } = req.plan(cur.as_ref());
-            // Sealed before anything is written: a value that cannot be stored (a private one
-            // and no key file) is a refusal, audited as such.
-            let planned =
-                running.and_then(|r| Ok((r, encode_overrides(&overrides, self.key.as_ref())?)));
-            let (running, encoded) = match planned {
-                Ok(r) => r,
-                Err(e) => {
-                    insert_audit(
-                        tx,
-                        req.name,
-                        req.command.as_str(),
-                        req.actor,
-                        tag,
-                        &overrides,
-                        Outcome::Refused,
-                        cur_status,
-                        cur_status,
-                        Some(&e.to_string()),
-                        req.now,
-                        Some(0),
-                    )
-                    .await?;
-                    return Ok(Err(e));
-                }
-            };
-            let op_id = insert_audit(
-                tx,
-                req.name,
-                req.command.as_str(),
-                req.actor,
-                tag,
-                &overrides,
-                Outcome::Pending,
-                cur_status,
-                None,
-                None,
-                req.now,
-                None,
-            )
-            .await?;
-            let now = ms(req.now);
-            let new_status = running.or(cur_status).unwrap_or(Status::CreatePending);
-            let pid = i64::from(req.pid);
-            let tag = tag.unwrap_or("");
-            match &cur {
-                None => {
-                    let st = tx
-                        .prepare_cached(
-                            "INSERT INTO stagings (name, status, tag, overrides, reason, \
-                             created_at, updated_at, status_since, checked_at, op_id, op_command, \
-                             op_started_at, op_pid, op_host) \
-                             VALUES ($1, $2, $3, $4, NULL, $5, $5, $5, NULL, $6, $7, $5, $8, $9)",
-                        )
-                        .await?;
-                    tx.execute(
-                        &st,
-                        &[
-                            &req.name,
-                            &new_status.as_str(),
-                            &tag,
-                            &encoded,
-                            &now,
-                            &op_id,
-                            &req.command.as_str(),
-                            &pid,
-                            &self.host,
-                        ],
-                    )
-                    .await?;
-                }
-                Some(c) => {
-                    let since = if Some(new_status) != cur_status {
-                        now
-                    } else {
-                        ms(c.staging.status_since)
-                    };
-                    // Compare-and-set: the row is locked, and it must still have no command.
-                    let st = tx
-                        .prepare_cached(
-                            "UPDATE stagings SET status = $2, tag = $3, overrides = $4, \
-                             updated_at = $5, status_since = $6, op_id = $7, op_command = $8, \
-                             op_started_at = $5, op_pid = $9, op_host = $10 \
-                             WHERE name = $1 AND op_id IS NULL",
-                        )
-                        .await?;
-                    let n = tx
-                        .execute(
-                            &st,
-                            &[
-                                &req.name,
-                                &new_status.as_str(),
-                                &tag,
-                                &encoded,
-                                &now,
-                                &since,
-                                &op_id,
-                                &req.command.as_str(),
-                                &pid,
-                                &self.host,
-                            ],
-                        )
-                        .await?;
-                    debug_assert_eq!(n, 1, "the locked row has no command in flight");
-                }
-            }
-            let mut events = Vec::new();
-            if running.is_some() {
-                lock_feed(tx).await?;
-                events.push(
-                    insert_event(
-                        tx,
-                        req.now,
-                        req.name,
-                        EventKind::StatusChanged {
-                            from: cur_status,
-                            to: Some(new_status),
-                            reason: None,
-                        },
-                    )
-                    .await?,
-                );
-                notify(tx, &events).await?;
-            }
-            let record = or_refuse!(read_record(self, tx, req.name, false).await?)
-                .expect("row just written");
-            Ok(Ok(Begun {
-                record,
-                status_before: cur_status,
-                op_id,
-                events,
-            }))
-        }))
-    }
-
-    fn refuse(
-        &self,
-        name: &str,
-        command: Command,
-        actor: &str,
-        settings: Option<(&str, &[Override])>,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        runtime::block_on(self.write(async |tx| {
-            let cur = tx
-                .query_opt("SELECT status FROM stagings WHERE name = $1", &[&name])
-                .await?
-                .map(|r| Status::parse(r.get::<_, &str>(0)).unwrap_or(Status::Failure));
-            let (tag, o) = settings.unwrap_or(("", &[]));
-            insert_audit(
-                tx,
-                name,
-                command.as_str(),
-                actor,
-                Some(tag).filter(|t| !t.is_empty()),
-                o,
-                Outcome::Refused,
-                cur,
-                cur,
-                Some(reason),
-                now,
-                Some(0),
-            )
-            .await?;
-            Ok(Ok(()))
-        }))
-    }
-
-    fn finish(&self, req: &Finish<'_>) -> Result<Finished> {
-        runtime::block_on(self.write(async |tx| {
-            let cur = or_refuse!(read_record(self, tx, req.name, true).await?);
-            let applied = cur
-                .as_ref()
-                .and_then(|c| c.in_flight.as_ref())
-                .is_some_and(|f| f.op_id == req.op_id);
-            let now = ms(req.now);
-            let outcome = if req.success {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            };
-            let mut events = Vec::new();
-            if !applied {
-                tracing::warn!(
-                    name = req.name,
-                    op_id = req.op_id,
-                    "command finished after its operation was resolved elsewhere"
-                );
-                let st = tx
-                    .prepare_cached(
-                        "UPDATE audit SET outcome = $2, reason = $3, exit_code = $4, \
-                         duration_ms = $5 - started_at, output = $6 \
-                         WHERE id = $1 AND outcome = 'Pending'",
-                    )
-                    .await?;
-                tx.execute(
-                    &st,
-                    &[
-                        &req.op_id,
-                        &outcome.as_str(),
-                        &req.reason,
-                        &req.exit_code,
-                        &now,
-                        &req.output,
-                    ],
-                )
-                .await?;
-                return Ok(Ok(Finished {
-                    applied,
-                    staging: cur.map(|c| c.staging),
-                    events,
-                }));
-            }
-            let cur = cur.expect("applied implies a row");
-            let before = cur.staging.status;
-            let after = machine::finish(req.command, req.success);
-            match after {
-                None => {
-                    let st = tx
-                        .prepare_cached("DELETE FROM stagings WHERE name = $1")
-                        .await?;
-                    tx.execute(&st, &[&req.name]).await?;
-                }
-                Some(s) => {
-                    let since = if s != before {
-                        now
-                    } else {
-                        ms(cur.staging.status_since)
-                    };
-                    let reason = if req.success {
-                        None
-                    } else {
-                        req.reason.clone()
-                    };
-                    let st = tx
-                        .prepare_cached(
-                            "UPDATE stagings SET status = $2, reason = $3, updated_at = $4, \
-                             status_since = $5, checked_at = $4, op_id = NULL, op_command = NULL, \
-                             op_started_at = NULL, op_pid = NULL, op_host = NULL WHERE name = $1",
-                        )
-                        .await?;
-                    tx.execute(&st, &[&req.name, &s.as_str(), &reason, &now, &since])
-                        .await?;
-                }
-            }
-            let st = tx
-                .prepare_cached(
-                    "UPDATE audit SET outcome = $2, status_after = $3, reason = $4, \
-                     exit_code = $5, duration_ms = $6 - started_at, output = $7 WHERE id = $1",
-                )
-                .await?;
-            tx.execute(
-                &st,
-                &[
-                    &req.op_id,
-                    &outcome.as_str(),
-                    &after.map(Status::as_str),
-                    &req.reason,
-                    &req.exit_code,
-                    &now,
-                    &req.output,
-                ],
-            )
-            .await?;
-            lock_feed(tx).await?;
-            events.push(
-                insert_event(
-                    tx,
-                    req.now,
-                    req.name,
-                    EventKind::StatusChanged {
-                        from: Some(before),
-                        to: after,
-                        reason: if req.success {
-                            None
-                        } else {
-                            req.reason.clone()
-                        },
-                    },
-                )
-                .await?,
-            );
-            events.push(
-                insert_event(
-                    tx,
-                    req.now,
-                    req.name,
-                    EventKind::CommandFinished {
-                        action: req.command.as_str().to_string(),
-                        outcome,
-                        audit_id: req.op_id,
-                        reason: req.reason.clone(),
-                    },
-                )
-                .await?,
-            );
-            notify(tx, &events).await?;
-            let staging =
-                or_refuse!(read_record(self, tx, req.name, false).await?).map(|r| r.staging);
-            Ok(Ok(Finished {
-                applied,
-                staging,
-                events,
-            }))
-        }))
-    }
+    ledger::lifecycle_methods!();
 
     fn get(&self, name: &str) -> Result<Option<StagingRecord>> {
-        runtime::block_on(async {
-            let c = self.client().await?;
-            read_record(self, &c, name, false)
-                .await
-                .map_err(|e| self.err(e))?
-        })
+        let sql = format!("SELECT {STAGING_COLS}, op_host FROM stagings WHERE name = $1");
+        let found = self.select(&sql, &[&name], |r| staging_record(r, self.key.as_ref()))?;
+        Ok(found.into_iter().next())
     }
 
     fn list(&self) -> Result<Vec<StagingRecord>> {
-        runtime::block_on(async {
-            let c = self.client().await?;
-            let st = c
-                .prepare_cached(&format!(
-                    "SELECT {STAGING_COLS} FROM stagings ORDER BY name COLLATE \"C\""
-                ))
-                .await
-                .map_err(|e| self.err(e))?;
-            let rows = c.query(&st, &[]).await.map_err(|e| self.err(e))?;
-            rows.iter()
-                .map(|r| row_to_record(r, self.key.as_ref(), &self.place))
-                .collect()
-        })
-    }
-
-    fn record_checks(&self, updates: &[CheckUpdate]) -> Result<Vec<Event>> {
-        if updates.is_empty() {
-            return Ok(Vec::new());
-        }
-        runtime::block_on(self.write(async |tx| {
-            // Lock every row first, in one order, then the feed: no deadlock with commands,
-            // which lock one row and then the feed.
-            let names: Vec<String> = updates.iter().map(|u| u.name.clone()).collect();
-            tx.query(
-                "SELECT name FROM stagings WHERE name = ANY($1) ORDER BY name FOR UPDATE",
-                &[&names],
-            )
-            .await?;
-            lock_feed(tx).await?;
-            let mut events = Vec::new();
-            for u in updates {
-                let now = ms(u.now);
-                let n = tx
-                    .execute(
-                        "UPDATE stagings SET checked_at = $3 WHERE name = $1 AND status = $2 \
-                         AND op_id IS NULL",
-                        &[&u.name, &u.expected.as_str(), &now],
-                    )
-                    .await?;
-                if n == 0 {
-                    continue; // changed meanwhile: this check's answer is stale
-                }
-                if u.new_status == u.expected {
-                    if u.new_status == Status::Failure && u.reason.is_some() {
-                        tx.execute(
-                            "UPDATE stagings SET reason = $2 WHERE name = $1",
-                            &[&u.name, &u.reason],
-                        )
-                        .await?;
-                    }
-                    continue;
-                }
-                let reason = if u.new_status == Status::Running {
-                    None
-                } else {
-                    u.reason.clone()
-                };
-                let row = tx
-                    .query_one(
-                        "UPDATE stagings SET status = $2, reason = $3, status_since = $4, \
-                         updated_at = $4 WHERE name = $1 RETURNING tag, overrides",
-                        &[&u.name, &u.new_status.as_str(), &reason, &now],
-                    )
-                    .await?;
-                let (tag, overrides): (String, String) = (row.get(0), row.get(1));
-                let outcome = if u.new_status == Status::Running {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure
-                };
-                let audit_id = insert_audit(
-                    tx,
-                    &u.name,
-                    "reconcile",
-                    "reconcile",
-                    Some(&tag),
-                    &or_refuse!(decode_overrides_masked(&overrides, Path::new(&self.place))),
-                    outcome,
-                    Some(u.expected),
-                    Some(u.new_status),
-                    u.reason.as_deref(),
-                    u.now,
-                    Some(0),
-                )
-                .await?;
-                events.push(
-                    insert_event(
-                        tx,
-                        u.now,
-                        &u.name,
-                        EventKind::StatusChanged {
-                            from: Some(u.expected),
-                            to: Some(u.new_status),
-                            reason: reason.clone(),
-                        },
-                    )
-                    .await?,
-                );
-                events.push(
-                    insert_event(
-                        tx,
-                        u.now,
-                        &u.name,
-                        EventKind::CommandFinished {
-                            action: "reconcile".into(),
-                            outcome,
-                            audit_id,
-                            reason,
-                        },
-                    )
-                    .await?,
-                );
-            }
-            notify(tx, &events).await?;
-            Ok(Ok(events))
-        }))
+        let sql =
+            format!("SELECT {STAGING_COLS}, op_host FROM stagings ORDER BY name COLLATE \"C\"");
+        self.select(&sql, &[], |r| staging_record(r, self.key.as_ref()))
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        runtime::block_on(async {
-            let c = self.client().await?;
-            let st = c
-                .prepare_cached(
-                    "SELECT id, name, action, actor, tag, overrides, outcome, status_before, \
-                     status_after, reason, exit_code, started_at, duration_ms, output FROM audit \
-                     WHERE ($1::TEXT IS NULL OR name = $1) AND id > $2 ORDER BY id DESC LIMIT $3",
-                )
-                .await
-                .map_err(|e| self.err(e))?;
-            let limit = q.limit.map(|l| l as i64);
-            let rows = c
-                .query(&st, &[&q.name, &q.after_id.unwrap_or(0), &limit])
-                .await
-                .map_err(|e| self.err(e))?;
-            let st = |v: Option<String>| v.as_deref().and_then(Status::parse);
-            let mut v: Vec<AuditEntry> = rows
-                .iter()
-                .map(|r| AuditEntry {
-                    id: r.get(0),
-                    name: r.get(1),
-                    action: r.get(2),
-                    actor: r.get(3),
-                    tag: r.get(4),
-                    overrides: serde_json::from_str(r.get::<_, &str>(5)).unwrap_or_default(),
-                    outcome: Outcome::parse(r.get::<_, &str>(6)).unwrap_or(Outcome::Failure),
-                    status_before: st(r.get(7)),
-                    status_after: st(r.get(8)),
-                    reason: r.get(9),
-                    exit_code: r.get(10),
-                    started_at: from_ms(r.get(11)),
-                    duration_ms: r.get::<_, Option<i64>>(12).map(|d| d.max(0) as u64),
-                    output: r.get(13),
-                })
-                .collect();
-            v.reverse();
-            Ok(v)
-        })
+        let sql = format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE ($1::TEXT IS NULL OR name = $1) AND id > $2 \
+             ORDER BY id DESC LIMIT $3"
+        );
+        let limit = q.limit.map(|l| l as i64);
+        let args: [&(dyn ToSql + Sync); 3] = [&q.name, &q.after_id.unwrap_or(0), &limit];
+        let mut v = self.select(&sql, &args, |r| audit_entry(r))?;
+        v.reverse();
+        Ok(v)
     }
 
     fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>> {
-        runtime::block_on(async {
-            let c = self.client().await?;
-            let st = c
-                .prepare_cached(
-                    "SELECT seq, at, name, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                )
-                .await
-                .map_err(|e| self.err(e))?;
-            let rows = c
-                .query(&st, &[&after, &(limit.min(i64::MAX as usize) as i64)])
-                .await
-                .map_err(|e| self.err(e))?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let seq: i64 = r.get(0);
-                let kind: EventKind = serde_json::from_str(r.get::<_, &str>(3))
-                    .map_err(|e| Error::corrupt(self.place.clone(), format!("event {seq}: {e}")))?;
-                out.push(Event {
-                    seq,
-                    at: from_ms(r.get(1)),
-                    name: r.get(2),
-                    kind,
-                });
-            }
-            Ok(out)
-        })
+        let sql = format!("SELECT {EVENT_COLS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.select(&sql, &[&after, &limit], |r| event(r))
     }
 
     fn last_event_seq(&self) -> Result<i64> {
-        runtime::block_on(async {
-            let c = self.client().await?;
-            let row = c
-                .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM events", &[])
-                .await
-                .map_err(|e| self.err(e))?;
-            Ok(row.get(0))
-        })
+        let seq = self.select(
+            "SELECT COALESCE(MAX(seq), 0)::BIGINT FROM events",
+            &[],
+            |r| r.req_int(0),
+        )?;
+        Ok(seq.into_iter().next().unwrap_or(0))
     }
 
     fn prune_events(&self, before: DateTime<Utc>) -> Result<usize> {
-        runtime::block_on(self.write(async |tx| {
-            let n = tx
-                .execute("DELETE FROM events WHERE at < $1", &[&ms(before)])
-                .await?;
+        self.write(|tx| {
+            let n = tx.execute(Stmt {
+                sql: "DELETE FROM events WHERE at < $1".into(),
+                params: vec![Cell::time(before)],
+            })?;
             Ok(Ok(n as usize))
-        }))
+        })
     }
 
     fn event_signal(&self) -> Option<watch::Receiver<u64>> {

@@ -16,19 +16,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use serde::{Deserialize, Serialize};
 
-use super::machine;
+use super::codec::{
+    audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt, AUDIT_COLS,
+    EVENT_COLS, STAGING_COLS,
+};
+use super::ledger::{self, AuditDone, AuditRow, Change, Guard, NewStaging, StateTx, Step};
 use super::sealed::{self, SealKey};
-use super::store::{
-    Begin, BeginPlan, Begun, CheckUpdate, Finish, Finished, InFlight, StagingRecord, StateStore,
-};
-use super::{
-    AuditEntry, AuditQuery, Command, Event, EventKind, Outcome, Override, Scope, Secret, Staging,
-    Status, Visibility,
-};
+use super::store::{StagingRecord, StateStore};
+use super::{AuditEntry, AuditQuery, Event, EventKind, Status};
 use crate::error::{Error, Result};
 
 /// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
@@ -92,187 +91,57 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredOverride {
-    key: String,
-    value: String,
-    scope: Scope,
-    visibility: Visibility,
-}
-
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |e| match e {
-        // A capsa error raised while a row was read (a sealed value that does not open),
-        // carried through rusqlite by `lift`: give it back as it was.
-        rusqlite::Error::FromSqlConversionFailure(_, _, b) if b.is::<Error>() => {
-            *b.downcast::<Error>().expect("checked by is")
-        }
-        e => Error::State {
-            store: "sqlite",
-            place: path.display().to_string(),
-            message: e.to_string(),
-        },
+    move |e| Error::State {
+        store: "sqlite",
+        place: path.display().to_string(),
+        message: e.to_string(),
     }
 }
 
-/// Carry a capsa error raised inside a row mapping through rusqlite (see [`db_err`]).
-fn lift(column: usize) -> impl Fn(Error) -> rusqlite::Error {
-    move |e| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+/// A row as [`codec`]'s decoders read it.
+struct SqliteRow<'r> {
+    row: &'r rusqlite::Row<'r>,
+    path: &'r Path,
+}
+
+impl SqliteRow<'_> {
+    fn get<T: rusqlite::types::FromSql>(&self, i: usize) -> Result<Option<T>> {
+        self.row.get(i).map_err(db_err(self.path))
     }
 }
 
-pub(super) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(super) fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
-
-/// Overrides in their stored form: JSON, each private value sealed with `key`.
-///
-/// Errors: `InvalidArgument` when there is a private value and no key (a PostgreSQL store
-/// opened without a key file).
-pub(super) fn encode_overrides(o: &[Override], key: Option<&SealKey>) -> Result<String> {
-    let v = o
-        .iter()
-        .map(|o| {
-            let value = match o.visibility {
-                Visibility::Public => o.value.expose().to_string(),
-                Visibility::Private => match key {
-                    Some(k) => k.seal(&o.key, o.value.expose()),
-                    None => return Err(no_key_file("store the private value of", &o.key)),
-                },
-            };
-            Ok(StoredOverride {
-                key: o.key.clone(),
-                value,
-                scope: o.scope,
-                visibility: o.visibility,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(serde_json::to_string(&v).expect("overrides encode"))
-}
-
-fn no_key_file(doing: &str, key: &str) -> Error {
-    Error::InvalidArgument {
-        what: "key file",
-        reason: format!(
-            "cannot {doing} override {key:?}: private values are stored sealed and this state \
-             store has no key file (pass --key-file FILE or set {})",
-            sealed::KEY_FILE_ENV
-        ),
+impl Columns for SqliteRow<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        self.get(i)
+    }
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        self.get(i)
+    }
+    fn int32(&self, i: usize) -> Result<Option<i32>> {
+        self.get(i)
+    }
+    fn place(&self) -> &Path {
+        self.path
     }
 }
 
-fn parse_stored(s: &str, place: &Path) -> Result<Vec<StoredOverride>> {
-    serde_json::from_str::<Vec<StoredOverride>>(s)
-        .map_err(|e| Error::corrupt(place, format!("stored overrides do not parse: {e}")))
-}
-
-/// Overrides from their stored form, private values opened with `key`. A private value stored
-/// in clear by an earlier build is taken as it is (and sealed when the staging is next
-/// written).
-///
-/// Errors: `Corrupt` (the JSON does not parse), `InvalidArgument` naming the key file (a
-/// sealed value that does not open with `key`, or no key at all).
-pub(super) fn decode_overrides(
-    s: &str,
-    key: Option<&SealKey>,
-    place: &Path,
-) -> Result<Vec<Override>> {
-    parse_stored(s, place)?
-        .into_iter()
-        .map(|o| {
-            let value = if o.visibility == Visibility::Private && sealed::is_sealed(&o.value) {
-                match key {
-                    Some(k) => k.open(&o.key, &o.value)?,
-                    None => return Err(no_key_file("read the private value of", &o.key)),
-                }
-            } else {
-                o.value
-            };
-            Ok(Override {
-                key: o.key,
-                value: Secret::new(value),
-                scope: o.scope,
-                visibility: o.visibility,
-            })
-        })
-        .collect()
-}
-
-/// Overrides from their stored form for the audit log only: private values are never opened
-/// (they are masked there anyway), so no key is needed.
-pub(super) fn decode_overrides_masked(s: &str, place: &Path) -> Result<Vec<Override>> {
-    Ok(parse_stored(s, place)?
-        .into_iter()
-        .map(|o| {
-            let value = match o.visibility {
-                Visibility::Public => o.value,
-                Visibility::Private => super::MASK.to_string(),
-            };
-            Override {
-                key: o.key,
-                value: Secret::new(value),
-                scope: o.scope,
-                visibility: o.visibility,
-            }
-        })
-        .collect())
-}
-
-/// Overrides as masked `scope:KEY=VALUE` strings for the audit log.
-pub(super) fn masked_overrides(o: &[Override]) -> String {
-    let v: Vec<String> = o
-        .iter()
-        .map(|o| {
-            let scope = match o.scope {
-                Scope::App => "app",
-                Scope::Staging => "staging",
-            };
-            format!("{scope}:{}={}", o.key, o.shown_value())
-        })
-        .collect();
-    serde_json::to_string(&v).expect("strings encode")
-}
-
-const STAGING_COLS: &str = "name, status, tag, overrides, reason, created_at, updated_at, \
-     status_since, checked_at, op_id, op_command, op_started_at, op_pid";
-
-fn row_to_record(
-    r: &rusqlite::Row<'_>,
-    key: &SealKey,
-    place: &Path,
-) -> rusqlite::Result<StagingRecord> {
-    let status: String = r.get(1)?;
-    let op_id: Option<i64> = r.get(9)?;
-    let op_command: Option<String> = r.get(10)?;
-    let in_flight = match (op_id, op_command.as_deref().and_then(Command::parse)) {
-        (Some(op_id), Some(command)) => Some(InFlight {
-            op_id,
-            command,
-            started_at: from_ms(r.get::<_, Option<i64>>(11)?.unwrap_or(0)),
-            pid: r.get::<_, Option<i64>>(12)?.unwrap_or(0) as u32,
-            host: None,
-        }),
-        _ => None,
-    };
-    let staging = Staging {
-        name: r.get(0)?,
-        status: Status::parse(&status).unwrap_or(Status::Failure),
-        tag: r.get(2)?,
-        overrides: decode_overrides(&r.get::<_, String>(3)?, Some(key), place).map_err(lift(3))?,
-        reason: r.get(4)?,
-        command_in_progress: in_flight.as_ref().map(|f| f.command),
-        created_at: from_ms(r.get(5)?),
-        updated_at: from_ms(r.get(6)?),
-        status_since: from_ms(r.get(7)?),
-        checked_at: r.get::<_, Option<i64>>(8)?.map(from_ms),
-    };
-    Ok(StagingRecord { staging, in_flight })
+/// Run a query and decode every row with `decode`.
+fn select<T>(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: impl Fn(&SqliteRow<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let err = db_err(path);
+    let mut st = conn.prepare_cached(sql).map_err(&err)?;
+    let mut rows = st.query(params).map_err(&err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(&err)? {
+        out.push(decode(&SqliteRow { row, path })?);
+    }
+    Ok(out)
 }
 
 /// Create the state file with mode 0600 if it is missing (SQLite then gives its `-wal` and
@@ -305,66 +174,13 @@ fn create_private(path: &Path) -> Result<()> {
 }
 
 impl SqliteStore {
-    fn read_record(&self, tx: &Connection, name: &str) -> rusqlite::Result<Option<StagingRecord>> {
-        tx.prepare_cached(&format!(
-            "SELECT {STAGING_COLS} FROM stagings WHERE name = ?1"
-        ))?
-        .query_row([name], |r| row_to_record(r, &self.key, &self.path))
-        .optional()
+    fn read_record(&self, conn: &Connection, name: &str) -> Result<Option<StagingRecord>> {
+        let sql = format!("SELECT {STAGING_COLS}, NULL FROM stagings WHERE name = ?1");
+        let found = select(conn, &self.path, &sql, [name], |r| {
+            staging_record(r, Some(&self.key))
+        })?;
+        Ok(found.into_iter().next())
     }
-}
-
-fn insert_event(
-    tx: &Transaction<'_>,
-    now: DateTime<Utc>,
-    name: &str,
-    kind: EventKind,
-) -> rusqlite::Result<Event> {
-    let body = serde_json::to_string(&kind).expect("event encodes");
-    tx.prepare_cached("INSERT INTO events (at, name, body) VALUES (?1, ?2, ?3)")?
-        .execute(params![ms(now), name, body])?;
-    Ok(Event {
-        seq: tx.last_insert_rowid(),
-        at: from_ms(ms(now)),
-        name: name.to_string(),
-        kind,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn insert_audit(
-    tx: &Transaction<'_>,
-    name: &str,
-    action: &str,
-    actor: &str,
-    tag: Option<&str>,
-    overrides: &[Override],
-    outcome: Outcome,
-    before: Option<Status>,
-    after: Option<Status>,
-    reason: Option<&str>,
-    now: DateTime<Utc>,
-    duration_ms: Option<i64>,
-) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO audit (name, action, actor, tag, overrides, outcome, status_before, \
-         status_after, reason, started_at, duration_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        name,
-        action,
-        actor,
-        tag,
-        masked_overrides(overrides),
-        outcome.as_str(),
-        before.map(Status::as_str),
-        after.map(Status::as_str),
-        reason,
-        ms(now),
-        duration_ms,
-    ])?;
-    Ok(tx.last_insert_rowid())
 }
 
 impl SqliteStore {
@@ -502,441 +318,157 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<std::result::Result<T, Error>>,
-    ) -> Result<T> {
+    /// Run `f` in one `BEGIN IMMEDIATE` transaction: committed when it returns `Ok` (also a
+    /// refusal, whose audit row must stay), rolled back when it returns `Err`.
+    fn write<T>(&self, f: impl FnOnce(&mut SqliteTx<'_, '_>) -> Step<T>) -> Result<T> {
         let mut conn = self.conn();
         let err = db_err(&self.path);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
-        let out = f(&tx).map_err(&err)?;
+        let out = f(&mut SqliteTx {
+            tx: &tx,
+            store: self,
+        })?;
         tx.commit().map_err(&err)?;
         out
     }
 }
 
+/// The ledger's transaction on the SQLite store (which holds SQLite's write lock throughout).
+struct SqliteTx<'t, 's> {
+    tx: &'t Transaction<'t>,
+    store: &'s SqliteStore,
+}
+
+impl SqliteTx<'_, '_> {
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        db_err(&self.store.path)
+    }
+
+    fn run(&self, stmt: Stmt) -> Result<usize> {
+        let params = stmt.params.into_iter().map(|c| match c {
+            Cell::Text(v) => v.map_or(Value::Null, Value::Text),
+            Cell::Int(v) => v.map_or(Value::Null, Value::Integer),
+            Cell::SinceStart(v) => Value::Integer(v),
+            Cell::Int32(v) => v.map_or(Value::Null, |v| Value::Integer(v.into())),
+        });
+        self.tx
+            .prepare_cached(&stmt.sql)
+            .and_then(|mut st| st.execute(rusqlite::params_from_iter(params)))
+            .map_err(self.err())
+    }
+}
+
+impl StateTx for SqliteTx<'_, '_> {
+    fn key(&self) -> Option<&SealKey> {
+        Some(&self.store.key)
+    }
+
+    fn place(&self) -> &Path {
+        &self.store.path
+    }
+
+    fn lock_stagings(&mut self, _names: &[&str]) -> Result<()> {
+        Ok(()) // the transaction holds the write lock
+    }
+
+    fn staging_for_update(&mut self, name: &str) -> Result<Option<StagingRecord>> {
+        self.store.read_record(self.tx, name)
+    }
+
+    fn status_of(&mut self, name: &str) -> Result<Option<Status>> {
+        let cur: Option<String> = self
+            .tx
+            .prepare_cached("SELECT status FROM stagings WHERE name = ?1")
+            .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
+            .map_err(self.err())?;
+        Ok(cur.map(|s| Status::parse(&s).unwrap_or(Status::Failure)))
+    }
+
+    fn stored_settings(&mut self, name: &str) -> Result<Option<(String, String)>> {
+        self.tx
+            .prepare_cached("SELECT tag, overrides FROM stagings WHERE name = ?1")
+            .and_then(|mut st| {
+                st.query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(self.err())
+    }
+
+    fn insert_staging(&mut self, row: &NewStaging<'_>) -> Result<()> {
+        self.run(Stmt::insert('?', "stagings", row.cells()))
+            .map(drop)
+    }
+
+    fn update_staging(&mut self, name: &str, guard: Guard, change: &Change<'_>) -> Result<bool> {
+        let stmt = Stmt::update('?', "stagings", change.cells(), guard.cells(name));
+        Ok(self.run(stmt)? > 0)
+    }
+
+    fn delete_staging(&mut self, name: &str, guard: Guard) -> Result<bool> {
+        Ok(self.run(Stmt::delete('?', "stagings", guard.cells(name)))? > 0)
+    }
+
+    fn insert_audit(&mut self, row: &AuditRow<'_>) -> Result<i64> {
+        self.run(Stmt::insert('?', "audit", row.cells()))?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn complete_audit(&mut self, id: i64, done: &AuditDone<'_>) -> Result<()> {
+        let (set, cond) = done.cells(id);
+        self.run(Stmt::update('?', "audit", set, cond)).map(drop)
+    }
+
+    fn append_event(&mut self, at: DateTime<Utc>, name: &str, kind: EventKind) -> Result<Event> {
+        let body = event_body(&kind);
+        let cells = vec![
+            ("at", Cell::time(at)),
+            ("name", Cell::text(name)),
+            ("body", Cell::Text(Some(body))),
+        ];
+        self.run(Stmt::insert('?', "events", cells))?;
+        Ok(Event {
+            seq: self.tx.last_insert_rowid(),
+            at: from_ms(ms(at)),
+            name: name.to_string(),
+            kind,
+        })
+    }
+}
+
 impl StateStore for SqliteStore {
-    fn begin(&self, req: &Begin<'_>) -> Result<Begun> {
-        self.write(|tx| {
-            let cur = self.read_record(tx, req.name)?;
-            let BeginPlan {
-                cur_status,
-                tag,
-                overrides,
-                running,
-            } = req.plan(cur.as_ref());
-            // Sealed before anything is written: a value that cannot be stored is a refusal.
-            let planned = running.and_then(|r| Ok((r, encode_overrides(&overrides, Some(&self.key))?)));
-            let (running, encoded) = match planned {
-                Ok(r) => r,
-                Err(e) => {
-                    insert_audit(
-                        tx,
-                        req.name,
-                        req.command.as_str(),
-                        req.actor,
-                        tag,
-                        &overrides,
-                        Outcome::Refused,
-                        cur_status,
-                        cur_status,
-                        Some(&e.to_string()),
-                        req.now,
-                        Some(0),
-                    )?;
-                    return Ok(Err(e));
-                }
-            };
-            let op_id = insert_audit(
-                tx,
-                req.name,
-                req.command.as_str(),
-                req.actor,
-                tag,
-                &overrides,
-                Outcome::Pending,
-                cur_status,
-                None,
-                None,
-                req.now,
-                None,
-            )?;
-            let now = ms(req.now);
-            let new_status = running.or(cur_status).unwrap_or(Status::CreatePending);
-            match &cur {
-                None => {
-                    tx.prepare_cached(
-                        "INSERT INTO stagings (name, status, tag, overrides, reason, created_at, \
-                         updated_at, status_since, checked_at, op_id, op_command, op_started_at, \
-                         op_pid) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?5, ?5, NULL, ?6, ?7, ?5, ?8)",
-                    )?
-                    .execute(params![
-                        req.name,
-                        new_status.as_str(),
-                        tag.unwrap_or(""),
-                        encoded,
-                        now,
-                        op_id,
-                        req.command.as_str(),
-                        req.pid,
-                    ])?;
-                }
-                Some(c) => {
-                    let since = if Some(new_status) != cur_status {
-                        now
-                    } else {
-                        ms(c.staging.status_since)
-                    };
-                    tx.prepare_cached(
-                        "UPDATE stagings SET status = ?2, tag = ?3, overrides = ?4, updated_at = ?5, \
-                         status_since = ?6, op_id = ?7, op_command = ?8, op_started_at = ?5, \
-                         op_pid = ?9 WHERE name = ?1",
-                    )?
-                    .execute(params![
-                        req.name,
-                        new_status.as_str(),
-                        tag.unwrap_or(""),
-                        encoded,
-                        now,
-                        since,
-                        op_id,
-                        req.command.as_str(),
-                        req.pid,
-                    ])?;
-                }
-            }
-            let mut events = Vec::new();
-            if running.is_some() {
-                events.push(insert_event(
-                    tx,
-                    req.now,
-                    req.name,
-                    EventKind::StatusChanged {
-                        from: cur_status,
-                        to: Some(new_status),
-                        reason: None,
-                    },
-                )?);
-            }
-            let record = self.read_record(tx, req.name)?.expect("row just written");
-            Ok(Ok(Begun {
-                record,
-                status_before: cur_status,
-                op_id,
-                events,
-            }))
-        })
-    }
-
-    fn refuse(
-        &self,
-        name: &str,
-        command: Command,
-        actor: &str,
-        settings: Option<(&str, &[Override])>,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.write(|tx| {
-            let cur: Option<String> = tx
-                .prepare_cached("SELECT status FROM stagings WHERE name = ?1")?
-                .query_row([name], |r| r.get(0))
-                .optional()?;
-            let cur = cur.map(|s| Status::parse(&s).unwrap_or(Status::Failure));
-            let (tag, o) = settings.unwrap_or(("", &[]));
-            insert_audit(
-                tx,
-                name,
-                command.as_str(),
-                actor,
-                Some(tag).filter(|t| !t.is_empty()),
-                o,
-                Outcome::Refused,
-                cur,
-                cur,
-                Some(reason),
-                now,
-                Some(0),
-            )?;
-            Ok(Ok(()))
-        })
-    }
-
-    fn finish(&self, req: &Finish<'_>) -> Result<Finished> {
-        self.write(|tx| {
-            let cur = self.read_record(tx, req.name)?;
-            let applied = cur
-                .as_ref()
-                .and_then(|c| c.in_flight.as_ref())
-                .is_some_and(|f| f.op_id == req.op_id);
-            let now = ms(req.now);
-            let outcome = if req.success {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            };
-            let mut events = Vec::new();
-            if !applied {
-                tracing::warn!(
-                    name = req.name,
-                    op_id = req.op_id,
-                    "command finished after its operation was resolved elsewhere"
-                );
-                tx.prepare_cached(
-                    "UPDATE audit SET outcome = ?2, reason = ?3, exit_code = ?4, \
-                     duration_ms = ?5 - started_at, output = ?6 WHERE id = ?1 AND outcome = 'Pending'",
-                )?
-                .execute(params![
-                    req.op_id,
-                    outcome.as_str(),
-                    req.reason,
-                    req.exit_code,
-                    now,
-                    req.output
-                ])?;
-                return Ok(Ok(Finished {
-                    applied,
-                    staging: cur.map(|c| c.staging),
-                    events,
-                }));
-            }
-            let cur = cur.expect("applied implies a row");
-            let before = cur.staging.status;
-            let after = machine::finish(req.command, req.success);
-            match after {
-                None => {
-                    tx.prepare_cached("DELETE FROM stagings WHERE name = ?1")?
-                        .execute([req.name])?;
-                }
-                Some(st) => {
-                    let since = if st != before {
-                        now
-                    } else {
-                        ms(cur.staging.status_since)
-                    };
-                    let reason = if req.success { None } else { req.reason.clone() };
-                    tx.prepare_cached(
-                        "UPDATE stagings SET status = ?2, reason = ?3, updated_at = ?4, \
-                         status_since = ?5, checked_at = ?4, op_id = NULL, op_command = NULL, \
-                         op_started_at = NULL, op_pid = NULL WHERE name = ?1",
-                    )?
-                    .execute(params![req.name, st.as_str(), reason, now, since])?;
-                }
-            }
-            tx.prepare_cached(
-                "UPDATE audit SET outcome = ?2, status_after = ?3, reason = ?4, exit_code = ?5, \
-                 duration_ms = ?6 - started_at, output = ?7 WHERE id = ?1",
-            )?
-            .execute(params![
-                req.op_id,
-                outcome.as_str(),
-                after.map(Status::as_str),
-                req.reason,
-                req.exit_code,
-                now,
-                req.output
-            ])?;
-            events.push(insert_event(
-                tx,
-                req.now,
-                req.name,
-                EventKind::StatusChanged {
-                    from: Some(before),
-                    to: after,
-                    reason: if req.success { None } else { req.reason.clone() },
-                },
-            )?);
-            events.push(insert_event(
-                tx,
-                req.now,
-                req.name,
-                EventKind::CommandFinished {
-                    action: req.command.as_str().to_string(),
-                    outcome,
-                    audit_id: req.op_id,
-                    reason: req.reason.clone(),
-                },
-            )?);
-            let staging = self.read_record(tx, req.name)?.map(|r| r.staging);
-            Ok(Ok(Finished {
-                applied,
-                staging,
-                events,
-            }))
-        })
-    }
+    ledger::lifecycle_methods!();
 
     fn get(&self, name: &str) -> Result<Option<StagingRecord>> {
         self.read_record(&self.conn(), name)
-            .map_err(db_err(&self.path))
     }
 
     fn list(&self) -> Result<Vec<StagingRecord>> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(&format!(
-                "SELECT {STAGING_COLS} FROM stagings ORDER BY name"
-            ))
-            .map_err(db_err(&self.path))?;
-        let rows = st
-            .query_map([], |r| row_to_record(r, &self.key, &self.path))
-            .map_err(db_err(&self.path))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err(&self.path))
-    }
-
-    fn record_checks(&self, updates: &[CheckUpdate]) -> Result<Vec<Event>> {
-        if updates.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.write(|tx| {
-            let mut events = Vec::new();
-            for u in updates {
-                let now = ms(u.now);
-                let n = tx
-                    .prepare_cached(
-                        "UPDATE stagings SET checked_at = ?3 WHERE name = ?1 AND status = ?2 \
-                         AND op_id IS NULL",
-                    )?
-                    .execute(params![u.name, u.expected.as_str(), now])?;
-                if n == 0 {
-                    continue; // changed meanwhile: this check's answer is stale
-                }
-                if u.new_status == u.expected {
-                    if u.new_status == Status::Failure && u.reason.is_some() {
-                        tx.prepare_cached("UPDATE stagings SET reason = ?2 WHERE name = ?1")?
-                            .execute(params![u.name, u.reason])?;
-                    }
-                    continue;
-                }
-                let reason = if u.new_status == Status::Running {
-                    None
-                } else {
-                    u.reason.clone()
-                };
-                tx.prepare_cached(
-                    "UPDATE stagings SET status = ?2, reason = ?3, status_since = ?4, \
-                     updated_at = ?4 WHERE name = ?1",
-                )?
-                .execute(params![u.name, u.new_status.as_str(), reason, now])?;
-                let (tag, overrides): (String, String) = tx
-                    .prepare_cached("SELECT tag, overrides FROM stagings WHERE name = ?1")?
-                    .query_row([&u.name], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                let outcome = if u.new_status == Status::Running {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure
-                };
-                let audit_id = insert_audit(
-                    tx,
-                    &u.name,
-                    "reconcile",
-                    "reconcile",
-                    Some(&tag),
-                    &decode_overrides_masked(&overrides, &self.path).map_err(lift(0))?,
-                    outcome,
-                    Some(u.expected),
-                    Some(u.new_status),
-                    u.reason.as_deref(),
-                    u.now,
-                    Some(0),
-                )?;
-                events.push(insert_event(
-                    tx,
-                    u.now,
-                    &u.name,
-                    EventKind::StatusChanged {
-                        from: Some(u.expected),
-                        to: Some(u.new_status),
-                        reason: reason.clone(),
-                    },
-                )?);
-                events.push(insert_event(
-                    tx,
-                    u.now,
-                    &u.name,
-                    EventKind::CommandFinished {
-                        action: "reconcile".into(),
-                        outcome,
-                        audit_id,
-                        reason,
-                    },
-                )?);
-            }
-            Ok(Ok(events))
+        let sql = format!("SELECT {STAGING_COLS}, NULL FROM stagings ORDER BY name");
+        select(&self.conn(), &self.path, &sql, [], |r| {
+            staging_record(r, Some(&self.key))
         })
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn();
-        let err = db_err(&self.path);
-        let mut st = conn
-            .prepare_cached(
-                "SELECT id, name, action, actor, tag, overrides, outcome, status_before, \
-                 status_after, reason, exit_code, started_at, duration_ms, output FROM audit \
-                 WHERE (?1 IS NULL OR name = ?1) AND id > ?2 ORDER BY id DESC LIMIT ?3",
-            )
-            .map_err(&err)?;
+        let sql = format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE (?1 IS NULL OR name = ?1) AND id > ?2 \
+             ORDER BY id DESC LIMIT ?3"
+        );
         let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
-        let rows = st
-            .query_map(params![q.name, q.after_id.unwrap_or(0), limit], |r| {
-                let st = |v: Option<String>| v.as_deref().and_then(Status::parse);
-                Ok(AuditEntry {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    action: r.get(2)?,
-                    actor: r.get(3)?,
-                    tag: r.get(4)?,
-                    overrides: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
-                    outcome: Outcome::parse(&r.get::<_, String>(6)?).unwrap_or(Outcome::Failure),
-                    status_before: st(r.get(7)?),
-                    status_after: st(r.get(8)?),
-                    reason: r.get(9)?,
-                    exit_code: r.get(10)?,
-                    started_at: from_ms(r.get(11)?),
-                    duration_ms: r.get::<_, Option<i64>>(12)?.map(|d| d.max(0) as u64),
-                    output: r.get(13)?,
-                })
-            })
-            .map_err(&err)?;
-        let mut v = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&err)?;
+        let args = params![q.name, q.after_id.unwrap_or(0), limit];
+        let mut v = select(&self.conn(), &self.path, &sql, args, |r| audit_entry(r))?;
         v.reverse();
         Ok(v)
     }
 
     fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>> {
-        let conn = self.conn();
-        let err = db_err(&self.path);
-        let mut st = conn
-            .prepare_cached(
-                "SELECT seq, at, name, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )
-            .map_err(&err)?;
-        let rows = st
-            .query_map(params![after, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(&err)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, at, name, body) = row.map_err(&err)?;
-            let kind: EventKind = serde_json::from_str(&body)
-                .map_err(|e| Error::corrupt(&self.path, format!("event {seq}: {e}")))?;
-            out.push(Event {
-                seq,
-                at: from_ms(at),
-                name,
-                kind,
-            });
-        }
-        Ok(out)
+        let sql = format!("SELECT {EVENT_COLS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        let limit = limit.min(i64::MAX as usize) as i64;
+        select(&self.conn(), &self.path, &sql, params![after, limit], |r| {
+            event(r)
+        })
     }
 
     fn last_event_seq(&self) -> Result<i64> {
@@ -947,10 +479,11 @@ impl StateStore for SqliteStore {
 
     fn prune_events(&self, before: DateTime<Utc>) -> Result<usize> {
         self.write(|tx| {
-            Ok(Ok(tx.execute(
-                "DELETE FROM events WHERE at < ?1",
-                [ms(before)],
-            )?))
+            let n = tx.run(Stmt {
+                sql: "DELETE FROM events WHERE at < ?1".into(),
+                params: vec![Cell::time(before)],
+            })?;
+            Ok(Ok(n))
         })
     }
 }

@@ -56,37 +56,6 @@ pub struct Begin<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// What [`StateStore::begin`] decides from the current row before it writes anything; the
-/// same for every store, so each store only reads the row and writes the result.
-pub(crate) struct BeginPlan<'a> {
-    /// The status before.
-    pub cur_status: Option<Status>,
-    /// The tag the command runs with: the new one, else the stored one.
-    pub tag: Option<&'a str>,
-    /// The overrides the command runs with: the new ones, else the stored ones.
-    pub overrides: Vec<Override>,
-    /// The transition table's answer ([`super::machine::start`]).
-    pub running: Result<Option<Status>>,
-}
-
-impl<'a> Begin<'a> {
-    /// Decide the start of this command over the current row `cur`.
-    pub(crate) fn plan(&self, cur: Option<&'a StagingRecord>) -> BeginPlan<'a> {
-        let cur_status = cur.map(|c| c.staging.status);
-        let in_prog = cur.and_then(|c| c.in_flight.as_ref().map(|f| f.command));
-        BeginPlan {
-            cur_status,
-            tag: self.tag.or_else(|| cur.map(|c| c.staging.tag.as_str())),
-            overrides: match (self.overrides, cur) {
-                (Some(o), _) => o.to_vec(),
-                (None, Some(c)) => c.staging.overrides.clone(),
-                (None, None) => Vec::new(),
-            },
-            running: super::machine::start(self.name, self.command, cur_status, in_prog),
-        }
-    }
-}
-
 /// A started command.
 #[derive(Debug, Clone)]
 pub struct Begun {
@@ -149,8 +118,21 @@ pub struct CheckUpdate {
     pub now: DateTime<Utc>,
 }
 
-/// Where stagings, the audit log and events are kept. Implementations are synchronous
-/// (called from blocking tasks) and must make every method one atomic transaction.
+/// Where stagings, the audit log and events are kept. Every method must be one atomic
+/// transaction; the lifecycle writes (`begin`, `refuse`, `finish`, `record_checks`) are the
+/// same for every store and written once in the crate's ledger, which each store runs inside
+/// its own transaction.
+///
+/// # Synchronous, on purpose
+///
+/// The trait is synchronous, and async callers (the manager's `_async` forms) run its methods
+/// on tokio's blocking pool. This is the one direction: the default store, SQLite, is
+/// synchronous and its calls are short, and a synchronous trait is what users' own stores
+/// and tests implement and call without a runtime. A store whose driver is async
+/// (PostgreSQL: tokio-postgres) drives it on core's runtime from inside its methods
+/// ([`crate::runtime::block_on`]), which is safe on a blocking-pool thread. Making the trait
+/// async instead would make SQLite fake an async API and still need a blocking thread for
+/// each of its calls.
 pub trait StateStore: Send + Sync {
     /// Start a command: check the transition table ([`super::machine::start`]) against the
     /// current row, set the running status and the in-flight marker, write a `Pending` audit
