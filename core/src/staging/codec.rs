@@ -136,6 +136,61 @@ pub(crate) fn masked_overrides(o: &[Override]) -> String {
     serde_json::to_string(&v).expect("strings encode")
 }
 
+/// The schema's first version (migration 1) in a store's dialect: `int` is its 64-bit integer
+/// type and `serial` an auto-numbered 64-bit primary key; `shared` adds what only a store
+/// shared by hosts has: the host of a command in flight and an index to prune the feed by.
+/// Never change what this renders for a store that has shipped: add a migration.
+pub(crate) fn schema_v1(int: &str, serial: &str, shared: bool) -> String {
+    let (host, feed_index) = if shared {
+        (
+            ",\n        op_host TEXT",
+            "\n    CREATE INDEX events_by_at ON events(at);",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
+        "CREATE TABLE stagings (
+        name TEXT PRIMARY KEY NOT NULL,
+        status TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        overrides TEXT NOT NULL,
+        reason TEXT,
+        created_at {int} NOT NULL,
+        updated_at {int} NOT NULL,
+        status_since {int} NOT NULL,
+        checked_at {int},
+        op_id {int},
+        op_command TEXT,
+        op_started_at {int},
+        op_pid {int}{host}
+    );
+    CREATE TABLE audit (
+        id {serial},
+        name TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        tag TEXT,
+        overrides TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        status_before TEXT,
+        status_after TEXT,
+        reason TEXT,
+        exit_code INTEGER,
+        started_at {int} NOT NULL,
+        duration_ms {int},
+        output TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_by_name ON audit(name, id);
+    CREATE TABLE events (
+        seq {serial},
+        at {int} NOT NULL,
+        name TEXT NOT NULL,
+        body TEXT NOT NULL
+    );{feed_index}"
+    )
+}
+
 /// The columns of a staging row as the stores select them, `op_host` last (a store without
 /// that column selects `NULL` in its place).
 pub(crate) const STAGING_COLS: &str = "name, status, tag, overrides, reason, created_at, \
@@ -148,29 +203,50 @@ pub(crate) const AUDIT_COLS: &str = "id, name, action, actor, tag, overrides, ou
 /// The columns of an event as the stores select them.
 pub(crate) const EVENT_COLS: &str = "seq, at, name, body";
 
-/// A result row, as the decoders below read it: column `i` by type (`None`: SQL `NULL`).
-/// Each store implements it over its driver's row.
+/// A result row, as the decoders below read it. Each store implements [`Columns::cell`] over
+/// its driver's row; `NULL` comes back as a `None` of any kind.
 pub(crate) trait Columns {
-    /// A text column.
-    fn text(&self, i: usize) -> Result<Option<String>>;
-    /// An integer column (64 bits).
-    fn int(&self, i: usize) -> Result<Option<i64>>;
-    /// An integer column (32 bits in PostgreSQL).
-    fn int32(&self, i: usize) -> Result<Option<i32>>;
+    /// Column `i` (never [`Cell::SinceStart`]).
+    fn cell(&self, i: usize) -> Result<Cell>;
     /// The store, for messages.
     fn place(&self) -> &Path;
 
+    /// A text column.
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        match self.cell(i)? {
+            Cell::Text(v) => Ok(v),
+            Cell::Int(None) | Cell::Int32(None) => Ok(None),
+            _ => Err(self.mistyped(i, "text")),
+        }
+    }
+    /// An integer column (64 bits).
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        match self.cell(i)? {
+            Cell::Int(v) => Ok(v),
+            Cell::Int32(v) => Ok(v.map(i64::from)),
+            Cell::Text(None) => Ok(None),
+            _ => Err(self.mistyped(i, "an integer")),
+        }
+    }
+    /// An integer column that fits 32 bits.
+    fn int32(&self, i: usize) -> Result<Option<i32>> {
+        self.int(i)?
+            .map(|v| i32::try_from(v).map_err(|_| self.mistyped(i, "a 32-bit integer")))
+            .transpose()
+    }
     /// A text column that must not be `NULL`.
     fn req_text(&self, i: usize) -> Result<String> {
-        self.text(i)?.ok_or_else(|| self.null(i))
+        self.text(i)?
+            .ok_or_else(|| self.mistyped(i, "text, not NULL"))
     }
     /// An integer column that must not be `NULL`.
     fn req_int(&self, i: usize) -> Result<i64> {
-        self.int(i)?.ok_or_else(|| self.null(i))
+        self.int(i)?
+            .ok_or_else(|| self.mistyped(i, "an integer, not NULL"))
     }
-    /// The error for a `NULL` where the schema has none.
-    fn null(&self, i: usize) -> Error {
-        Error::corrupt(self.place(), format!("column {i} is NULL"))
+    /// The error for a column that does not hold what the schema says.
+    fn mistyped(&self, i: usize, want: &str) -> Error {
+        Error::corrupt(self.place(), format!("column {i} does not hold {want}"))
     }
 }
 

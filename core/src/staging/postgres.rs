@@ -36,12 +36,12 @@ use deadpool_postgres::{
 };
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::codec::{
-    audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt, AUDIT_COLS,
-    EVENT_COLS, STAGING_COLS,
+    self, audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt,
+    AUDIT_COLS, EVENT_COLS, STAGING_COLS,
 };
 use super::ledger::{self, AuditDone, AuditRow, Change, Guard, NewStaging, StateTx, Step};
 use super::sealed::SealKey;
@@ -52,49 +52,9 @@ use crate::runtime;
 
 /// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
 /// has shipped: add a new one.
-const MIGRATIONS: &[&str] = &[
-    // 1: stagings, audit log, event feed (the SQLite store's schema, with `op_host`).
-    "CREATE TABLE stagings (
-        name TEXT PRIMARY KEY NOT NULL,
-        status TEXT NOT NULL,
-        tag TEXT NOT NULL,
-        overrides TEXT NOT NULL,
-        reason TEXT,
-        created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL,
-        status_since BIGINT NOT NULL,
-        checked_at BIGINT,
-        op_id BIGINT,
-        op_command TEXT,
-        op_started_at BIGINT,
-        op_pid BIGINT,
-        op_host TEXT
-    );
-    CREATE TABLE audit (
-        id BIGSERIAL PRIMARY KEY,
-        name TEXT NOT NULL,
-        action TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        tag TEXT,
-        overrides TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        status_before TEXT,
-        status_after TEXT,
-        reason TEXT,
-        exit_code INTEGER,
-        started_at BIGINT NOT NULL,
-        duration_ms BIGINT,
-        output TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX audit_by_name ON audit(name, id);
-    CREATE TABLE events (
-        seq BIGSERIAL PRIMARY KEY,
-        at BIGINT NOT NULL,
-        name TEXT NOT NULL,
-        body TEXT NOT NULL
-    );
-    CREATE INDEX events_by_at ON events(at);",
-];
+fn migrations() -> [String; 1] {
+    [codec::schema_v1("BIGINT", "BIGSERIAL PRIMARY KEY", true)]
+}
 
 /// The `LISTEN/NOTIFY` channel on which event writers announce new events.
 pub const NOTIFY_CHANNEL: &str = "capsa_staging_events";
@@ -220,21 +180,15 @@ struct PgRow<'r> {
     store: &'r PostgresStateStore,
 }
 
-impl PgRow<'_> {
-    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<Option<T>> {
-        self.row.try_get(i).map_err(|e| self.store.err(&e))
-    }
-}
-
 impl Columns for PgRow<'_> {
-    fn text(&self, i: usize) -> Result<Option<String>> {
-        self.get(i)
-    }
-    fn int(&self, i: usize) -> Result<Option<i64>> {
-        self.get(i)
-    }
-    fn int32(&self, i: usize) -> Result<Option<i32>> {
-        self.get(i)
+    fn cell(&self, i: usize) -> Result<Cell> {
+        let ty = self.row.columns().get(i).map(|c| c.type_().clone());
+        let got = match ty {
+            Some(Type::INT8) => self.row.try_get(i).map(Cell::Int),
+            Some(Type::INT4) => self.row.try_get(i).map(Cell::Int32),
+            _ => self.row.try_get(i).map(Cell::Text),
+        };
+        got.map_err(|e| self.store.err(&e))
     }
     fn place(&self) -> &Path {
         Path::new(&self.store.place)
@@ -572,24 +526,24 @@ impl PostgresStateStore {
                 .await?
                 .map(|r| r.get(0));
             let current = current.unwrap_or(0).max(0) as usize;
-            if current > MIGRATIONS.len() {
+            if current > migrations().len() {
                 return Ok(Err(Error::Unsupported {
                     what: format!(
                         "state store {} has schema version {current}, this build knows up to {}",
                         self.place,
-                        MIGRATIONS.len()
+                        migrations().len()
                     ),
                 }));
             }
-            for (i, m) in MIGRATIONS.iter().enumerate().skip(current) {
+            for (i, m) in migrations().iter().enumerate().skip(current) {
                 tracing::debug!(version = i + 1, "applying state store migration");
                 tx.batch_execute(m).await?;
             }
-            if current < MIGRATIONS.len() {
+            if current < migrations().len() {
                 tx.execute("DELETE FROM schema_version", &[]).await?;
                 tx.execute(
                     "INSERT INTO schema_version (version) VALUES ($1)",
-                    &[&(MIGRATIONS.len() as i32)],
+                    &[&(migrations().len() as i32)],
                 )
                 .await?;
             }

@@ -17,12 +17,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::codec::{
-    audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt, AUDIT_COLS,
-    EVENT_COLS, STAGING_COLS,
+    self, audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt,
+    AUDIT_COLS, EVENT_COLS, STAGING_COLS,
 };
 use super::ledger::{self, AuditDone, AuditRow, Change, Guard, NewStaging, StateTx, Step};
 use super::sealed::{self, SealKey};
@@ -32,47 +32,13 @@ use crate::error::{Error, Result};
 
 /// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
 /// has shipped: add a new one.
-const MIGRATIONS: &[&str] = &[
-    // 1: stagings, audit log, event feed.
-    "CREATE TABLE stagings (
-        name TEXT PRIMARY KEY NOT NULL,
-        status TEXT NOT NULL,
-        tag TEXT NOT NULL,
-        overrides TEXT NOT NULL,
-        reason TEXT,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
-        status_since INTEGER NOT NULL,
-        checked_at INTEGER,
-        op_id INTEGER,
-        op_command TEXT,
-        op_started_at INTEGER,
-        op_pid INTEGER
-    );
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        action TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        tag TEXT,
-        overrides TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        status_before TEXT,
-        status_after TEXT,
-        reason TEXT,
-        exit_code INTEGER,
-        started_at INTEGER NOT NULL,
-        duration_ms INTEGER,
-        output TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX audit_by_name ON audit(name, id);
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        at INTEGER NOT NULL,
-        name TEXT NOT NULL,
-        body TEXT NOT NULL
-    );",
-];
+fn migrations() -> [String; 1] {
+    [codec::schema_v1(
+        "INTEGER",
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        false,
+    )]
+}
 
 /// The SQLite state store. Cheap to share behind an `Arc`; one connection, used by one
 /// thread at a time.
@@ -105,21 +71,16 @@ struct SqliteRow<'r> {
     path: &'r Path,
 }
 
-impl SqliteRow<'_> {
-    fn get<T: rusqlite::types::FromSql>(&self, i: usize) -> Result<Option<T>> {
-        self.row.get(i).map_err(db_err(self.path))
-    }
-}
-
 impl Columns for SqliteRow<'_> {
-    fn text(&self, i: usize) -> Result<Option<String>> {
-        self.get(i)
-    }
-    fn int(&self, i: usize) -> Result<Option<i64>> {
-        self.get(i)
-    }
-    fn int32(&self, i: usize) -> Result<Option<i32>> {
-        self.get(i)
+    fn cell(&self, i: usize) -> Result<Cell> {
+        Ok(match self.row.get_ref(i).map_err(db_err(self.path))? {
+            ValueRef::Null => Cell::Text(None),
+            ValueRef::Integer(n) => Cell::Int(Some(n)),
+            ValueRef::Text(t) => Cell::text(String::from_utf8_lossy(t)),
+            ValueRef::Real(_) | ValueRef::Blob(_) => {
+                return Err(self.mistyped(i, "text or integer"))
+            }
+        })
     }
     fn place(&self) -> &Path {
         self.path
@@ -290,23 +251,23 @@ impl SqliteStore {
                 .optional()
                 .map_err(&err)?;
             let current = current.unwrap_or(0);
-            if current as usize > MIGRATIONS.len() {
+            if current as usize > migrations().len() {
                 return Err(Error::Unsupported {
                     what: format!(
                         "state file {} has schema version {current}, this build knows up to {}",
                         path.display(),
-                        MIGRATIONS.len()
+                        migrations().len()
                     ),
                 });
             }
-            for (i, m) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            for (i, m) in migrations().iter().enumerate().skip(current as usize) {
                 tracing::debug!(version = i + 1, "applying state store migration");
                 tx.execute_batch(m).map_err(&err)?;
             }
             tx.execute("DELETE FROM schema_version", []).map_err(&err)?;
             tx.execute(
                 "INSERT INTO schema_version (version) VALUES (?1)",
-                [MIGRATIONS.len() as u32],
+                [migrations().len() as u32],
             )
             .map_err(&err)?;
             tx.commit().map_err(&err)?;
