@@ -268,6 +268,13 @@ export declare class Store {
   get root(): string
   /** Digits of crate version numbers. */
   get padding(): number
+  /**
+   * Close the store: it and every capsule and crate reached through it reject later
+   * calls with `INVALID_ARGUMENT` ("… it is closed"). Closing twice is harmless.
+   */
+  close(): void
+  /** Whether `close` was called. */
+  get closed(): boolean
   /** Create a capsule (`ALREADY_EXISTS`, `INVALID_NAME`). */
   createCapsule(id: string): Promise<Capsule>
   /** An existing capsule (`NOT_FOUND`, `INVALID_NAME`). */
