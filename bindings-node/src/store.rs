@@ -105,23 +105,16 @@ pub struct JsStore {
     pub(crate) open: OpenFlag,
 }
 
-impl From<capsa::Store> for JsStore {
-    fn from(inner: capsa::Store) -> Self {
-        JsStore {
-            inner,
-            open: OpenFlag::default(),
-        }
-    }
-}
-
 impl JsStore {
+    fn new(inner: capsa::Store) -> Self {
+        let open = OpenFlag::default();
+        JsStore { inner, open }
+    }
+
     /// The capsules' wrapper: each shares this store's [`OpenFlag`].
     pub(crate) fn capsule_of(&self) -> impl Fn(capsa::Capsule) -> JsCapsule {
         let open = self.open.clone();
-        move |inner| JsCapsule {
-            inner,
-            open: open.clone(),
-        }
+        move |inner| JsCapsule::new(inner, open.clone())
     }
 }
 
@@ -143,7 +136,7 @@ impl JsStore {
                         opts.archive_policy = policy;
                     }
                 }
-                capsa::Store::init(&path, opts).map(JsStore::from)
+                capsa::Store::init(&path, opts).map(JsStore::new)
             })
         })
     }
@@ -152,7 +145,7 @@ impl JsStore {
     #[napi(ts_return_type = "Promise<Store>")]
     pub fn open<'e>(env: &'e Env, path: String) -> napi::Result<Object<'e>> {
         guard(env, || {
-            promise_blocking(env, move || capsa::Store::open(&path).map(JsStore::from))
+            promise_blocking(env, move || capsa::Store::open(&path).map(JsStore::new))
         })
     }
 
@@ -288,6 +281,10 @@ pub struct JsCapsule {
 }
 
 impl JsCapsule {
+    fn new(inner: capsa::Capsule, open: OpenFlag) -> Self {
+        JsCapsule { inner, open }
+    }
+
     fn crate_of(&self) -> impl Fn(capsa::Crate) -> JsCrate {
         let open = self.open.clone();
         move |inner| JsCrate::new(inner, open.clone())
