@@ -100,9 +100,11 @@ node:
 	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save
 	cd bindings-node && $(NPM) run build:debug
 
+# Under a throw-away PostgreSQL server, so that the postgres:// test runs (it skips only when
+# started by hand without CAPSA_TEST_POSTGRES_URL).
 test-node: node
 	cd bindings-node && $(NPM) run typecheck
-	cd bindings-node && $(NPM) test
+	cd bindings-node && bash ../tests/postgres/with-postgres.sh $(NPM) test
 
 bench-node:
 	cd bindings-node && $(NPM) install --no-audit --no-fund --no-save

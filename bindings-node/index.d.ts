@@ -189,13 +189,16 @@ export declare class Sequence {
 }
 export type JsSequence = Sequence
 
-/** The staging lifecycle over a SQLite state file and a deploy backend. */
+/** The staging lifecycle over a state store (SQLite or PostgreSQL) and a deploy backend. */
 export declare class StagingManager {
   /**
-   * Open (or create) the SQLite state file at `statePath` with `backend`. A command
-   * interrupted by a crash is found pending and finished or failed by `reconcile`.
+   * Open the state `state` with `backend`, through core's one opening (the same as every
+   * binding's and the CLI's). `state` is an SQLite state file (created if missing) or a
+   * `postgres://` URL; `backend` is `'mock'`, `'script:DIR'` or `'kubernetes:DIR'`, or a
+   * backend object. A command interrupted by a crash is found pending and finished or
+   * failed by `reconcile`.
    */
-  static open(statePath: string, backend: MockBackend | ScriptBackend | KubernetesBackend, options?: StagingManagerOptions): Promise<StagingManager>
+  static open(state: string, backend: string | MockBackend | ScriptBackend | KubernetesBackend, options?: StagingManagerOptions): Promise<StagingManager>
   /**
    * Create a staging and wait for the backend: CreatePending, then Running (or Failure).
    * `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
@@ -247,7 +250,7 @@ export declare class StagingManager {
   subscribe(listener: (event: StagingEvent) => void): () => void
   /**
    * Close the manager: every subscription ends and later calls reject with
-   * `INVALID_ARGUMENT` ("closed"). Closing twice is harmless.
+   * `INVALID_ARGUMENT` ("… it is closed"). Closing twice is harmless.
    */
   close(): void
   /** Whether `close` was called. */
@@ -265,6 +268,13 @@ export declare class Store {
   get root(): string
   /** Digits of crate version numbers. */
   get padding(): number
+  /**
+   * Close the store: it and every capsule and crate reached through it reject later
+   * calls with `INVALID_ARGUMENT` ("… it is closed"). Closing twice is harmless.
+   */
+  close(): void
+  /** Whether `close` was called. */
+  get closed(): boolean
   /** Create a capsule (`ALREADY_EXISTS`, `INVALID_NAME`). */
   createCapsule(id: string): Promise<Capsule>
   /** An existing capsule (`NOT_FOUND`, `INVALID_NAME`). */
@@ -449,17 +459,14 @@ export interface FsckReport {
   clean: boolean
 }
 
-/** Options of `KubernetesBackend`. */
+/** Options of `KubernetesBackend`, each absent one core's default. */
 export interface KubernetesBackendOptions {
   /**
-   * The kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, else the in-cluster
+   * The kubeconfig file (absent: `KUBECONFIG`, `~/.kube/config`, else the in-cluster
    * service account).
    */
   kubeconfig?: string
-  /**
-   * How long create and update wait for the workloads to be ready, in milliseconds
-   * (default 300 000).
-   */
+  /** How long create and update wait for the workloads to be ready, in milliseconds. */
   readyTimeoutMs?: number
 }
 
@@ -557,13 +564,13 @@ export interface ReconcileReport {
   archiveProblems: number
 }
 
-/** Options of `ScriptBackend`. */
+/** Options of `ScriptBackend`, each absent one core's default. */
 export interface ScriptBackendOptions {
-  /** `--project-name` (default `capsa`). */
+  /** `--project-name`. */
   projectName?: string
-  /** `--base-domain` (default `localhost`). */
+  /** `--base-domain`. */
   baseDomain?: string
-  /** Per-call timeout in milliseconds (default 600 000). */
+  /** Per-call timeout in milliseconds. */
   timeoutMs?: number
 }
 
@@ -621,16 +628,35 @@ export interface StagingEvent {
   auditId?: number
 }
 
-/** Options of `StagingManager.open`. */
+/**
+ * Options of `StagingManager.open`: core's open settings (`OpenSettings`) in camelCase,
+ * durations in milliseconds, each absent one core's default. An unknown key, a wrong type or
+ * `null` is refused with `INVALID_ARGUMENT`. The backend settings (`projectName` to
+ * `readyTimeoutMs`) go with a backend named by a string; a backend object carries its own.
+ */
 export interface StagingManagerOptions {
-  /** Who issues commands (the audit log's actor); `$USER` by default. */
+  /** Who issues commands (the audit log's actor). */
   actor?: string
-  /** A pending status older than this becomes Failure on `reconcile` (default 600 000 ms). */
+  /** A pending status older than this becomes Failure on `reconcile`. */
   pendingTimeoutMs?: number
-  /** How often `reconcile` asks again about a stable staging (default 60 000 ms). */
+  /** How often `reconcile` asks again about a stable staging. */
   checkIntervalMs?: number
-  /** `cleanArchived` removes archived stagings older than this (default 14 days). */
+  /** `cleanArchived` removes archived stagings older than this. */
   retentionMs?: number
+  /** Prefix of a staging's Kubernetes namespace. */
+  namespacePrefix?: string
+  /** The key file sealing private override values (created if missing). */
+  keyFile?: string
+  /** `--project-name` of the scripts. */
+  projectName?: string
+  /** `--base-domain` of the scripts. */
+  baseDomain?: string
+  /** How long a script may run. */
+  scriptTimeoutMs?: number
+  /** The kubeconfig file. */
+  kubeconfig?: string
+  /** How long Kubernetes creates and updates wait for readiness. */
+  readyTimeoutMs?: number
 }
 
 /** Options of `Store.init`. */

@@ -172,9 +172,98 @@ test('a closed manager refuses with a code', async (t) => {
   manager.close();
   assert.equal(manager.closed, true);
   pending(); // unsubscribing after close is harmless
-  await rejectsWithCode(assert, () => manager.get('web'), 'INVALID_ARGUMENT');
+  const refused = await rejectsWithCode(assert, () => manager.get('web'), 'INVALID_ARGUMENT');
+  assert.match(refused.message, /staging manager: it is closed$/); // core's Error::closed
   await rejectsWithCode(assert, () => manager.create('api', '1'), 'INVALID_ARGUMENT');
   await rejectsWithCode(assert, () => manager.subscribe(() => {}), 'INVALID_ARGUMENT');
+});
+
+/** DM-style control scripts in `dir` that log each call with its arguments to `log`. */
+function writeScripts(dir, log) {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const name of ['create', 'update', 'delete', 'check', 'cleanup', 'archive_check', 'tag_check']) {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, `#!/bin/sh\necho "${name} $*" >> '${log}'\nexit 0\n`);
+    fs.chmodSync(file, 0o755);
+  }
+}
+
+test('open with keyFile: private values sealed by that key, read back after reopening', { skip: process.platform === 'win32' }, async (t) => {
+  const dir = tempDir(t);
+  const log = path.join(dir, 'calls.log');
+  writeScripts(path.join(dir, 'scripts'), log);
+  const state = path.join(dir, 'staging.db');
+  const options = { keyFile: path.join(dir, 'mine.key'), projectName: 'show' };
+  const backend = `script:${path.join(dir, 'scripts')}`;
+  const first = await StagingManager.open(state, backend, options);
+  const s = await first.create('web', '1', [{ key: 'DB_PASSWORD', value: 'hunter2', private: true }]);
+  assert.deepEqual(s.overrides, [{ key: 'DB_PASSWORD', value: '***', scope: 'app', private: true }]);
+  first.close();
+  assert.ok(fs.existsSync(options.keyFile), 'the key file named is created');
+  assert.ok(!fs.existsSync(path.join(dir, 'staging.key')), 'no key file beside the state');
+  for (const f of fs.readdirSync(dir).filter((f) => f.startsWith('staging.db'))) {
+    assert.ok(!fs.readFileSync(path.join(dir, f)).includes('hunter2'), `${f} holds the clear value`);
+  }
+
+  const again = await StagingManager.open(state, backend, options);
+  t.after(() => again.close());
+  assert.equal((await again.update('web', '2')).status, 'Running'); // the stored overrides, unsealed
+  assert.match(fs.readFileSync(log, 'utf8'), /^update .*--project-name show.*DB_PASSWORD=hunter2/m);
+  again.close();
+
+  const otherKey = await StagingManager.open(state, backend, { keyFile: path.join(dir, 'other.key') });
+  t.after(() => otherKey.close());
+  const refused = await rejectsWithCode(assert, () => otherKey.update('web', '3'), 'INVALID_ARGUMENT');
+  assert.ok(!refused.message.includes('hunter2'));
+});
+
+test('open takes core\'s backend names and options; unknown or misused ones are refused', async (t) => {
+  const dir = tempDir(t);
+  const state = path.join(dir, 'staging.db');
+  const mock = await StagingManager.open(state, 'mock', { actor: 'ana', checkIntervalMs: 0, retentionMs: 90 * 24 * 3600 * 1000 });
+  await mock.create('web', '1');
+  assert.equal((await mock.auditLog())[0].actor, 'ana');
+  mock.close();
+  const refusals = [
+    ['mock', { notAnOption: 1 }, /unknown field `not_an_option`/],
+    ['mock', { pendingTimeout: 3 }, /unknown field/],
+    ['mock', { pendingTimeoutMs: -1 }, /pending_timeout_ms|invalid value/],
+    ['mock', { pendingTimeoutMs: 1.5 }, /invalid type/],
+    ['mock', { pendingTimeoutMs: Number.NaN }, /not a finite number/],
+    ['mock', { actor: null }, /null/],
+    ['mock', { actor: 7 }, /invalid type/],
+    [new MockBackend(), { projectName: 'show' }, /backend named by a string/],
+    ['helm:charts', undefined, /expected `mock`/],
+    ['script:', undefined, /expected `mock`/],
+    [`script:${path.join(dir, 'nope')}`, undefined, /does not exist/],
+  ];
+  for (const [backend, options, message] of refusals) {
+    const e = await rejectsWithCode(assert, () => StagingManager.open(state, backend, options), 'INVALID_ARGUMENT');
+    assert.match(e.message, message);
+  }
+});
+
+test('a postgres:// state that cannot be reached is a coded error, not a crash', async (t) => {
+  // Port 1 on loopback: nothing listens. The PostgreSQL suites run with `make test-postgres`.
+  const url = 'postgres://capsa@127.0.0.1:1/capsa?connect_timeout=2';
+  const e = await rejectsWithCode(assert, () => StagingManager.open(url, new MockBackend()), 'STATE');
+  assert.match(e.message, /postgres/);
+  await rejectsWithCode(assert, () => StagingManager.open('postgres://capsa@127.0.0.1:1/capsa?sslmode=require', 'mock'), 'UNSUPPORTED');
+});
+
+test('a postgres:// state (CAPSA_TEST_POSTGRES_URL) with a key file', { skip: !process.env.CAPSA_TEST_POSTGRES_URL && 'no CAPSA_TEST_POSTGRES_URL (tests/postgres/with-postgres.sh sets it)' }, async (t) => {
+  const dir = tempDir(t);
+  const options = { keyFile: path.join(dir, 'pg.key') };
+  const name = `node-${process.pid}-${Date.now()}`;
+  const first = await StagingManager.open(process.env.CAPSA_TEST_POSTGRES_URL, 'mock', options);
+  await first.create(name, '1', [{ key: 'TOKEN', value: 's3cret', private: true }]);
+  first.close();
+  const again = await StagingManager.open(process.env.CAPSA_TEST_POSTGRES_URL, 'mock', options);
+  t.after(() => again.close());
+  assert.equal((await again.get(name)).overrides[0].value, '***');
+  assert.equal((await again.update(name, '2')).status, 'Running');
+  await again.delete(name);
+  assert.equal(await again.cleanup(name), null);
 });
 
 test('misuse of the staging API gives coded errors', async (t) => {

@@ -165,3 +165,42 @@ test('fsck(true) repairs what a killed write left and keeps the user files', asy
   assert.equal(v1.version, 'v001');
   assert.equal((await store.fsck()).clean, true);
 });
+
+test('a closed store, and every capsule and crate reached through it, refuses with a code', async (t) => {
+  const store = await tempStore(t);
+  const capsule = await store.createCapsule(ID);
+  const v1 = await capsule.bump();
+  assert.equal(store.closed, false);
+  store.close();
+  store.close(); // twice is harmless
+  assert.equal(store.closed, true);
+  assert.equal(store.root.length > 0 && capsule.id === ID && v1.version === 'v001', true); // names stay readable
+  const refused = await rejectsWithCode(assert, () => store.capsules(), 'INVALID_ARGUMENT');
+  assert.match(refused.message, /store: it is closed$/);
+  const calls = [
+    () => store.createCapsule('sh020'),
+    () => store.capsule(ID),
+    () => store.fsck(),
+    () => store.retrieve(ID),
+    () => store.restore(path.join(store.root, 'none.zip')),
+    () => capsule.bump(),
+    () => capsule.crates(),
+    () => capsule.get(1),
+    () => capsule.latest(),
+    () => capsule.isOffline(),
+    () => capsule.takeOffline(path.join(store.root, 'none.zip')),
+    () => capsa.archive(capsule, path.join(store.root, 'a.zip')),
+    () => v1.metadata(),
+    () => v1.publish(path.join(store.root, 'none.exr')),
+    () => v1.seal(),
+    () => v1.isPublished(),
+    () => v1.sequences('publishes'),
+  ];
+  for (const call of calls) {
+    await rejectsWithCode(assert, call, 'INVALID_ARGUMENT');
+  }
+    // The same directory opened again is a store of its own, open.
+  const reopened = await capsa.Store.open(store.root);
+  assert.deepEqual((await (await reopened.capsule(ID)).crates()).map((c) => c.version), ['v001']);
+  assert.equal(fs.existsSync(path.join(store.root, ID, 'v002')), false, 'nothing was done after close');
+});

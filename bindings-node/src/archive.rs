@@ -15,7 +15,7 @@ use napi_derive::napi;
 
 use crate::error::{guard, promise_blocking, Failure};
 use crate::listener::Listener;
-use crate::store::JsCapsule;
+use crate::store::{JsCapsule, JsStore};
 
 /// How far a long operation has come.
 #[napi(object)]
@@ -196,19 +196,19 @@ fn archive_promise<'e>(
         None => None,
     };
     let long = long_options(env, o)?;
-    let capsule = capsule.inner.clone();
-    promise_blocking(env, move || {
+    let inner = capsule.inner.clone();
+    capsule.open.promise(env, move || {
         let defaults = capsa::ArchiveOptions::default();
         let options = capsa::ArchiveOptions {
             policy,
             level: level.unwrap_or(defaults.level),
             replace: replace.unwrap_or(defaults.replace),
             verify: verify.unwrap_or(defaults.verify),
-            threads: None,
             progress: long.progress,
             cancel: long.cancel,
+            ..defaults
         };
-        let r = capsa::archive::archive(&capsule, &dest, options)?;
+        let r = capsa::archive::archive(&inner, &dest, options)?;
         Ok(ArchiveReport {
             path: path_text(&r.path),
             capsule: r.capsule,
@@ -238,11 +238,12 @@ pub fn verify<'e>(env: &'e Env, path: String, options: Option<Object>) -> napi::
         let archive_sha256: Option<bool> = opt(o, "archiveSha256")?;
         let long = long_options(env, o)?;
         promise_blocking(env, move || {
+            let defaults = capsa::archive::VerifyOptions::default();
             let options = capsa::archive::VerifyOptions {
-                archive_sha256: archive_sha256.unwrap_or(false),
-                threads: None,
+                archive_sha256: archive_sha256.unwrap_or(defaults.archive_sha256),
                 progress: long.progress,
                 cancel: long.cancel,
+                ..defaults
             };
             let r = capsa::archive::verify_with(&path, options)?;
             Ok(VerifyReport {
@@ -276,31 +277,34 @@ fn stub(s: capsa::OfflineStub) -> OfflineStub {
 /// `store.restore(path, options)`, declared on `Store` in `store.rs`.
 pub(crate) fn restore_promise<'e>(
     env: &'e Env,
-    store: &capsa::Store,
+    store: &JsStore,
     path: String,
     options: Option<Object>,
 ) -> Result<Object<'e>, Failure> {
     let o = options.as_ref();
     let replace: Option<bool> = opt(o, "replace")?;
     let long = long_options(env, o)?;
-    let store = store.clone();
-    promise_blocking(env, move || {
+    let (inner, wrap) = (store.inner.clone(), store.capsule_of());
+    store.open.promise(env, move || {
+        let defaults = capsa::RestoreOptions::default();
         let options = capsa::RestoreOptions {
-            replace: replace.unwrap_or(false),
+            replace: replace.unwrap_or(defaults.replace),
             progress: long.progress,
             cancel: long.cancel,
-            ..Default::default()
+            ..defaults
         };
-        capsa::archive::restore(&path, &store, options).map(JsCapsule::from)
+        capsa::archive::restore(&path, &inner, options).map(wrap)
     })
 }
 
 /// `capsule.takeOffline(archive)`, declared on `Capsule` in `store.rs`.
 pub(crate) fn take_offline_promise<'e>(
     env: &'e Env,
-    capsule: &capsa::Capsule,
+    capsule: &JsCapsule,
     archive: String,
 ) -> Result<Object<'e>, Failure> {
-    let capsule = capsule.clone();
-    promise_blocking(env, move || capsule.take_offline(&archive).map(stub))
+    let inner = capsule.inner.clone();
+    capsule
+        .open
+        .promise(env, move || inner.take_offline(&archive).map(stub))
 }

@@ -4,8 +4,9 @@ use napi::bindgen_prelude::Object;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::error::{guard, promise_blocking};
+use crate::error::guard;
 use crate::seq::JsSequence;
+use crate::store::OpenFlag;
 
 /// The metadata of a crate (`.capsa-crate.json`).
 #[napi(object)]
@@ -34,11 +35,13 @@ pub struct CrateMetadata {
 #[napi(js_name = "Crate")]
 pub struct JsCrate {
     inner: capsa::Crate,
+    open: OpenFlag,
 }
 
-impl From<capsa::Crate> for JsCrate {
-    fn from(inner: capsa::Crate) -> Self {
-        JsCrate { inner }
+impl JsCrate {
+    /// The crate `inner`, reached through the store whose flag is `open`.
+    pub(crate) fn new(inner: capsa::Crate, open: OpenFlag) -> Self {
+        JsCrate { inner, open }
     }
 }
 
@@ -92,7 +95,7 @@ impl JsCrate {
     ) -> napi::Result<Object<'e>> {
         let krate = self.inner.clone();
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 let dest = dest.map(std::path::PathBuf::from);
                 krate
                     .publish(&src, dest.as_deref())
@@ -105,14 +108,14 @@ impl JsCrate {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn seal<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let krate = self.inner.clone();
-        guard(env, || promise_blocking(env, move || krate.seal()))
+        guard(env, || self.open.promise(env, move || krate.seal()))
     }
 
     /// Is the crate sealed?
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn is_published<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let krate = self.inner.clone();
-        guard(env, || promise_blocking(env, move || krate.is_published()))
+        guard(env, || self.open.promise(env, move || krate.is_published()))
     }
 
     /// The crate's metadata.
@@ -120,7 +123,7 @@ impl JsCrate {
     pub fn metadata<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let krate = self.inner.clone();
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 let m = krate.metadata()?;
                 Ok(CrateMetadata {
                     schema: m.schema,
@@ -145,7 +148,7 @@ impl JsCrate {
     pub fn sequences<'e>(&self, env: &'e Env, section: String) -> napi::Result<Object<'e>> {
         let krate = self.inner.clone();
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 let s: capsa::Section = section.parse()?;
                 krate
                     .sequences(s)

@@ -133,9 +133,9 @@ impl JsSequence {
     /// `plate.%04d.exr 1001-1100`); throws `INVALID_ARGUMENT` for an unknown style.
     #[napi(ts_args_type = "style?: 'hash' | 'at' | 'printf' | 'houdini'")]
     pub fn format(&self, env: Env, style_name: Option<String>) -> napi::Result<String> {
-        guard(&env, || {
-            let s: capsa::PadStyle = style_name.as_deref().unwrap_or("hash").parse()?;
-            Ok(self.inner.format(s))
+        guard(&env, || match style_name {
+            Some(name) => Ok(self.inner.format(name.parse()?)),
+            None => Ok(self.inner.to_string()),
         })
     }
 

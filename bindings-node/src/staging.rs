@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use capsa::staging::{
-    BackendReply, Deployer, EventKind, KubernetesDeployer, ManagerOptions, MockCall, MockDeployer,
-    Override, Scope, ScriptDeployer, Staging, StagingManager, Subscription,
+    BackendReply, BackendSpec, Deployer, EventKind, KubernetesDeployer, MockCall, MockDeployer,
+    OpenSettings, Override, Scope, ScriptDeployer, Staging, StagingManager, Subscription,
 };
-use napi::bindgen_prelude::{Either3, Function, Object, ToNapiValue};
+use napi::bindgen_prelude::{Either4, Function, JsObjectValue, Object, ToNapiValue};
 use napi::threadsafe_function::UnknownReturnValue;
-use napi::Env;
+use napi::{Either, Env, JSON};
 use napi_derive::napi;
 
-use crate::error::{guard, promise, promise_blocking};
+use crate::error::{guard, promise, promise_blocking, Failure};
 use crate::listener::{Listener, ListenerSwitch};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -42,10 +42,6 @@ fn millis(what: &'static str, ms: f64) -> capsa::Result<Duration> {
             format!("must be a number of milliseconds >= 0, got {ms}"),
         ))
     }
-}
-
-fn mock_call(name: &str) -> capsa::Result<MockCall> {
-    MockCall::parse(name)
 }
 
 /// A reply the mock backend gives.
@@ -112,7 +108,7 @@ impl JsMockBackend {
     )]
     pub fn push(&self, env: Env, call: String, reply_: Option<MockReply>) -> napi::Result<()> {
         guard(&env, || {
-            self.inner.push(mock_call(&call)?, reply(reply_)?);
+            self.inner.push(MockCall::parse(&call)?, reply(reply_)?);
             Ok(())
         })
     }
@@ -128,7 +124,8 @@ impl JsMockBackend {
         reply_: Option<MockReply>,
     ) -> napi::Result<()> {
         guard(&env, || {
-            self.inner.set_default(mock_call(&call)?, reply(reply_)?);
+            self.inner
+                .set_default(MockCall::parse(&call)?, reply(reply_)?);
             Ok(())
         })
     }
@@ -140,7 +137,7 @@ impl JsMockBackend {
     pub fn set_delay(&self, env: Env, call: String, ms: f64) -> napi::Result<()> {
         guard(&env, || {
             self.inner
-                .set_delay(mock_call(&call)?, millis("delay", ms)?);
+                .set_delay(MockCall::parse(&call)?, millis("delay", ms)?);
             Ok(())
         })
     }
@@ -152,7 +149,7 @@ impl JsMockBackend {
     )]
     pub fn hold(&self, env: Env, call: String) -> napi::Result<()> {
         guard(&env, || {
-            self.inner.hold(mock_call(&call)?);
+            self.inner.hold(MockCall::parse(&call)?);
             Ok(())
         })
     }
@@ -163,7 +160,7 @@ impl JsMockBackend {
     )]
     pub fn release(&self, env: Env, call: String) -> napi::Result<()> {
         guard(&env, || {
-            self.inner.release(mock_call(&call)?);
+            self.inner.release(MockCall::parse(&call)?);
             Ok(())
         })
     }
@@ -173,7 +170,7 @@ impl JsMockBackend {
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
     )]
     pub fn held(&self, env: Env, call: String) -> napi::Result<u32> {
-        guard(&env, || Ok(self.inner.held(mock_call(&call)?) as u32))
+        guard(&env, || Ok(self.inner.held(MockCall::parse(&call)?) as u32))
     }
 
     /// Make `tag_check` reject tags lower than `min`.
@@ -206,18 +203,21 @@ impl JsMockBackend {
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
     )]
     pub fn count(&self, env: Env, call: String) -> napi::Result<u32> {
-        guard(&env, || Ok(self.inner.count(mock_call(&call)?) as u32))
+        guard(
+            &env,
+            || Ok(self.inner.count(MockCall::parse(&call)?) as u32),
+        )
     }
 }
 
-/// Options of `ScriptBackend`.
+/// Options of `ScriptBackend`, each absent one core's default.
 #[napi(object)]
 pub struct ScriptBackendOptions {
-    /// `--project-name` (default `capsa`).
+    /// `--project-name`.
     pub project_name: Option<String>,
-    /// `--base-domain` (default `localhost`).
+    /// `--base-domain`.
     pub base_domain: Option<String>,
-    /// Per-call timeout in milliseconds (default 600 000).
+    /// Per-call timeout in milliseconds.
     pub timeout_ms: Option<f64>,
 }
 
@@ -251,14 +251,13 @@ impl JsScriptBackend {
     }
 }
 
-/// Options of `KubernetesBackend`.
+/// Options of `KubernetesBackend`, each absent one core's default.
 #[napi(object)]
 pub struct KubernetesBackendOptions {
-    /// The kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, else the in-cluster
+    /// The kubeconfig file (absent: `KUBECONFIG`, `~/.kube/config`, else the in-cluster
     /// service account).
     pub kubeconfig: Option<String>,
-    /// How long create and update wait for the workloads to be ready, in milliseconds
-    /// (default 300 000).
+    /// How long create and update wait for the workloads to be ready, in milliseconds.
     pub ready_timeout_ms: Option<f64>,
 }
 
@@ -493,17 +492,67 @@ pub struct ReconcileReport {
     pub archive_problems: u32,
 }
 
-/// Options of `StagingManager.open`.
+/// Options of `StagingManager.open`: core's open settings (`OpenSettings`) in camelCase,
+/// durations in milliseconds, each absent one core's default. An unknown key, a wrong type or
+/// `null` is refused with `INVALID_ARGUMENT`. The backend settings (`projectName` to
+/// `readyTimeoutMs`) go with a backend named by a string; a backend object carries its own.
 #[napi(object)]
 pub struct StagingManagerOptions {
-    /// Who issues commands (the audit log's actor); `$USER` by default.
+    /// Who issues commands (the audit log's actor).
     pub actor: Option<String>,
-    /// A pending status older than this becomes Failure on `reconcile` (default 600 000 ms).
+    /// A pending status older than this becomes Failure on `reconcile`.
     pub pending_timeout_ms: Option<f64>,
-    /// How often `reconcile` asks again about a stable staging (default 60 000 ms).
+    /// How often `reconcile` asks again about a stable staging.
     pub check_interval_ms: Option<f64>,
-    /// `cleanArchived` removes archived stagings older than this (default 14 days).
+    /// `cleanArchived` removes archived stagings older than this.
     pub retention_ms: Option<f64>,
+    /// Prefix of a staging's Kubernetes namespace.
+    pub namespace_prefix: Option<String>,
+    /// The key file sealing private override values (created if missing).
+    pub key_file: Option<String>,
+    /// `--project-name` of the scripts.
+    pub project_name: Option<String>,
+    /// `--base-domain` of the scripts.
+    pub base_domain: Option<String>,
+    /// How long a script may run.
+    pub script_timeout_ms: Option<f64>,
+    /// The kubeconfig file.
+    pub kubeconfig: Option<String>,
+    /// How long Kubernetes creates and updates wait for readiness.
+    pub ready_timeout_ms: Option<f64>,
+}
+
+/// Core's open settings from the JS `options` of `StagingManager.open`: the object as
+/// `JSON.stringify` gives it, each key from camelCase to core's snake_case, read by
+/// [`OpenSettings::from_json`], which refuses an unknown key or a wrong type.
+fn open_settings(env: &Env, options: Option<Object>) -> Result<OpenSettings, Failure> {
+    let Some(options) = options else {
+        return Ok(OpenSettings::default());
+    };
+    let json: JSON = env.get_global()?.get_named_property_unchecked("JSON")?;
+    let text = json
+        .stringify(options)
+        .map_err(|e| bad("options", e.reason))?;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| bad("options", format!("must be an object: {e}")))?;
+    let mut snake = serde_json::Map::new();
+    for (key, value) in map {
+        if value.is_null() {
+            // JSON's null is also what NaN and Infinity become: never core's default.
+            return Err(bad("options", format!("`{key}` is null or not a finite number")).into());
+        }
+        let mut k = String::new();
+        for c in key.chars() {
+            if c.is_ascii_uppercase() {
+                k.push('_');
+            }
+            k.push(c.to_ascii_lowercase());
+        }
+        snake.insert(k, value);
+    }
+    Ok(OpenSettings::from_json(
+        &serde_json::Value::Object(snake).to_string(),
+    )?)
 }
 
 struct State {
@@ -512,19 +561,16 @@ struct State {
     next: u64,
 }
 
-/// The staging lifecycle over a SQLite state file and a deploy backend.
+/// The staging lifecycle over a state store (SQLite or PostgreSQL) and a deploy backend.
 #[napi(js_name = "StagingManager")]
 pub struct JsStagingManager {
     state: Arc<Mutex<State>>,
 }
 
-fn closed() -> capsa::Error {
-    bad("staging manager", "it is closed")
-}
-
 impl JsStagingManager {
     fn manager(&self) -> capsa::Result<StagingManager> {
-        lock(&self.state).manager.clone().ok_or_else(closed)
+        let manager = lock(&self.state).manager.clone();
+        manager.ok_or_else(|| capsa::Error::closed("staging manager"))
     }
 
     /// A Promise of the future `job` makes from the manager (core's async form), run on
@@ -560,47 +606,57 @@ impl JsStagingManager {
 
 #[napi]
 impl JsStagingManager {
-    /// Open (or create) the SQLite state file at `statePath` with `backend`. A command
-    /// interrupted by a crash is found pending and finished or failed by `reconcile`.
+    /// Open the state `state` with `backend`, through core's one opening (the same as every
+    /// binding's and the CLI's). `state` is an SQLite state file (created if missing) or a
+    /// `postgres://` URL; `backend` is `'mock'`, `'script:DIR'` or `'kubernetes:DIR'`, or a
+    /// backend object. A command interrupted by a crash is found pending and finished or
+    /// failed by `reconcile`.
     #[napi(
-        ts_args_type = "statePath: string, backend: MockBackend | ScriptBackend | KubernetesBackend, options?: StagingManagerOptions",
+        ts_args_type = "state: string, backend: string | MockBackend | ScriptBackend | KubernetesBackend, options?: StagingManagerOptions",
         ts_return_type = "Promise<StagingManager>"
     )]
     pub fn open<'e>(
         env: &'e Env,
-        state_path: String,
-        backend: Either3<&JsMockBackend, &JsScriptBackend, &JsKubernetesBackend>,
-        options: Option<StagingManagerOptions>,
+        state: String,
+        backend: Either4<String, &JsMockBackend, &JsScriptBackend, &JsKubernetesBackend>,
+        options: Option<Object>,
     ) -> napi::Result<Object<'e>> {
         guard(env, || {
-            let deployer: Arc<dyn Deployer> = match backend {
-                Either3::A(m) => m.inner.clone(),
-                Either3::B(s) => s.inner.clone(),
-                Either3::C(k) => k.inner.clone(),
+            let settings = open_settings(env, options)?;
+            let backend: Either<String, Arc<dyn Deployer>> = match backend {
+                Either4::A(spec) => Either::A(spec),
+                Either4::B(m) => Either::B(m.inner.clone()),
+                Either4::C(s) => Either::B(s.inner.clone()),
+                Either4::D(k) => Either::B(k.inner.clone()),
             };
-            let mut opts = ManagerOptions::default();
-            if let Some(o) = options {
-                if let Some(a) = o.actor {
-                    opts.actor = a;
-                }
-                if let Some(ms) = o.pending_timeout_ms {
-                    opts.pending_timeout = millis("pendingTimeoutMs", ms)?;
-                }
-                if let Some(ms) = o.check_interval_ms {
-                    opts.check_interval = millis("checkIntervalMs", ms)?;
-                }
-                if let Some(ms) = o.retention_ms {
-                    opts.retention = millis("retentionMs", ms)?;
+            if let Either::B(_) = backend {
+                let own = OpenSettings {
+                    project_name: None,
+                    base_domain: None,
+                    script_timeout_ms: None,
+                    kubeconfig: None,
+                    ready_timeout_ms: None,
+                    ..settings.clone()
+                };
+                if own != settings {
+                    let why = "backend settings go with a backend named by a string";
+                    return Err(bad("options", why).into());
                 }
             }
             promise_blocking(env, move || {
-                let manager = StagingManager::open_sqlite(&state_path, deployer, opts)?;
+                let manager = match backend {
+                    Either::A(spec) => settings.open(&state, &BackendSpec::parse(&spec)?)?,
+                    Either::B(deployer) => {
+                        StagingManager::open_with(&state, deployer, settings.manager_options())?
+                    }
+                };
+                let state = State {
+                    manager: Some(manager),
+                    subscriptions: HashMap::new(),
+                    next: 1,
+                };
                 Ok(JsStagingManager {
-                    state: Arc::new(Mutex::new(State {
-                        manager: Some(manager),
-                        subscriptions: HashMap::new(),
-                        next: 1,
-                    })),
+                    state: Arc::new(Mutex::new(state)),
                 })
             })
         })
@@ -817,7 +873,7 @@ impl JsStagingManager {
     }
 
     /// Close the manager: every subscription ends and later calls reject with
-    /// `INVALID_ARGUMENT` ("closed"). Closing twice is harmless.
+    /// `INVALID_ARGUMENT` ("… it is closed"). Closing twice is harmless.
     #[napi]
     pub fn close(&self, env: Env) -> napi::Result<()> {
         guard(&env, || {

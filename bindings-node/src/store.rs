@@ -1,13 +1,41 @@
 //! Stores and capsules. Every call that touches the disk returns a Promise; its work runs on
 //! the blocking threads of core's runtime.
 
-use napi::bindgen_prelude::Object;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Object, ToNapiValue};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::archive::{restore_promise, take_offline_promise};
-use crate::error::{guard, padding_arg, promise_blocking, version_arg};
+use crate::error::{guard, padding_arg, promise_blocking, version_arg, Failure};
 use crate::krate::JsCrate;
+
+/// Whether a store was closed: shared by the store and every capsule and crate reached
+/// through it, which all refuse to touch the disk once it is.
+#[derive(Clone, Default)]
+pub(crate) struct OpenFlag(Arc<AtomicBool>);
+
+impl OpenFlag {
+    /// A Promise of `job`, a blocking core call, on the blocking threads of core's runtime;
+    /// once the store is closed it rejects with `INVALID_ARGUMENT` ([`capsa::Error::closed`]).
+    pub(crate) fn promise<'e, T: ToNapiValue + Send + 'static>(
+        &self,
+        env: &'e Env,
+        job: impl FnOnce() -> capsa::Result<T> + Send + 'static,
+    ) -> Result<Object<'e>, Failure> {
+        let closed = self.is_closed();
+        promise_blocking(env, move || match closed {
+            true => Err(capsa::Error::closed("store")),
+            false => job(),
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 fn path_text(path: &std::path::Path) -> String {
     path.to_string_lossy().into_owned()
@@ -74,6 +102,20 @@ pub struct FsckReport {
 #[napi(js_name = "Store")]
 pub struct JsStore {
     pub(crate) inner: capsa::Store,
+    pub(crate) open: OpenFlag,
+}
+
+impl JsStore {
+    fn new(inner: capsa::Store) -> Self {
+        let open = OpenFlag::default();
+        JsStore { inner, open }
+    }
+
+    /// The capsules' wrapper: each shares this store's [`OpenFlag`].
+    pub(crate) fn capsule_of(&self) -> impl Fn(capsa::Capsule) -> JsCapsule {
+        let open = self.open.clone();
+        move |inner| JsCapsule::new(inner, open.clone())
+    }
 }
 
 #[napi]
@@ -94,7 +136,7 @@ impl JsStore {
                         opts.archive_policy = policy;
                     }
                 }
-                capsa::Store::init(&path, opts).map(|inner| JsStore { inner })
+                capsa::Store::init(&path, opts).map(JsStore::new)
             })
         })
     }
@@ -103,9 +145,7 @@ impl JsStore {
     #[napi(ts_return_type = "Promise<Store>")]
     pub fn open<'e>(env: &'e Env, path: String) -> napi::Result<Object<'e>> {
         guard(env, || {
-            promise_blocking(env, move || {
-                capsa::Store::open(&path).map(|inner| JsStore { inner })
-            })
+            promise_blocking(env, move || capsa::Store::open(&path).map(JsStore::new))
         })
     }
 
@@ -121,33 +161,50 @@ impl JsStore {
         guard(&env, || Ok(self.inner.padding() as u32))
     }
 
+    /// Close the store: it and every capsule and crate reached through it reject later
+    /// calls with `INVALID_ARGUMENT` ("… it is closed"). Closing twice is harmless.
+    #[napi]
+    pub fn close(&self, env: Env) -> napi::Result<()> {
+        guard(&env, || {
+            self.open.0.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    /// Whether `close` was called.
+    #[napi(getter)]
+    pub fn closed(&self, env: Env) -> napi::Result<bool> {
+        guard(&env, || Ok(self.open.is_closed()))
+    }
+
     /// Create a capsule (`ALREADY_EXISTS`, `INVALID_NAME`).
     #[napi(ts_return_type = "Promise<Capsule>")]
     pub fn create_capsule<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
-        let store = self.inner.clone();
+        let (store, wrap) = (self.inner.clone(), self.capsule_of());
         guard(env, || {
-            promise_blocking(env, move || store.create_capsule(&id).map(JsCapsule::from))
+            self.open
+                .promise(env, move || store.create_capsule(&id).map(wrap))
         })
     }
 
     /// An existing capsule (`NOT_FOUND`, `INVALID_NAME`).
     #[napi(ts_return_type = "Promise<Capsule>")]
     pub fn capsule<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
-        let store = self.inner.clone();
+        let (store, wrap) = (self.inner.clone(), self.capsule_of());
         guard(env, || {
-            promise_blocking(env, move || store.capsule(&id).map(JsCapsule::from))
+            self.open.promise(env, move || store.capsule(&id).map(wrap))
         })
     }
 
     /// Every capsule, sorted by id.
     #[napi(ts_return_type = "Promise<Array<Capsule>>")]
     pub fn capsules<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
-        let store = self.inner.clone();
+        let (store, wrap) = (self.inner.clone(), self.capsule_of());
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 store
                     .capsules()
-                    .map(|v| v.into_iter().map(JsCapsule::from).collect::<Vec<_>>())
+                    .map(|v| v.into_iter().map(wrap).collect::<Vec<_>>())
             })
         })
     }
@@ -166,16 +223,17 @@ impl JsStore {
         path: String,
         options: Option<Object>,
     ) -> napi::Result<Object<'e>> {
-        guard(env, || restore_promise(env, &self.inner, path, options))
+        guard(env, || restore_promise(env, self, path, options))
     }
 
     /// Bring an offline capsule back from its recorded archive (`NOT_FOUND` if the archive
     /// is gone, `CORRUPT` if it changed).
     #[napi(ts_return_type = "Promise<Capsule>")]
     pub fn retrieve<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
-        let store = self.inner.clone();
+        let (store, wrap) = (self.inner.clone(), self.capsule_of());
         guard(env, || {
-            promise_blocking(env, move || store.retrieve(&id).map(JsCapsule::from))
+            self.open
+                .promise(env, move || store.retrieve(&id).map(wrap))
         })
     }
 
@@ -184,7 +242,7 @@ impl JsStore {
     pub fn fsck<'e>(&self, env: &'e Env, repair: Option<bool>) -> napi::Result<Object<'e>> {
         let store = self.inner.clone();
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 let report = store.fsck(repair.unwrap_or(false))?;
                 let clean = report.is_clean();
                 Ok(FsckReport {
@@ -219,11 +277,17 @@ fn serde_kind(kind: capsa::ProblemKind) -> String {
 #[napi(js_name = "Capsule")]
 pub struct JsCapsule {
     pub(crate) inner: capsa::Capsule,
+    pub(crate) open: OpenFlag,
 }
 
-impl From<capsa::Capsule> for JsCapsule {
-    fn from(inner: capsa::Capsule) -> Self {
-        JsCapsule { inner }
+impl JsCapsule {
+    fn new(inner: capsa::Capsule, open: OpenFlag) -> Self {
+        JsCapsule { inner, open }
+    }
+
+    fn crate_of(&self) -> impl Fn(capsa::Crate) -> JsCrate {
+        let open = self.open.clone();
+        move |inner| JsCrate::new(inner, open.clone())
     }
 }
 
@@ -245,7 +309,7 @@ impl JsCapsule {
     /// tree, leave a stub pointing at it and remove the content. Resolves to the stub.
     #[napi(ts_return_type = "Promise<OfflineStub>")]
     pub fn take_offline<'e>(&self, env: &'e Env, archive: String) -> napi::Result<Object<'e>> {
-        guard(env, || take_offline_promise(env, &self.inner, archive))
+        guard(env, || take_offline_promise(env, self, archive))
     }
 
     /// Is the capsule offline (its content in an archive)?
@@ -253,7 +317,7 @@ impl JsCapsule {
     pub fn is_offline<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let capsule = self.inner.clone();
         guard(env, || {
-            promise_blocking(env, move || Ok(capsule.is_offline()))
+            self.open.promise(env, move || Ok(capsule.is_offline()))
         })
     }
 
@@ -261,9 +325,9 @@ impl JsCapsule {
     /// the previous crate's sections over.
     #[napi(ts_return_type = "Promise<Crate>")]
     pub fn bump<'e>(&self, env: &'e Env, options: Option<BumpOptions>) -> napi::Result<Object<'e>> {
-        let capsule = self.inner.clone();
+        let (capsule, wrap) = (self.inner.clone(), self.crate_of());
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 let o = options.unwrap_or(BumpOptions {
                     comment: None,
                     carry_over: None,
@@ -283,7 +347,7 @@ impl JsCapsule {
                         created_by: o.created_by,
                         tags: o.tags.unwrap_or_default(),
                     })
-                    .map(JsCrate::from)
+                    .map(wrap)
             })
         })
     }
@@ -291,12 +355,12 @@ impl JsCapsule {
     /// Every complete crate, oldest first.
     #[napi(ts_return_type = "Promise<Array<Crate>>")]
     pub fn crates<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
-        let capsule = self.inner.clone();
+        let (capsule, wrap) = (self.inner.clone(), self.crate_of());
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 capsule
                     .crates()
-                    .map(|v| v.into_iter().map(JsCrate::from).collect::<Vec<_>>())
+                    .map(|v| v.into_iter().map(wrap).collect::<Vec<_>>())
             })
         })
     }
@@ -308,14 +372,14 @@ impl JsCapsule {
         env: &'e Env,
         #[napi(ts_arg_type = "string | number")] version: napi::Either<String, i64>,
     ) -> napi::Result<Object<'e>> {
-        let capsule = self.inner.clone();
+        let (capsule, wrap) = (self.inner.clone(), self.crate_of());
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 let v = match version {
                     napi::Either::A(text) => capsa::Version::parse(&text)?,
                     napi::Either::B(n) => version_arg(n)?,
                 };
-                capsule.get(v).map(JsCrate::from)
+                capsule.get(v).map(wrap)
             })
         })
     }
@@ -327,16 +391,16 @@ impl JsCapsule {
         env: &'e Env,
         options: Option<LatestOptions>,
     ) -> napi::Result<Object<'e>> {
-        let capsule = self.inner.clone();
+        let (capsule, wrap) = (self.inner.clone(), self.crate_of());
         let published = options.and_then(|o| o.published).unwrap_or(false);
         guard(env, || {
-            promise_blocking(env, move || {
+            self.open.promise(env, move || {
                 let found = if published {
                     capsule.latest_published()?
                 } else {
                     capsule.latest()?
                 };
-                Ok(found.map(JsCrate::from))
+                Ok(found.map(wrap))
             })
         })
     }
