@@ -101,42 +101,6 @@ fn op_cells(op: Option<&Op>) -> Cells {
     ]
 }
 
-/// A new staging row, its command in flight.
-#[derive(Debug)]
-pub(crate) struct NewStaging<'a> {
-    /// The staging.
-    pub name: &'a str,
-    /// Its status.
-    pub status: Status,
-    /// Its tag.
-    pub tag: &'a str,
-    /// Its overrides, encoded ([`codec::encode_overrides`]).
-    pub overrides: &'a str,
-    /// Now: created, updated, status since.
-    pub now: DateTime<Utc>,
-    /// The command in flight.
-    pub op: Op,
-}
-
-impl NewStaging<'_> {
-    /// All its columns.
-    pub fn cells(&self) -> Cells {
-        let mut c = vec![
-            ("name", Cell::text(self.name)),
-            ("status", Cell::text(self.status.as_str())),
-            ("tag", Cell::text(self.tag)),
-            ("overrides", Cell::text(self.overrides)),
-            ("reason", Cell::Text(None)),
-            ("created_at", Cell::time(self.now)),
-            ("updated_at", Cell::time(self.now)),
-            ("status_since", Cell::time(self.now)),
-            ("checked_at", Cell::Int(None)),
-        ];
-        c.extend(op_cells(Some(&self.op)));
-        c
-    }
-}
-
 /// A change to a staging row: the columns to set (`None`: unchanged).
 #[derive(Debug, Default)]
 pub(crate) struct Change<'a> {
@@ -159,6 +123,13 @@ pub(crate) struct Change<'a> {
 }
 
 impl Change<'_> {
+    /// The columns of the row of a new staging `name`, created `at`, with this change.
+    pub fn new_row(&self, name: &str, at: DateTime<Utc>) -> Cells {
+        let mut c = vec![("name", Cell::text(name)), ("created_at", Cell::time(at))];
+        c.extend(self.cells());
+        c
+    }
+
     /// The columns it sets.
     pub fn cells(&self) -> Cells {
         let mut c = Vec::new();
@@ -310,8 +281,8 @@ pub(crate) trait StateTx {
     /// A staging's tag and stored overrides (as [`codec::encode_overrides`] wrote them).
     fn stored_settings(&mut self, name: &str) -> Result<Option<(String, String)>>;
 
-    /// Insert a new staging row.
-    fn insert_staging(&mut self, row: &NewStaging<'_>) -> Result<()>;
+    /// Insert the row of a new staging `name`, created `at`, with the columns of `change`.
+    fn insert_staging(&mut self, name: &str, at: DateTime<Utc>, change: &Change<'_>) -> Result<()>;
 
     /// Change a staging row if `guard` holds; whether it did.
     fn update_staging(&mut self, name: &str, guard: Guard, change: &Change<'_>) -> Result<bool>;
@@ -422,32 +393,24 @@ pub(crate) fn begin(tx: &mut impl StateTx, req: &Begin<'_>) -> Step<Begun> {
         pid: req.pid,
     };
     let new_status = running.or(cur_status).unwrap_or(Status::CreatePending);
-    let tag = tag.unwrap_or("");
+    // `status_since` moves only with the status.
+    let since = match &cur {
+        Some(c) if Some(new_status) == cur_status => c.staging.status_since,
+        _ => req.now,
+    };
+    let change = Change {
+        status: Some(new_status),
+        tag: Some(tag.unwrap_or("")),
+        overrides: Some(&encoded),
+        updated_at: Some(req.now),
+        status_since: Some(since),
+        op: Some(Some(op)),
+        ..Change::default()
+    };
     match &cur {
-        None => tx.insert_staging(&NewStaging {
-            name: req.name,
-            status: new_status,
-            tag,
-            overrides: &encoded,
-            now: req.now,
-            op,
-        })?,
+        None => tx.insert_staging(req.name, req.now, &change)?,
+        // The row is locked and was read idle; a store that breaks this rolls back.
         Some(c) => {
-            let since = if Some(new_status) != cur_status {
-                req.now
-            } else {
-                c.staging.status_since
-            };
-            let change = Change {
-                status: Some(new_status),
-                tag: Some(tag),
-                overrides: Some(&encoded),
-                updated_at: Some(req.now),
-                status_since: Some(since),
-                op: Some(Some(op)),
-                ..Change::default()
-            };
-            // The row is locked and was read idle; a store that breaks this rolls back.
             if !tx.update_staging(req.name, Guard::Idle, &change)? {
                 return Err(busy(req.name, c));
             }

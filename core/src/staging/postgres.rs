@@ -43,7 +43,7 @@ use super::codec::{
     self, audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt,
     AUDIT_COLS, EVENT_COLS, STAGING_COLS,
 };
-use super::ledger::{self, AuditDone, AuditRow, Change, Guard, NewStaging, StateTx, Step};
+use super::ledger::{self, AuditDone, AuditRow, Change, Guard, StateTx, Step};
 use super::sealed::SealKey;
 use super::store::{StagingRecord, StateStore};
 use super::{AuditEntry, AuditQuery, Event, EventKind, Status};
@@ -334,9 +334,9 @@ impl StateTx for PgTx<'_, '_> {
         .transpose()
     }
 
-    fn insert_staging(&mut self, row: &NewStaging<'_>) -> Result<()> {
-        let mut cells = row.cells();
-        cells.push(("op_host", Cell::text(self.store.host.as_str())));
+    fn insert_staging(&mut self, name: &str, at: DateTime<Utc>, change: &Change<'_>) -> Result<()> {
+        let mut cells = change.new_row(name, at);
+        cells.extend(self.host_cell(change.op.as_ref()));
         self.execute(Stmt::insert('$', "stagings", cells)).map(drop)
     }
 

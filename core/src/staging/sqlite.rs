@@ -24,7 +24,7 @@ use super::codec::{
     self, audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt,
     AUDIT_COLS, EVENT_COLS, STAGING_COLS,
 };
-use super::ledger::{self, AuditDone, AuditRow, Change, Guard, NewStaging, StateTx, Step};
+use super::ledger::{self, AuditDone, AuditRow, Change, Guard, StateTx, Step};
 use super::sealed::{self, SealKey};
 use super::store::{StagingRecord, StateStore};
 use super::{AuditEntry, AuditQuery, Event, EventKind, Status};
@@ -357,9 +357,9 @@ impl StateTx for SqliteTx<'_, '_> {
             .map_err(self.err())
     }
 
-    fn insert_staging(&mut self, row: &NewStaging<'_>) -> Result<()> {
-        self.run(Stmt::insert('?', "stagings", row.cells()))
-            .map(drop)
+    fn insert_staging(&mut self, name: &str, at: DateTime<Utc>, change: &Change<'_>) -> Result<()> {
+        let stmt = Stmt::insert('?', "stagings", change.new_row(name, at));
+        self.run(stmt).map(drop)
     }
 
     fn update_staging(&mut self, name: &str, guard: Guard, change: &Change<'_>) -> Result<bool> {
