@@ -522,9 +522,8 @@ pub struct StagingManagerOptions {
     pub ready_timeout_ms: Option<f64>,
 }
 
-/// Core's open settings from the JS `options` of `StagingManager.open`: the object as
-/// `JSON.stringify` gives it, each key from camelCase to core's snake_case, read by
-/// [`OpenSettings::from_json`], which refuses an unknown key or a wrong type.
+/// Core's open settings from the JS `options` of `StagingManager.open`, as `JSON.stringify`
+/// gives them ([`OpenSettings::from_camel_json`]).
 fn open_settings(env: &Env, options: Option<Object>) -> Result<OpenSettings, Failure> {
     let Some(options) = options else {
         return Ok(OpenSettings::default());
@@ -533,26 +532,7 @@ fn open_settings(env: &Env, options: Option<Object>) -> Result<OpenSettings, Fai
     let text = json
         .stringify(options)
         .map_err(|e| bad("options", e.reason))?;
-    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-        .map_err(|e| bad("options", format!("must be an object: {e}")))?;
-    let mut snake = serde_json::Map::new();
-    for (key, value) in map {
-        if value.is_null() {
-            // JSON's null is also what NaN and Infinity become: never core's default.
-            return Err(bad("options", format!("`{key}` is null or not a finite number")).into());
-        }
-        let mut k = String::new();
-        for c in key.chars() {
-            if c.is_ascii_uppercase() {
-                k.push('_');
-            }
-            k.push(c.to_ascii_lowercase());
-        }
-        snake.insert(k, value);
-    }
-    Ok(OpenSettings::from_json(
-        &serde_json::Value::Object(snake).to_string(),
-    )?)
+    Ok(OpenSettings::from_camel_json(&text)?)
 }
 
 struct State {
@@ -629,26 +609,10 @@ impl JsStagingManager {
                 Either4::C(s) => Either::B(s.inner.clone()),
                 Either4::D(k) => Either::B(k.inner.clone()),
             };
-            if let Either::B(_) = backend {
-                let own = OpenSettings {
-                    project_name: None,
-                    base_domain: None,
-                    script_timeout_ms: None,
-                    kubeconfig: None,
-                    ready_timeout_ms: None,
-                    ..settings.clone()
-                };
-                if own != settings {
-                    let why = "backend settings go with a backend named by a string";
-                    return Err(bad("options", why).into());
-                }
-            }
             promise_blocking(env, move || {
                 let manager = match backend {
                     Either::A(spec) => settings.open(&state, &BackendSpec::parse(&spec)?)?,
-                    Either::B(deployer) => {
-                        StagingManager::open_with(&state, deployer, settings.manager_options())?
-                    }
+                    Either::B(deployer) => settings.open_with_deployer(&state, deployer)?,
                 };
                 let state = State {
                     manager: Some(manager),

@@ -95,7 +95,7 @@ pub enum BackendSpec {
 
 /// The settings a backend is built with ([`BackendSpec::deployer`]); each backend uses the
 /// ones that concern it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSettings {
     /// `--project-name` for scripts. Default [`super::DEFAULT_PROJECT_NAME`].
     pub project_name: String,
@@ -241,6 +241,33 @@ impl OpenSettings {
         })
     }
 
+    /// Parse the JSON object form with camelCase keys (`pendingTimeoutMs`), as JavaScript
+    /// spells them. A `null` value (also what `JSON.stringify` makes of `NaN`) is refused,
+    /// never taken for the default.
+    pub fn from_camel_json(text: &str) -> Result<OpenSettings> {
+        let bad = |reason: String| Error::InvalidArgument {
+            what: "options",
+            reason,
+        };
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| bad(format!("must be an object: {e}")))?;
+        let mut snake = serde_json::Map::new();
+        for (key, value) in map {
+            if value.is_null() {
+                return Err(bad(format!("`{key}` is null or not a finite number")));
+            }
+            let mut k = String::new();
+            for c in key.chars() {
+                if c.is_ascii_uppercase() {
+                    k.push('_');
+                }
+                k.push(c.to_ascii_lowercase());
+            }
+            snake.insert(k, value);
+        }
+        OpenSettings::from_json(&serde_json::Value::Object(snake).to_string())
+    }
+
     /// The manager options: these settings over [`super::ManagerOptions::default`].
     pub fn manager_options(&self) -> super::ManagerOptions {
         let d = super::ManagerOptions::default();
@@ -276,6 +303,22 @@ impl OpenSettings {
         spec: &BackendSpec,
     ) -> Result<super::StagingManager> {
         let deployer = spec.deployer(&self.backend_settings())?;
+        super::StagingManager::open_with(state, deployer, self.manager_options())
+    }
+
+    /// Open the manager of `state` with a backend the caller built, which carries its own
+    /// settings: backend settings here are refused (`InvalidArgument`), never ignored.
+    pub fn open_with_deployer(
+        &self,
+        state: impl AsRef<std::ffi::OsStr>,
+        deployer: Arc<dyn Deployer>,
+    ) -> Result<super::StagingManager> {
+        if self.backend_settings() != BackendSettings::default() {
+            return Err(Error::InvalidArgument {
+                what: "options",
+                reason: "backend settings go with a backend named by its spec".into(),
+            });
+        }
         super::StagingManager::open_with(state, deployer, self.manager_options())
     }
 }
@@ -394,5 +437,30 @@ mod tests {
             default_state_path(dir.path()).unwrap(),
             dir.path().join(".capsa").join("staging.db")
         );
+    }
+
+    #[test]
+    fn camel_case_settings_and_a_built_backend() {
+        let s =
+            OpenSettings::from_camel_json(r#"{"pendingTimeoutMs": 5, "keyFile": "k"}"#).unwrap();
+        assert_eq!(s.pending_timeout_ms, Some(5));
+        assert_eq!(s.key_file.as_deref(), Some(Path::new("k")));
+        for bad in [r#"{"retentionMs": null}"#, r#"{"notAnOption": 1}"#, "[1]"] {
+            let e = OpenSettings::from_camel_json(bad).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidArgument, "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mock: Arc<dyn Deployer> = Arc::new(super::super::MockDeployer::new());
+        let with_backend_setting = OpenSettings {
+            project_name: Some("other".into()),
+            ..OpenSettings::default()
+        };
+        let e = with_backend_setting
+            .open_with_deployer(dir.path().join("s.db"), mock.clone())
+            .unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
+        OpenSettings::default()
+            .open_with_deployer(dir.path().join("s.db"), mock)
+            .unwrap();
     }
 }
