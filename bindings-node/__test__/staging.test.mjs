@@ -232,7 +232,7 @@ test('open takes core\'s backend names and options; unknown or misused ones are 
     ['mock', { pendingTimeoutMs: Number.NaN }, /not a finite number/],
     ['mock', { actor: null }, /null/],
     ['mock', { actor: 7 }, /invalid type/],
-    [new MockBackend(), { projectName: 'show' }, /backend named by a string/],
+    [new MockBackend(), { projectName: 'show' }, /backend named by its spec/],
     ['helm:charts', undefined, /expected `mock`/],
     ['script:', undefined, /expected `mock`/],
     [`script:${path.join(dir, 'nope')}`, undefined, /does not exist/],
