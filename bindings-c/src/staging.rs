@@ -749,7 +749,11 @@ pub unsafe extern "C" fn capsa_staging_events_since(
     with_out(out_json, null_mut(), || {
         // SAFETY: per the contract.
         let m = unsafe { handle(manager, "manager") }?;
-        let limit = if limit == 0 { 1000 } else { limit };
+        let limit = if limit == 0 {
+            capsa::staging::DEFAULT_EVENTS_LIMIT
+        } else {
+            limit
+        };
         to_json(&m.inner.events_since(after, limit)?)
     })
 }

@@ -779,7 +779,10 @@ impl JsStagingManager {
         limit: Option<u32>,
     ) -> napi::Result<Object<'e>> {
         self.run_blocking(env, move |m| {
-            let events = m.events_since(after, limit.unwrap_or(1000) as usize)?;
+            let events = m.events_since(
+                after,
+                limit.map_or(capsa::staging::DEFAULT_EVENTS_LIMIT, |l| l as usize),
+            )?;
             Ok(events.iter().map(event).collect::<Vec<_>>())
         })
     }

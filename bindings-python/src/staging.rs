@@ -1059,7 +1059,7 @@ impl PyStagingManager {
     }
 
     /// Events of every process sharing the state file after `after` (oldest first).
-    #[pyo3(signature = (after = 0, limit = 1000))]
+    #[pyo3(signature = (after = 0, limit = capsa::staging::DEFAULT_EVENTS_LIMIT))]
     fn events_since(&self, py: Python<'_>, after: i64, limit: usize) -> PyResult<Vec<PyEvent>> {
         let events = py
             .detach(|| self.open_manager()?.events_since(after, limit))

@@ -540,7 +540,11 @@ fn watch(
     let mut seen = 0usize;
     let stdout = std::io::stdout();
     loop {
-        let batch = m.wait_events(after, 1000, Duration::from_secs(5))?;
+        let batch = m.wait_events(
+            after,
+            capsa::staging::DEFAULT_EVENTS_LIMIT,
+            Duration::from_secs(5),
+        )?;
         for e in &batch {
             after = e.seq;
             let mut out = stdout.lock();

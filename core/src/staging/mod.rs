@@ -109,6 +109,8 @@ pub const DEFAULT_PENDING_TIMEOUT: std::time::Duration = std::time::Duration::fr
 pub const DEFAULT_SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// How long the Kubernetes backend's create and update wait for the workloads to be ready.
 pub const DEFAULT_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+/// How many events one read of the feed returns when the caller names no limit.
+pub const DEFAULT_EVENTS_LIMIT: usize = 1000;
 /// The `--project-name` scripts get by default.
 pub const DEFAULT_PROJECT_NAME: &str = "capsa";
 /// The `--base-domain` scripts get by default.
