@@ -1058,9 +1058,16 @@ impl PyStagingManager {
         command(py, move || m.clean_archived(d))
     }
 
-    /// Events of every process sharing the state file after `after` (oldest first).
-    #[pyo3(signature = (after = 0, limit = capsa::staging::DEFAULT_EVENTS_LIMIT))]
-    fn events_since(&self, py: Python<'_>, after: i64, limit: usize) -> PyResult<Vec<PyEvent>> {
+    /// Events of every process sharing the state file after `after` (oldest first), at most
+    /// `limit` of them (default: core's `DEFAULT_EVENTS_LIMIT`).
+    #[pyo3(signature = (after = 0, limit = None))]
+    fn events_since(
+        &self,
+        py: Python<'_>,
+        after: i64,
+        limit: Option<usize>,
+    ) -> PyResult<Vec<PyEvent>> {
+        let limit = limit.unwrap_or(capsa::staging::DEFAULT_EVENTS_LIMIT);
         let events = py
             .detach(|| self.open_manager()?.events_since(after, limit))
             .py_err()?;

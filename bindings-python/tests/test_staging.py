@@ -235,6 +235,8 @@ def test_events_since_and_reconcile(
     start = manager.last_event_seq()
     manager.create("web", "1.0.0")
     assert [e.seq for e in manager.events_since(start)][0] == start + 1
+    assert [e.seq for e in manager.events_since(start, limit=1)] == [start + 1]
+    assert len(manager.events_since(start, None)) == len(manager.events_since(start))
     checking = capsa.StagingManager.open(
         tmp_path / "staging.db", backend, check_interval=0.0
     )
@@ -330,9 +332,10 @@ def test_ctrl_c_during_a_slow_command_returns_at_once(
 
 def test_state_is_opened_as_core_names_it(tmp_path: Path, backend: capsa.MockBackend) -> None:
     # A postgres:// URL is core's to interpret: the PostgreSQL store, here with no server
-    # listening, so a clear backend error naming the database rather than an SQLite file.
-    with pytest.raises(capsa.BackendError) as err:
+    # listening, so a clear state error naming the database rather than an SQLite file.
+    with pytest.raises(capsa.StateError) as err:
         capsa.StagingManager.open("postgres://capsa@127.0.0.1:1/stagings", backend)
+    assert err.value.code == "STATE"
     assert "127.0.0.1:1/stagings" in str(err.value)
     assert not (tmp_path / "postgres:").exists()
     assert capsa.StagingManager.open(str(tmp_path / "s.db"), backend).list() == []
