@@ -127,4 +127,9 @@ pub trait Deployer: Send + Sync {
     async fn archive_check(&self, req: &DeployRequest) -> BackendReply;
     /// Validate a tag before a create or update.
     async fn tag_check(&self, req: &DeployRequest) -> BackendReply;
+    /// The mock backend this is, if it is one (so a manager opened with `mock` can be
+    /// scripted through [`StagingManager::mock`](super::StagingManager::mock)).
+    fn as_mock(&self) -> Option<&super::MockDeployer> {
+        None
+    }
 }
