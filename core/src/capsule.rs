@@ -430,7 +430,8 @@ impl Capsule {
     /// then remove the content. Returns the stub.
     ///
     /// `InvalidArgument` if the capsule is offline already or the archive is of another
-    /// capsule or out of date; `Corrupt` if it does not verify. Nothing is removed then.
+    /// capsule; `Changed` if the archive is out of date (the capsule's tree differs from it);
+    /// `Corrupt` if it does not verify. Nothing is removed then.
     pub fn take_offline(&self, archive_path: impl AsRef<Path>) -> Result<OfflineStub> {
         offline::take_offline(self, archive_path.as_ref())
     }
