@@ -144,6 +144,8 @@ export declare class MockBackend {
   held(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'): number
   /** Make `tag_check` reject tags lower than `min`. */
   setMinTag(min: string): void
+  /** Forget the recorded calls. */
+  clearCalls(): void
   /** Every call made so far, in order. */
   calls(): Array<MockCallRecord>
   /** How many times `call` was made. */

@@ -167,7 +167,10 @@ pub(crate) fn event_fields(event: &Event) -> (&'static str, [Option<&str>; 5]) {
     match &event.kind {
         EventKind::StatusChanged { from, to, reason } => {
             let (from, to) = (from.map(Status::as_str), to.map(Status::as_str));
-            ("StatusChanged", [from, to, None, None, reason.as_deref()])
+            (
+                event.kind.as_str(),
+                [from, to, None, None, reason.as_deref()],
+            )
         }
         EventKind::CommandFinished {
             action,
@@ -177,7 +180,7 @@ pub(crate) fn event_fields(event: &Event) -> (&'static str, [Option<&str>; 5]) {
         } => {
             let (action, outcome) = (Some(action.as_str()), Some(outcome.as_str()));
             (
-                "CommandFinished",
+                event.kind.as_str(),
                 [None, None, action, outcome, reason.as_deref()],
             )
         }
