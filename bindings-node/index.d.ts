@@ -144,10 +144,10 @@ export declare class MockBackend {
   held(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'): number
   /** Make `tag_check` reject tags lower than `min`. */
   setMinTag(min: string): void
-  /** Forget the recorded calls. */
-  clearCalls(): void
   /** Every call made so far, in order. */
   calls(): Array<MockCallRecord>
+  /** Forget the recorded calls. */
+  clearCalls(): void
   /** How many times `call` was made. */
   count(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'): number
 }
