@@ -96,7 +96,7 @@ pub use sqlite::SqliteStore;
 pub use store::StateStore;
 
 pub use audit::{AuditEntry, AuditQuery, Outcome};
-pub use deployer::{BackendOutcome, BackendReply, DeployRequest, Deployer};
+pub use deployer::{BackendOutcome, BackendReply, DeployRequest, Deployer, NamedUrl};
 pub use events::{Event, EventKind};
 pub use model::{Command, Staging, Status};
 pub use overrides::{redact, redact_cut, Override, Scope, Secret, Visibility, MASK};
