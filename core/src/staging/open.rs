@@ -502,6 +502,47 @@ mod tests {
     }
 
     #[test]
+    fn script_settings_namespace_dialect_and_settle() {
+        use crate::staging::script::{Dialect, ScriptNamespace, Settle};
+        let s = OpenSettings::from_camel_json(
+            r#"{"namespace": "stg-{name}", "dialect": "octopod", "settle": "exit"}"#,
+        )
+        .unwrap()
+        .backend_settings()
+        .unwrap();
+        assert_eq!(s.namespace, ScriptNamespace::Pattern("stg-{name}".into()));
+        assert_eq!(s.dialect, Dialect::Octopod);
+        assert_eq!(s.settle, Settle::Exit);
+        let d = BackendSettings::default();
+        assert_eq!(d.namespace, ScriptNamespace::Fixed("stagings".into()));
+        assert_eq!((d.dialect, d.settle), (Dialect::Dm, Settle::Check));
+        for bad in [
+            r#"{"namespace": ""}"#,
+            r#"{"dialect": "helm"}"#,
+            r#"{"settle": "soon"}"#,
+        ] {
+            let e = OpenSettings::from_json(bad)
+                .unwrap()
+                .backend_settings()
+                .unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidArgument, "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let octopod = BackendSpec::parse(&format!("octopod:{}", dir.path().display())).unwrap();
+        let dep = octopod.deployer(&BackendSettings::default()).unwrap();
+        assert_eq!(dep.name(), "octopod");
+        assert!(dep.settles_by_check() && dep.validates_config());
+        let script = BackendSpec::Script(dir.path().into());
+        let exit = BackendSettings {
+            settle: Settle::Exit,
+            ..BackendSettings::default()
+        };
+        let dep = script.deployer(&exit).unwrap();
+        assert_eq!(dep.name(), "script");
+        assert!(!dep.settles_by_check() && !dep.validates_config());
+    }
+
+    #[test]
     fn camel_case_settings_and_a_built_backend() {
         let s =
             OpenSettings::from_camel_json(r#"{"pendingTimeoutMs": 5, "keyFile": "k"}"#).unwrap();

@@ -920,7 +920,75 @@ impl Deployer for ScriptDeployer {
 
 #[cfg(test)]
 mod tests {
-    use super::Capture;
+    use super::{octopod_status, parse_info_csv, Capture, Dialect, Settle};
+    use crate::staging::Status;
+
+    #[test]
+    fn info_csv_is_two_columns_of_names_and_urls() {
+        let urls = parse_info_csv(
+            "app,https://a.example\n\n\"logs, all\",\"https://l.example/?q=\"\"x\"\"\"\r\n",
+        )
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = urls
+            .iter()
+            .map(|u| (u.name.as_str(), u.url.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("app", "https://a.example"),
+                ("logs, all", "https://l.example/?q=\"x\"")
+            ]
+        );
+        assert!(parse_info_csv("").unwrap().is_empty());
+        for bad in ["app", "a,b,c", "a,\"b"] {
+            let e = parse_info_csv(&format!("ok,https://x\n{bad}\n")).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidArgument, "{bad}");
+            assert!(e.to_string().contains("line 2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn octopod_status_names() {
+        assert_eq!(
+            octopod_status(Status::DeletePending, None),
+            "ArchivePending"
+        );
+        assert_eq!(octopod_status(Status::Failure, None), "GenericFailure");
+        assert_eq!(
+            octopod_status(
+                Status::Failure,
+                Some("check: tag mismatch: check exited with code 3")
+            ),
+            "TagMismatch"
+        );
+        assert_eq!(
+            octopod_status(Status::Failure, Some("check: partial availability: x")),
+            "PartialAvailability"
+        );
+        assert_eq!(
+            octopod_status(Status::Failure, Some("cleanup exited with code 1")),
+            "CleanupFailed"
+        );
+    }
+
+    #[test]
+    fn dialect_and_settle_spellings() {
+        for d in [Dialect::Dm, Dialect::Octopod] {
+            assert_eq!(Dialect::parse(d.as_str()).unwrap(), d);
+        }
+        for s in [Settle::Check, Settle::Exit] {
+            assert_eq!(Settle::parse(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(
+            Dialect::parse("DM").unwrap_err().code(),
+            crate::ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            Settle::parse("now").unwrap_err().code(),
+            crate::ErrorCode::InvalidArgument
+        );
+    }
 
     #[test]
     fn capture_keeps_head_and_tail() {
