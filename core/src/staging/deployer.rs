@@ -96,7 +96,8 @@ impl BackendReply {
 pub struct DeployRequest {
     /// The staging name.
     pub name: String,
-    /// Its Kubernetes namespace.
+    /// Its Kubernetes namespace (the manager's prefix and the name; the script backend passes
+    /// its own `--namespace` setting instead).
     pub namespace: String,
     /// The tag, for create, update, restore and tag_check.
     pub tag: Option<String>,
@@ -105,16 +106,18 @@ pub struct DeployRequest {
 }
 
 /// A deploy backend: DM's staging control contract (`create`, `update`, `delete`, `check`,
-/// `cleanup`, `archive_check`, `tag_check`).
+/// `cleanup`, `archive_check`, `tag_check`), with Octopod's additions as provided methods
+/// (`restore`, `notify`, `info`, and how statuses settle) whose defaults keep a backend's
+/// behaviour as it was before them.
 ///
 /// Object-safe (`Arc<dyn Deployer>`). Every call returns a [`BackendReply`]; a backend never
 /// panics on a failed call and never reports "gone" from a failed read: a call it could not
 /// make is [`BackendOutcome::Unavailable`].
 #[async_trait::async_trait]
 pub trait Deployer: Send + Sync {
-    /// A short backend name for messages (`mock`, `script`, `kubernetes`).
+    /// A short backend name for messages (`mock`, `script`, `octopod`, `kubernetes`).
     fn name(&self) -> &str;
-    /// Deploy a new staging (also used by restore).
+    /// Deploy a new staging (also restore's, by default).
     async fn create(&self, req: &DeployRequest) -> BackendReply;
     /// Redeploy with a new tag and overrides.
     async fn update(&self, req: &DeployRequest) -> BackendReply;
