@@ -193,7 +193,8 @@ test('open with keyFile: private values sealed by that key, read back after reop
   const log = path.join(dir, 'calls.log');
   writeScripts(path.join(dir, 'scripts'), log);
   const state = path.join(dir, 'staging.db');
-  const options = { keyFile: path.join(dir, 'mine.key'), projectName: 'show' };
+  // Settled on the scripts' exit (the default waits for `check`, polled by reconcile).
+  const options = { keyFile: path.join(dir, 'mine.key'), projectName: 'show', settle: 'exit' };
   const backend = `script:${path.join(dir, 'scripts')}`;
   const first = await StagingManager.open(state, backend, options);
   const s = await first.create('web', '1', [{ key: 'DB_PASSWORD', value: 'hunter2', private: true }]);
@@ -316,7 +317,10 @@ test('the script backend runs DM-style control scripts', { skip: process.platfor
     fs.chmodSync(file, 0o755);
   }
   const { manager } = await open(t, new ScriptBackend(scripts, { projectName: 'show', timeoutMs: 20000 }));
-  assert.equal((await manager.create('web', '1.0.0')).status, 'Running');
+  // As DM: pending until `check` passes, settled by reconcile.
+  assert.equal((await manager.create('web', '1.0.0')).status, 'CreatePending');
+  await manager.reconcile();
+  assert.equal((await manager.get('web')).status, 'Running');
   const calls = fs.readFileSync(log, 'utf8');
   assert.match(calls, /^create .*--project-name show/m);
   assert.match(calls, /--name web/);

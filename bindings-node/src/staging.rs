@@ -516,6 +516,12 @@ pub struct StagingManagerOptions {
     pub base_domain: Option<String>,
     /// How long a script may run.
     pub script_timeout_ms: Option<f64>,
+    /// `--namespace` of the scripts: one namespace, or a pattern with `{name}`.
+    pub namespace: Option<String>,
+    /// The dialect of `script:DIR`: `'dm'` (the default) or `'octopod'`.
+    pub dialect: Option<String>,
+    /// When a script backend's statuses settle: `'check'` (the default, as DM) or `'exit'`.
+    pub settle: Option<String>,
     /// The kubeconfig file.
     pub kubeconfig: Option<String>,
     /// How long Kubernetes creates and updates wait for readiness.

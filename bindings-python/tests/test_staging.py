@@ -270,7 +270,10 @@ def test_script_backend(tmp_path: Path) -> None:
     manager = capsa.StagingManager.open(tmp_path / "s.db", backend)
     assert manager.backend == "script"
     secret = capsa.Override("TOKEN", "s3cr3t", private=True)
-    assert manager.create("web", "1.0.0", [secret]).status == capsa.Status.Running
+    # As DM: pending until `check` passes, settled by reconcile.
+    assert manager.create("web", "1.0.0", [secret]).status == capsa.Status.CreatePending
+    manager.reconcile()
+    assert manager.get("web").status == capsa.Status.Running
     failed = manager.update("web", "1.1.0")
     assert failed.status == capsa.Status.Failure
     calls = (scripts / "calls.log").read_text()
