@@ -23,6 +23,11 @@ export declare class Capsule {
   /** Is the capsule offline (its content in an archive)? */
   isOffline(): Promise<boolean>
   /**
+   * The offline stub (where the archive is, its SHA-256 and sizes), or `null` when the
+   * capsule is online.
+   */
+  offlineStub(): Promise<OfflineStub | null>
+  /**
    * Allocate the next crate (safe with concurrent writers); `carryOver` brings files of
    * the previous crate's sections over.
    */
@@ -139,6 +144,8 @@ export declare class MockBackend {
   held(call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'): number
   /** Make `tag_check` reject tags lower than `min`. */
   setMinTag(min: string): void
+  /** Forget the recorded calls. */
+  clearCalls(): void
   /** Every call made so far, in order. */
   calls(): Array<MockCallRecord>
   /** How many times `call` was made. */

@@ -1049,6 +1049,23 @@ capsa_status capsa_staging_events_since(const capsa_staging_manager *manager,
 capsa_status capsa_staging_clean_archived(const capsa_staging_manager *manager, char **out_json);
 
 /**
+ * Script the `mock` backend of a manager opened with it: `command_json` is one JSON command,
+ * as core's `MockDeployer::control` documents: `{"push": "create", "outcome": "failed",
+ * "reason": "boom"}`, `{"set_default": CALL, "outcome": …}`, `{"set_delay": CALL,
+ * "seconds": 0.2}`, `{"hold": CALL}`, `{"release": CALL}`, `{"held": CALL}`, `{"count":
+ * CALL}`, `{"calls": true}`, `{"clear_calls": true}`, `{"set_min_tag": "1.0.0"}`. `out_json`
+ * (may be NULL) receives the answer as JSON: `null`, a count, or the calls
+ * `[["create","web"],…]`. `CAPSA_STATUS_INVALID_ARGUMENT` for a bad command or another
+ * backend.
+ *
+ * # Safety
+ * `manager` NULL or live; `command_json` NULL or a string; `out_json` NULL or writable.
+ */
+capsa_status capsa_staging_mock_control(const capsa_staging_manager *manager,
+                                        const char *command_json,
+                                        char **out_json);
+
+/**
  * Open an existing store at `path`.
  *
  * # Safety

@@ -291,6 +291,12 @@ private:
   rust::Box<RustCrate> inner_;
 };
 
+/// Options for Capsule::archive.
+struct ArchiveOptions {
+  std::string policy; ///< "auto", "store" or "deflate"; empty: the store's default
+  bool replace = false; ///< replace an existing file at the destination
+};
+
 /// A capsule: one directory per project-management entry, holding crates.
 class Capsule {
 public:
@@ -317,11 +323,15 @@ public:
     return Crate(detail::call([&] { return inner_->get(detail::bytes(version)); }));
   }
   /// Archive the capsule into one verified zip at `dest`; the report as JSON.
-  std::string archive(const std::string &dest, bool replace = false,
+  std::string archive(const std::string &dest, const ArchiveOptions &options,
                       const ProgressCallback &progress = {}) const {
     return detail::str(detail::with_progress(progress, [&](std::unique_ptr<ProgressSink> sink) {
-      return inner_->archive(detail::bytes(dest), replace, std::move(sink));
+      return inner_->archive(detail::bytes(dest), options.policy, options.replace, std::move(sink));
     }));
+  }
+  std::string archive(const std::string &dest, bool replace = false,
+                      const ProgressCallback &progress = {}) const {
+    return archive(dest, ArchiveOptions{std::string(), replace}, progress);
   }
   /// Take the capsule offline after checking `archive` holds exactly its tree; the stub as
   /// JSON.
@@ -329,6 +339,12 @@ public:
     return detail::str(detail::call([&] { return inner_->take_offline(detail::bytes(archive)); }));
   }
   bool is_offline() const { return inner_->is_offline(); }
+  /// The offline stub as JSON (capsule, archive, files, ...); std::nullopt when online.
+  std::optional<std::string> offline_stub() const {
+    std::string stub = detail::str(detail::call([&] { return inner_->offline_stub(); }));
+    if (stub == "null") return std::nullopt;
+    return stub;
+  }
   /// The latest crate (or the latest sealed one), if any.
   std::optional<Crate> latest(bool published = false) const {
     rust::Box<RustCrate> k = detail::call([&] { return inner_->latest(published); });
@@ -414,6 +430,16 @@ struct Event {
   std::string reason;
   std::string json;
 };
+
+/// A scope by its stable name ("app", "staging"); INVALID_ARGUMENT otherwise.
+inline Scope parse_scope(const std::string &name) {
+  return detail::call([&] { return scope_parse(detail::bytes(name)); });
+}
+
+/// A visibility by its stable name ("public", "private"); INVALID_ARGUMENT otherwise.
+inline Visibility parse_visibility(const std::string &name) {
+  return detail::call([&] { return visibility_parse(detail::bytes(name)); });
+}
 
 namespace detail {
 inline Staging staging(const StagingInfo &i) {
@@ -529,6 +555,31 @@ public:
   /// Check stagings with the backend; the report as JSON.
   std::string reconcile() const {
     return detail::str(detail::call([&] { return inner_->reconcile(); }));
+  }
+  /// The audit log (one row per command, private values masked) as a JSON array, oldest
+  /// first: every staging's, or `name`'s; `limit` 0 means all (else the newest `limit`).
+  std::string audit_log(const std::optional<std::string> &name = std::nullopt,
+                        std::size_t limit = 0) const {
+    return detail::str(detail::call([&] {
+      return inner_->audit_log(detail::bytes(name.value_or(std::string())), name.has_value(), limit);
+    }));
+  }
+  /// The events (of every process sharing the state) after sequence number `after`, oldest
+  /// first, at most `limit` (0: 1000), as a JSON array.
+  std::string events_since(std::int64_t after = 0, std::size_t limit = 0) const {
+    return detail::str(detail::call([&] { return inner_->events_since(after, limit); }));
+  }
+  /// Clean up archived stagings older than `older_than_ms` (default: the retention); the
+  /// names removed.
+  std::vector<std::string> clean_archived(const std::optional<std::uint64_t> &older_than_ms = std::nullopt) const {
+    return detail::strs(detail::call(
+        [&] { return inner_->clean_archived(older_than_ms.value_or(0), older_than_ms.has_value()); }));
+  }
+  /// Script the mock backend (a manager opened with `mock`): one JSON command, as
+  /// `capsa_staging_mock_control` documents (`{"hold":"update"}`, `{"calls":true}`, ...); the
+  /// answer as JSON (`null`, a count, or the calls `[["create","web"],...]`).
+  std::string mock(const std::string &command_json) const {
+    return detail::str(detail::call([&] { return inner_->mock(detail::bytes(command_json)); }));
   }
   /// Call `callback` for every event (on the thread that made the change, never twice at
   /// once) until the Subscription is destroyed or the callback returns false or throws.

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use capsa::staging::{
-    BackendSpec, Event, EventKind, OpenSettings, Override, Staging, StagingManager, Status,
-    Subscription,
+    BackendSpec, Event, EventKind, OpenSettings, Override, StagingManager, Status, Subscription,
 };
 
 use crate::error::{bad_arg, capsa_status, guard, Failure};
@@ -168,7 +167,10 @@ pub(crate) fn event_fields(event: &Event) -> (&'static str, [Option<&str>; 5]) {
     match &event.kind {
         EventKind::StatusChanged { from, to, reason } => {
             let (from, to) = (from.map(Status::as_str), to.map(Status::as_str));
-            ("StatusChanged", [from, to, None, None, reason.as_deref()])
+            (
+                event.kind.as_str(),
+                [from, to, None, None, reason.as_deref()],
+            )
         }
         EventKind::CommandFinished {
             action,
@@ -178,7 +180,7 @@ pub(crate) fn event_fields(event: &Event) -> (&'static str, [Option<&str>; 5]) {
         } => {
             let (action, outcome) = (Some(action.as_str()), Some(outcome.as_str()));
             (
-                "CommandFinished",
+                event.kind.as_str(),
                 [None, None, action, outcome, reason.as_deref()],
             )
         }
@@ -394,20 +396,13 @@ unsafe fn overrides_arg(
         .collect()
 }
 
-fn staging_json(s: &Staging) -> Result<*mut c_char, Failure> {
-    owned(
-        serde_json::to_string(s)
-            .map_err(|e| bad_arg(format!("staging does not serialise: {e}")))?,
-    )
-}
-
-/// Write a staging as JSON into an optional out-parameter.
+/// Run `body` and, unless `out` is NULL, write its answer as JSON into `out`.
 ///
 /// # Safety
 /// `out` NULL or writable.
-unsafe fn run_staging(
+unsafe fn json_out<T: serde::Serialize>(
     out: *mut *mut c_char,
-    body: impl FnOnce() -> Result<Option<Staging>, Failure>,
+    body: impl FnOnce() -> Result<T, Failure>,
 ) -> capsa_status {
     guard(|| {
         let slot = if out.is_null() {
@@ -416,12 +411,9 @@ unsafe fn run_staging(
             // SAFETY: per the contract.
             Some(unsafe { out_param(out, "out_json", null_mut()) }?)
         };
-        let staging = body()?;
+        let value = body()?;
         if let Some(slot) = slot {
-            *slot = match staging {
-                Some(s) => staging_json(&s)?,
-                None => owned("null")?,
-            };
+            *slot = to_json(&value)?;
         }
         Ok(())
     })
@@ -444,11 +436,11 @@ pub unsafe extern "C" fn capsa_staging_create(
 ) -> capsa_status {
     // SAFETY: per the contract.
     unsafe {
-        run_staging(out_json, || {
+        json_out(out_json, || {
             let m = handle(manager, "manager")?;
             let (name, tag) = (str_arg(name, "name")?, str_arg(tag, "tag")?);
             let o = overrides_arg(overrides, overrides_len)?;
-            Ok(Some(m.inner.create(name, tag, o)?))
+            Ok(m.inner.create(name, tag, o)?)
         })
     }
 }
@@ -469,7 +461,7 @@ pub unsafe extern "C" fn capsa_staging_update(
 ) -> capsa_status {
     // SAFETY: per the contract.
     unsafe {
-        run_staging(out_json, || {
+        json_out(out_json, || {
             let m = handle(manager, "manager")?;
             let (name, tag) = (str_arg(name, "name")?, str_arg(tag, "tag")?);
             let o = if overrides.is_null() && overrides_len == 0 {
@@ -477,7 +469,7 @@ pub unsafe extern "C" fn capsa_staging_update(
             } else {
                 Some(overrides_arg(overrides, overrides_len)?)
             };
-            Ok(Some(m.inner.update(name, tag, o)?))
+            Ok(m.inner.update(name, tag, o)?)
         })
     }
 }
@@ -494,9 +486,9 @@ pub unsafe extern "C" fn capsa_staging_delete(
 ) -> capsa_status {
     // SAFETY: per the contract.
     unsafe {
-        run_staging(out_json, || {
+        json_out(out_json, || {
             let m = handle(manager, "manager")?;
-            Ok(Some(m.inner.delete(str_arg(name, "name")?)?))
+            Ok(m.inner.delete(str_arg(name, "name")?)?)
         })
     }
 }
@@ -513,9 +505,9 @@ pub unsafe extern "C" fn capsa_staging_restore(
 ) -> capsa_status {
     // SAFETY: per the contract.
     unsafe {
-        run_staging(out_json, || {
+        json_out(out_json, || {
             let m = handle(manager, "manager")?;
-            Ok(Some(m.inner.restore(str_arg(name, "name")?)?))
+            Ok(m.inner.restore(str_arg(name, "name")?)?)
         })
     }
 }
@@ -533,7 +525,7 @@ pub unsafe extern "C" fn capsa_staging_cleanup(
 ) -> capsa_status {
     // SAFETY: per the contract.
     unsafe {
-        run_staging(out_json, || {
+        json_out(out_json, || {
             let m = handle(manager, "manager")?;
             Ok(m.inner.cleanup(str_arg(name, "name")?)?)
         })
@@ -552,9 +544,9 @@ pub unsafe extern "C" fn capsa_staging_get(
 ) -> capsa_status {
     // SAFETY: per the contract.
     unsafe {
-        run_staging(out_json, || {
+        json_out(out_json, || {
             let m = handle(manager, "manager")?;
-            Ok(Some(m.inner.get(str_arg(name, "name")?)?))
+            Ok(m.inner.get(str_arg(name, "name")?)?)
         })
     }
 }
@@ -603,21 +595,12 @@ pub unsafe extern "C" fn capsa_staging_reconcile(
     manager: *const capsa_staging_manager,
     out_json: *mut *mut c_char,
 ) -> capsa_status {
-    guard(|| {
-        let slot = if out_json.is_null() {
-            None
-        } else {
-            // SAFETY: per the contract.
-            Some(unsafe { out_param(out_json, "out_json", null_mut()) }?)
-        };
-        // SAFETY: per the contract.
-        let m = unsafe { handle(manager, "manager") }?;
-        let report = m.inner.reconcile()?;
-        if let Some(slot) = slot {
-            *slot = owned(serde_json::to_string(&report).map_err(|e| bad_arg(e.to_string()))?)?;
-        }
-        Ok(())
-    })
+    // SAFETY: per the contract.
+    unsafe {
+        json_out(out_json, || {
+            Ok(handle(manager, "manager")?.inner.reconcile()?)
+        })
+    }
 }
 
 /// Subscribe to the manager's events (status changes, command results): `callback` is
@@ -768,19 +751,38 @@ pub unsafe extern "C" fn capsa_staging_clean_archived(
     manager: *const capsa_staging_manager,
     out_json: *mut *mut c_char,
 ) -> capsa_status {
-    guard(|| {
-        let slot = if out_json.is_null() {
-            None
-        } else {
-            // SAFETY: per the contract.
-            Some(unsafe { out_param(out_json, "out_json", null_mut()) }?)
-        };
-        // SAFETY: per the contract.
-        let m = unsafe { handle(manager, "manager") }?;
-        let names = m.inner.clean_archived(None)?;
-        if let Some(slot) = slot {
-            *slot = to_json(&names)?;
-        }
-        Ok(())
-    })
+    // SAFETY: per the contract.
+    unsafe {
+        json_out(out_json, || {
+            Ok(handle(manager, "manager")?.inner.clean_archived(None)?)
+        })
+    }
+}
+
+/// Script the `mock` backend of a manager opened with it: `command_json` is one JSON command,
+/// as core's `MockDeployer::control` documents: `{"push": "create", "outcome": "failed",
+/// "reason": "boom"}`, `{"set_default": CALL, "outcome": …}`, `{"set_delay": CALL,
+/// "seconds": 0.2}`, `{"hold": CALL}`, `{"release": CALL}`, `{"held": CALL}`, `{"count":
+/// CALL}`, `{"calls": true}`, `{"clear_calls": true}`, `{"set_min_tag": "1.0.0"}`. `out_json`
+/// (may be NULL) receives the answer as JSON: `null`, a count, or the calls
+/// `[["create","web"],…]`. `CAPSA_STATUS_INVALID_ARGUMENT` for a bad command or another
+/// backend.
+///
+/// # Safety
+/// `manager` NULL or live; `command_json` NULL or a string; `out_json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn capsa_staging_mock_control(
+    manager: *const capsa_staging_manager,
+    command_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> capsa_status {
+    // SAFETY: per the contract.
+    unsafe {
+        json_out(out_json, || {
+            let m = handle(manager, "manager")?;
+            Ok(m.inner
+                .mock()?
+                .control(str_arg(command_json, "command_json")?)?)
+        })
+    }
 }

@@ -50,7 +50,7 @@ fn the_last_error_is_per_thread() {
 }
 
 /// Every `extern "C"` function in the sources runs its body under `catch_unwind` (directly or
-/// through `guard`, `with_out`, `run_staging` or `free_box`), or is a constant.
+/// through `guard`, `with_out`, `json_out` or `free_box`), or is a constant.
 #[test]
 fn every_export_is_guarded() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -69,7 +69,7 @@ fn every_export_is_guarded() {
             let guarded = [
                 "guard(",
                 "with_out(",
-                "run_staging(",
+                "json_out(",
                 "catch_unwind",
                 "free_box(",
             ]

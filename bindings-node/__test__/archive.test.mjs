@@ -48,11 +48,14 @@ test('archive, verify, restore elsewhere, offline and back', async (t) => {
   assert.equal(restored.id, 'sh010');
   assert.deepEqual((await restored.crates()).map((c) => c.version), ['v001']);
 
+  assert.equal(await capsule.offlineStub(), null);
   const stub = await capsule.takeOffline(zip);
   assert.equal(stub.capsule, 'sh010');
   assert.equal(await capsule.isOffline(), true);
+  assert.deepEqual(await capsule.offlineStub(), stub);
   const back = await store.retrieve('sh010');
   assert.equal(await back.isOffline(), false);
+  assert.equal(await back.offlineStub(), null);
   assert.equal((await back.latest()).version, 'v001');
 });
 

@@ -7,7 +7,7 @@ import { load, runScenario, suiteFiles } from './conformance.mjs';
 const files = suiteFiles();
 
 test('the conformance suites are found', () => {
-  for (const f of ['ids.json', 'versions.json', 'store.json', 'seq.json']) {
+  for (const f of ['ids.json', 'versions.json', 'store.json', 'seq.json', 'staging.json', 'archive.json']) {
     assert.ok(files.includes(f), `${f} is missing`);
   }
 });
@@ -31,6 +31,26 @@ test('the conformance runner reports a wrong value, a missing error and a wrong 
     { name: 'missing error', steps: [{ call: 'id.parse', args: { value: 'abc' }, error: 'INVALID_NAME' }] },
     { name: 'wrong code', steps: [{ call: 'id.parse', args: { value: '..' }, error: 'NOT_FOUND' }] },
     { name: 'unknown call', steps: [{ call: 'id.no_such_call', args: {} }] },
+    { name: 'unknown staging call', steps: [{ call: 'staging.no_such_call', args: {} }] },
+    {
+      name: 'wrong status',
+      steps: [{ call: 'staging.create', args: { name: 'web', tag: '1' }, expect: { status: 'Failure' } }],
+    },
+    {
+      name: 'a value shown',
+      steps: [
+        { call: 'staging.create', args: { name: 'web', tag: '1', overrides: [{ key: 'K', value: 'shown' }] } },
+        { call: 'outputs.search', args: { text: 'shown' }, expect: { found: false } },
+      ],
+    },
+    {
+      name: 'an intact archive',
+      steps: [
+        { call: 'store.create_capsule', args: { id: 'shot' } },
+        { call: 'archive.create', args: { id: 'shot', dest: 'a.zip' } },
+        { call: 'archive.verify', args: { path: 'a.zip' }, error: 'CORRUPT' },
+      ],
+    },
   ];
   for (const scenario of bad) {
     const failure = await runScenario('ids', scenario);
@@ -40,4 +60,12 @@ test('the conformance runner reports a wrong value, a missing error and a wrong 
   // And the same runner accepts the right answer, so the failures above are about the values.
   const good = { name: 'right', steps: [{ call: 'id.parse', args: { value: 'abc' }, expect: { kind: 'slug' } }] };
   assert.equal(await runScenario('ids', good), null);
+  const goodStaging = {
+    name: 'right staging',
+    steps: [
+      { call: 'staging.create', args: { name: 'web', tag: '1' }, expect: { status: 'Running' } },
+      { call: 'outputs.search', args: { text: 'nowhere' }, expect: { found: false } },
+    ],
+  };
+  assert.equal(await runScenario('staging', goodStaging), null);
 });

@@ -51,6 +51,8 @@ test('the lifecycle: create, update, delete, restore, cleanup', async (t) => {
     backend.calls().map((c) => c.call).filter((c) => c !== 'tag_check'),
     ['create', 'update', 'delete', 'create', 'delete', 'cleanup'],
   );
+  backend.clearCalls();
+  assert.deepEqual(backend.calls(), []);
   const audit = await manager.auditLog({ name: 'web' });
   assert.equal(audit.length, 6);
   assert.ok(audit.every((a) => a.outcome === 'Success'));

@@ -188,6 +188,7 @@ test('a closed store, and every capsule and crate reached through it, refuses wi
     () => capsule.get(1),
     () => capsule.latest(),
     () => capsule.isOffline(),
+    () => capsule.offlineStub(),
     () => capsule.takeOffline(path.join(store.root, 'none.zip')),
     () => capsa.archive(capsule, path.join(store.root, 'a.zip')),
     () => v1.metadata(),

@@ -308,3 +308,14 @@ pub(crate) fn take_offline_promise<'e>(
         .open
         .promise(env, move || inner.take_offline(&archive).map(stub))
 }
+
+/// `capsule.offlineStub()`, declared on `Capsule` in `store.rs`.
+pub(crate) fn offline_stub_promise<'e>(
+    env: &'e Env,
+    capsule: &JsCapsule,
+) -> Result<Object<'e>, Failure> {
+    let inner = capsule.inner.clone();
+    capsule
+        .open
+        .promise(env, move || Ok(inner.offline_stub()?.map(stub)))
+}

@@ -198,6 +198,15 @@ impl JsMockBackend {
         })
     }
 
+    /// Forget the recorded calls.
+    #[napi]
+    pub fn clear_calls(&self, env: Env) -> napi::Result<()> {
+        guard(&env, || {
+            self.inner.clear_calls();
+            Ok(())
+        })
+    }
+
     /// How many times `call` was made.
     #[napi(
         ts_args_type = "call: 'create' | 'update' | 'delete' | 'check' | 'cleanup' | 'archive_check' | 'tag_check'"
@@ -454,7 +463,7 @@ fn event(e: &capsa::staging::Event) -> StagingEvent {
     };
     match &e.kind {
         EventKind::StatusChanged { from, to, reason } => {
-            out.event = "StatusChanged".into();
+            out.event = e.kind.as_str().into();
             out.from = from.map(|s| s.as_str().to_string());
             out.to = to.map(|s| s.as_str().to_string());
             out.reason = reason.clone();
@@ -465,7 +474,7 @@ fn event(e: &capsa::staging::Event) -> StagingEvent {
             audit_id,
             reason,
         } => {
-            out.event = "CommandFinished".into();
+            out.event = e.kind.as_str().into();
             out.action = Some(action.clone());
             out.outcome = Some(outcome.as_str().to_string());
             out.audit_id = Some(*audit_id as f64);

@@ -8,7 +8,7 @@ use napi::bindgen_prelude::{Object, ToNapiValue};
 use napi::Env;
 use napi_derive::napi;
 
-use crate::archive::{restore_promise, take_offline_promise};
+use crate::archive::{offline_stub_promise, restore_promise, take_offline_promise};
 use crate::error::{guard, padding_arg, promise_blocking, version_arg, Failure};
 use crate::krate::JsCrate;
 
@@ -319,6 +319,13 @@ impl JsCapsule {
         guard(env, || {
             self.open.promise(env, move || Ok(capsule.is_offline()))
         })
+    }
+
+    /// The offline stub (where the archive is, its SHA-256 and sizes), or `null` when the
+    /// capsule is online.
+    #[napi(ts_return_type = "Promise<OfflineStub | null>")]
+    pub fn offline_stub<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        guard(env, || offline_stub_promise(env, self))
     }
 
     /// Allocate the next crate (safe with concurrent writers); `carryOver` brings files of

@@ -283,6 +283,11 @@ impl PyMockBackend {
         Ok(self.inner.count(mock_call(call)?))
     }
 
+    /// Make `tag_check` refuse tags lower than `min` (as `min_tag` does at construction).
+    fn set_min_tag(&self, min: String) {
+        self.inner.set_min_tag(min);
+    }
+
     /// Forget the recorded calls.
     fn clear_calls(&self) {
         self.inner.clear_calls();
@@ -497,10 +502,7 @@ impl PyEvent {
     /// `"status_changed"` or `"command_finished"`.
     #[getter]
     fn kind(&self) -> &'static str {
-        match self.inner.kind {
-            EventKind::StatusChanged { .. } => "status_changed",
-            EventKind::CommandFinished { .. } => "command_finished",
-        }
+        self.inner.kind.snake_name()
     }
 
     /// For a status change: the status before (`None` for a new staging).

@@ -413,3 +413,14 @@ def test_override_scopes_are_spelled_in_lower_case() -> None:
     assert capsa.Override("K", "v", scope="staging").scope == "staging"
     with pytest.raises(capsa.InvalidArgumentError, match='"App" is not app or staging'):
         capsa.Override("K", "v", scope="App")  # type: ignore[arg-type]
+
+
+def test_mock_min_tag_set_after_construction(
+    manager: capsa.StagingManager, backend: capsa.MockBackend
+) -> None:
+    assert manager.create("web", "1.0.0").status == capsa.Status.Running
+    backend.set_min_tag("2.0.0")
+    with pytest.raises(capsa.InvalidArgumentError) as err:
+        manager.update("web", "1.9.0")
+    assert err.value.code == "INVALID_ARGUMENT"
+    assert manager.update("web", "2.0.0").status == capsa.Status.Running

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::offline::{self, OfflineStub};
 use crate::atomic::{self, CopyMethod};
 use crate::error::{Error, Result};
 use crate::id::CapsuleId;
@@ -411,6 +412,28 @@ impl Capsule {
             }
         }
         Ok(None)
+    }
+
+    /// Whether the capsule is offline (its content lives in an archive).
+    pub fn is_offline(&self) -> bool {
+        offline::is_offline(self)
+    }
+
+    /// The offline stub, if the capsule is offline.
+    pub fn offline_stub(&self) -> Result<Option<OfflineStub>> {
+        offline::offline_stub(self)
+    }
+
+    /// Take the capsule offline: verify `archive_path` (a path, `file://` or `s3://` URL;
+    /// every CRC and SHA-256, read from the bucket by ranged GETs), check that it holds
+    /// exactly this capsule's current tree (names, kinds, sizes, SHA-256), write the stub,
+    /// then remove the content. Returns the stub.
+    ///
+    /// `InvalidArgument` if the capsule is offline already or the archive is of another
+    /// capsule; `Changed` if the archive is out of date (the capsule's tree differs from it);
+    /// `Corrupt` if it does not verify. Nothing is removed then.
+    pub fn take_offline(&self, archive_path: impl AsRef<Path>) -> Result<OfflineStub> {
+        offline::take_offline(self, archive_path.as_ref())
     }
 }
 

@@ -313,6 +313,14 @@ impl Store {
             .collect();
         Ok(out)
     }
+
+    /// Bring an offline capsule back from its recorded archive: check the archive's SHA-256
+    /// against the stub, verify it, restore it into place (replacing the stub-only
+    /// directory). `NotFound` if the archive is gone, `Corrupt` if it changed,
+    /// `InvalidArgument` if the capsule is not offline.
+    pub fn retrieve(&self, id: &str) -> Result<Capsule> {
+        crate::archive::offline::retrieve(self, id)
+    }
 }
 
 /// A frame sequence found by [`Store::sequences`], with the crate and section it is in.

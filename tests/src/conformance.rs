@@ -56,13 +56,19 @@ pub fn load(file: &str) -> Suite {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-struct Ctx {
-    dir: tempfile::TempDir,
+/// The state of one scenario: its temporary directory, its store and staging manager (made on
+/// first use), and everything its steps returned so far (for `outputs.search`).
+pub(crate) struct Ctx {
+    pub(crate) dir: tempfile::TempDir,
     store: Option<Store>,
+    pub(crate) staging: Option<crate::conformance_staging::Staging>,
+    /// Every result (as JSON text) and error message of the steps run so far.
+    outputs: Vec<String>,
 }
 
 impl Ctx {
-    fn store(&mut self) -> capsa::Result<&Store> {
+    /// The scenario's store, created at `store/` on first use.
+    pub(crate) fn store(&mut self) -> capsa::Result<&Store> {
         if self.store.is_none() {
             self.store = Some(Store::init(
                 self.dir.path().join("store"),
@@ -73,13 +79,18 @@ impl Ctx {
     }
 }
 
-fn s<'a>(args: &'a Value, key: &str) -> &'a str {
+/// The path `args[key]` names, relative to the scenario directory.
+pub(crate) fn path_arg(ctx: &Ctx, args: &Value, key: &str) -> PathBuf {
+    ctx.dir.path().join(s(args, key))
+}
+
+pub(crate) fn s<'a>(args: &'a Value, key: &str) -> &'a str {
     args[key]
         .as_str()
         .unwrap_or_else(|| panic!("argument {key:?} missing or not a string in {args}"))
 }
 
-fn opt_str(args: &Value, key: &str) -> Option<String> {
+pub(crate) fn opt_str(args: &Value, key: &str) -> Option<String> {
     args.get(key).and_then(|v| v.as_str()).map(str::to_owned)
 }
 
@@ -177,6 +188,12 @@ fn call(ctx: &mut Ctx, name: &str, args: &Value) -> Option<capsa::Result<Value>>
                 std::fs::write(&path, text).map_err(capsa::Error::io_at("write", &path))?;
                 json!({})
             }
+            "file.truncate" | "file.flip_byte" | "file.remove" | "file.copy" | "file.read"
+            | "file.exists" => file_call(ctx, name, args)?,
+            "outputs.search" => {
+                let text = s(args, "text");
+                json!({ "found": ctx.outputs.iter().any(|o| o.contains(text)) })
+            }
             "crate.publish" => {
                 let krate = get_crate(ctx, args)?;
                 let src = ctx.dir.path().join(s(args, "src"));
@@ -205,9 +222,63 @@ fn call(ctx: &mut Ctx, name: &str, args: &Value) -> Option<capsa::Result<Value>>
     })();
     match result {
         Ok(Some(v)) => Some(Ok(v)),
-        Ok(None) => crate::conformance_extra(name, args),
+        Ok(None) => crate::conformance_extra(ctx, name, args),
         Err(e) => Some(Err(e)),
     }
+}
+
+/// The generic file helpers (damaged input is made with these, so every language can).
+fn file_call(ctx: &Ctx, name: &str, args: &Value) -> capsa::Result<Value> {
+    let path = path_arg(ctx, args, "path");
+    let io = |what: &'static str| capsa::Error::io_at(what, &path);
+    match name {
+        "file.truncate" => {
+            let len = std::fs::metadata(&path).map_err(io("stat"))?.len() as i64;
+            let size = args["size"].as_i64().expect("size is an integer");
+            let keep = if size < 0 { len + size } else { size }.clamp(0, len);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io("open"))?;
+            file.set_len(keep as u64).map_err(io("truncate"))?;
+        }
+        "file.flip_byte" => {
+            let mut bytes = std::fs::read(&path).map_err(io("read"))?;
+            let offset = args.get("offset").and_then(Value::as_i64).unwrap_or(0);
+            let at = match opt_str(args, "find") {
+                Some(needle) => {
+                    let start = bytes
+                        .windows(needle.len())
+                        .position(|w| w == needle.as_bytes())
+                        .unwrap_or_else(|| panic!("{needle:?} not in {}", path.display()));
+                    start as i64 + offset
+                }
+                None if offset < 0 => bytes.len() as i64 + offset,
+                None => offset,
+            };
+            let at = usize::try_from(at).expect("offset inside the file");
+            bytes[at] ^= 0xff;
+            std::fs::write(&path, bytes).map_err(io("write"))?;
+        }
+        "file.remove" => {
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(io("remove"))?;
+            } else {
+                std::fs::remove_file(&path).map_err(io("remove"))?;
+            }
+        }
+        "file.copy" => {
+            let dest = path_arg(ctx, args, "dest");
+            std::fs::copy(&path, &dest).map_err(io("copy"))?;
+        }
+        "file.read" => {
+            let text = std::fs::read_to_string(&path).map_err(io("read"))?;
+            return Ok(json!({ "text": text }));
+        }
+        "file.exists" => return Ok(json!({ "exists": path.exists() })),
+        _ => unreachable!("not a file call: {name}"),
+    }
+    Ok(json!({}))
 }
 
 fn get_crate(ctx: &mut Ctx, args: &Value) -> capsa::Result<capsa::Crate> {
@@ -244,6 +315,8 @@ pub fn run_suite(suite: &Suite) -> Vec<String> {
         let mut ctx = Ctx {
             dir: tempfile::tempdir().expect("temporary directory"),
             store: None,
+            staging: None,
+            outputs: Vec::new(),
         };
         for (i, step) in scenario.steps.iter().enumerate() {
             let at = format!(
@@ -257,6 +330,10 @@ pub fn run_suite(suite: &Suite) -> Vec<String> {
                 failures.push(format!("{at}: unknown call"));
                 break;
             };
+            ctx.outputs.push(match &result {
+                Ok(v) => v.to_string(),
+                Err(e) => format!("{}: {e}", e.code()),
+            });
             let problem = match (&result, &step.expect, &step.error) {
                 (Ok(v), Some(e), _) if !matches(e, v) => Some(format!("got {v}, expected {e}")),
                 (Ok(v), _, Some(code)) => Some(format!("got {v}, expected error {code}")),

@@ -1,7 +1,7 @@
 //! Archives: archive, verify, restore, offline and retrieve, with progress delivered to a
 //! C++ [`ProgressSink`].
 
-use capsa::archive::{self as core_archive, ProgressFn, VerifyOptions};
+use capsa::archive::{self as core_archive, Policy, ProgressFn, VerifyOptions};
 use capsa::{ArchiveOptions, CancelToken, RestoreOptions};
 use cxx::UniquePtr;
 
@@ -39,11 +39,15 @@ impl RustCapsule {
     pub(super) fn archive(
         &self,
         dest: &[u8],
+        policy: &str,
         replace: bool,
         sink: UniquePtr<ProgressSink>,
     ) -> R<String> {
         g(|| {
             let mut opts = ArchiveOptions {
+                policy: (!policy.is_empty())
+                    .then(|| Policy::parse(policy))
+                    .transpose()?,
                 replace,
                 ..Default::default()
             };
@@ -60,6 +64,9 @@ impl RustCapsule {
     }
     pub(super) fn is_offline(&self) -> bool {
         safe(false, || self.0.is_offline())
+    }
+    pub(super) fn offline_stub(&self) -> R<String> {
+        g(|| to_json(&self.0.offline_stub()?))
     }
 }
 

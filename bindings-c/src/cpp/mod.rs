@@ -200,11 +200,13 @@ pub mod ffi {
         fn archive(
             self: &RustCapsule,
             dest: &[u8],
+            policy: &str,
             replace: bool,
             progress: UniquePtr<ProgressSink>,
         ) -> Result<String>;
         fn take_offline(self: &RustCapsule, archive: &[u8]) -> Result<String>;
         fn is_offline(self: &RustCapsule) -> bool;
+        fn offline_stub(self: &RustCapsule) -> Result<String>;
         fn retrieve(self: &RustStore, id: &[u8]) -> Result<Box<RustCapsule>>;
         fn restore(
             self: &RustStore,
@@ -237,6 +239,8 @@ pub mod ffi {
             kubeconfig: &[u8],
             has_kubeconfig: bool,
         ) -> Result<Box<RustStagingManager>>;
+        fn scope_parse(name: &[u8]) -> Result<Scope>;
+        fn visibility_parse(name: &[u8]) -> Result<Visibility>;
         fn new_overrides() -> Box<RustOverrides>;
         fn push(
             self: &mut RustOverrides,
@@ -264,6 +268,19 @@ pub mod ffi {
         fn get(self: &RustStagingManager, name: &[u8]) -> Result<StagingInfo>;
         fn list(self: &RustStagingManager) -> Result<Vec<StagingInfo>>;
         fn reconcile(self: &RustStagingManager) -> Result<String>;
+        fn mock(self: &RustStagingManager, command_json: &[u8]) -> Result<String>;
+        fn audit_log(
+            self: &RustStagingManager,
+            name: &[u8],
+            has_name: bool,
+            limit: usize,
+        ) -> Result<String>;
+        fn events_since(self: &RustStagingManager, after: i64, limit: usize) -> Result<String>;
+        fn clean_archived(
+            self: &RustStagingManager,
+            older_than_ms: u64,
+            has_older_than: bool,
+        ) -> Result<Vec<String>>;
         fn subscribe(
             self: &RustStagingManager,
             sink: UniquePtr<EventSink>,

@@ -1,7 +1,12 @@
 //! Stagings: a manager on the mock, script or Kubernetes backend, the lifecycle commands,
 //! and event subscriptions delivering to a C++ [`EventSink`].
 
-use capsa::staging::{BackendSpec, Event, OpenSettings, Override, Scope, Staging, StagingManager};
+use std::time::Duration;
+
+use capsa::staging::{
+    AuditQuery, BackendSpec, Event, OpenSettings, Override, Scope, Staging, StagingManager,
+    Visibility, DEFAULT_EVENTS_LIMIT,
+};
 use cxx::UniquePtr;
 
 use super::callbacks::{EventSink, StagingEvent};
@@ -82,6 +87,20 @@ pub(super) fn staging_open_kubernetes(
         };
         let spec = BackendSpec::Kubernetes(path(template_dir, "template_dir")?);
         open(state, spec, &settings)
+    })
+}
+
+pub(super) fn scope_parse(name: &[u8]) -> R<ffi::Scope> {
+    g(|| match Scope::parse(text(name, "scope")?)? {
+        Scope::App => Ok(ffi::Scope::App),
+        Scope::Staging => Ok(ffi::Scope::Staging),
+    })
+}
+
+pub(super) fn visibility_parse(name: &[u8]) -> R<ffi::Visibility> {
+    g(|| match Visibility::parse(text(name, "visibility")?)? {
+        Visibility::Public => Ok(ffi::Visibility::Public),
+        Visibility::Private => Ok(ffi::Visibility::Private),
     })
 }
 
@@ -171,6 +190,37 @@ impl RustStagingManager {
     }
     pub(super) fn reconcile(&self) -> R<String> {
         g(|| to_json(&self.0.reconcile()?))
+    }
+    pub(super) fn mock(&self, command_json: &[u8]) -> R<String> {
+        g(|| {
+            let command = text(command_json, "command_json")?;
+            to_json(&self.0.mock()?.control(command)?)
+        })
+    }
+    pub(super) fn audit_log(&self, name: &[u8], has_name: bool, limit: usize) -> R<String> {
+        g(|| {
+            let query = AuditQuery {
+                name: has_name
+                    .then(|| text(name, "name"))
+                    .transpose()?
+                    .map(Into::into),
+                after_id: None,
+                limit: (limit > 0).then_some(limit),
+            };
+            to_json(&self.0.audit_log(&query)?)
+        })
+    }
+    pub(super) fn events_since(&self, after: i64, limit: usize) -> R<String> {
+        let limit = if limit == 0 {
+            DEFAULT_EVENTS_LIMIT
+        } else {
+            limit
+        };
+        g(|| to_json(&self.0.events_since(after, limit)?))
+    }
+    pub(super) fn clean_archived(&self, older_than_ms: u64, has: bool) -> R<Vec<String>> {
+        let older_than = has.then(|| Duration::from_millis(older_than_ms));
+        g(|| Ok(self.0.clean_archived(older_than)?))
     }
     pub(super) fn subscribe(&self, sink: UniquePtr<EventSink>) -> R<Box<RustSubscription>> {
         g(|| {

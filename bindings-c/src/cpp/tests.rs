@@ -39,7 +39,9 @@ fn a_null_progress_sink_means_none_and_a_null_event_sink_is_refused() {
     let capsule = store.create_capsule(b"sh010").unwrap();
     capsule.bump(&RustBumpOptions::default()).unwrap();
     let zip = bytes(&dir.path().join("sh010.zip"));
-    assert!(capsule.archive(&zip, false, cxx::UniquePtr::null()).is_ok());
+    assert!(capsule
+        .archive(&zip, "", false, cxx::UniquePtr::null())
+        .is_ok());
     assert!(archive_verify(&zip, cxx::UniquePtr::null()).is_ok());
     let m = staging_open_mock(&bytes(&dir.path().join("st.db"))).unwrap();
     assert!(m.subscribe(cxx::UniquePtr::null()).is_err());

@@ -199,6 +199,42 @@ int main(void) {
     CHECK(m2 == NULL);
   }
   CHECK(capsa_subscription_error(NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
+  {
+    /* The mock backend scripted with JSON commands: a queued failure, the call log, misuse. */
+    capsa_staging_manager *m4 = NULL, *m5 = NULL;
+    char state4[560];
+    snprintf(state4, sizeof state4, "%s/mock.db", root);
+    CHECK_OK(capsa_staging_manager_open(state4, "mock", NULL, &m4));
+    CHECK_OK(capsa_staging_mock_control(m4, "{\"push\": \"create\", \"outcome\": \"failed\", "
+                                            "\"reason\": \"boom\"}", NULL));
+    CHECK_OK(capsa_staging_create(m4, "web", "1.0.0", NULL, 0, &json));
+    CHECK(json && strstr(json, "\"Failure\"") != NULL && strstr(json, "boom") != NULL);
+    capsa_string_free(json);
+    json = NULL;
+    CHECK_OK(capsa_staging_mock_control(m4, "{\"count\": \"create\"}", &json));
+    CHECK(json && strcmp(json, "1") == 0);
+    capsa_string_free(json);
+    json = NULL;
+    CHECK_OK(capsa_staging_mock_control(m4, "{\"calls\": true}", &json));
+    CHECK(json && strcmp(json, "[[\"tag_check\",\"web\"],[\"create\",\"web\"]]") == 0);
+    capsa_string_free(json);
+    json = NULL;
+    CHECK_OK(capsa_staging_mock_control(m4, "{\"clear_calls\": true}", &json));
+    CHECK(json && strcmp(json, "null") == 0);
+    capsa_string_free(json);
+    json = (char *)1;
+    CHECK(capsa_staging_mock_control(m4, "{\"hold\": \"deploy\"}", &json) == CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(capsa_last_error_message(), "\"deploy\"") != NULL);
+    CHECK(json == NULL);
+    CHECK(capsa_staging_mock_control(m4, "{\"hold\"", NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(capsa_staging_mock_control(m4, NULL, NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(capsa_staging_mock_control(NULL, "{\"calls\": true}", NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK_OK(capsa_staging_manager_open_script(state4, root, &m5));
+    CHECK(capsa_staging_mock_control(m5, "{\"calls\": true}", NULL) == CAPSA_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(capsa_last_error_message(), "not mock") != NULL);
+    capsa_staging_manager_free(m5);
+    capsa_staging_manager_free(m4);
+  }
 
   /* Subscriptions are safe to free after their manager. */
   capsa_staging_manager_free(m);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 
 namespace fs = std::filesystem;
 
@@ -173,6 +174,33 @@ int main() {
     EXPECT_ERROR("BACKEND", capsa::StagingManager::open_kubernetes(
                                 (root / "k.db").string(), (root / "template").string(),
                                 std::string("/nonexistent/kubeconfig")));
+  }
+
+  // The mock backend scripted through StagingManager::mock: a queued failure, a call held in
+  // flight (the staging is busy meanwhile), the call log, and bad commands.
+  {
+    capsa::StagingManager m = capsa::StagingManager::open_mock((root / "mock.db").string());
+    CHECK(m.mock(R"({"push": "create", "outcome": "failed", "reason": "boom"})") == "null");
+    const capsa::Staging web = m.create("web", "1.0.0");
+    CHECK(web.status == "Failure" && web.reason == "boom");
+    m.mock(R"({"hold": "update"})");
+    std::thread updating([&] { m.update("web", "1.1.0"); });
+    while (m.mock(R"({"held": "update"})") != "1") std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(m.get("web").status == "UpdatePending");
+    EXPECT_ERROR("BUSY", m.delete_("web"));
+    m.mock(R"({"release": "update"})");
+    updating.join();
+    CHECK(m.get("web").status == "Running");
+    CHECK(m.mock(R"({"count": "update"})") == "1");
+    CHECK(m.mock(R"({"calls": true})").find(R"(["update","web"])") != std::string::npos);
+    m.mock(R"({"clear_calls": true})");
+    CHECK(m.mock(R"({"calls": true})") == "[]");
+    EXPECT_ERROR("INVALID_ARGUMENT", m.mock(R"({"hold": "deploy"})"));
+    EXPECT_ERROR("INVALID_ARGUMENT", m.mock("{not json"));
+    fs::create_directories(root / "scripts");
+    capsa::StagingManager scripted =
+        capsa::StagingManager::open_script((root / "scripted.db").string(), (root / "scripts").string());
+    EXPECT_ERROR("INVALID_ARGUMENT", scripted.mock(R"({"calls": true})"));
   }
 
   // Archives: progress with a std::function, a callback that cancels or throws, offline and back.

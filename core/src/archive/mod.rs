@@ -26,7 +26,7 @@
 //! through [`crate::runtime::block_on`], so no caller ever needs a runtime of its own.
 
 mod format;
-mod offline;
+pub(crate) mod offline;
 mod plan;
 mod read;
 mod restore;

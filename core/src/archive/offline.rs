@@ -73,231 +73,222 @@ fn stub_path(capsule: &Capsule) -> PathBuf {
     capsule.path().join(INTERNAL_DIR).join(OFFLINE_FILE)
 }
 
-impl Capsule {
-    /// Whether the capsule is offline (its content lives in an archive).
-    pub fn is_offline(&self) -> bool {
-        stub_path(self).is_file()
-    }
+/// [`Capsule::is_offline`].
+pub(crate) fn is_offline(capsule: &Capsule) -> bool {
+    stub_path(capsule).is_file()
+}
 
-    /// The offline stub, if the capsule is offline.
-    pub fn offline_stub(&self) -> Result<Option<OfflineStub>> {
-        let path = stub_path(self);
-        let read = crate::safe_file::read_small(
-            &path,
-            crate::safe_file::Links::Refuse,
-            crate::safe_file::limits::OFFLINE_STUB,
-            "offline stub",
-        );
-        match read {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::corrupt(&path, format!("offline stub does not parse: {e}"))),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+/// [`Capsule::offline_stub`].
+pub(crate) fn offline_stub(capsule: &Capsule) -> Result<Option<OfflineStub>> {
+    let path = stub_path(capsule);
+    let read = crate::safe_file::read_small(
+        &path,
+        crate::safe_file::Links::Refuse,
+        crate::safe_file::limits::OFFLINE_STUB,
+        "offline stub",
+    );
+    match read {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::corrupt(&path, format!("offline stub does not parse: {e}"))),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
+}
 
-    /// Take the capsule offline: verify `archive_path` (a path, `file://` or `s3://` URL;
-    /// every CRC and SHA-256, read from the bucket by ranged GETs), check that
-    /// it holds exactly this capsule's current tree (names, kinds, sizes), write the stub,
-    /// then remove the content. Returns the stub.
-    ///
-    /// `InvalidArgument` if the capsule is offline already or the archive is of another
-    /// capsule or out of date; `Corrupt` if it does not verify. Nothing is removed then.
-    pub fn take_offline(&self, archive_path: impl AsRef<Path>) -> Result<OfflineStub> {
-        let archive_path = archive_path.as_ref();
-        if self.is_offline() {
-            return Err(Error::InvalidArgument {
-                what: "capsule",
-                reason: format!("{} is offline already", self.id()),
-            });
-        }
-        // The stub and the trash are written beneath the store, never through a link.
-        crate::beneath::check(self.store().root(), &stub_path(self))?;
-        let (bucket, archive_abs) = match super::ArchiveTarget::parse(archive_path)? {
-            super::ArchiveTarget::Bucket(url) => (Some(url.clone()), PathBuf::from(url)),
-            super::ArchiveTarget::Local(p) => (
-                None,
-                fs::canonicalize(&p).map_err(|e| super::open_error(&p, e))?,
-            ),
-        };
-        let report = verify_with(
-            &archive_abs,
-            VerifyOptions {
-                archive_sha256: true,
-                ..Default::default()
-            },
-        )?;
-        if report.capsule != self.id().as_str() {
-            return Err(Error::InvalidArgument {
-                what: "archive",
-                reason: format!(
-                    "{} holds capsule {}, not {}",
-                    archive_path.display(),
-                    report.capsule,
-                    self.id()
-                ),
-            });
-        }
-        self.check_matches(&archive_abs)?;
-        let root = fs::canonicalize(self.store().root())
-            .map_err(Error::io_at("resolve", self.store().root()))?;
-        let archive = match (&bucket, archive_abs.strip_prefix(&root)) {
-            (Some(url), _) => url.clone(),
-            (None, Ok(rel)) => rel
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join("/"),
-            (None, Err(_)) => archive_abs.display().to_string(),
-        };
-        if bucket.is_none()
-            && archive_abs.starts_with(fs::canonicalize(self.path()).unwrap_or_default())
-        {
-            return Err(Error::InvalidArgument {
-                what: "archive",
-                reason: "the archive lies inside the capsule it would replace".into(),
-            });
-        }
-        let stub = OfflineStub {
-            format: 1,
-            capsule: self.id().to_string(),
-            archive,
-            archive_sha256: report.archive_sha256.clone().unwrap_or_default(),
-            archive_bytes: report.archive_bytes,
-            files: report.files,
-            bytes: report.bytes,
-            taken_offline_at: chrono::Utc::now(),
-        };
-        let json = serde_json::to_vec_pretty(&stub).map_err(|e| Error::InvalidArgument {
-            what: "offline stub",
-            reason: e.to_string(),
-        })?;
-        let internal = self.path().join(INTERNAL_DIR);
-        fs::create_dir_all(&internal).map_err(Error::io_at("create directory", &internal))?;
-        atomic::write_file(&stub_path(self), &json)?;
-        // Move the content out of the capsule in one rename per top-level entry, then delete.
-        let trash = atomic::temp_path(&self.store().scratch_dir()?, "offline");
-        fs::create_dir(&trash).map_err(Error::io_at("create directory", &trash))?;
-        let guard = TempDir(Some(trash.clone()));
-        for entry in fs::read_dir(self.path()).map_err(Error::io_at("list", self.path()))? {
-            let entry = entry.map_err(Error::io_at("list", self.path()))?;
-            if entry.file_name() == INTERNAL_DIR {
-                continue;
-            }
-            let to = trash.join(entry.file_name());
-            fs::rename(entry.path(), &to).map_err(Error::io_at("move", &entry.path()))?;
-        }
-        drop(guard);
-        tracing::info!(capsule = %self.id(), archive = %stub.archive, "taken offline");
-        Ok(stub)
+/// [`Capsule::take_offline`]: the stub is written before any content is moved out.
+pub(crate) fn take_offline(capsule: &Capsule, archive_path: &Path) -> Result<OfflineStub> {
+    if is_offline(capsule) {
+        return Err(Error::InvalidArgument {
+            what: "capsule",
+            reason: format!("{} is offline already", capsule.id()),
+        });
     }
-
-    /// The archive must hold exactly the capsule's tree as it is now, byte for byte: every
-    /// live file is stream-hashed (SHA-256) against the archive's manifest, every symlink
-    /// target and kind compared, and nothing may be missing or extra. `Changed` names the
-    /// first difference.
-    fn check_matches(&self, archive: &Path) -> Result<()> {
-        let source = super::source::open(archive)?;
-        let index = ZipIndex::open(archive, &*source)?;
-        let plan = plan(archive, &index, None)?;
-        let Some(manifest_entry) = plan.manifest else {
-            return Err(Error::InvalidArgument {
-                what: "archive",
-                reason: format!(
-                    "{} has no {MANIFEST_NAME}: it cannot prove it holds capsule {}; archive \
-                     it again with capsa",
-                    archive.display(),
-                    self.id()
-                ),
-            });
-        };
-        let text = read_small(archive, &*source, &index, manifest_entry, 1 << 30)?;
-        let manifest = parse_manifest(archive, &text)?;
-        let targets = symlink_targets(archive, &*source, &index, &plan)?;
-        let mut in_archive: HashMap<&str, (EntryKind, usize)> = plan
-            .items
-            .iter()
-            .map(|i| {
-                let e = &index.entries[i.entry];
-                let name = e.name.as_str();
-                (name.strip_suffix('/').unwrap_or(name), (i.kind, i.entry))
-            })
-            .collect();
-        let stale = |src: &Path, what: String| Error::Changed {
-            path: src.to_path_buf(),
+    // The stub and the trash are written beneath the store, never through a link.
+    crate::beneath::check(capsule.store().root(), &stub_path(capsule))?;
+    let (bucket, archive_abs) = match super::ArchiveTarget::parse(archive_path)? {
+        super::ArchiveTarget::Bucket(url) => (Some(url.clone()), PathBuf::from(url)),
+        super::ArchiveTarget::Local(p) => (
+            None,
+            fs::canonicalize(&p).map_err(|e| super::open_error(&p, e))?,
+        ),
+    };
+    let report = verify_with(
+        &archive_abs,
+        VerifyOptions {
+            archive_sha256: true,
+            ..Default::default()
+        },
+    )?;
+    if report.capsule != capsule.id().as_str() {
+        return Err(Error::InvalidArgument {
+            what: "archive",
             reason: format!(
-                "{what}: {} does not hold capsule {} as it is now; archive it again",
-                archive.display(),
-                self.id()
+                "{} holds capsule {}, not {}",
+                archive_path.display(),
+                report.capsule,
+                capsule.id()
             ),
-        };
-        // The version hint is not content: the archive holds the one it was consistent
-        // with, and a bump since then fails the check on its new crate anyway.
-        let head = format!("{}/{INTERNAL_DIR}/{HEAD_FILE}", self.id());
-        in_archive.remove(head.as_str());
-        for item in walk(self, Policy::Store, Scope::Everything)?.items {
-            if item.name == head {
-                continue;
-            }
-            let key = item.name.strip_suffix('/').unwrap_or(&item.name);
-            let Some((kind, entry)) = in_archive.remove(key) else {
-                return Err(stale(&item.src, "not in the archive".into()));
-            };
-            if kind != item.kind {
-                return Err(stale(
-                    &item.src,
-                    format!("a {:?} now, a {kind:?} in the archive", item.kind),
-                ));
-            }
-            match kind {
-                EntryKind::Dir => {}
-                EntryKind::Symlink => {
-                    let now = item.target.as_deref().unwrap_or_default();
-                    let was = targets.get(&entry).map(String::as_str).unwrap_or_default();
-                    if now != was {
-                        return Err(stale(
-                            &item.src,
-                            format!("symlink points to {now:?} now, to {was:?} in the archive"),
-                        ));
-                    }
-                }
-                EntryKind::File => {
-                    let Some(want) = manifest.get(&index.entries[entry].name) else {
-                        return Err(stale(&item.src, format!("not in {MANIFEST_NAME}")));
-                    };
-                    let (size, sha) = hash_file(&item.src)?;
-                    if size != index.entries[entry].uncompressed {
-                        return Err(stale(
-                            &item.src,
-                            format!(
-                                "{size} bytes now, {} in the archive",
-                                index.entries[entry].uncompressed
-                            ),
-                        ));
-                    }
-                    if &sha != want {
-                        return Err(stale(
-                            &item.src,
-                            "content differs from the archive (SHA-256)".into(),
-                        ));
-                    }
-                }
-            }
+        });
+    }
+    check_matches(capsule, &archive_abs)?;
+    let root = fs::canonicalize(capsule.store().root())
+        .map_err(Error::io_at("resolve", capsule.store().root()))?;
+    let archive = match (&bucket, archive_abs.strip_prefix(&root)) {
+        (Some(url), _) => url.clone(),
+        (None, Ok(rel)) => rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("/"),
+        (None, Err(_)) => archive_abs.display().to_string(),
+    };
+    if bucket.is_none()
+        && archive_abs.starts_with(fs::canonicalize(capsule.path()).unwrap_or_default())
+    {
+        return Err(Error::InvalidArgument {
+            what: "archive",
+            reason: "the archive lies inside the capsule it would replace".into(),
+        });
+    }
+    let stub = OfflineStub {
+        format: 1,
+        capsule: capsule.id().to_string(),
+        archive,
+        archive_sha256: report.archive_sha256.clone().unwrap_or_default(),
+        archive_bytes: report.archive_bytes,
+        files: report.files,
+        bytes: report.bytes,
+        taken_offline_at: chrono::Utc::now(),
+    };
+    let json = serde_json::to_vec_pretty(&stub).map_err(|e| Error::InvalidArgument {
+        what: "offline stub",
+        reason: e.to_string(),
+    })?;
+    let internal = capsule.path().join(INTERNAL_DIR);
+    fs::create_dir_all(&internal).map_err(Error::io_at("create directory", &internal))?;
+    atomic::write_file(&stub_path(capsule), &json)?;
+    // Move the content out of the capsule in one rename per top-level entry, then delete.
+    let trash = atomic::temp_path(&capsule.store().scratch_dir()?, "offline");
+    fs::create_dir(&trash).map_err(Error::io_at("create directory", &trash))?;
+    let guard = TempDir(Some(trash.clone()));
+    for entry in fs::read_dir(capsule.path()).map_err(Error::io_at("list", capsule.path()))? {
+        let entry = entry.map_err(Error::io_at("list", capsule.path()))?;
+        if entry.file_name() == INTERNAL_DIR {
+            continue;
         }
-        if let Some(name) = in_archive.keys().min() {
+        let to = trash.join(entry.file_name());
+        fs::rename(entry.path(), &to).map_err(Error::io_at("move", &entry.path()))?;
+    }
+    drop(guard);
+    tracing::info!(capsule = %capsule.id(), archive = %stub.archive, "taken offline");
+    Ok(stub)
+}
+
+/// The archive must hold exactly the capsule's tree as it is now, byte for byte: every
+/// live file is stream-hashed (SHA-256) against the archive's manifest, every symlink
+/// target and kind compared, and nothing may be missing or extra. `Changed` names the
+/// first difference.
+fn check_matches(capsule: &Capsule, archive: &Path) -> Result<()> {
+    let source = super::source::open(archive)?;
+    let index = ZipIndex::open(archive, &*source)?;
+    let plan = plan(archive, &index, None)?;
+    let Some(manifest_entry) = plan.manifest else {
+        return Err(Error::InvalidArgument {
+            what: "archive",
+            reason: format!(
+                "{} has no {MANIFEST_NAME}: it cannot prove it holds capsule {}; archive \
+                 it again with capsa",
+                archive.display(),
+                capsule.id()
+            ),
+        });
+    };
+    let text = read_small(archive, &*source, &index, manifest_entry, 1 << 30)?;
+    let manifest = parse_manifest(archive, &text)?;
+    let targets = symlink_targets(archive, &*source, &index, &plan)?;
+    let mut in_archive: HashMap<&str, (EntryKind, usize)> = plan
+        .items
+        .iter()
+        .map(|i| {
+            let e = &index.entries[i.entry];
+            let name = e.name.as_str();
+            (name.strip_suffix('/').unwrap_or(name), (i.kind, i.entry))
+        })
+        .collect();
+    let stale = |src: &Path, what: String| Error::Changed {
+        path: src.to_path_buf(),
+        reason: format!(
+            "{what}: {} does not hold capsule {} as it is now; archive it again",
+            archive.display(),
+            capsule.id()
+        ),
+    };
+    // The version hint is not content: the archive holds the one it was consistent
+    // with, and a bump since then fails the check on its new crate anyway.
+    let head = format!("{}/{INTERNAL_DIR}/{HEAD_FILE}", capsule.id());
+    in_archive.remove(head.as_str());
+    for item in walk(capsule, Policy::Store, Scope::Everything)?.items {
+        if item.name == head {
+            continue;
+        }
+        let key = item.name.strip_suffix('/').unwrap_or(&item.name);
+        let Some((kind, entry)) = in_archive.remove(key) else {
+            return Err(stale(&item.src, "not in the archive".into()));
+        };
+        if kind != item.kind {
             return Err(stale(
-                &self
-                    .path()
-                    .join(name.split_once('/').map_or("", |(_, r)| r)),
-                "in the archive, no longer in the capsule".into(),
+                &item.src,
+                format!("a {:?} now, a {kind:?} in the archive", item.kind),
             ));
         }
-        Ok(())
+        match kind {
+            EntryKind::Dir => {}
+            EntryKind::Symlink => {
+                let now = item.target.as_deref().unwrap_or_default();
+                let was = targets.get(&entry).map(String::as_str).unwrap_or_default();
+                if now != was {
+                    return Err(stale(
+                        &item.src,
+                        format!("symlink points to {now:?} now, to {was:?} in the archive"),
+                    ));
+                }
+            }
+            EntryKind::File => {
+                let Some(want) = manifest.get(&index.entries[entry].name) else {
+                    return Err(stale(&item.src, format!("not in {MANIFEST_NAME}")));
+                };
+                let (size, sha) = hash_file(&item.src)?;
+                if size != index.entries[entry].uncompressed {
+                    return Err(stale(
+                        &item.src,
+                        format!(
+                            "{size} bytes now, {} in the archive",
+                            index.entries[entry].uncompressed
+                        ),
+                    ));
+                }
+                if &sha != want {
+                    return Err(stale(
+                        &item.src,
+                        "content differs from the archive (SHA-256)".into(),
+                    ));
+                }
+            }
+        }
     }
+    if let Some(name) = in_archive.keys().min() {
+        return Err(stale(
+            &capsule
+                .path()
+                .join(name.split_once('/').map_or("", |(_, r)| r)),
+            "in the archive, no longer in the capsule".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A live file's length and SHA-256 (lower-case hex), streamed by
@@ -311,45 +302,40 @@ fn hash_file(path: &Path) -> Result<(u64, String)> {
     Ok((size, sha))
 }
 
-impl Store {
-    /// Bring an offline capsule back from its recorded archive: check the archive's SHA-256
-    /// against the stub, verify it, restore it into place (replacing the stub-only
-    /// directory). `NotFound` if the archive is gone, `Corrupt` if it changed,
-    /// `InvalidArgument` if the capsule is not offline.
-    pub fn retrieve(&self, id: &str) -> Result<Capsule> {
-        let capsule = self.capsule(id)?;
-        let Some(stub) = capsule.offline_stub()? else {
-            return Err(Error::InvalidArgument {
-                what: "capsule",
-                reason: format!("{id} is not offline"),
-            });
-        };
-        let archive = stub.archive_path(self);
-        let report = verify_with(
+/// [`Store::retrieve`].
+pub(crate) fn retrieve(store: &Store, id: &str) -> Result<Capsule> {
+    let capsule = store.capsule(id)?;
+    let Some(stub) = offline_stub(&capsule)? else {
+        return Err(Error::InvalidArgument {
+            what: "capsule",
+            reason: format!("{id} is not offline"),
+        });
+    };
+    let archive = stub.archive_path(store);
+    let report = verify_with(
+        &archive,
+        VerifyOptions {
+            archive_sha256: true,
+            ..Default::default()
+        },
+    )?;
+    if report.archive_sha256.as_deref() != Some(stub.archive_sha256.as_str()) {
+        return Err(Error::corrupt(
             &archive,
-            VerifyOptions {
-                archive_sha256: true,
-                ..Default::default()
-            },
-        )?;
-        if report.archive_sha256.as_deref() != Some(stub.archive_sha256.as_str()) {
-            return Err(Error::corrupt(
-                &archive,
-                format!(
-                    "SHA-256 is {}, the offline stub of {id} recorded {}: not the archive it \
-                     was taken offline with",
-                    report.archive_sha256.unwrap_or_default(),
-                    stub.archive_sha256
-                ),
-            ));
-        }
-        let restored = restore_into(
-            &archive,
-            self,
-            &RestoreOptions::default(),
-            Some(capsule.id()),
-        )?;
-        tracing::info!(capsule = %id, "retrieved");
-        Ok(restored)
+            format!(
+                "SHA-256 is {}, the offline stub of {id} recorded {}: not the archive it \
+                 was taken offline with",
+                report.archive_sha256.unwrap_or_default(),
+                stub.archive_sha256
+            ),
+        ));
     }
+    let restored = restore_into(
+        &archive,
+        store,
+        &RestoreOptions::default(),
+        Some(capsule.id()),
+    )?;
+    tracing::info!(capsule = %id, "retrieved");
+    Ok(restored)
 }

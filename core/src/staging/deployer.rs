@@ -183,6 +183,12 @@ pub trait Deployer: Send + Sync {
             what: format!("staging info on the {} backend", self.name()),
         })
     }
+
+    /// The mock backend this is, if it is one (so a manager opened with `mock` can be
+    /// scripted through [`StagingManager::mock`](super::StagingManager::mock)).
+    fn as_mock(&self) -> Option<&super::MockDeployer> {
+        None
+    }
 }
 
 /// A named URL of a staging, as [`Deployer::info`] answers (`app`, `https://web.example.com`).

@@ -44,3 +44,50 @@ pub enum EventKind {
         reason: Option<String>,
     },
 }
+
+impl EventKind {
+    /// The kind's name, as the JSON form (`"event"`) and every binding spell it:
+    /// `StatusChanged` or `CommandFinished`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventKind::StatusChanged { .. } => "StatusChanged",
+            EventKind::CommandFinished { .. } => "CommandFinished",
+        }
+    }
+
+    /// The same name in snake case (`status_changed`, `command_finished`), as Python spells
+    /// its constants.
+    pub fn snake_name(&self) -> &'static str {
+        match self {
+            EventKind::StatusChanged { .. } => "status_changed",
+            EventKind::CommandFinished { .. } => "command_finished",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_the_json_tags() {
+        let kinds = [
+            EventKind::StatusChanged {
+                from: None,
+                to: Some(Status::Running),
+                reason: None,
+            },
+            EventKind::CommandFinished {
+                action: "create".into(),
+                outcome: Outcome::Success,
+                audit_id: 1,
+                reason: None,
+            },
+        ];
+        for (kind, snake) in kinds.iter().zip(["status_changed", "command_finished"]) {
+            let json = serde_json::to_value(kind).expect("serializes");
+            assert_eq!(json["event"], kind.as_str());
+            assert_eq!(kind.snake_name(), snake);
+        }
+    }
+}

@@ -382,6 +382,16 @@ impl StagingManager {
         &self.inner.store
     }
 
+    /// The mock backend, to script it ([`MockDeployer::control`](super::MockDeployer::control)
+    /// is how the C and C++ APIs do); `InvalidArgument` when the backend is another one.
+    pub fn mock(&self) -> Result<&super::MockDeployer> {
+        let d = &self.inner.deployer;
+        d.as_mock().ok_or_else(|| Error::InvalidArgument {
+            what: "backend",
+            reason: format!("the manager's backend is {}, not mock", d.name()),
+        })
+    }
+
     /// Call `callback` for every event this manager produces (status changes and command
     /// results). Callbacks run on the thread that made the change, after its transaction has
     /// committed and with no lock held; keep them short. A panicking callback is caught and

@@ -5,7 +5,8 @@
 //! [`MockDeployer::set_default`], slow a call down with [`MockDeployer::set_delay`], hold a
 //! call until the test lets it go with [`MockDeployer::hold`] / [`MockDeployer::release`]
 //! (so a command is certainly in flight, however loaded the machine), and count what was
-//! called with [`MockDeployer::calls`] / [`MockDeployer::count`].
+//! called with [`MockDeployer::calls`] / [`MockDeployer::count`]. [`MockDeployer::control`]
+//! does each of these from one JSON command, for the C and C++ APIs.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -67,6 +68,41 @@ struct Inner {
     holds: HashMap<MockCall, tokio::sync::watch::Sender<bool>>,
     /// Calls waiting at a hold now.
     waiting: HashMap<MockCall, usize>,
+}
+
+/// A [`MockDeployer::control`] command: one verb key and the arguments it takes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Control {
+    push: Option<String>,
+    set_default: Option<String>,
+    set_delay: Option<String>,
+    hold: Option<String>,
+    release: Option<String>,
+    held: Option<String>,
+    count: Option<String>,
+    calls: Option<serde::de::IgnoredAny>,
+    clear_calls: Option<serde::de::IgnoredAny>,
+    set_min_tag: Option<String>,
+    outcome: Option<String>,
+    reason: Option<String>,
+    output: Option<String>,
+    seconds: Option<f64>,
+}
+
+impl Control {
+    const VERBS: &'static [&'static str] = &[
+        "push",
+        "set_default",
+        "set_delay",
+        "hold",
+        "release",
+        "held",
+        "count",
+        "calls",
+        "clear_calls",
+        "set_min_tag",
+    ];
 }
 
 /// The mock backend. Share it as `Arc<MockDeployer>` to keep a handle for scripting while
@@ -167,6 +203,90 @@ impl MockDeployer {
         self.lock().calls.clear();
     }
 
+    /// Run one scripting command written as a JSON object whose one verb key names what to
+    /// do (the C and C++ APIs' one entry point; call names as [`MockCall::as_str`] spells them):
+    ///
+    /// | command | does | answer |
+    /// | --- | --- | --- |
+    /// | `{"push": CALL, "outcome": O, "reason"?: str, "output"?: str}` | [`push`](Self::push) | `null` |
+    /// | `{"set_default": CALL, "outcome": O, "reason"?, "output"?}` | [`set_default`](Self::set_default) | `null` |
+    /// | `{"set_delay": CALL, "seconds": number}` | [`set_delay`](Self::set_delay) | `null` |
+    /// | `{"hold": CALL}`, `{"release": CALL}` | [`hold`](Self::hold), [`release`](Self::release) | `null` |
+    /// | `{"held": CALL}`, `{"count": CALL}` | [`held`](Self::held), [`count`](Self::count) | a number |
+    /// | `{"calls": true}` | [`calls`](Self::calls) | `[["create", "web"], …]` |
+    /// | `{"clear_calls": true}` | [`clear_calls`](Self::clear_calls) | `null` |
+    /// | `{"set_min_tag": str}` | [`set_min_tag`](Self::set_min_tag) | `null` |
+    ///
+    /// `O` is `success`, `failed` or `unavailable` ([`reply`](Self::reply)). Bad JSON, an
+    /// unknown key, not exactly one verb, an argument the verb does not take or an unknown
+    /// call name is `InvalidArgument` with a one-line message, and changes nothing.
+    pub fn control(&self, command: &str) -> Result<serde_json::Value> {
+        let bad = |reason: String| Error::InvalidArgument {
+            what: "mock command",
+            reason,
+        };
+        let one_line = |e: serde_json::Error| bad(crate::error::one_line(&e.to_string()).into());
+        let value: serde_json::Value = serde_json::from_str(command).map_err(one_line)?;
+        let c = <Control as serde::Deserialize>::deserialize(&value).map_err(one_line)?;
+        let keys = value.as_object().into_iter().flat_map(|o| o.keys());
+        if keys
+            .filter(|k| Control::VERBS.contains(&k.as_str()))
+            .count()
+            != 1
+        {
+            let verbs = crate::staging::spelling::one_of(Control::VERBS);
+            return Err(bad(format!("needs exactly one of {verbs}")));
+        }
+        let replies = c.push.is_some() || c.set_default.is_some();
+        if !replies && (c.outcome.is_some() || c.reason.is_some() || c.output.is_some()) {
+            return Err(bad(
+                "`outcome`, `reason` and `output` go with push or set_default".into(),
+            ));
+        }
+        if c.set_delay.is_none() && c.seconds.is_some() {
+            return Err(bad("`seconds` goes with set_delay".into()));
+        }
+        let reply = || {
+            let outcome = c
+                .outcome
+                .as_deref()
+                .ok_or_else(|| bad("`outcome` is missing".into()))?;
+            let mut r = Self::reply(outcome, c.reason.clone().unwrap_or_default())?;
+            r.output = c.output.clone().unwrap_or(r.output);
+            Ok::<_, Error>(r)
+        };
+        let call = |name: &str| MockCall::parse(name);
+        let n = serde_json::Value::from;
+        if let Some(name) = &c.push {
+            self.push(call(name)?, reply()?);
+        } else if let Some(name) = &c.set_default {
+            self.set_default(call(name)?, reply()?);
+        } else if let Some(name) = &c.set_delay {
+            let s = c
+                .seconds
+                .ok_or_else(|| bad("`seconds` is missing".into()))?;
+            let d = Duration::try_from_secs_f64(s)
+                .map_err(|_| bad(format!("`seconds` {s} is not a duration")))?;
+            self.set_delay(call(name)?, d);
+        } else if let Some(name) = &c.hold {
+            self.hold(call(name)?);
+        } else if let Some(name) = &c.release {
+            self.release(call(name)?);
+        } else if let Some(name) = &c.held {
+            return Ok(n(self.held(call(name)?)));
+        } else if let Some(name) = &c.count {
+            return Ok(n(self.count(call(name)?)));
+        } else if c.calls.is_some() {
+            let calls = self.calls().into_iter().map(|(c, name)| (c.as_str(), name));
+            return Ok(serde_json::json!(calls.collect::<Vec<_>>()));
+        } else if c.clear_calls.is_some() {
+            self.clear_calls();
+        } else if let Some(min) = c.set_min_tag {
+            self.set_min_tag(min);
+        }
+        Ok(serde_json::Value::Null)
+    }
+
     async fn answer(&self, call: MockCall, req: &DeployRequest) -> BackendReply {
         let (reply, delay, gate) = {
             let mut g = self.lock();
@@ -233,6 +353,9 @@ impl Deployer for MockDeployer {
     async fn tag_check(&self, req: &DeployRequest) -> BackendReply {
         self.answer(MockCall::TagCheck, req).await
     }
+    fn as_mock(&self) -> Option<&MockDeployer> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]
@@ -260,5 +383,82 @@ mod tests {
             MockDeployer::reply("failed", "no").unwrap(),
             BackendReply::failed("no")
         );
+    }
+
+    #[test]
+    fn control_commands_script_the_mock() {
+        let m = MockDeployer::new();
+        let run = |c: &str| m.control(c).unwrap();
+        let null = serde_json::Value::Null;
+        assert_eq!(
+            run(r#"{"push": "create", "outcome": "failed", "reason": "boom", "output": "o"}"#),
+            null
+        );
+        let mut failed = BackendReply::failed("boom");
+        failed.output = "o".into();
+        assert_eq!(m.lock().queued[&MockCall::Create][0], failed);
+        run(r#"{"set_default": "check", "outcome": "unavailable"}"#);
+        assert_eq!(
+            m.lock().defaults[&MockCall::Check],
+            BackendReply::unavailable("")
+        );
+        run(r#"{"set_delay": "update", "seconds": 0.25}"#);
+        assert_eq!(
+            m.lock().delays[&MockCall::Update],
+            Duration::from_millis(250)
+        );
+        run(r#"{"hold": "delete"}"#);
+        assert!(m.lock().holds.contains_key(&MockCall::Delete));
+        assert_eq!(run(r#"{"held": "delete"}"#), serde_json::json!(0));
+        run(r#"{"release": "delete"}"#);
+        assert!(m.lock().holds.is_empty());
+        run(r#"{"set_min_tag": "1.0.0"}"#);
+        assert_eq!(m.lock().min_tag.as_deref(), Some("1.0.0"));
+        m.lock().calls = vec![
+            (MockCall::Create, "web".into()),
+            (MockCall::TagCheck, "db".into()),
+        ];
+        assert_eq!(run(r#"{"count": "create"}"#), serde_json::json!(1));
+        assert_eq!(
+            run(r#"{"calls": true}"#),
+            serde_json::json!([["create", "web"], ["tag_check", "db"]])
+        );
+        assert_eq!(run(r#"{"clear_calls": true}"#), null);
+        assert_eq!(run(r#"{"calls": true}"#), serde_json::json!([]));
+    }
+
+    #[test]
+    fn bad_control_commands_are_refused_in_one_line_and_change_nothing() {
+        let m = MockDeployer::new();
+        for (bad, says) in [
+            ("{\"push\": \n", "EOF"),
+            ("[1]", "invalid type"),
+            (r#"{"push": "deploy", "outcome": "success"}"#, "\"deploy\""),
+            (r#"{"push": "create"}"#, "`outcome` is missing"),
+            (r#"{"push": "create", "outcome": "maybe"}"#, "\"maybe\""),
+            (
+                r#"{"hold": "create", "release": "create"}"#,
+                "exactly one of push",
+            ),
+            (r#"{}"#, "exactly one of"),
+            (r#"{"calls": true, "clear_calls": true}"#, "exactly one of"),
+            (r#"{"fly": "create"}"#, "unknown field `fly`"),
+            (r#"{"hold": "create", "outcome": "failed"}"#, "go with push"),
+            (r#"{"hold": "create", "seconds": 1}"#, "goes with set_delay"),
+            (r#"{"set_delay": "create"}"#, "`seconds` is missing"),
+            (
+                r#"{"set_delay": "create", "seconds": -1}"#,
+                "not a duration",
+            ),
+            (r#"{"held": 3}"#, "invalid type"),
+        ] {
+            let e = m.control(bad).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidArgument, "{bad}");
+            let text = e.to_string();
+            assert!(text.contains(says), "{bad}: {text}");
+            assert!(!text.contains('\n'), "{bad}: {text}");
+        }
+        let g = m.lock();
+        assert!(g.queued.is_empty() && g.holds.is_empty() && g.delays.is_empty());
     }
 }

@@ -490,6 +490,26 @@ mod tests {
     }
 
     #[test]
+    fn a_manager_opened_with_mock_is_scripted_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |spec: &BackendSpec| OpenSettings::default().open(dir.path().join("s.db"), spec);
+        let m = open(&BackendSpec::Mock).unwrap();
+        let mock = m.mock().unwrap();
+        mock.control(r#"{"push": "create", "outcome": "failed", "reason": "boom"}"#)
+            .unwrap();
+        let web = m.create("web", "1", vec![]).unwrap();
+        assert_eq!(web.reason.as_deref(), Some("boom"));
+        assert_eq!(
+            mock.control(r#"{"calls": true}"#).unwrap(),
+            serde_json::json!([["tag_check", "web"], ["create", "web"]])
+        );
+        let script = open(&BackendSpec::Script(dir.path().into())).unwrap();
+        let e = script.mock().unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
+        assert!(e.to_string().contains("script, not mock"), "{e}");
+    }
+
+    #[test]
     fn the_default_state_lives_in_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let e = default_state_path(dir.path()).unwrap_err();
