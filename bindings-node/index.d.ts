@@ -579,6 +579,12 @@ export interface ScriptBackendOptions {
   baseDomain?: string
   /** Per-call timeout in milliseconds. */
   timeoutMs?: number
+  /** `--namespace`: one namespace, or a pattern with `{name}`. */
+  namespace?: string
+  /** The scripts' dialect: `'dm'` (the default) or `'octopod'`. */
+  dialect?: 'dm' | 'octopod'
+  /** When statuses settle: `'check'` (the default, as DM) or `'exit'`. */
+  settle?: 'check' | 'exit'
 }
 
 /**

@@ -328,6 +328,23 @@ test('the script backend runs DM-style control scripts', { skip: process.platfor
   assert.match(calls, /--name web/);
 });
 
+test('ScriptBackend options: namespace, dialect and settle as core parses them', { skip: process.platform === 'win32' }, async (t) => {
+  const scripts = tempDir(t);
+  const log = path.join(scripts, 'calls.log');
+  for (const name of ['create', 'update', 'delete', 'check', 'cleanup', 'archive_check', 'tag_check']) {
+    const file = path.join(scripts, name);
+    fs.writeFileSync(file, `#!/bin/sh\necho "${name} $*" >> '${log}'\nexit 0\n`);
+    fs.chmodSync(file, 0o755);
+  }
+  const backend = new ScriptBackend(scripts, { namespace: 'team-{name}', settle: 'exit', dialect: 'dm' });
+  const { manager } = await open(t, backend);
+  assert.equal((await manager.create('web', '1.0.0')).status, 'Running');
+  assert.match(fs.readFileSync(log, 'utf8'), /^create .*--namespace team-web/m);
+  await rejectsWithCode(assert, () => new ScriptBackend(scripts, { dialect: 'helm' }), 'INVALID_ARGUMENT');
+  await rejectsWithCode(assert, () => new ScriptBackend(scripts, { settle: 'soon' }), 'INVALID_ARGUMENT');
+  assert.ok(new ScriptBackend(scripts, { dialect: 'octopod' }));
+});
+
 test('KubernetesBackend: bad input has its codes, a good one opens a manager', async (t) => {
   // Before any cluster is asked (the lifecycle against a real API server is in
   // k8s-test/kubernetes.test.mjs, run by make test-k8s).

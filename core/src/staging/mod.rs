@@ -90,7 +90,7 @@ pub use open::{
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStateStore};
 pub use reconcile::{ReconcileLoop, ReconcileReport};
-pub use script::ScriptDeployer;
+pub use script::{Dialect, ScriptDeployer, ScriptNamespace, Settle};
 pub use sealed::{SealKey, KEY_FILE_ENV};
 pub use sqlite::SqliteStore;
 pub use store::StateStore;
