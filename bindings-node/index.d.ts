@@ -579,6 +579,12 @@ export interface ScriptBackendOptions {
   baseDomain?: string
   /** Per-call timeout in milliseconds. */
   timeoutMs?: number
+  /** `--namespace`: one namespace, or a pattern with `{name}`. */
+  namespace?: string
+  /** The scripts' dialect: `'dm'` (the default) or `'octopod'`. */
+  dialect?: 'dm' | 'octopod'
+  /** When statuses settle: `'check'` (the default, as DM) or `'exit'`. */
+  settle?: 'check' | 'exit'
 }
 
 /**
@@ -660,6 +666,12 @@ export interface StagingManagerOptions {
   baseDomain?: string
   /** How long a script may run. */
   scriptTimeoutMs?: number
+  /** `--namespace` of the scripts: one namespace, or a pattern with `{name}`. */
+  namespace?: string
+  /** The dialect of `script:DIR`: `'dm'` (the default) or `'octopod'`. */
+  dialect?: string
+  /** When a script backend's statuses settle: `'check'` (the default, as DM) or `'exit'`. */
+  settle?: string
   /** The kubeconfig file. */
   kubeconfig?: string
   /** How long Kubernetes creates and updates wait for readiness. */

@@ -195,7 +195,8 @@ test('open with keyFile: private values sealed by that key, read back after reop
   const log = path.join(dir, 'calls.log');
   writeScripts(path.join(dir, 'scripts'), log);
   const state = path.join(dir, 'staging.db');
-  const options = { keyFile: path.join(dir, 'mine.key'), projectName: 'show' };
+  // Settled on the scripts' exit (the default waits for `check`, polled by reconcile).
+  const options = { keyFile: path.join(dir, 'mine.key'), projectName: 'show', settle: 'exit' };
   const backend = `script:${path.join(dir, 'scripts')}`;
   const first = await StagingManager.open(state, backend, options);
   const s = await first.create('web', '1', [{ key: 'DB_PASSWORD', value: 'hunter2', private: true }]);
@@ -318,10 +319,30 @@ test('the script backend runs DM-style control scripts', { skip: process.platfor
     fs.chmodSync(file, 0o755);
   }
   const { manager } = await open(t, new ScriptBackend(scripts, { projectName: 'show', timeoutMs: 20000 }));
-  assert.equal((await manager.create('web', '1.0.0')).status, 'Running');
+  // As DM: pending until `check` passes, settled by reconcile.
+  assert.equal((await manager.create('web', '1.0.0')).status, 'CreatePending');
+  await manager.reconcile();
+  assert.equal((await manager.get('web')).status, 'Running');
   const calls = fs.readFileSync(log, 'utf8');
   assert.match(calls, /^create .*--project-name show/m);
   assert.match(calls, /--name web/);
+});
+
+test('ScriptBackend options: namespace, dialect and settle as core parses them', { skip: process.platform === 'win32' }, async (t) => {
+  const scripts = tempDir(t);
+  const log = path.join(scripts, 'calls.log');
+  for (const name of ['create', 'update', 'delete', 'check', 'cleanup', 'archive_check', 'tag_check']) {
+    const file = path.join(scripts, name);
+    fs.writeFileSync(file, `#!/bin/sh\necho "${name} $*" >> '${log}'\nexit 0\n`);
+    fs.chmodSync(file, 0o755);
+  }
+  const backend = new ScriptBackend(scripts, { namespace: 'team-{name}', settle: 'exit', dialect: 'dm' });
+  const { manager } = await open(t, backend);
+  assert.equal((await manager.create('web', '1.0.0')).status, 'Running');
+  assert.match(fs.readFileSync(log, 'utf8'), /^create .*--namespace team-web/m);
+  await rejectsWithCode(assert, () => new ScriptBackend(scripts, { dialect: 'helm' }), 'INVALID_ARGUMENT');
+  await rejectsWithCode(assert, () => new ScriptBackend(scripts, { settle: 'soon' }), 'INVALID_ARGUMENT');
+  assert.ok(new ScriptBackend(scripts, { dialect: 'octopod' }));
 });
 
 test('KubernetesBackend: bad input has its codes, a good one opens a manager', async (t) => {

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use capsa::staging::{
-    BackendReply, BackendSpec, Deployer, EventKind, KubernetesDeployer, MockCall, MockDeployer,
-    OpenSettings, Override, Scope, ScriptDeployer, Staging, StagingManager, Subscription,
+    BackendReply, BackendSpec, Deployer, Dialect, EventKind, KubernetesDeployer, MockCall,
+    MockDeployer, OpenSettings, Override, Scope, ScriptDeployer, ScriptNamespace, Settle, Staging,
+    StagingManager, Subscription,
 };
 use napi::bindgen_prelude::{Either4, Function, JsObjectValue, Object, ToNapiValue};
 use napi::threadsafe_function::UnknownReturnValue;
@@ -228,6 +229,14 @@ pub struct ScriptBackendOptions {
     pub base_domain: Option<String>,
     /// Per-call timeout in milliseconds.
     pub timeout_ms: Option<f64>,
+    /// `--namespace`: one namespace, or a pattern with `{name}`.
+    pub namespace: Option<String>,
+    /// The scripts' dialect: `'dm'` (the default) or `'octopod'`.
+    #[napi(ts_type = "'dm' | 'octopod'")]
+    pub dialect: Option<String>,
+    /// When statuses settle: `'check'` (the default, as DM) or `'exit'`.
+    #[napi(ts_type = "'check' | 'exit'")]
+    pub settle: Option<String>,
 }
 
 /// DM's staging control scripts (`create`, `update`, `delete`, `check`, `cleanup`,
@@ -243,8 +252,18 @@ impl JsScriptBackend {
     #[napi(constructor)]
     pub fn new(env: Env, dir: String, options: Option<ScriptBackendOptions>) -> napi::Result<Self> {
         guard(&env, || {
-            let mut d = ScriptDeployer::new(dir);
+            // As core's `script:DIR`: script locations from DM's environment variables first.
+            let mut d = ScriptDeployer::new(dir).with_env_locations(|v| std::env::var_os(v));
             if let Some(o) = options {
+                if let Some(n) = o.namespace {
+                    d = d.with_namespace(ScriptNamespace::parse(&n)?);
+                }
+                if let Some(t) = o.dialect {
+                    d = d.with_dialect(Dialect::parse(&t)?);
+                }
+                if let Some(t) = o.settle {
+                    d = d.with_settle(Settle::parse(&t)?);
+                }
                 if let Some(p) = o.project_name {
                     d = d.with_project_name(p);
                 }
@@ -525,6 +544,12 @@ pub struct StagingManagerOptions {
     pub base_domain: Option<String>,
     /// How long a script may run.
     pub script_timeout_ms: Option<f64>,
+    /// `--namespace` of the scripts: one namespace, or a pattern with `{name}`.
+    pub namespace: Option<String>,
+    /// The dialect of `script:DIR`: `'dm'` (the default) or `'octopod'`.
+    pub dialect: Option<String>,
+    /// When a script backend's statuses settle: `'check'` (the default, as DM) or `'exit'`.
+    pub settle: Option<String>,
     /// The kubeconfig file.
     pub kubeconfig: Option<String>,
     /// How long Kubernetes creates and updates wait for readiness.

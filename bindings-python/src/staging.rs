@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use capsa::staging::{
-    self, AuditEntry, AuditQuery, BackendReply, Deployer, Event, EventKind, KubernetesDeployer,
-    ManagerOptions, MockCall, MockDeployer, Override, ReconcileReport, Scope, ScriptDeployer,
-    Staging, StagingManager,
+    self, AuditEntry, AuditQuery, BackendReply, Deployer, Dialect, Event, EventKind,
+    KubernetesDeployer, ManagerOptions, MockCall, MockDeployer, Override, ReconcileReport, Scope,
+    ScriptDeployer, ScriptNamespace, Settle, Staging, StagingManager,
 };
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use pyo3::prelude::*;
@@ -295,7 +295,9 @@ impl PyMockBackend {
 }
 
 /// DM's staging control scripts: executables `create`, `update`, `delete`, `check`,
-/// `cleanup`, `archive_check`, `tag_check` in `dir`.
+/// `cleanup`, `archive_check`, `tag_check` in `dir` (or Octopod's, `dialect="octopod"`);
+/// `namespace` is one namespace or a pattern with `{name}`; `settle` is `"check"` (DM: pending
+/// until `check` passes) or `"exit"`.
 #[pyclass(name = "ScriptBackend", module = "capsa", frozen)]
 pub struct PyScriptBackend {
     inner: Arc<ScriptDeployer>,
@@ -304,15 +306,32 @@ pub struct PyScriptBackend {
 #[pymethods]
 impl PyScriptBackend {
     #[new]
-    #[pyo3(signature = (dir, project_name = None, base_domain = None, timeout = None, output_limit = None))]
+    #[pyo3(signature = (
+        dir, project_name = None, base_domain = None, timeout = None, output_limit = None,
+        namespace = None, dialect = None, settle = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         dir: PathBuf,
         project_name: Option<String>,
         base_domain: Option<String>,
         timeout: Option<f64>,
         output_limit: Option<usize>,
+        namespace: Option<String>,
+        dialect: Option<String>,
+        settle: Option<String>,
     ) -> PyResult<Self> {
-        let mut d = ScriptDeployer::new(dir);
+        // As core's `script:DIR`: script locations from DM's environment variables first.
+        let mut d = ScriptDeployer::new(dir).with_env_locations(|v| std::env::var_os(v));
+        if let Some(n) = namespace {
+            d = d.with_namespace(ScriptNamespace::parse(&n).py_err()?);
+        }
+        if let Some(t) = dialect {
+            d = d.with_dialect(Dialect::parse(&t).py_err()?);
+        }
+        if let Some(t) = settle {
+            d = d.with_settle(Settle::parse(&t).py_err()?);
+        }
         if let Some(p) = project_name {
             d = d.with_project_name(p);
         }

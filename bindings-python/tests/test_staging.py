@@ -270,7 +270,10 @@ def test_script_backend(tmp_path: Path) -> None:
     manager = capsa.StagingManager.open(tmp_path / "s.db", backend)
     assert manager.backend == "script"
     secret = capsa.Override("TOKEN", "s3cr3t", private=True)
-    assert manager.create("web", "1.0.0", [secret]).status == capsa.Status.Running
+    # As DM: pending until `check` passes, settled by reconcile.
+    assert manager.create("web", "1.0.0", [secret]).status == capsa.Status.CreatePending
+    manager.reconcile()
+    assert manager.get("web").status == capsa.Status.Running
     failed = manager.update("web", "1.1.0")
     assert failed.status == capsa.Status.Failure
     calls = (scripts / "calls.log").read_text()
@@ -421,3 +424,22 @@ def test_mock_min_tag_set_after_construction(
         manager.update("web", "1.9.0")
     assert err.value.code == "INVALID_ARGUMENT"
     assert manager.update("web", "2.0.0").status == capsa.Status.Running
+
+
+@pytest.mark.skipif(os.name != "posix", reason="shell scripts")
+def test_script_backend_namespace_dialect_and_settle(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name in ["create", "update", "delete", "check", "cleanup", "archive_check", "tag_check"]:
+        path = scripts / name
+        path.write_text(SCRIPT.format(code=0))
+        path.chmod(0o755)
+    backend = capsa.ScriptBackend(scripts, namespace="team-{name}", dialect="dm", settle="exit")
+    manager = capsa.StagingManager.open(tmp_path / "s.db", backend)
+    assert manager.create("web", "1.0.0").status == capsa.Status.Running
+    assert "--namespace team-web" in (scripts / "calls.log").read_text()
+    with pytest.raises(capsa.InvalidArgumentError):
+        capsa.ScriptBackend(scripts, dialect="helm")  # type: ignore[arg-type]
+    with pytest.raises(capsa.InvalidArgumentError):
+        capsa.ScriptBackend(scripts, settle="soon")  # type: ignore[arg-type]
+    assert capsa.ScriptBackend(scripts, dialect="octopod").dir == scripts

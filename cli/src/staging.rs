@@ -3,7 +3,8 @@
 //! The state is `--state FILE` (or `CAPSA_STAGING_STATE`), else `<store>/.capsa/staging.db`
 //! of `--store` / `CAPSA_STORE`; `--state postgres://…` shares the state of many hosts in
 //! PostgreSQL. The backend is `--backend mock` (in-process, everything
-//! succeeds unless told otherwise with `--mock-fail CALL`), `--backend script:DIR`, or
+//! succeeds unless told otherwise with `--mock-fail CALL`), `--backend script:DIR` (DM's
+//! control scripts, or Octopod's with `--dialect octopod`), `--backend octopod:DIR`, or
 //! `--backend kubernetes:TEMPLATE_DIR` (with `--kubeconfig FILE`, else `KUBECONFIG`).
 
 use std::io::Write;
@@ -38,7 +39,7 @@ pub struct Common {
     /// values without one (give every host a copy of the same file).
     #[arg(long, env = capsa::staging::KEY_FILE_ENV, value_name = "FILE")]
     key_file: Option<PathBuf>,
-    /// Deploy backend: `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`.
+    /// Deploy backend: `mock`, `script:DIR`, `octopod:DIR` or `kubernetes:TEMPLATE_DIR`.
     #[arg(
         long,
         env = "CAPSA_STAGING_BACKEND",
@@ -65,6 +66,23 @@ pub struct Common {
     /// `--base-domain` passed to scripts.
     #[arg(long, env = "CAPSA_BASE_DOMAIN", default_value = staging::DEFAULT_BASE_DOMAIN)]
     base_domain: String,
+    /// `--namespace` passed to scripts: the installation's one namespace, or a pattern with
+    /// `{name}` (`stg-{name}`) for one per staging.
+    #[arg(long, env = "CAPSA_NAMESPACE", default_value = staging::script::DEFAULT_SCRIPT_NAMESPACE)]
+    namespace: String,
+    /// `script:DIR` backend: the scripts' dialect, `dm` or `octopod`.
+    #[arg(long, env = "CAPSA_SCRIPT_DIALECT", default_value = "dm")]
+    dialect: String,
+    /// Script backends: when a command's status settles: `check` (as DM: pending until
+    /// `check` / `archive_check` passes, settled by `reconcile`) or `exit` (on the script's
+    /// exit status).
+    #[arg(
+        long,
+        env = "CAPSA_SETTLE",
+        default_value = "check",
+        value_name = "check|exit"
+    )]
+    settle: String,
     /// Who is issuing the command (audit log); default `$USER`.
     #[arg(long, env = "CAPSA_ACTOR")]
     actor: Option<String>,
@@ -166,6 +184,14 @@ pub enum StagingCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Print the named URLs of a staging (the Octopod dialect's `info` script), one
+    /// `NAME URL` a line.
+    Info {
+        /// Staging name.
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Show the audit log (of one staging, or all).
     Log {
         /// Staging name.
@@ -224,6 +250,9 @@ fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
             project_name: common.project_name.clone(),
             base_domain: common.base_domain.clone(),
             script_timeout: Duration::from_secs(common.script_timeout),
+            namespace: staging::script::ScriptNamespace::parse(&common.namespace)?,
+            dialect: staging::script::Dialect::parse(&common.dialect)?,
+            settle: staging::script::Settle::parse(&common.settle)?,
             kubeconfig: common.kubeconfig.clone(),
             ready_timeout: Duration::from_secs(common.ready_timeout),
         };
@@ -369,6 +398,16 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
                 return print_json(&s);
             }
             print_staging(&s);
+            Ok(())
+        }
+        StagingCommand::Info { name, common } => {
+            let urls = manager(&common, global, false)?.info(&name)?;
+            if global.json {
+                return print_json(&urls);
+            }
+            for u in &urls {
+                println!("{} {}", one_line(&u.name), one_line(&u.url));
+            }
             Ok(())
         }
         StagingCommand::Log {

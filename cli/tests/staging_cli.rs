@@ -34,6 +34,10 @@ impl Env {
         c.env_remove("CAPSA_STORE")
             .env_remove("CAPSA_STAGING_BACKEND")
             .env_remove("CAPSA_STAGING_KEY_FILE")
+            .env_remove("CAPSA_NAMESPACE")
+            .env_remove("CAPSA_SCRIPT_DIALECT")
+            // These suites predate check-settled statuses: a script's exit settles them.
+            .env("CAPSA_SETTLE", "exit")
             .env("CAPSA_STAGING_STATE", self.state())
             .args(args);
         c

@@ -40,6 +40,7 @@ fn finish(store: &dyn StateStore, b: &Begun, command: Command, success: bool) ->
             op_id: b.op_id,
             command,
             success,
+            settle_by_check: false,
             reason: (!success).then(|| format!("{command} failed on purpose")),
             exit_code: Some(if success { 0 } else { 3 }),
             output: "",

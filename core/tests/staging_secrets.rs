@@ -130,7 +130,12 @@ fn mode(p: &Path) -> u32 {
 /// A manager on the SQLite state `db` (whatever store the suite runs on) with the test script
 /// deployer of `scripts`.
 fn sqlite_manager(db: &Path, scripts: &Path) -> StagingManager {
-    StagingManager::open_sqlite(db, Arc::new(ScriptDeployer::new(scripts)), options()).unwrap()
+    StagingManager::open_sqlite(
+        db,
+        Arc::new(ScriptDeployer::new(scripts).with_settle(capsa::staging::script::Settle::Exit)),
+        options(),
+    )
+    .unwrap()
 }
 
 const PUBLIC: &str = "PlainVisibleValue7";

@@ -371,6 +371,9 @@ class ScriptBackend:
         base_domain: str | None = None,
         timeout: float | None = None,
         output_limit: int | None = None,
+        namespace: str | None = None,
+        dialect: Literal["dm", "octopod"] | None = None,
+        settle: Literal["check", "exit"] | None = None,
     ) -> Self: ...
     @property
     def dir(self) -> Path: ...

@@ -482,7 +482,7 @@ pub(crate) fn finish(tx: &mut impl StateTx, req: &Finish<'_>) -> Step<Finished> 
     } else {
         Outcome::Failure
     };
-    let after = machine::finish(req.command, req.success);
+    let after = machine::finish_settled(req.command, req.success, req.settle_by_check);
     // A failure keeps its reason; a success clears the staging's.
     let reason = if req.success {
         None
@@ -538,8 +538,11 @@ pub(crate) fn finish(tx: &mut impl StateTx, req: &Finish<'_>) -> Step<Finished> 
             events: Vec::new(),
         }));
     };
-    let events = vec![
-        tx.append_event(
+    let mut events = Vec::new();
+    // A success settled by check keeps its pending status: no change to publish.
+    let awaits_check = req.success && req.settle_by_check && after == Some(before);
+    if !awaits_check {
+        events.push(tx.append_event(
             req.now,
             req.name,
             EventKind::StatusChanged {
@@ -547,18 +550,18 @@ pub(crate) fn finish(tx: &mut impl StateTx, req: &Finish<'_>) -> Step<Finished> 
                 to: after,
                 reason: reason.map(str::to_string),
             },
-        )?,
-        tx.append_event(
-            req.now,
-            req.name,
-            EventKind::CommandFinished {
-                action: req.command.as_str().to_string(),
-                outcome,
-                audit_id: req.op_id,
-                reason: req.reason.clone(),
-            },
-        )?,
-    ];
+        )?);
+    }
+    events.push(tx.append_event(
+        req.now,
+        req.name,
+        EventKind::CommandFinished {
+            action: req.command.as_str().to_string(),
+            outcome,
+            audit_id: req.op_id,
+            reason: req.reason.clone(),
+        },
+    )?);
     let staging = tx.staging_for_update(req.name)?.map(|r| r.staging);
     Ok(Ok(Finished {
         applied,

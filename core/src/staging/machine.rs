@@ -9,6 +9,12 @@
 //! | restore | Archived | CreatePending | Running | Failure |
 //! | cleanup | Archived, Failure | (unchanged, marked busy) | gone | Failure |
 //!
+//! With a backend that settles by check ([`Deployer::settles_by_check`](super::Deployer::settles_by_check), DM's way), a
+//! successful create, update or restore leaves the staging in its pending status and a
+//! successful delete in DeletePending, with no command in flight; `reconcile` then settles it
+//! ([`settle`]): `check` (for DeletePending `archive_check`) passing moves it to the success
+//! status of the table, and a pending status older than the pending timeout becomes Failure.
+//!
 //! Anything else is [`Error::InvalidTransition`] naming the current status (`"absent"` when
 //! there is no staging); a command on a staging that has a command in progress is
 //! [`Error::Busy`].
@@ -129,10 +135,81 @@ pub fn finish(command: Command, success: bool) -> Option<Status> {
     }
 }
 
+/// The status after a finished command whose backend settles by check (`by_check`): a
+/// success of a command with a pending status leaves that pending status, to be settled by
+/// [`settle`]; anything else is [`finish`].
+pub fn finish_settled(command: Command, success: bool, by_check: bool) -> Option<Status> {
+    let t = transition(command);
+    match t.running {
+        Some(pending) if success && by_check => Some(pending),
+        _ => finish(command, success),
+    }
+}
+
+/// The command whose success a pending status awaits (`None` for a stable status): delete for
+/// DeletePending, else create (restore shares CreatePending and its outcome) or update.
+pub fn awaited(status: Status) -> Option<Command> {
+    match status {
+        Status::CreatePending => Some(Command::Create),
+        Status::UpdatePending => Some(Command::Update),
+        Status::DeletePending => Some(Command::Delete),
+        _ => None,
+    }
+}
+
+/// Settle a pending status with no command in flight from the backend's answer (`check`, or
+/// `archive_check` for DeletePending): `Some(true)` passed, `Some(false)` did not, `None` no
+/// answer. A pass moves it to its command's success status; otherwise it stays pending until
+/// `expired` (older than the pending timeout), then becomes that command's failure status. A
+/// stable status is returned unchanged.
+pub fn settle(status: Status, passed: Option<bool>, expired: bool) -> Status {
+    let Some(command) = awaited(status) else {
+        return status;
+    };
+    let t = transition(command);
+    match passed {
+        Some(true) => t.success.unwrap_or(status),
+        _ if expired => t.failure,
+        _ => status,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ErrorCode;
+
+    #[test]
+    fn settling_by_check_keeps_the_pending_status_until_the_check_passes() {
+        use Status::*;
+        for c in [
+            Command::Create,
+            Command::Update,
+            Command::Restore,
+            Command::Delete,
+        ] {
+            let pending = transition(c).running;
+            assert_eq!(finish_settled(c, true, true), pending, "{c}");
+            assert_eq!(finish_settled(c, true, false), finish(c, true), "{c}");
+            assert_eq!(finish_settled(c, false, true), Some(Failure), "{c}");
+        }
+        assert_eq!(finish_settled(Command::Cleanup, true, true), None);
+        for (pending, success) in [
+            (CreatePending, Running),
+            (UpdatePending, Running),
+            (DeletePending, Archived),
+        ] {
+            assert_eq!(settle(pending, Some(true), false), success);
+            assert_eq!(settle(pending, Some(true), true), success);
+            assert_eq!(settle(pending, Some(false), false), pending);
+            assert_eq!(settle(pending, None, false), pending);
+            assert_eq!(settle(pending, Some(false), true), Failure);
+            assert_eq!(settle(pending, None, true), Failure);
+        }
+        for stable in [Running, Failure, Archived] {
+            assert_eq!(settle(stable, Some(false), true), stable);
+        }
+    }
 
     #[test]
     fn table_is_total_and_exact() {

@@ -14,7 +14,8 @@ use tokio::sync::broadcast;
 use super::store::{Begin, Finish, StateStore};
 use super::{
     redact, validate_name, validate_tag, AuditEntry, AuditQuery, BackendOutcome, BackendReply,
-    Command, DeployRequest, Deployer, Event, Override, SqliteStore, Staging, Status,
+    Command, DeployRequest, Deployer, Event, EventKind, NamedUrl, Override, SqliteStore, Staging,
+    Status,
 };
 use crate::error::{Error, Result};
 use crate::runtime;
@@ -174,6 +175,9 @@ pub(super) struct Inner {
     /// unreachable): `reconcile` settles them at once instead of waiting for the timeout.
     pub(super) abandoned_ops: Mutex<HashSet<i64>>,
     channel: broadcast::Sender<Event>,
+    /// Status changes for the backend's [`Deployer::notify`], delivered in order by one
+    /// background task (only for a backend that [`Deployer::notifies`]).
+    notifier: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
 }
 
 /// The staging lifecycle: commands, `reconcile`, retention, audit log and events over a
@@ -268,6 +272,34 @@ fn bound_output(s: &str) -> String {
     )
 }
 
+/// The task that hands status changes to `deployer`'s [`Deployer::notify`], one at a time in
+/// the order they happened; it ends when the manager (the sender) is gone. A failing
+/// notification is logged, never more.
+fn spawn_notifier(
+    deployer: Arc<dyn Deployer>,
+    namespace_prefix: String,
+) -> tokio::sync::mpsc::UnboundedSender<Event> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    runtime::runtime().spawn(async move {
+        while let Some(e) = rx.recv().await {
+            let EventKind::StatusChanged { from, to, reason } = &e.kind else {
+                continue;
+            };
+            let req = DeployRequest {
+                name: e.name.clone(),
+                namespace: format!("{namespace_prefix}{}", e.name),
+                tag: None,
+                overrides: Vec::new(),
+            };
+            let reply = deployer.notify(&req, *from, *to, reason.as_deref()).await;
+            if let Some(why) = reply.reason() {
+                tracing::warn!(name = %e.name, "notification failed: {why}");
+            }
+        }
+    });
+    tx
+}
+
 /// Run a state store call on tokio's blocking pool. This is the one direction between sync and
 /// async in the manager: the [`StateStore`] trait is synchronous (see why there), the
 /// manager's `_async` forms hand each store call to a blocking thread, and its blocking forms
@@ -293,6 +325,9 @@ impl StagingManager {
         options: ManagerOptions,
     ) -> StagingManager {
         let (channel, _) = broadcast::channel(1024);
+        let notifier = deployer
+            .notifies()
+            .then(|| spawn_notifier(deployer.clone(), options.namespace_prefix.clone()));
         StagingManager {
             inner: Arc::new(Inner {
                 store,
@@ -303,6 +338,7 @@ impl StagingManager {
                 running_ops: Mutex::new(HashSet::new()),
                 abandoned_ops: Mutex::new(HashSet::new()),
                 channel,
+                notifier,
             }),
         }
     }
@@ -386,6 +422,9 @@ impl StagingManager {
             .map(|(_, c)| c.clone())
             .collect();
         for e in events {
+            if let (Some(n), EventKind::StatusChanged { .. }) = (&self.inner.notifier, &e.kind) {
+                let _ = n.send(e.clone());
+            }
             for cb in &subs {
                 if catch_unwind(AssertUnwindSafe(|| cb(&e))).is_err() {
                     tracing::error!(seq = e.seq, "an event callback panicked");
@@ -414,22 +453,41 @@ impl StagingManager {
             for o in overrides {
                 o.validate()?;
             }
+            let config = self.inner.deployer.validates_config();
+            // A configuration check sees the configuration the command will run with: an
+            // update that keeps its overrides keeps the stored ones.
+            let mut checked = overrides.to_vec();
+            if config && req.settings().is_some_and(|(_, o)| o.is_none()) {
+                let store = self.inner.store.clone();
+                let n = name.clone();
+                if let Some(rec) = blocking(move || store.get(&n)).await? {
+                    checked = rec.staging.overrides;
+                }
+            }
             let dreq = DeployRequest {
                 name: name.clone(),
                 namespace: self.namespace(&name),
                 tag: Some(tag.to_string()),
-                overrides: overrides.to_vec(),
+                overrides: checked,
             };
             let reply = self.inner.deployer.tag_check(&dreq).await;
             let refusal = match reply.outcome {
                 BackendOutcome::Success => None,
+                BackendOutcome::Failed { reason } if config => Some(Error::InvalidArgument {
+                    what: "configuration",
+                    reason: crate::error::one_line(&redact(&reason, &dreq.overrides)).into_owned(),
+                }),
                 BackendOutcome::Failed { reason } => Some(Error::InvalidArgument {
                     what: "tag",
                     reason: format!("{tag} rejected: {}", redact(&reason, overrides)),
                 }),
                 BackendOutcome::Unavailable { reason } => Some(Error::Backend {
                     backend: self.inner.deployer.name().to_string(),
-                    message: format!("tag_check: {}", redact(&reason, overrides)),
+                    message: format!(
+                        "{}: {}",
+                        if config { "config_check" } else { "tag_check" },
+                        redact(&reason, &dreq.overrides)
+                    ),
                 }),
             };
             if let Some(e) = refusal {
@@ -480,13 +538,17 @@ impl StagingManager {
             let started = Instant::now();
             let d = &this.inner.deployer;
             let reply = match command {
-                Command::Create | Command::Restore => d.create(&dreq).await,
+                Command::Create => d.create(&dreq).await,
+                Command::Restore => d.restore(&dreq).await,
                 Command::Update => d.update(&dreq).await,
                 Command::Delete => d.delete(&dreq).await,
                 Command::Cleanup => d.cleanup(&dreq).await,
             };
             tracing::debug!(name = %dreq.name, %command, ms = started.elapsed().as_millis() as u64, "backend answered");
-            let r = this.finish_op(&dreq, command, op_id, reply, None).await;
+            let settle = this.inner.deployer.settles_by_check();
+            let r = this
+                .finish_op(&dreq, command, op_id, reply, None, settle)
+                .await;
             if let Err(e) = &r {
                 tracing::warn!(name = %dreq.name, %command, op_id, "the command's result could not be recorded; reconcile will settle it: {e}");
                 lock(&this.inner.abandoned_ops).insert(op_id);
@@ -513,6 +575,7 @@ impl StagingManager {
         op_id: i64,
         reply: BackendReply,
         reason_prefix: Option<String>,
+        settle_by_check: bool,
     ) -> Result<Option<Staging>> {
         let success = reply.outcome == BackendOutcome::Success;
         let reason = reply.reason().map(|r| {
@@ -532,6 +595,7 @@ impl StagingManager {
                 op_id,
                 command,
                 success,
+                settle_by_check,
                 reason,
                 exit_code,
                 output: &output,
@@ -784,6 +848,25 @@ impl StagingManager {
     /// [`StagingManager::events_since`] from here to see only what happens next.
     pub fn last_event_seq(&self) -> Result<i64> {
         self.inner.store.last_event_seq()
+    }
+
+    /// The named URLs of staging `name` from its backend ([`Deployer::info`]: the Octopod
+    /// dialect's `info` script, a two-column CSV). `NotFound` without such a staging,
+    /// `Unsupported` for a backend without info, `Backend` when the script fails.
+    pub async fn info_async(&self, name: &str) -> Result<Vec<NamedUrl>> {
+        let staging = self.get_async(name).await?;
+        let dreq = DeployRequest {
+            name: staging.name.clone(),
+            namespace: self.namespace(&staging.name),
+            tag: Some(staging.tag.clone()),
+            overrides: staging.overrides.clone(),
+        };
+        self.inner.deployer.info(&dreq).await
+    }
+
+    /// Blocking form of [`StagingManager::info_async`].
+    pub fn info(&self, name: &str) -> Result<Vec<NamedUrl>> {
+        runtime::block_on(self.info_async(name))
     }
 
     pub(super) fn namespace(&self, name: &str) -> String {

@@ -90,13 +90,13 @@ pub use open::{
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStateStore};
 pub use reconcile::{ReconcileLoop, ReconcileReport};
-pub use script::ScriptDeployer;
+pub use script::{Dialect, ScriptDeployer, ScriptNamespace, Settle};
 pub use sealed::{SealKey, KEY_FILE_ENV};
 pub use sqlite::SqliteStore;
 pub use store::StateStore;
 
 pub use audit::{AuditEntry, AuditQuery, Outcome};
-pub use deployer::{BackendOutcome, BackendReply, DeployRequest, Deployer};
+pub use deployer::{BackendOutcome, BackendReply, DeployRequest, Deployer, NamedUrl};
 pub use events::{Event, EventKind};
 pub use model::{Command, Staging, Status};
 pub use overrides::{redact, redact_cut, Override, Scope, Secret, Visibility, MASK};

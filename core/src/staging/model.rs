@@ -11,7 +11,8 @@ use super::Override;
 /// The status of a staging.
 ///
 /// `Running`, `Failure` and `Archived` are stable; the three `*Pending` statuses mean a command
-/// is in progress.
+/// is in progress, or (with a backend that settles by check, DM's way) that its script has
+/// finished and `reconcile` awaits `check` / `archive_check` to pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
     /// Deployed and healthy.

@@ -1,11 +1,12 @@
 //! Opening a staging manager the same way from every binding and the CLI: the state (an
 //! SQLite file or a `postgres://` URL), its default place in a store, and the deploy backend
-//! named by a [`BackendSpec`] (`mock`, `script:DIR`, `kubernetes:DIR`).
+//! named by a [`BackendSpec`] (`mock`, `script:DIR`, `octopod:DIR`, `kubernetes:DIR`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::script::{Dialect, ScriptNamespace, Settle};
 use super::{Deployer, MockDeployer, ScriptDeployer, SqliteStore, StateStore, KEY_FILE_ENV};
 #[cfg(feature = "postgres")]
 use super::{PostgresOptions, PostgresStateStore};
@@ -81,14 +82,18 @@ pub fn is_postgres_url(state: &str) -> bool {
     s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
-/// A deploy backend named as users write it: `mock`, `script:DIR` (DM's control scripts in
-/// `DIR`) or `kubernetes:DIR` (the manifest templates in `DIR`).
+/// A deploy backend named as users write it: `mock`, `script:DIR` (control scripts in `DIR`,
+/// in the dialect of [`BackendSettings::dialect`], DM's by default), `octopod:DIR` (Octopod's
+/// control scripts in `DIR`) or `kubernetes:DIR` (the manifest templates in `DIR`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendSpec {
     /// The in-process mock ([`MockDeployer`]).
     Mock,
-    /// Control scripts in a directory ([`ScriptDeployer`]).
+    /// Control scripts in a directory ([`ScriptDeployer`]), in the settings' dialect.
     Script(PathBuf),
+    /// Octopod's control scripts in a directory ([`ScriptDeployer`] in
+    /// [`Dialect::Octopod`], whatever the settings' dialect).
+    Octopod(PathBuf),
     /// Manifest templates in a directory (`KubernetesDeployer`, feature `kubernetes`).
     Kubernetes(PathBuf),
 }
@@ -103,6 +108,13 @@ pub struct BackendSettings {
     pub base_domain: String,
     /// How long a script may run. Default [`super::DEFAULT_SCRIPT_TIMEOUT`].
     pub script_timeout: Duration,
+    /// `--namespace` for scripts. Default: the one namespace
+    /// [`DEFAULT_SCRIPT_NAMESPACE`](super::script::DEFAULT_SCRIPT_NAMESPACE).
+    pub namespace: ScriptNamespace,
+    /// The scripts' dialect for `script:DIR` (`octopod:DIR` is always Octopod's). Default DM.
+    pub dialect: Dialect,
+    /// When a script backend's statuses settle. Default [`Settle::Check`], as DM.
+    pub settle: Settle,
     /// The kubeconfig file (`None`: `KUBECONFIG`, `~/.kube/config`, else in-cluster).
     pub kubeconfig: Option<PathBuf>,
     /// How long Kubernetes creates and updates wait for readiness. Default
@@ -116,6 +128,9 @@ impl Default for BackendSettings {
             project_name: super::DEFAULT_PROJECT_NAME.into(),
             base_domain: super::DEFAULT_BASE_DOMAIN.into(),
             script_timeout: super::DEFAULT_SCRIPT_TIMEOUT,
+            namespace: ScriptNamespace::default(),
+            dialect: Dialect::default(),
+            settle: Settle::default(),
             kubeconfig: None,
             ready_timeout: super::DEFAULT_READY_TIMEOUT,
         }
@@ -123,14 +138,16 @@ impl Default for BackendSettings {
 }
 
 impl BackendSpec {
-    /// Parse `mock`, `script:DIR` or `kubernetes:DIR`; `InvalidArgument` naming the three
-    /// forms otherwise (an empty `DIR` included).
+    /// Parse `mock`, `script:DIR`, `octopod:DIR` or `kubernetes:DIR`; `InvalidArgument`
+    /// naming the forms otherwise (an empty `DIR` included).
     pub fn parse(text: &str) -> Result<BackendSpec> {
         let dir = |d: &str| (!d.is_empty()).then(|| PathBuf::from(d));
         let spec = if text == "mock" {
             Some(BackendSpec::Mock)
         } else if let Some(d) = text.strip_prefix("script:") {
             dir(d).map(BackendSpec::Script)
+        } else if let Some(d) = text.strip_prefix("octopod:") {
+            dir(d).map(BackendSpec::Octopod)
         } else if let Some(d) = text.strip_prefix("kubernetes:") {
             dir(d).map(BackendSpec::Kubernetes)
         } else {
@@ -139,24 +156,29 @@ impl BackendSpec {
         spec.ok_or_else(|| Error::InvalidArgument {
             what: "backend",
             reason: format!(
-                "{:?}: expected `mock`, `script:DIR` or `kubernetes:TEMPLATE_DIR`",
+                "{:?}: expected `mock`, `script:DIR`, `octopod:DIR` or \
+                 `kubernetes:TEMPLATE_DIR`",
                 crate::error::shown(text)
             ),
         })
     }
 
-    /// The backend's name, as its deployer reports it (`mock`, `script`, `kubernetes`).
+    /// The backend's name, as its deployer reports it (`mock`, `script`, `octopod`,
+    /// `kubernetes`; `script:DIR` in the Octopod dialect reports `octopod`).
     pub fn name(&self) -> &'static str {
         match self {
             BackendSpec::Mock => "mock",
             BackendSpec::Script(_) => "script",
+            BackendSpec::Octopod(_) => "octopod",
             BackendSpec::Kubernetes(_) => "kubernetes",
         }
     }
 
     /// Build the backend. A script or template directory that does not exist is
     /// `InvalidArgument`; `kubernetes:` in a build without the `kubernetes` feature is
-    /// `Unsupported`.
+    /// `Unsupported`. A script backend takes each script's path from the dialect's
+    /// environment variable for it when that is set (DM's `CREATION_COMMAND` and siblings:
+    /// [`ScriptDeployer::with_env_locations`]), else `DIR/<script name>`.
     pub fn deployer(&self, settings: &BackendSettings) -> Result<Arc<dyn Deployer>> {
         let existing = |dir: &Path, what: &str| {
             if dir.is_dir() {
@@ -170,10 +192,18 @@ impl BackendSpec {
         };
         match self {
             BackendSpec::Mock => Ok(Arc::new(MockDeployer::new())),
-            BackendSpec::Script(dir) => {
+            BackendSpec::Script(dir) | BackendSpec::Octopod(dir) => {
                 existing(dir, "script")?;
+                let dialect = match self {
+                    BackendSpec::Octopod(_) => Dialect::Octopod,
+                    _ => settings.dialect,
+                };
                 Ok(Arc::new(
                     ScriptDeployer::new(dir)
+                        .with_dialect(dialect)
+                        .with_env_locations(|v| std::env::var_os(v))
+                        .with_namespace(settings.namespace.clone())
+                        .with_settle(settings.settle)
                         .with_project_name(&settings.project_name)
                         .with_base_domain(&settings.base_domain)
                         .with_timeout(settings.script_timeout),
@@ -225,6 +255,12 @@ pub struct OpenSettings {
     pub base_domain: Option<String>,
     /// [`BackendSettings::script_timeout`].
     pub script_timeout_ms: Option<u64>,
+    /// [`BackendSettings::namespace`]: a fixed namespace, or a pattern with `{name}`.
+    pub namespace: Option<String>,
+    /// [`BackendSettings::dialect`]: `dm` or `octopod`.
+    pub dialect: Option<String>,
+    /// [`BackendSettings::settle`]: `check` or `exit`.
+    pub settle: Option<String>,
     /// [`BackendSettings::kubeconfig`].
     pub kubeconfig: Option<PathBuf>,
     /// [`BackendSettings::ready_timeout`].
@@ -284,16 +320,29 @@ impl OpenSettings {
     }
 
     /// The backend settings: these settings over [`BackendSettings::default`].
-    pub fn backend_settings(&self) -> BackendSettings {
+    /// `InvalidArgument` for a namespace, dialect or settle value that does not parse.
+    pub fn backend_settings(&self) -> Result<BackendSettings> {
         let d = BackendSettings::default();
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
-        BackendSettings {
+        Ok(BackendSettings {
             project_name: self.project_name.clone().unwrap_or(d.project_name),
             base_domain: self.base_domain.clone().unwrap_or(d.base_domain),
             script_timeout: ms(self.script_timeout_ms, d.script_timeout),
+            namespace: match &self.namespace {
+                Some(n) => ScriptNamespace::parse(n)?,
+                None => d.namespace,
+            },
+            dialect: match &self.dialect {
+                Some(t) => Dialect::parse(t)?,
+                None => d.dialect,
+            },
+            settle: match &self.settle {
+                Some(t) => Settle::parse(t)?,
+                None => d.settle,
+            },
             kubeconfig: self.kubeconfig.clone().or(d.kubeconfig),
             ready_timeout: ms(self.ready_timeout_ms, d.ready_timeout),
-        }
+        })
     }
 
     /// Open the manager of `state` with the backend `spec` and these settings.
@@ -302,7 +351,7 @@ impl OpenSettings {
         state: impl AsRef<std::ffi::OsStr>,
         spec: &BackendSpec,
     ) -> Result<super::StagingManager> {
-        let deployer = spec.deployer(&self.backend_settings())?;
+        let deployer = spec.deployer(&self.backend_settings()?)?;
         super::StagingManager::open_with(state, deployer, self.manager_options())
     }
 
@@ -313,7 +362,7 @@ impl OpenSettings {
         state: impl AsRef<std::ffi::OsStr>,
         deployer: Arc<dyn Deployer>,
     ) -> Result<super::StagingManager> {
-        if self.backend_settings() != BackendSettings::default() {
+        if self.backend_settings()? != BackendSettings::default() {
             return Err(Error::InvalidArgument {
                 what: "options",
                 reason: "backend settings go with a backend named by its spec".into(),
@@ -335,7 +384,7 @@ impl std::fmt::Display for BackendSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BackendSpec::Mock => f.write_str("mock"),
-            BackendSpec::Script(d) | BackendSpec::Kubernetes(d) => {
+            BackendSpec::Script(d) | BackendSpec::Octopod(d) | BackendSpec::Kubernetes(d) => {
                 write!(f, "{}:{}", self.name(), d.display())
             }
         }
@@ -348,12 +397,25 @@ mod tests {
 
     #[test]
     fn backend_specs_parse_and_print_back() {
-        for text in ["mock", "script:/srv/scripts", "kubernetes:deploy/templates"] {
+        for text in [
+            "mock",
+            "script:/srv/scripts",
+            "octopod:/srv/octopod",
+            "kubernetes:deploy/templates",
+        ] {
             let spec = BackendSpec::parse(text).unwrap();
             assert_eq!(spec.to_string(), text);
             assert!(text.starts_with(spec.name()));
         }
-        for bad in ["", "Mock", "script:", "kubernetes:", "helm:x", "script"] {
+        for bad in [
+            "",
+            "Mock",
+            "script:",
+            "octopod:",
+            "kubernetes:",
+            "helm:x",
+            "script",
+        ] {
             let e = BackendSpec::parse(bad).unwrap_err();
             assert_eq!(e.code(), crate::ErrorCode::InvalidArgument, "{bad}");
             assert!(e.to_string().contains("expected `mock`"), "{e}");
@@ -408,7 +470,7 @@ mod tests {
             super::super::ManagerOptions::default().check_interval
         );
         assert_eq!(
-            s.backend_settings().project_name,
+            s.backend_settings().unwrap().project_name,
             super::super::DEFAULT_PROJECT_NAME
         );
         let e = OpenSettings::from_json(r#"{"pending_timeout": 3}"#).unwrap_err();
@@ -457,6 +519,47 @@ mod tests {
             default_state_path(dir.path()).unwrap(),
             dir.path().join(".capsa").join("staging.db")
         );
+    }
+
+    #[test]
+    fn script_settings_namespace_dialect_and_settle() {
+        use crate::staging::script::{Dialect, ScriptNamespace, Settle};
+        let s = OpenSettings::from_camel_json(
+            r#"{"namespace": "stg-{name}", "dialect": "octopod", "settle": "exit"}"#,
+        )
+        .unwrap()
+        .backend_settings()
+        .unwrap();
+        assert_eq!(s.namespace, ScriptNamespace::Pattern("stg-{name}".into()));
+        assert_eq!(s.dialect, Dialect::Octopod);
+        assert_eq!(s.settle, Settle::Exit);
+        let d = BackendSettings::default();
+        assert_eq!(d.namespace, ScriptNamespace::Fixed("stagings".into()));
+        assert_eq!((d.dialect, d.settle), (Dialect::Dm, Settle::Check));
+        for bad in [
+            r#"{"namespace": ""}"#,
+            r#"{"dialect": "helm"}"#,
+            r#"{"settle": "soon"}"#,
+        ] {
+            let e = OpenSettings::from_json(bad)
+                .unwrap()
+                .backend_settings()
+                .unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidArgument, "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let octopod = BackendSpec::parse(&format!("octopod:{}", dir.path().display())).unwrap();
+        let dep = octopod.deployer(&BackendSettings::default()).unwrap();
+        assert_eq!(dep.name(), "octopod");
+        assert!(dep.settles_by_check() && dep.validates_config());
+        let script = BackendSpec::Script(dir.path().into());
+        let exit = BackendSettings {
+            settle: Settle::Exit,
+            ..BackendSettings::default()
+        };
+        let dep = script.deployer(&exit).unwrap();
+        assert_eq!(dep.name(), "script");
+        assert!(!dep.settles_by_check() && !dep.validates_config());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use tokio::sync::Semaphore;
 
 use super::manager::{blocking, lock};
 use super::store::{CheckUpdate, StagingRecord};
-use super::{redact, BackendOutcome, BackendReply, Command, DeployRequest, StagingManager, Status};
+use super::{
+    machine, redact, BackendOutcome, BackendReply, Command, DeployRequest, StagingManager, Status,
+};
 use crate::error::Result;
 use crate::runtime;
 
@@ -23,9 +25,11 @@ pub struct ReconcileReport {
     pub changed: usize,
     /// Backend calls that could not be made (no status changed because of them).
     pub transient_errors: usize,
-    /// Interrupted commands finished from the backend's answer.
+    /// Pending stagings settled from the backend's answer: interrupted commands finished, and
+    /// (with a backend that settles by check) commands confirmed by `check` / `archive_check`.
     pub resolved_pending: usize,
-    /// Pending commands failed (timed out or answered "failed").
+    /// Pending commands failed (timed out, answered "failed", or not confirmed by check
+    /// within the pending timeout).
     pub failed_pending: usize,
     /// Archived stagings whose `archive_check` answered "not properly archived".
     pub archive_problems: usize,
@@ -63,6 +67,12 @@ impl StagingManager {
     ///   than `pending_timeout`: finished from the backend's answer (`check` for create,
     ///   restore and update, `archive_check` for delete); if the backend cannot say, a command
     ///   past its timeout becomes Failure with a reason.
+    /// - A pending status with no command in flight (a backend that settles by check,
+    ///   [`Deployer::settles_by_check`](super::Deployer::settles_by_check)): `check`, or
+    ///   `archive_check` for DeletePending, on every call; a pass settles it (Running,
+    ///   Archived, counted in `resolved_pending`), and once its status is older than
+    ///   `pending_timeout` it becomes Failure with the last answer as the reason (counted in
+    ///   `failed_pending`) ([`machine::settle`]).
     ///
     /// Never calls `delete` or `cleanup`.
     pub async fn reconcile_async(&self) -> Result<ReconcileReport> {
@@ -99,6 +109,13 @@ impl StagingManager {
                         expired,
                     }
                 }
+                // A pending status with no command in flight awaits its settling check
+                // (a backend that settles by check): asked on every reconcile.
+                None if staging.status.is_pending() => Job::Settle {
+                    status: staging.status,
+                    expired: (now - staging.status_since).to_std().unwrap_or_default()
+                        > opts.pending_timeout,
+                },
                 None => {
                     let due = match staging.checked_at {
                         None => true,
@@ -125,6 +142,10 @@ impl StagingManager {
                 let reply = match &kind {
                     Job::Check {
                         status: Status::Archived,
+                    }
+                    | Job::Settle {
+                        status: Status::DeletePending,
+                        ..
                     }
                     | Job::Pending {
                         command: Command::Delete,
@@ -182,6 +203,48 @@ impl StagingManager {
                         now: Utc::now(),
                     });
                 }
+                Job::Settle { status, expired } => {
+                    let reply = reply.expect("settling checks have a reply");
+                    report.checked += 1;
+                    let passed = match &reply.outcome {
+                        BackendOutcome::Success => Some(true),
+                        BackendOutcome::Failed { .. } => Some(false),
+                        BackendOutcome::Unavailable { .. } => None,
+                    };
+                    let new_status = machine::settle(status, passed, expired);
+                    if new_status == status && passed.is_none() {
+                        report.transient_errors += 1;
+                        continue; // no answer, not yet expired: nothing to write
+                    }
+                    let call = if status == Status::DeletePending {
+                        "archive_check"
+                    } else {
+                        "check"
+                    };
+                    let reason = (new_status == Status::Failure).then(|| {
+                        let command = machine::awaited(status).map_or("command", Command::as_str);
+                        format!(
+                            "{command} not confirmed by {call} within {} s: {}",
+                            opts.pending_timeout.as_secs(),
+                            reply.reason().map_or_else(
+                                || "no answer".to_string(),
+                                |r| redact(r, &dreq.overrides)
+                            )
+                        )
+                    });
+                    match new_status {
+                        Status::Failure => report.failed_pending += 1,
+                        s if s != status => report.resolved_pending += 1,
+                        _ => {}
+                    }
+                    updates.push(CheckUpdate {
+                        name: dreq.name.clone(),
+                        expected: status,
+                        new_status,
+                        reason,
+                        now: Utc::now(),
+                    });
+                }
                 Job::Pending {
                     op_id,
                     command,
@@ -235,7 +298,8 @@ impl StagingManager {
                 continue;
             };
             let success = reply.outcome == BackendOutcome::Success;
-            self.finish_op(&dreq, command, op_id, reply, Some(prefix))
+            // The backend's answer confirmed it: nothing left to settle.
+            self.finish_op(&dreq, command, op_id, reply, Some(prefix), false)
                 .await?;
             lock(&self.inner.abandoned_ops).remove(&op_id);
             if success {
@@ -274,6 +338,11 @@ impl StagingManager {
 enum Job {
     Check {
         status: Status,
+    },
+    /// A pending status with no command in flight, settled by `check` / `archive_check`.
+    Settle {
+        status: Status,
+        expired: bool,
     },
     Pending {
         op_id: i64,

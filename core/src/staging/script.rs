@@ -1,25 +1,60 @@
-//! DM's staging control scripts contract.
+//! Staging control scripts, in the two dialects teams run: DM's ([`Dialect::Dm`], the default)
+//! and its public successor Octopod's ([`Dialect::Octopod`]).
 //!
-//! A directory holds one executable per call: `create`, `update`, `delete`, `check`,
-//! `cleanup`, `archive_check`, `tag_check`. Each is run (no shell: every argument is passed as
-//! is, spaces and `=` included) as
+//! Each call runs one executable (no shell: every argument is passed as is, spaces and `=`
+//! included) with exactly the arguments its dialect defines, so scripts whose argument parser
+//! rejects unknown flags (DM's and Octopod's do) run unchanged. `P`, `D`, `NS` and `N` are
+//! `--project-name`, `--base-domain`, `--namespace` and `--name`:
 //!
-//! ```text
-//! <dir>/<call> --project-name P --base-domain D --namespace NS --name N [--tag T]
-//!              [--app-env-override K=V]... [--staging-override K=V]...
-//! ```
+//! | capsa call | DM script and arguments | Octopod script and arguments |
+//! | --- | --- | --- |
+//! | create | `create P D NS N --tag T [--app-env-override K=V]… [--staging-override K=V]…` | `create P D NS N [--application-config K=V]… [--deployment-config K=V]…` |
+//! | update | `update`, as create | `update`, as create |
+//! | delete | `delete P D NS N` | `archive P D NS N` + config |
+//! | restore | `create`, as create | `unarchive P D NS N` + config (`create` without one) |
+//! | check | `check P D NS N` | `check P D NS N` + config |
+//! | cleanup | `cleanup P D NS N` | `cleanup P D NS N` + config |
+//! | archive_check | `archive_check P D NS N` | `archive_check P D NS N` + config |
+//! | tag_check (before create, update) | `tag_check P D NS N --tag T` (optional) | `config_check P D NS N` + config (optional) |
+//! | info | — | `info P D NS N` + config (optional) |
+//! | status change | — | `notifications P D NS N --old-status S --new-status S` (optional) |
 //!
-//! `--tag` is passed to `create`, `update`, `check` and `tag_check`; overrides to `create`
-//! and `update` (restore runs `create` with the last settings). Exit status 0 is success,
-//! 75 (`EX_TEMPFAIL`) means "could not find out" (a transient error: a `check` answering 75
-//! changes nothing), any other status is a failure whose reason is the exit code and the tail
-//! of stderr. stdout and stderr are read as they come, keeping only a bounded head and tail of
-//! each, so a script printing gigabytes costs no memory. A script running past the timeout is
-//! killed with its whole process group.
+//! Octopod has no tag argument: capsa passes the tag as the deployment configuration
+//! `image.tag=T` ([`OCTOPOD_TAG_KEY`], the key of Octopod's own examples) unless a staging
+//! override sets that key. App-scope overrides are Octopod's application configuration,
+//! staging-scope ones its deployment configuration.
+//!
+//! Where each script is: `DIR/<script name>`, unless the dialect's environment variable for
+//! it names another path ([`ScriptDeployer::with_env_locations`]; DM's `CREATION_COMMAND`,
+//! `UPDATE_COMMAND`, `DELETION_COMMAND`, `CHECKING_COMMAND`, `CLEANUP_COMMAND`,
+//! `ARCHIVE_CHECKING_COMMAND`, `TAG_CHECKING_COMMAND`; Octopod's `CREATION_COMMAND`,
+//! `UPDATE_COMMAND`, `ARCHIVE_COMMAND`, `UNARCHIVE_COMMAND`, `CHECKING_COMMAND`,
+//! `CLEANUP_COMMAND`, `ARCHIVE_CHECKING_COMMAND`, `CONFIG_CHECKING_COMMAND`, `INFO_COMMAND`,
+//! `NOTIFICATION_COMMAND`).
+//!
+//! `--namespace` is the installation's one namespace ([`ScriptNamespace`], default
+//! [`DEFAULT_SCRIPT_NAMESPACE`]), or a pattern with `{name}` for one per staging.
+//!
+//! Statuses settle as in DM by default ([`Settle::Check`]): a create, update or restore whose
+//! script exits 0 leaves the staging pending until `check` passes, a delete until
+//! `archive_check` passes (polled by `reconcile`, failed after the pending timeout);
+//! [`Settle::Exit`] settles on the script's exit instead.
+//!
+//! Exit status 0 is success, any other a failure whose reason is the exit code and the tail
+//! of stderr. Octopod's `check` exit codes 1, 2 and 3 are read as generic failure, partial
+//! availability and tag mismatch, kept at the head of the failure reason. capsa's own
+//! extension, which no script of either dialect needs: exit status 75 (`EX_TEMPFAIL`) means
+//! "could not find out" (a transient error: a `check` answering 75 changes nothing).
+//!
+//! stdout and stderr are read as they come, keeping only a bounded head and tail of each, so
+//! a script printing gigabytes costs no memory. A script running past the timeout is killed
+//! with its whole process group.
 //!
 //! Note that override values, private ones too, are visible to the scripts' own process
-//! listing (`ps`) as DM's contract passes them as arguments.
+//! listing (`ps`) as both contracts pass them as arguments.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -28,33 +63,354 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{
-    redact, redact_cut, BackendOutcome, BackendReply, DeployRequest, Deployer, Override, Scope,
+    redact, redact_cut, BackendOutcome, BackendReply, DeployRequest, Deployer, NamedUrl, Override,
+    Scope, Status,
 };
+use crate::error::{Error, Result};
 
-/// Exit status meaning "transient error, no answer" (`EX_TEMPFAIL` from `sysexits.h`).
+/// Exit status meaning "transient error, no answer" (`EX_TEMPFAIL` from `sysexits.h`): capsa's
+/// extension of both contracts, which no script is required to use.
 pub const EXIT_TEMPFAIL: i32 = 75;
 
-/// The script backend.
+/// The `--namespace` scripts get by default: one namespace for the installation, as DM's and
+/// Octopod's ConfigMap name it.
+pub const DEFAULT_SCRIPT_NAMESPACE: &str = "stagings";
+
+/// The deployment configuration key that carries the tag to Octopod's scripts.
+pub const OCTOPOD_TAG_KEY: &str = "image.tag";
+
+/// Which contract the control scripts follow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// DM's: `create update delete check cleanup archive_check tag_check`, with `--tag` and
+    /// `--app-env-override` / `--staging-override`.
+    #[default]
+    Dm,
+    /// Octopod's: `create update archive unarchive check cleanup archive_check config_check
+    /// info notifications`, with `--application-config` / `--deployment-config`.
+    Octopod,
+}
+
+impl Dialect {
+    /// `dm` or `octopod`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Dm => "dm",
+            Dialect::Octopod => "octopod",
+        }
+    }
+
+    /// Parse `dm` or `octopod`; `InvalidArgument` otherwise.
+    pub fn parse(text: &str) -> Result<Dialect> {
+        match text {
+            "dm" => Ok(Dialect::Dm),
+            "octopod" => Ok(Dialect::Octopod),
+            _ => Err(Error::InvalidArgument {
+                what: "dialect",
+                reason: format!(
+                    "{:?}: expected `dm` or `octopod`",
+                    crate::error::shown(text)
+                ),
+            }),
+        }
+    }
+
+    /// The dialect's scripts and the environment variable that may name each one's path, in
+    /// the order of its documentation.
+    pub fn scripts(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Dialect::Dm => &[
+                ("create", "CREATION_COMMAND"),
+                ("update", "UPDATE_COMMAND"),
+                ("delete", "DELETION_COMMAND"),
+                ("check", "CHECKING_COMMAND"),
+                ("cleanup", "CLEANUP_COMMAND"),
+                ("archive_check", "ARCHIVE_CHECKING_COMMAND"),
+                ("tag_check", "TAG_CHECKING_COMMAND"),
+            ],
+            Dialect::Octopod => &[
+                ("create", "CREATION_COMMAND"),
+                ("update", "UPDATE_COMMAND"),
+                ("archive", "ARCHIVE_COMMAND"),
+                ("unarchive", "UNARCHIVE_COMMAND"),
+                ("check", "CHECKING_COMMAND"),
+                ("cleanup", "CLEANUP_COMMAND"),
+                ("archive_check", "ARCHIVE_CHECKING_COMMAND"),
+                ("config_check", "CONFIG_CHECKING_COMMAND"),
+                ("info", "INFO_COMMAND"),
+                ("notifications", "NOTIFICATION_COMMAND"),
+            ],
+        }
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When a command's status settles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Settle {
+    /// As DM: pending until `check` (for a delete, `archive_check`) passes, polled by
+    /// `reconcile`, Failure after the pending timeout.
+    #[default]
+    Check,
+    /// On the script's exit: 0 is Running (Archived for a delete) at once.
+    Exit,
+}
+
+impl Settle {
+    /// `check` or `exit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settle::Check => "check",
+            Settle::Exit => "exit",
+        }
+    }
+
+    /// Parse `check` or `exit`; `InvalidArgument` otherwise.
+    pub fn parse(text: &str) -> Result<Settle> {
+        match text {
+            "check" => Ok(Settle::Check),
+            "exit" => Ok(Settle::Exit),
+            _ => Err(Error::InvalidArgument {
+                what: "settle",
+                reason: format!(
+                    "{:?}: expected `check` or `exit`",
+                    crate::error::shown(text)
+                ),
+            }),
+        }
+    }
+}
+
+/// The `--namespace` scripts get: one fixed namespace, or a pattern in which `{name}` stands
+/// for the staging name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ScriptNamespace {
+    /// The same namespace for every staging.
+    Fixed(String),
+    /// A pattern holding `{name}` (`stg-{name}`).
+    Pattern(String),
+}
+
+impl Default for ScriptNamespace {
+    fn default() -> Self {
+        ScriptNamespace::Fixed(DEFAULT_SCRIPT_NAMESPACE.into())
+    }
+}
+
+impl ScriptNamespace {
+    /// A pattern if `text` holds `{name}`, else a fixed namespace. `InvalidArgument` for an
+    /// empty value, whitespace or control characters, or braces other than `{name}`.
+    pub fn parse(text: &str) -> Result<ScriptNamespace> {
+        let bad = |rule: &str| Error::InvalidArgument {
+            what: "namespace",
+            reason: format!("{:?}: {rule}", crate::error::shown(text)),
+        };
+        if text.is_empty() {
+            return Err(bad("empty"));
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("no whitespace or control characters"));
+        }
+        let rest = text.replace("{name}", "");
+        if rest.contains(['{', '}']) {
+            return Err(bad("the only placeholder is `{name}`"));
+        }
+        Ok(if rest.len() == text.len() {
+            ScriptNamespace::Fixed(text.into())
+        } else {
+            ScriptNamespace::Pattern(text.into())
+        })
+    }
+
+    /// The namespace of staging `name`.
+    pub fn resolve(&self, name: &str) -> String {
+        match self {
+            ScriptNamespace::Fixed(ns) => ns.clone(),
+            ScriptNamespace::Pattern(p) => p.replace("{name}", name),
+        }
+    }
+
+    /// As written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ScriptNamespace::Fixed(s) | ScriptNamespace::Pattern(s) => s,
+        }
+    }
+}
+
+/// Parse what an `info` script printed: a two-column CSV of names and URLs (`app,https://…`),
+/// one pair a line; fields may be double-quoted (`"a,b"`, `""` for a quote); empty lines are
+/// skipped. `InvalidArgument` naming the first line that is not two columns.
+pub fn parse_info_csv(text: &str) -> Result<Vec<NamedUrl>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields =
+            csv_fields(line)
+                .filter(|f| f.len() == 2)
+                .ok_or_else(|| Error::InvalidArgument {
+                    what: "info output",
+                    reason: format!(
+                        "line {}: expected two columns (name,url): {:?}",
+                        i + 1,
+                        crate::error::shown(line)
+                    ),
+                })?;
+        let [name, url]: [String; 2] = fields.try_into().expect("two fields");
+        out.push(NamedUrl {
+            name: name.trim().to_string(),
+            url: url.trim().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// The fields of one CSV line (`None`: an unterminated quote).
+fn csv_fields(line: &str) -> Option<Vec<String>> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            (true, '"') => quoted = false,
+            (false, '"') if cur.trim().is_empty() => {
+                cur.clear();
+                quoted = true;
+            }
+            (false, ',') => fields.push(std::mem::take(&mut cur)),
+            (_, c) => cur.push(c),
+        }
+    }
+    if quoted {
+        return None;
+    }
+    fields.push(cur);
+    Some(fields)
+}
+
+/// Octopod's name for a status (`--old-status`, `--new-status`): Failure is `GenericFailure`,
+/// `PartialAvailability`, `TagMismatch` or `CleanupFailed` after its reason; DeletePending is
+/// `ArchivePending`.
+pub fn octopod_status(status: Status, reason: Option<&str>) -> &'static str {
+    match status {
+        Status::Running => "Running",
+        Status::CreatePending => "CreatePending",
+        Status::UpdatePending => "UpdatePending",
+        Status::DeletePending => "ArchivePending",
+        Status::Archived => "Archived",
+        Status::Failure => {
+            let r = reason.unwrap_or_default();
+            if r.contains(OCTOPOD_PARTIAL) {
+                "PartialAvailability"
+            } else if r.contains(OCTOPOD_TAG_MISMATCH) {
+                "TagMismatch"
+            } else if r.starts_with("cleanup ") {
+                "CleanupFailed"
+            } else {
+                "GenericFailure"
+            }
+        }
+    }
+}
+
+const OCTOPOD_GENERIC: &str = "generic failure";
+const OCTOPOD_PARTIAL: &str = "partial availability";
+const OCTOPOD_TAG_MISMATCH: &str = "tag mismatch";
+
+/// What Octopod's `check` exit code means.
+fn octopod_check_meaning(code: i32) -> &'static str {
+    match code {
+        2 => OCTOPOD_PARTIAL,
+        3 => OCTOPOD_TAG_MISMATCH,
+        _ => OCTOPOD_GENERIC,
+    }
+}
+
+/// The control-script backend ([module documentation](self)).
 #[derive(Debug, Clone)]
 pub struct ScriptDeployer {
     dir: PathBuf,
+    dialect: Dialect,
+    /// Script paths named by environment variables, by script name.
+    paths: BTreeMap<&'static str, PathBuf>,
+    namespace: ScriptNamespace,
+    settle: Settle,
     project_name: String,
     base_domain: String,
     timeout: Duration,
     output_limit: usize,
 }
 
+/// What one script run gave: the reply, and its stdout alone (scrubbed, bounded).
+struct Run {
+    reply: BackendReply,
+    stdout: String,
+}
+
 impl ScriptDeployer {
-    /// Scripts in `dir`; project name `capsa`, base domain `localhost`, a 600 s timeout per
-    /// call, 16 KiB kept of the head and of the tail of each output stream.
+    /// DM's scripts in `dir`; project name `capsa`, base domain `localhost`, namespace
+    /// [`DEFAULT_SCRIPT_NAMESPACE`], statuses settled by check, a 600 s timeout per call,
+    /// 16 KiB kept of the head and of the tail of each output stream.
     pub fn new(dir: impl Into<PathBuf>) -> ScriptDeployer {
         ScriptDeployer {
             dir: dir.into(),
+            dialect: Dialect::Dm,
+            paths: BTreeMap::new(),
+            namespace: ScriptNamespace::default(),
+            settle: Settle::default(),
             project_name: super::DEFAULT_PROJECT_NAME.into(),
             base_domain: super::DEFAULT_BASE_DOMAIN.into(),
             timeout: super::DEFAULT_SCRIPT_TIMEOUT,
             output_limit: 16 * 1024,
         }
+    }
+
+    /// Set the dialect (which scripts, which arguments). Paths set from the environment for
+    /// the previous dialect are dropped.
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        if dialect != self.dialect {
+            self.paths.clear();
+        }
+        self.dialect = dialect;
+        self
+    }
+
+    /// Take each script's path from the dialect's environment variable for it when `lookup`
+    /// gives a non-empty value (DM's `CREATION_COMMAND` and siblings, [`Dialect::scripts`]);
+    /// the others stay `DIR/<script name>`. [`super::BackendSpec::deployer`] passes the
+    /// process environment.
+    pub fn with_env_locations(mut self, lookup: impl Fn(&str) -> Option<OsString>) -> Self {
+        for (script, var) in self.dialect.scripts() {
+            if let Some(v) = lookup(var).filter(|v| !v.is_empty()) {
+                self.paths.insert(script, PathBuf::from(v));
+            }
+        }
+        self
+    }
+
+    /// Set `--namespace`.
+    pub fn with_namespace(mut self, namespace: ScriptNamespace) -> Self {
+        self.namespace = namespace;
+        self
+    }
+
+    /// Set when statuses settle.
+    pub fn with_settle(mut self, settle: Settle) -> Self {
+        self.settle = settle;
+        self
     }
 
     /// Set `--project-name`.
@@ -86,17 +442,41 @@ impl ScriptDeployer {
         &self.dir
     }
 
-    fn args(&self, req: &DeployRequest, tag: bool, overrides: bool) -> Vec<String> {
-        let mut a = vec![
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The path run for `script` (a script name of the dialect): the one its environment
+    /// variable named, else `DIR/<script>`.
+    pub fn script_path(&self, script: &str) -> PathBuf {
+        self.paths
+            .get(script)
+            .cloned()
+            .unwrap_or_else(|| self.dir.join(script))
+    }
+
+    fn has(&self, script: &str) -> bool {
+        self.script_path(script).is_file()
+    }
+
+    /// `--project-name P --base-domain D --namespace NS --name N`.
+    fn base_args(&self, req: &DeployRequest) -> Vec<String> {
+        vec![
             "--project-name".to_string(),
             self.project_name.clone(),
             "--base-domain".into(),
             self.base_domain.clone(),
             "--namespace".into(),
-            req.namespace.clone(),
+            self.namespace.resolve(&req.name),
             "--name".into(),
             req.name.clone(),
-        ];
+        ]
+    }
+
+    /// DM: the base arguments, then `--tag` if `tag`, then the overrides if `overrides`.
+    fn dm_args(&self, req: &DeployRequest, tag: bool, overrides: bool) -> Vec<String> {
+        let mut a = self.base_args(req);
         if tag {
             if let Some(t) = &req.tag {
                 a.push("--tag".into());
@@ -104,15 +484,12 @@ impl ScriptDeployer {
             }
         }
         if overrides {
-            for scope in [Scope::App, Scope::Staging] {
+            for (scope, flag) in [
+                (Scope::App, "--app-env-override"),
+                (Scope::Staging, "--staging-override"),
+            ] {
                 for o in req.overrides.iter().filter(|o| o.scope == scope) {
-                    a.push(
-                        match scope {
-                            Scope::App => "--app-env-override",
-                            Scope::Staging => "--staging-override",
-                        }
-                        .into(),
-                    );
+                    a.push(flag.into());
                     a.push(o.to_arg());
                 }
             }
@@ -120,16 +497,98 @@ impl ScriptDeployer {
         a
     }
 
-    /// Run `call`. The private values of `req` are masked in what the script printed before
-    /// anything of it is cut, so no fragment of one shows at a cut edge.
-    async fn run(&self, call: &str, req: &DeployRequest, args: Vec<String>) -> BackendReply {
-        let exe = self.dir.join(call);
-        if !exe.is_file() {
-            return BackendReply::unavailable(format!(
-                "no {call} script in {}",
-                self.dir.display()
-            ));
+    /// Octopod: the base arguments and the whole configuration (application, then
+    /// deployment, the tag first among the latter).
+    fn octopod_args(&self, req: &DeployRequest) -> Vec<String> {
+        let mut a = self.base_args(req);
+        for o in req.overrides.iter().filter(|o| o.scope == Scope::App) {
+            a.push("--application-config".into());
+            a.push(o.to_arg());
         }
+        let staging: Vec<&Override> = req
+            .overrides
+            .iter()
+            .filter(|o| o.scope == Scope::Staging)
+            .collect();
+        if let Some(t) = &req.tag {
+            if !staging.iter().any(|o| o.key == OCTOPOD_TAG_KEY) {
+                a.push("--deployment-config".into());
+                a.push(format!("{OCTOPOD_TAG_KEY}={t}"));
+            }
+        }
+        for o in staging {
+            a.push("--deployment-config".into());
+            a.push(o.to_arg());
+        }
+        a
+    }
+
+    /// The arguments of the lifecycle script `script` in this dialect.
+    fn lifecycle_args(&self, script: &str, req: &DeployRequest) -> Vec<String> {
+        match self.dialect {
+            Dialect::Octopod => self.octopod_args(req),
+            Dialect::Dm => match script {
+                "create" | "update" => self.dm_args(req, true, true),
+                "tag_check" => self.dm_args(req, true, false),
+                _ => self.dm_args(req, false, false),
+            },
+        }
+    }
+
+    /// The arguments every script of the dialect gets for `req`, by script name, in
+    /// [`Dialect::scripts`] order (`notifications` with a change from CreatePending to
+    /// Running): what the contract tests compare with what strict scripts accept.
+    pub fn arguments(&self, req: &DeployRequest) -> Vec<(&'static str, Vec<String>)> {
+        self.dialect
+            .scripts()
+            .iter()
+            .map(|(script, _)| {
+                let args = if *script == "notifications" {
+                    self.notification_args(req, Some(Status::CreatePending), Status::Running, None)
+                } else {
+                    self.lifecycle_args(script, req)
+                };
+                (*script, args)
+            })
+            .collect()
+    }
+
+    fn notification_args(
+        &self,
+        req: &DeployRequest,
+        from: Option<Status>,
+        to: Status,
+        reason: Option<&str>,
+    ) -> Vec<String> {
+        let mut a = self.base_args(req);
+        a.push("--old-status".into());
+        // The failure reason of the old status is not at hand: a failure is generic.
+        a.push(from.map_or("", |s| octopod_status(s, None)).into());
+        a.push("--new-status".into());
+        a.push(octopod_status(to, reason).into());
+        a
+    }
+
+    async fn lifecycle(&self, script: &str, req: &DeployRequest) -> BackendReply {
+        self.run(script, req, self.lifecycle_args(script, req))
+            .await
+            .reply
+    }
+
+    /// Run `script`. The private values of `req` are masked in what the script printed before
+    /// anything of it is cut, so no fragment of one shows at a cut edge.
+    async fn run(&self, script: &str, req: &DeployRequest, args: Vec<String>) -> Run {
+        let exe = self.script_path(script);
+        if !exe.is_file() {
+            return Run {
+                reply: BackendReply::unavailable(format!(
+                    "no {script} script at {}",
+                    exe.display()
+                )),
+                stdout: String::new(),
+            };
+        }
+        let call = script;
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.args(&args)
             .stdin(Stdio::null())
@@ -141,7 +600,10 @@ impl ScriptDeployer {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                return BackendReply::unavailable(format!("cannot run {}: {e}", exe.display()))
+                return Run {
+                    reply: BackendReply::unavailable(format!("cannot run {}: {e}", exe.display())),
+                    stdout: String::new(),
+                }
             }
         };
         let pid = child.id();
@@ -216,10 +678,13 @@ impl ScriptDeployer {
             },
         };
         tracing::debug!(call, ?exit_code, "script finished");
-        BackendReply {
-            outcome,
-            exit_code,
-            output,
+        Run {
+            reply: BackendReply {
+                outcome,
+                exit_code,
+                output,
+            },
+            stdout: out_s,
         }
     }
 }
@@ -334,40 +799,196 @@ impl Capture {
 #[async_trait::async_trait]
 impl Deployer for ScriptDeployer {
     fn name(&self) -> &str {
-        "script"
+        match self.dialect {
+            Dialect::Dm => "script",
+            Dialect::Octopod => "octopod",
+        }
     }
     async fn create(&self, req: &DeployRequest) -> BackendReply {
-        self.run("create", req, self.args(req, true, true)).await
+        self.lifecycle("create", req).await
     }
     async fn update(&self, req: &DeployRequest) -> BackendReply {
-        self.run("update", req, self.args(req, true, true)).await
+        self.lifecycle("update", req).await
     }
     async fn delete(&self, req: &DeployRequest) -> BackendReply {
-        self.run("delete", req, self.args(req, false, false)).await
+        match self.dialect {
+            Dialect::Dm => self.lifecycle("delete", req).await,
+            Dialect::Octopod => self.lifecycle("archive", req).await,
+        }
     }
     async fn check(&self, req: &DeployRequest) -> BackendReply {
-        self.run("check", req, self.args(req, true, false)).await
+        let mut reply = self.lifecycle("check", req).await;
+        if self.dialect == Dialect::Octopod {
+            if let (BackendOutcome::Failed { reason }, Some(code)) =
+                (&mut reply.outcome, reply.exit_code)
+            {
+                *reason = format!("{}: {reason}", octopod_check_meaning(code));
+            }
+        }
+        reply
     }
     async fn cleanup(&self, req: &DeployRequest) -> BackendReply {
-        self.run("cleanup", req, self.args(req, false, false)).await
+        self.lifecycle("cleanup", req).await
     }
     async fn archive_check(&self, req: &DeployRequest) -> BackendReply {
-        self.run("archive_check", req, self.args(req, false, false))
-            .await
+        self.lifecycle("archive_check", req).await
     }
-    /// Without a `tag_check` script every tag is accepted.
+    /// DM: `tag_check`, Octopod: `config_check` (its stdout is the refusal's reason); without
+    /// the script every tag and configuration is accepted.
     async fn tag_check(&self, req: &DeployRequest) -> BackendReply {
-        if !self.dir.join("tag_check").is_file() {
+        let script = match self.dialect {
+            Dialect::Dm => "tag_check",
+            Dialect::Octopod => "config_check",
+        };
+        if !self.has(script) {
             return BackendReply::success();
         }
-        self.run("tag_check", req, self.args(req, true, false))
-            .await
+        let Run { mut reply, stdout } = self
+            .run(script, req, self.lifecycle_args(script, req))
+            .await;
+        if self.dialect == Dialect::Octopod {
+            if let BackendOutcome::Failed { reason } = &mut reply.outcome {
+                let said: Vec<&str> = stdout
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if !said.is_empty() {
+                    *reason = format!("config_check refused: {}", said.join("; "));
+                }
+            }
+        }
+        reply
+    }
+    /// DM: `create`; Octopod: `unarchive` where there is one, else `create`.
+    async fn restore(&self, req: &DeployRequest) -> BackendReply {
+        if self.dialect == Dialect::Octopod && self.has("unarchive") {
+            return self.lifecycle("unarchive", req).await;
+        }
+        self.lifecycle("create", req).await
+    }
+    fn settles_by_check(&self) -> bool {
+        self.settle == Settle::Check
+    }
+    fn validates_config(&self) -> bool {
+        self.dialect == Dialect::Octopod
+    }
+    fn notifies(&self) -> bool {
+        self.dialect == Dialect::Octopod && self.has("notifications")
+    }
+    /// Octopod's `notifications`, for every change but a creation or a removal.
+    async fn notify(
+        &self,
+        req: &DeployRequest,
+        from: Option<Status>,
+        to: Option<Status>,
+        reason: Option<&str>,
+    ) -> BackendReply {
+        let (Some(from), Some(to)) = (from, to) else {
+            return BackendReply::success();
+        };
+        if !self.notifies() {
+            return BackendReply::success();
+        }
+        let args = self.notification_args(req, Some(from), to, reason);
+        self.run("notifications", req, args).await.reply
+    }
+    /// Octopod's `info` (no script: no URLs); `Unsupported` in the DM dialect, which has none.
+    async fn info(&self, req: &DeployRequest) -> Result<Vec<NamedUrl>> {
+        if self.dialect != Dialect::Octopod {
+            return Err(Error::Unsupported {
+                what: "staging info with DM's scripts (Octopod's `info` script has no DM \
+                       counterpart)"
+                    .into(),
+            });
+        }
+        if !self.has("info") {
+            return Ok(Vec::new());
+        }
+        let Run { reply, stdout } = self
+            .run("info", req, self.lifecycle_args("info", req))
+            .await;
+        match reply.reason() {
+            None => parse_info_csv(&stdout),
+            Some(why) => Err(Error::Backend {
+                backend: self.name().into(),
+                message: format!("info: {}", crate::error::one_line(why)),
+            }),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Capture;
+    use super::{octopod_status, parse_info_csv, Capture, Dialect, Settle};
+    use crate::staging::Status;
+
+    #[test]
+    fn info_csv_is_two_columns_of_names_and_urls() {
+        let urls = parse_info_csv(
+            "app,https://a.example\n\n\"logs, all\",\"https://l.example/?q=\"\"x\"\"\"\r\n",
+        )
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = urls
+            .iter()
+            .map(|u| (u.name.as_str(), u.url.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("app", "https://a.example"),
+                ("logs, all", "https://l.example/?q=\"x\"")
+            ]
+        );
+        assert!(parse_info_csv("").unwrap().is_empty());
+        for bad in ["app", "a,b,c", "a,\"b"] {
+            let e = parse_info_csv(&format!("ok,https://x\n{bad}\n")).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidArgument, "{bad}");
+            assert!(e.to_string().contains("line 2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn octopod_status_names() {
+        assert_eq!(
+            octopod_status(Status::DeletePending, None),
+            "ArchivePending"
+        );
+        assert_eq!(octopod_status(Status::Failure, None), "GenericFailure");
+        assert_eq!(
+            octopod_status(
+                Status::Failure,
+                Some("check: tag mismatch: check exited with code 3")
+            ),
+            "TagMismatch"
+        );
+        assert_eq!(
+            octopod_status(Status::Failure, Some("check: partial availability: x")),
+            "PartialAvailability"
+        );
+        assert_eq!(
+            octopod_status(Status::Failure, Some("cleanup exited with code 1")),
+            "CleanupFailed"
+        );
+    }
+
+    #[test]
+    fn dialect_and_settle_spellings() {
+        for d in [Dialect::Dm, Dialect::Octopod] {
+            assert_eq!(Dialect::parse(d.as_str()).unwrap(), d);
+        }
+        for s in [Settle::Check, Settle::Exit] {
+            assert_eq!(Settle::parse(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(
+            Dialect::parse("DM").unwrap_err().code(),
+            crate::ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            Settle::parse("now").unwrap_err().code(),
+            crate::ErrorCode::InvalidArgument
+        );
+    }
 
     #[test]
     fn capture_keeps_head_and_tail() {

@@ -80,6 +80,9 @@ pub struct Finish<'a> {
     pub command: Command,
     /// Whether it succeeded.
     pub success: bool,
+    /// Whether a success leaves the pending status for `reconcile` to settle by check
+    /// ([`machine::finish_settled`](super::machine::finish_settled)).
+    pub settle_by_check: bool,
     /// The failure reason (already scrubbed of private values).
     pub reason: Option<String>,
     /// The backend's exit code.

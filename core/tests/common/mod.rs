@@ -208,7 +208,11 @@ impl ScriptHarness {
     ) -> ScriptHarness {
         let dir = tempfile::tempdir().unwrap();
         let scripts = script_dir(dir.path());
-        let deployer = f(ScriptDeployer::new(&scripts));
+        // The suites written before the dialects: statuses settled on the script's exit and
+        // one namespace per staging, as the backend did then (both are settings now).
+        let deployer = f(ScriptDeployer::new(&scripts)
+            .with_settle(capsa::staging::script::Settle::Exit)
+            .with_namespace(capsa::staging::script::ScriptNamespace::parse("{name}").unwrap()));
         let manager = open_manager(dir.path(), Arc::new(deployer), opts);
         ScriptHarness {
             dir,
