@@ -70,19 +70,14 @@ pub struct Common {
     /// `{name}` (`stg-{name}`) for one per staging.
     #[arg(long, env = "CAPSA_NAMESPACE", default_value = staging::script::DEFAULT_SCRIPT_NAMESPACE)]
     namespace: String,
-    /// `script:DIR` backend: the scripts' dialect, `dm` or `octopod`.
-    #[arg(long, env = "CAPSA_SCRIPT_DIALECT", default_value = "dm")]
-    dialect: String,
+    /// `script:DIR` backend: the scripts' dialect, `dm` (core's default) or `octopod`.
+    #[arg(long, env = "CAPSA_SCRIPT_DIALECT")]
+    dialect: Option<String>,
     /// Script backends: when a command's status settles: `check` (as DM: pending until
     /// `check` / `archive_check` passes, settled by `reconcile`) or `exit` (on the script's
-    /// exit status).
-    #[arg(
-        long,
-        env = "CAPSA_SETTLE",
-        default_value = "check",
-        value_name = "check|exit"
-    )]
-    settle: String,
+    /// exit status). Default: core's, `check`.
+    #[arg(long, env = "CAPSA_SETTLE", value_name = "check|exit")]
+    settle: Option<String>,
     /// Who is issuing the command (audit log); default `$USER`.
     #[arg(long, env = "CAPSA_ACTOR")]
     actor: Option<String>,
@@ -251,8 +246,18 @@ fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
             base_domain: common.base_domain.clone(),
             script_timeout: Duration::from_secs(common.script_timeout),
             namespace: staging::script::ScriptNamespace::parse(&common.namespace)?,
-            dialect: staging::script::Dialect::parse(&common.dialect)?,
-            settle: staging::script::Settle::parse(&common.settle)?,
+            dialect: common
+                .dialect
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            settle: common
+                .settle
+                .as_deref()
+                .map(str::parse)
+                .transpose()?
+                .unwrap_or_default(),
             kubeconfig: common.kubeconfig.clone(),
             ready_timeout: Duration::from_secs(common.ready_timeout),
         };

@@ -128,6 +128,27 @@ fn calls(scripts: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The script calls once `done(calls)` holds, polled for up to 10 s (the notifications run in
+/// the background); the calls as they are then, whether it held or not.
+fn calls_once(scripts: &Path, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let t0 = Instant::now();
+    loop {
+        let now = calls(scripts);
+        if done(&now) || t0.elapsed() > Duration::from_secs(10) {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn notifications(calls: &[String]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|l| l.starts_with("notifications "))
+        .cloned()
+        .collect()
+}
+
 fn assert_none_rejected(scripts: &Path) {
     let rejected = fs::read_to_string(scripts.join("rejected.log")).unwrap_or_default();
     assert!(rejected.is_empty(), "strict scripts refused: {rejected}");
@@ -436,18 +457,8 @@ fn staging_dialects_octopod_lifecycle_with_strict_scripts() {
             )
         })
         .collect();
-    let t0 = Instant::now();
-    let notes = loop {
-        let notes: Vec<String> = calls(&scripts)
-            .into_iter()
-            .filter(|l| l.starts_with("notifications "))
-            .collect();
-        if notes.len() >= want_notes.len() || t0.elapsed() > Duration::from_secs(10) {
-            break notes;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(notes, want_notes);
+    let all = calls_once(&scripts, |c| notifications(c).len() >= want_notes.len());
+    assert_eq!(notifications(&all), want_notes);
     assert_none_rejected(&scripts);
 }
 
@@ -478,18 +489,12 @@ fn staging_dialects_octopod_check_exit_codes_are_the_failure_reason() {
         );
     }
     // Running → Failure was notified with the kind of failure of its reason.
-    let t0 = Instant::now();
-    while !calls(&scripts)
-        .iter()
-        .any(|l| l.ends_with("[--old-status] [Running] [--new-status] [PartialAvailability]"))
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            calls(&scripts)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let notified = |c: &[String]| {
+        c.iter()
+            .any(|l| l.ends_with("[--old-status] [Running] [--new-status] [PartialAvailability]"))
+    };
+    let all = calls_once(&scripts, notified);
+    assert!(notified(&all), "{all:?}");
     assert_none_rejected(&scripts);
 }
 
@@ -531,20 +536,8 @@ fn staging_dialects_a_failing_notification_never_fails_a_command() {
     );
     assert_eq!(m.delete("web").unwrap().status, Status::Archived);
     assert_eq!(m.restore("web").unwrap().status, Status::Running);
-    let t0 = Instant::now();
-    while calls(&scripts)
-        .iter()
-        .filter(|l| l.starts_with("notifications "))
-        .count()
-        < 4
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            calls(&scripts)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let all = calls_once(&scripts, |c| notifications(c).len() >= 4);
+    assert!(notifications(&all).len() >= 4, "{all:?}");
     assert_none_rejected(&scripts);
 }
 

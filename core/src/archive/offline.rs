@@ -69,6 +69,15 @@ impl OfflineStub {
     }
 }
 
+/// Verify every entry and the SHA-256 of the whole archive file (recorded in the stub).
+fn verify_whole(archive: &Path) -> Result<super::VerifyReport> {
+    let whole = VerifyOptions {
+        archive_sha256: true,
+        ..Default::default()
+    };
+    verify_with(archive, whole)
+}
+
 fn stub_path(capsule: &Capsule) -> PathBuf {
     capsule.path().join(INTERNAL_DIR).join(OFFLINE_FILE)
 }
@@ -113,13 +122,7 @@ pub(crate) fn take_offline(capsule: &Capsule, archive_path: &Path) -> Result<Off
             fs::canonicalize(&p).map_err(|e| super::open_error(&p, e))?,
         ),
     };
-    let report = verify_with(
-        &archive_abs,
-        VerifyOptions {
-            archive_sha256: true,
-            ..Default::default()
-        },
-    )?;
+    let report = verify_whole(&archive_abs)?;
     if report.capsule != capsule.id().as_str() {
         return Err(Error::InvalidArgument {
             what: "archive",
@@ -312,13 +315,7 @@ pub(crate) fn retrieve(store: &Store, id: &str) -> Result<Capsule> {
         });
     };
     let archive = stub.archive_path(store);
-    let report = verify_with(
-        &archive,
-        VerifyOptions {
-            archive_sha256: true,
-            ..Default::default()
-        },
-    )?;
+    let report = verify_whole(&archive)?;
     if report.archive_sha256.as_deref() != Some(stub.archive_sha256.as_str()) {
         return Err(Error::corrupt(
             &archive,

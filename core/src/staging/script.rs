@@ -91,30 +91,9 @@ pub enum Dialect {
     Octopod,
 }
 
+super::spelling::spelled!(Dialect, "dialect", { Dm => "dm", Octopod => "octopod" });
+
 impl Dialect {
-    /// `dm` or `octopod`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::Dm => "dm",
-            Dialect::Octopod => "octopod",
-        }
-    }
-
-    /// Parse `dm` or `octopod`; `InvalidArgument` otherwise.
-    pub fn parse(text: &str) -> Result<Dialect> {
-        match text {
-            "dm" => Ok(Dialect::Dm),
-            "octopod" => Ok(Dialect::Octopod),
-            _ => Err(Error::InvalidArgument {
-                what: "dialect",
-                reason: format!(
-                    "{:?}: expected `dm` or `octopod`",
-                    crate::error::shown(text)
-                ),
-            }),
-        }
-    }
-
     /// The dialect's scripts and the environment variable that may name each one's path, in
     /// the order of its documentation.
     pub fn scripts(self) -> &'static [(&'static str, &'static str)] {
@@ -144,12 +123,6 @@ impl Dialect {
     }
 }
 
-impl std::fmt::Display for Dialect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// When a command's status settles.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Settle {
@@ -161,30 +134,7 @@ pub enum Settle {
     Exit,
 }
 
-impl Settle {
-    /// `check` or `exit`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Settle::Check => "check",
-            Settle::Exit => "exit",
-        }
-    }
-
-    /// Parse `check` or `exit`; `InvalidArgument` otherwise.
-    pub fn parse(text: &str) -> Result<Settle> {
-        match text {
-            "check" => Ok(Settle::Check),
-            "exit" => Ok(Settle::Exit),
-            _ => Err(Error::InvalidArgument {
-                what: "settle",
-                reason: format!(
-                    "{:?}: expected `check` or `exit`",
-                    crate::error::shown(text)
-                ),
-            }),
-        }
-    }
-}
+super::spelling::spelled!(Settle, "settle", { Check => "check", Exit => "exit" });
 
 /// The `--namespace` scripts get: one fixed namespace, or a pattern in which `{name}` stands
 /// for the staging name.
