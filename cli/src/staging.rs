@@ -17,9 +17,9 @@ use anyhow::Context;
 use capsa::error::one_line;
 use capsa::staging;
 use capsa::staging::{
-    AuditEntry, AuditQuery, BackendReply, BackendSettings, BackendSpec, CommandRequest, Deployer,
-    Event, EventKind, ManagerOptions, MockCall, MockDeployer, Override, Scope, Staging,
-    StagingManager, StateStore, Status, Visibility,
+    AuditEntry, AuditQuery, BackendReply, BackendSettings, BackendSpec, CommandOptions,
+    CommandRequest, Deployer, Event, EventKind, Expiry, ManagerOptions, MockCall, MockDeployer,
+    Override, OverrideEdit, Scope, Staging, StagingManager, StateStore, Status, Visibility,
 };
 use capsa::Error;
 
@@ -110,9 +110,30 @@ pub struct Settings {
     /// Mark the override KEY as private: stored, passed to the backend, never shown.
     #[arg(long = "private", value_name = "KEY")]
     private: Vec<String>,
+    /// Time to live (`3d`, `12h`, `90m`): reconcile archives the staging once it has passed;
+    /// `never` drops a stored one. Without it an update keeps the stored expiry.
+    #[arg(long, value_name = "DURATION")]
+    ttl: Option<String>,
     /// Return at once with the pending status; the command finishes in the background.
     #[arg(long)]
     no_wait: bool,
+}
+
+/// Per-key override changes of an update (DM's and Octopod's flags): the other keys are kept.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Edits {
+    /// Set one app environment override KEY=VALUE, keeping the others (repeatable).
+    #[arg(long = "set-app-env-override", value_name = "KEY=VALUE")]
+    set_app: Vec<String>,
+    /// Remove one app environment override KEY, keeping the others (repeatable).
+    #[arg(long = "unset-app-env-override", value_name = "KEY")]
+    unset_app: Vec<String>,
+    /// Set one staging override KEY=VALUE, keeping the others (repeatable).
+    #[arg(long = "set-staging-override", value_name = "KEY=VALUE")]
+    set_staging: Vec<String>,
+    /// Remove one staging override KEY, keeping the others (repeatable).
+    #[arg(long = "unset-staging-override", value_name = "KEY")]
+    unset_staging: Vec<String>,
 }
 
 /// A command on an existing staging.
@@ -135,11 +156,14 @@ pub enum StagingCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Update a staging's tag, and its overrides if any are given (they replace the stored
-    /// ones; without any, the stored ones are kept).
+    /// Update a staging's tag, and its overrides if any are given (`--app`/`--staging`
+    /// replace the stored ones; `--set-…`/`--unset-…` change single keys and keep the rest;
+    /// without any, the stored ones are kept).
     Update {
         #[command(flatten)]
         settings: Settings,
+        #[command(flatten)]
+        edits: Edits,
         /// Drop every stored override (when no new one is given).
         #[arg(long)]
         clear_overrides: bool,
@@ -157,6 +181,9 @@ pub enum StagingCommand {
     Restore {
         #[command(flatten)]
         target: Target,
+        /// Time to live from now (`3d`); without it an expiry that has passed is dropped.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -197,7 +224,8 @@ pub enum StagingCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Ask the backend about due stagings, finish or fail interrupted commands.
+    /// Ask the backend about due stagings, finish or fail interrupted commands, archive
+    /// expired ones; once, or as a status updater with `--every`.
     Reconcile {
         /// Check every staging now, whatever the check interval.
         #[arg(long)]
@@ -205,6 +233,15 @@ pub enum StagingCommand {
         /// Also clean up stagings archived for longer than the retention (14 days).
         #[arg(long)]
         clean_archived: bool,
+        /// Keep running: a round every DURATION (`30s`, as DM's status updater) until SIGTERM
+        /// or SIGINT. Several hosts may run it on one shared PostgreSQL state: each staging is
+        /// checked by one of them once a period.
+        #[arg(long, value_name = "DURATION")]
+        every: Option<String>,
+        /// With `--every`: check a stable staging when this long has passed since its last
+        /// check (default: the period).
+        #[arg(long, value_name = "DURATION")]
+        check_interval: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -298,6 +335,14 @@ fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
 }
 
 fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<StagingManager> {
+    manager_with(common, global, check_all.then_some(Duration::ZERO))
+}
+
+fn manager_with(
+    common: &Common,
+    global: &Global,
+    check_interval: Option<Duration>,
+) -> anyhow::Result<StagingManager> {
     let path = state_path(common, global)?;
     let mut opts = ManagerOptions {
         pending_timeout: Duration::from_secs(common.pending_timeout),
@@ -307,13 +352,15 @@ fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<
     if let Some(a) = &common.actor {
         opts.actor = a.clone();
     }
-    if check_all {
-        opts.check_interval = Duration::ZERO;
+    if let Some(i) = check_interval {
+        opts.check_interval = i;
     }
     Ok(StagingManager::open_with(&path, deployer(common)?, opts)?)
 }
 
-fn overrides(s: &Settings) -> anyhow::Result<Vec<Override>> {
+/// The overrides `--app` / `--staging` give; `--private` may also name a key of `also` (the
+/// per-key sets of an update).
+fn overrides(s: &Settings, also: &[&str]) -> anyhow::Result<Vec<Override>> {
     let mut out = Vec::new();
     for (scope, list) in [(Scope::App, &s.app), (Scope::Staging, &s.staging)] {
         for kv in list {
@@ -325,12 +372,40 @@ fn overrides(s: &Settings) -> anyhow::Result<Vec<Override>> {
         }
     }
     for k in &s.private {
-        if !out.iter().any(|o| &o.key == k) {
+        if !out.iter().any(|o| &o.key == k) && !also.contains(&k.as_str()) {
             return Err(Error::InvalidArgument {
                 what: "--private",
                 reason: format!("no --app or --staging override has the key {k:?}"),
             }
             .into());
+        }
+    }
+    Ok(out)
+}
+
+fn expiry(ttl: Option<&str>) -> anyhow::Result<Expiry> {
+    Ok(ttl.map(Expiry::parse).transpose()?.unwrap_or_default())
+}
+
+/// The per-key changes, `--private` marking the set ones it names.
+fn edits(e: &Edits, private: &[String]) -> anyhow::Result<Vec<OverrideEdit>> {
+    let mut out = Vec::new();
+    for (scope, set, unset) in [
+        (Scope::App, &e.set_app, &e.unset_app),
+        (Scope::Staging, &e.set_staging, &e.unset_staging),
+    ] {
+        for kv in set {
+            let mut o = Override::parse(scope, Visibility::Public, kv)?;
+            if private.contains(&o.key) {
+                o.visibility = Visibility::Private;
+            }
+            out.push(OverrideEdit::Set(o));
+        }
+        for key in unset {
+            out.push(OverrideEdit::Unset {
+                scope,
+                key: key.clone(),
+            });
         }
     }
     Ok(out)
@@ -343,37 +418,64 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             let req = CommandRequest::Create {
                 name: settings.name.clone(),
                 tag: settings.tag.clone(),
-                overrides: overrides(&settings)?,
+                overrides: overrides(&settings, &[])?,
             };
-            command(req, settings.no_wait, &common, global)
+            let opts = CommandOptions {
+                expiry: expiry(settings.ttl.as_deref())?,
+                ..CommandOptions::default()
+            };
+            command(req, opts, settings.no_wait, &common, global)
         }
         StagingCommand::Update {
             settings,
+            edits: e,
             clear_overrides,
             common,
         } => {
-            let given = overrides(&settings)?;
+            let edits = edits(&e, &settings.private)?;
+            let set_keys: Vec<&str> = edits
+                .iter()
+                .filter_map(|e| match e {
+                    OverrideEdit::Set(o) => Some(o.key.as_str()),
+                    OverrideEdit::Unset { .. } => None,
+                })
+                .collect();
+            let given = overrides(&settings, &set_keys)?;
             let req = CommandRequest::Update {
                 name: settings.name.clone(),
                 tag: settings.tag.clone(),
                 overrides: (clear_overrides || !given.is_empty()).then_some(given),
             };
-            command(req, settings.no_wait, &common, global)
+            let opts = CommandOptions {
+                expiry: expiry(settings.ttl.as_deref())?,
+                edits,
+            };
+            command(req, opts, settings.no_wait, &common, global)
         }
         StagingCommand::Delete { target, common } => command(
             CommandRequest::Delete { name: target.name },
+            CommandOptions::default(),
             target.no_wait,
             &common,
             global,
         ),
-        StagingCommand::Restore { target, common } => command(
+        StagingCommand::Restore {
+            target,
+            ttl,
+            common,
+        } => command(
             CommandRequest::Restore { name: target.name },
+            CommandOptions {
+                expiry: expiry(ttl.as_deref())?,
+                ..CommandOptions::default()
+            },
             target.no_wait,
             &common,
             global,
         ),
         StagingCommand::Cleanup { target, common } => command(
             CommandRequest::Cleanup { name: target.name },
+            CommandOptions::default(),
             target.no_wait,
             &common,
             global,
@@ -387,8 +489,12 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
                 println!("no stagings");
             }
             for s in &list {
+                let expires = s
+                    .expires_at
+                    .map(|t| format!(" expires {}", t.format("%Y-%m-%d %H:%M:%S")))
+                    .unwrap_or_default();
                 println!(
-                    "{:<40} {:<14} {:<20} since {}",
+                    "{:<40} {:<14} {:<20} since {}{expires}",
                     s.name,
                     status_text(s),
                     s.tag,
@@ -436,9 +542,30 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
         StagingCommand::Reconcile {
             all,
             clean_archived,
+            every: Some(every),
+            check_interval,
             common,
         } => {
-            let m = manager(&common, global, all)?;
+            let every = staging::parse_duration("--every", &every)?;
+            let interval = match &check_interval {
+                Some(i) => staging::parse_duration("--check-interval", i)?,
+                None if all => Duration::ZERO,
+                None => every,
+            };
+            let m = manager_with(&common, global, Some(interval))?;
+            status_updater(&m, every, clean_archived)
+        }
+        StagingCommand::Reconcile {
+            all,
+            clean_archived,
+            every: None,
+            check_interval,
+            common,
+        } => {
+            let interval = check_interval
+                .map(|i| staging::parse_duration("--check-interval", &i))
+                .transpose()?;
+            let m = manager_with(&common, global, interval.or(all.then_some(Duration::ZERO)))?;
             let report = m.reconcile()?;
             let cleaned = if clean_archived {
                 m.clean_archived(None)?
@@ -449,13 +576,15 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
                 return print_json(&serde_json::json!({ "report": report, "cleaned": cleaned }));
             }
             println!(
-                "checked {}, changed {}, transient errors {}, pending finished {}, pending failed {}, archive problems {}",
+                "checked {}, changed {}, transient errors {}, pending finished {}, pending failed {}, archive problems {}, expired {}, skipped {}",
                 report.checked,
                 report.changed,
                 report.transient_errors,
                 report.resolved_pending,
                 report.failed_pending,
-                report.archive_problems
+                report.archive_problems,
+                report.expired,
+                report.skipped
             );
             for c in cleaned {
                 println!("cleaned up {c}");
@@ -507,6 +636,37 @@ fn print_staging(s: &Staging) {
     if let Some(c) = s.checked_at {
         println!("  checked:    {}", c.format("%Y-%m-%d %H:%M:%S UTC"));
     }
+    if let Some(t) = s.expires_at {
+        println!("  expires:    {}", t.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+}
+
+/// `reconcile --every`: run core's reconcile loop until SIGTERM or SIGINT, then stop it (a
+/// round in progress is dropped, its leases released) and exit 0.
+fn status_updater(m: &StagingManager, every: Duration, clean_archived: bool) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let wait = capsa::runtime::block_on(async {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let lp = m.spawn_reconcile_loop_with(staging::ReconcileLoopOptions {
+            every,
+            clean_archived,
+        });
+        // On stderr: tells a caller (and a test) that the loop and its signal handlers are up.
+        eprintln!(
+            "reconciling every {} s; SIGTERM or SIGINT stops",
+            every.as_secs_f64()
+        );
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        lp.stop_async().await;
+        Ok::<_, std::io::Error>(name)
+    });
+    let name = wait.context("cannot install the signal handlers")?;
+    eprintln!("{name}: reconcile loop stopped");
+    Ok(())
 }
 
 fn print_audit(r: &AuditEntry) {
@@ -608,6 +768,7 @@ fn watch(
 
 fn command(
     req: CommandRequest,
+    opts: CommandOptions,
     no_wait: bool,
     common: &Common,
     global: &Global,
@@ -618,7 +779,7 @@ fn command(
     let m = manager(common, global, false)?;
     let name = req.name().to_string();
     let cmd = req.command();
-    let pending = m.start(req)?;
+    let pending = m.start_with(req, opts)?;
     let after = pending.wait()?;
     if global.json {
         match &after {

@@ -161,6 +161,8 @@ fn fake_interrupted_at(m: &StagingManager, name: &str, command: Command, pid: u3
             actor: "crashed",
             tag: (command == Command::Create).then_some("1.0.0"),
             overrides: None,
+            edits: &[],
+            expiry: Default::default(),
             pid,
             now: chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap(),
         })
@@ -352,8 +354,26 @@ fn staging_busy_across_two_store_connections() {
 fn staging_store_migrations_are_versioned() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 1);
-    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 1);
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 2);
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 2);
+    // A version 1 file (no expiry, no reconcile lease) is migrated, its stagings kept.
+    let m = StagingManager::open_sqlite(&db, Arc::new(MockDeployer::new()), Default::default())
+        .unwrap();
+    m.create("old-one", "1.0.0", vec![]).unwrap();
+    drop(m);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "ALTER TABLE stagings DROP COLUMN expires_at; ALTER TABLE stagings DROP COLUMN check_lease;
+         UPDATE schema_version SET version = 1",
+    )
+    .unwrap();
+    drop(c);
+    assert_eq!(SqliteStore::open(&db).unwrap().schema_version().unwrap(), 2);
+    let m = StagingManager::open_sqlite(&db, Arc::new(MockDeployer::new()), Default::default())
+        .unwrap();
+    let old = m.get("old-one").unwrap();
+    assert_eq!((old.status, old.expires_at), (Status::Running, None));
+    drop(m);
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute_batch("UPDATE schema_version SET version = 99")
         .unwrap();

@@ -57,8 +57,8 @@ fn fresh_schema(tag: &str) -> String {
 #[test]
 fn postgres_migrations_are_versioned() {
     let schema = fresh_schema("mig");
-    assert_eq!(store(&schema).schema_version().unwrap(), 1);
-    assert_eq!(store(&schema).schema_version().unwrap(), 1);
+    assert_eq!(store(&schema).schema_version().unwrap(), 2);
+    assert_eq!(store(&schema).schema_version().unwrap(), 2);
     psql(&schema, "UPDATE schema_version SET version = 99");
     let mut o = PostgresOptions::new(common::postgres_url());
     o.schema = Some(schema);

@@ -28,6 +28,8 @@ fn begin(store: &dyn StateStore, name: &str, command: Command) -> capsa::Result<
         actor: "racer",
         tag: matches!(command, Command::Create | Command::Update).then_some("1.0.0"),
         overrides: None,
+        edits: &[],
+        expiry: Default::default(),
         pid: std::process::id(),
         now: Utc::now(),
     })

@@ -191,10 +191,62 @@ pub(crate) fn schema_v1(int: &str, serial: &str, shared: bool) -> String {
     )
 }
 
+/// Schema version 2: a staging's expiry (its time to live) and the reconcile lease
+/// (`check_lease`: until when one reconcile has claimed the staging's check, so that several
+/// hosts sharing the state do not each make it).
+pub(crate) fn schema_v2(int: &str) -> String {
+    format!(
+        "ALTER TABLE stagings ADD COLUMN expires_at {int};
+    ALTER TABLE stagings ADD COLUMN check_lease {int};"
+    )
+}
+
 /// The columns of a staging row as the stores select them, `op_host` last (a store without
 /// that column selects `NULL` in its place).
 pub(crate) const STAGING_COLS: &str = "name, status, tag, overrides, reason, created_at, \
-     updated_at, status_since, checked_at, op_id, op_command, op_started_at, op_pid";
+     updated_at, status_since, checked_at, op_id, op_command, op_started_at, op_pid, expires_at";
+
+/// `UPDATE stagings SET check_lease = until` for the staging `name` if no other reconcile
+/// holds its lease at `now` and (with `due_before`) it was last checked no later than that:
+/// one statement, so that of several reconciles only one claims it.
+pub(crate) fn claim_stmt(
+    mark: char,
+    name: &str,
+    due_before: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Stmt {
+    let mut s = Stmt {
+        sql: String::new(),
+        params: Vec::new(),
+    };
+    let set = s.push(mark, Cell::time(until));
+    let n = s.push(mark, Cell::text(name));
+    let at = s.push(mark, Cell::time(now));
+    let mut sql = format!(
+        "UPDATE stagings SET check_lease = {set} WHERE name = {n} \
+         AND (check_lease IS NULL OR check_lease <= {at})"
+    );
+    if let Some(t) = due_before {
+        let due = s.push(mark, Cell::time(t));
+        sql.push_str(&format!(" AND (checked_at IS NULL OR checked_at <= {due})"));
+    }
+    s.sql = sql;
+    s
+}
+
+/// Release the lease `until` of the staging `name` (if it is still that one).
+pub(crate) fn release_stmt(mark: char, name: &str, until: DateTime<Utc>) -> Stmt {
+    Stmt::update(
+        mark,
+        "stagings",
+        vec![("check_lease", Cell::Int(None))],
+        vec![
+            ("name", Cell::text(name)),
+            ("check_lease", Cell::time(until)),
+        ],
+    )
+}
 
 /// The columns of an audit row as the stores select them.
 pub(crate) const AUDIT_COLS: &str = "id, name, action, actor, tag, overrides, outcome, \
@@ -263,7 +315,7 @@ pub(crate) fn staging_record(r: &impl Columns, key: Option<&SealKey>) -> Result<
             command,
             started_at: from_ms(r.int(11)?.unwrap_or(0)),
             pid: r.int(12)?.unwrap_or(0) as u32,
-            host: r.text(13)?,
+            host: r.text(14)?,
         }),
         _ => None,
     };
@@ -278,6 +330,7 @@ pub(crate) fn staging_record(r: &impl Columns, key: Option<&SealKey>) -> Result<
         updated_at: from_ms(r.req_int(6)?),
         status_since: from_ms(r.req_int(7)?),
         checked_at: r.int(8)?.map(from_ms),
+        expires_at: r.int(13)?.map(from_ms),
     };
     Ok(StagingRecord { staging, in_flight })
 }

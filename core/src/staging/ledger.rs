@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use super::codec::{self, Cell, Cells};
 use super::machine;
 use super::sealed::SealKey;
-use super::store::{Begin, Begun, CheckUpdate, Finish, Finished, StagingRecord};
+use super::store::{Begin, Begun, CheckUpdate, Claim, Finish, Finished, StagingRecord};
 use super::{Command, Event, EventKind, Outcome, Override, Status};
 use crate::error::{Error, Result};
 
@@ -120,6 +120,8 @@ pub(crate) struct Change<'a> {
     pub checked_at: Option<DateTime<Utc>>,
     /// The in-flight marker (`Some(None)`: cleared).
     pub op: Option<Option<Op>>,
+    /// The expiry (`Some(None)`: cleared).
+    pub expires_at: Option<Option<DateTime<Utc>>>,
 }
 
 impl Change<'_> {
@@ -156,6 +158,9 @@ impl Change<'_> {
         }
         if let Some(op) = &self.op {
             c.extend(op_cells(op.as_ref()));
+        }
+        if let Some(t) = self.expires_at {
+            c.push(("expires_at", Cell::Int(t.map(codec::ms))));
         }
         c
     }
@@ -298,6 +303,84 @@ pub(crate) trait StateTx {
 
     /// Append an event to the feed; the event with its sequence number.
     fn append_event(&mut self, at: DateTime<Utc>, name: &str, kind: EventKind) -> Result<Event>;
+
+    /// Run a lease statement ([`codec::claim_stmt`], [`codec::release_stmt`]); whether it
+    /// changed a row.
+    fn lease(&mut self, stmt: LeaseStmt) -> Result<bool>;
+}
+
+/// A lease statement, rendered by the store in its parameter dialect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LeaseStmt<'a> {
+    /// [`codec::claim_stmt`].
+    Claim {
+        /// The staging.
+        name: &'a str,
+        /// Due if last checked no later than this.
+        due_before: Option<DateTime<Utc>>,
+        /// Now.
+        now: DateTime<Utc>,
+        /// The lease's end.
+        until: DateTime<Utc>,
+    },
+    /// [`codec::release_stmt`].
+    Release {
+        /// The staging.
+        name: &'a str,
+        /// The lease's end, as claimed.
+        until: DateTime<Utc>,
+    },
+}
+
+impl LeaseStmt<'_> {
+    /// The statement with parameters marked `mark`.
+    pub fn render(self, mark: char) -> codec::Stmt {
+        match self {
+            LeaseStmt::Claim {
+                name,
+                due_before,
+                now,
+                until,
+            } => codec::claim_stmt(mark, name, due_before, now, until),
+            LeaseStmt::Release { name, until } => codec::release_stmt(mark, name, until),
+        }
+    }
+}
+
+/// [`StateStore::claim`](super::StateStore::claim) in `tx`, in name order (so that claimers
+/// lock rows in one order).
+pub(crate) fn claim(
+    tx: &mut impl StateTx,
+    claims: &[Claim],
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Step<Vec<String>> {
+    let mut sorted: Vec<&Claim> = claims.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    sorted.dedup_by(|a, b| a.name == b.name);
+    let mut got = Vec::new();
+    for c in sorted {
+        let stmt = LeaseStmt::Claim {
+            name: &c.name,
+            due_before: c.due_before,
+            now,
+            until,
+        };
+        if tx.lease(stmt)? {
+            got.push(c.name.clone());
+        }
+    }
+    Ok(Ok(got))
+}
+
+/// [`StateStore::release`](super::StateStore::release) in `tx`.
+pub(crate) fn release(tx: &mut impl StateTx, names: &[String], until: DateTime<Utc>) -> Step<()> {
+    let mut sorted: Vec<&String> = names.iter().collect();
+    sorted.sort();
+    for name in sorted {
+        tx.lease(LeaseStmt::Release { name, until })?;
+    }
+    Ok(Ok(()))
 }
 
 /// The lifecycle methods of [`StateStore`](super::StateStore) (`begin`, `refuse`, `finish`,
@@ -341,6 +424,25 @@ macro_rules! lifecycle_methods {
             }
             self.write(|tx| $crate::staging::ledger::record_checks(tx, updates))
         }
+
+        fn claim(
+            &self,
+            claims: &[$crate::staging::store::Claim],
+            now: chrono::DateTime<chrono::Utc>,
+            until: chrono::DateTime<chrono::Utc>,
+        ) -> Result<Vec<String>> {
+            if claims.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.write(|tx| $crate::staging::ledger::claim(tx, claims, now, until))
+        }
+
+        fn release(&self, names: &[String], until: chrono::DateTime<chrono::Utc>) -> Result<()> {
+            if names.is_empty() {
+                return Ok(());
+            }
+            self.write(|tx| $crate::staging::ledger::release(tx, names, until))
+        }
     };
 }
 pub(crate) use lifecycle_methods;
@@ -356,10 +458,15 @@ pub(crate) fn begin(tx: &mut impl StateTx, req: &Begin<'_>) -> Step<Begun> {
     let tag = req
         .tag
         .or_else(|| cur.as_ref().map(|c| c.staging.tag.as_str()));
-    let overrides = match (req.overrides, &cur) {
+    let base = match (req.overrides, &cur) {
         (Some(o), _) => o.to_vec(),
         (None, Some(c)) => c.staging.overrides.clone(),
         (None, None) => Vec::new(),
+    };
+    // Per-key changes apply to the row read here, locked: a concurrent change is not lost.
+    let (overrides, bad_edit) = match super::overrides::apply_edits(&base, req.edits) {
+        Ok(o) => (o, None),
+        Err(e) => (base, Some(e)),
     };
     let audit = |outcome, after, reason, duration_ms| AuditRow {
         name: req.name,
@@ -376,6 +483,7 @@ pub(crate) fn begin(tx: &mut impl StateTx, req: &Begin<'_>) -> Step<Begun> {
     };
     // Sealed before anything is written: a value that cannot be stored is a refusal.
     let planned = machine::start(req.name, req.command, cur_status, in_prog)
+        .and_then(|r| bad_edit.map_or(Ok(r), Err))
         .and_then(|r| Ok((r, codec::encode_overrides(&overrides, tx.key())?)));
     let (running, encoded) = match planned {
         Ok(p) => p,
@@ -405,6 +513,11 @@ pub(crate) fn begin(tx: &mut impl StateTx, req: &Begin<'_>) -> Step<Begun> {
         updated_at: Some(req.now),
         status_since: Some(since),
         op: Some(Some(op)),
+        expires_at: req.expiry.column(
+            req.now,
+            cur.as_ref().and_then(|c| c.staging.expires_at),
+            req.command == Command::Restore,
+        ),
         ..Change::default()
     };
     match &cur {

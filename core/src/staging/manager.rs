@@ -14,8 +14,8 @@ use tokio::sync::broadcast;
 use super::store::{Begin, Finish, StateStore};
 use super::{
     redact, validate_name, validate_tag, AuditEntry, AuditQuery, BackendOutcome, BackendReply,
-    Command, DeployRequest, Deployer, Event, EventKind, NamedUrl, Override, SqliteStore, Staging,
-    Status,
+    Command, DeployRequest, Deployer, Event, EventKind, Expiry, NamedUrl, Override, OverrideEdit,
+    SqliteStore, Staging, Status,
 };
 use crate::error::{Error, Result};
 use crate::runtime;
@@ -60,6 +60,18 @@ impl Default for ManagerOptions {
             key_file: None,
         }
     }
+}
+
+/// What a command changes besides its [`CommandRequest`]: the staging's time to live and
+/// per-key override changes ([`StagingManager::start_with_async`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandOptions {
+    /// Create, update and restore: the staging's expiry ([`Expiry::In`] a time to live from
+    /// now, after which `reconcile` archives it; [`Expiry::Never`]). Default: keep.
+    pub expiry: Expiry,
+    /// Create and update: per-key changes applied in order to the overrides the command runs
+    /// with (the request's, else the stored ones); the other keys are kept.
+    pub edits: Vec<OverrideEdit>,
 }
 
 /// A command to start with [`StagingManager::start_async`].
@@ -174,6 +186,9 @@ pub(super) struct Inner {
     /// Commands of this manager whose result could not be recorded (the state store was
     /// unreachable): `reconcile` settles them at once instead of waiting for the timeout.
     pub(super) abandoned_ops: Mutex<HashSet<i64>>,
+    /// Reconcile leases being released after a cancelled round ([`super::ReconcileLoop::stop`]
+    /// waits for them).
+    pub(super) releases: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     channel: broadcast::Sender<Event>,
     /// Status changes for the backend's [`Deployer::notify`], delivered in order by one
     /// background task (only for a backend that [`Deployer::notifies`]).
@@ -337,6 +352,7 @@ impl StagingManager {
                 next_sub: AtomicU64::new(1),
                 running_ops: Mutex::new(HashSet::new()),
                 abandoned_ops: Mutex::new(HashSet::new()),
+                releases: Mutex::new(Vec::new()),
                 channel,
                 notifier,
             }),
@@ -442,11 +458,56 @@ impl StagingManager {
     /// Errors: `InvalidName`, `InvalidArgument` (tag rejected by the backend's `tag_check`),
     /// `Busy`, `InvalidTransition`, `State` (state store unavailable), `Backend` (`tag_check` unavailable).
     pub async fn start_async(&self, req: CommandRequest) -> Result<PendingCommand> {
+        self.start_with_async(req, CommandOptions::default()).await
+    }
+
+    /// [`StagingManager::start_async`] with a time to live or per-key override changes.
+    /// `InvalidArgument` for options the command does not take (edits other than on create
+    /// and update, an expiry on delete or cleanup) and for an unset of a key that is not
+    /// there (recorded as refused).
+    pub async fn start_with_async(
+        &self,
+        req: CommandRequest,
+        opts: CommandOptions,
+    ) -> Result<PendingCommand> {
+        let actor = self.inner.opts.actor.clone();
+        self.start_as(req, opts, actor).await
+    }
+
+    /// Blocking form of [`StagingManager::start_with_async`].
+    pub fn start_with(&self, req: CommandRequest, opts: CommandOptions) -> Result<PendingCommand> {
+        runtime::block_on(self.start_with_async(req, opts))
+    }
+
+    pub(super) async fn start_as(
+        &self,
+        req: CommandRequest,
+        opts: CommandOptions,
+        actor: String,
+    ) -> Result<PendingCommand> {
         let name = req.name().to_string();
         validate_name(&name)?;
         let command = req.command();
-        let actor = self.inner.opts.actor.clone();
         super::validate_actor(&actor)?;
+        if !opts.edits.is_empty() && req.settings().is_none() {
+            return Err(Error::InvalidArgument {
+                what: "override",
+                reason: format!(
+                    "per-key override changes apply to create and update, not {command}"
+                ),
+            });
+        }
+        if opts.expiry != Expiry::Keep && matches!(command, Command::Delete | Command::Cleanup) {
+            return Err(Error::InvalidArgument {
+                what: "ttl",
+                reason: format!(
+                    "a time to live applies to create, update and restore, not {command}"
+                ),
+            });
+        }
+        for e in &opts.edits {
+            e.validate()?;
+        }
         if let Some((tag, overrides)) = req.settings() {
             let overrides = overrides.unwrap_or(&[]);
             validate_tag(tag)?;
@@ -455,7 +516,7 @@ impl StagingManager {
             }
             let config = self.inner.deployer.validates_config();
             // A configuration check sees the configuration the command will run with: an
-            // update that keeps its overrides keeps the stored ones.
+            // update that keeps its overrides keeps the stored ones, with the edits applied.
             let mut checked = overrides.to_vec();
             if config && req.settings().is_some_and(|(_, o)| o.is_none()) {
                 let store = self.inner.store.clone();
@@ -463,6 +524,9 @@ impl StagingManager {
                 if let Some(rec) = blocking(move || store.get(&n)).await? {
                     checked = rec.staging.overrides;
                 }
+            }
+            if config {
+                checked = super::apply_edits(&checked, &opts.edits)?;
             }
             let dreq = DeployRequest {
                 name: name.clone(),
@@ -517,6 +581,8 @@ impl StagingManager {
                 actor: &actor,
                 tag: new_tag.as_deref(),
                 overrides: new_overrides.as_deref(),
+                edits: &opts.edits,
+                expiry: opts.expiry,
                 pid: std::process::id(),
                 now: Utc::now(),
             })

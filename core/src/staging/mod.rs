@@ -58,6 +58,7 @@ mod audit;
 mod codec;
 mod deployer;
 mod events;
+mod expiry;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 mod ledger;
@@ -80,7 +81,8 @@ mod validate;
 #[cfg(feature = "kubernetes")]
 pub use kubernetes::KubernetesDeployer;
 pub use manager::{
-    CommandRequest, FeedFollower, ManagerOptions, PendingCommand, StagingManager, Subscription,
+    CommandOptions, CommandRequest, FeedFollower, ManagerOptions, PendingCommand, StagingManager,
+    Subscription,
 };
 pub use mock::{MockCall, MockDeployer};
 pub use open::{
@@ -89,7 +91,7 @@ pub use open::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStateStore};
-pub use reconcile::{ReconcileLoop, ReconcileReport};
+pub use reconcile::{ReconcileLoop, ReconcileLoopOptions, ReconcileReport};
 pub use script::{Dialect, ScriptDeployer, ScriptNamespace, Settle};
 pub use sealed::{SealKey, KEY_FILE_ENV};
 pub use sqlite::SqliteStore;
@@ -98,8 +100,11 @@ pub use store::StateStore;
 pub use audit::{AuditEntry, AuditQuery, Outcome};
 pub use deployer::{BackendOutcome, BackendReply, DeployRequest, Deployer, NamedUrl};
 pub use events::{Event, EventKind};
+pub use expiry::{parse_duration, Expiry, TTL_ACTOR};
 pub use model::{Command, Staging, Status};
-pub use overrides::{redact, redact_cut, Override, Scope, Secret, Visibility, MASK};
+pub use overrides::{
+    apply_edits, redact, redact_cut, Override, OverrideEdit, Scope, Secret, Visibility, MASK,
+};
 pub use validate::{compare_tags, validate_actor, validate_name, validate_tag};
 
 /// How long a command may stay pending before reconcile marks it Failure

@@ -144,4 +144,8 @@ pub struct Staging {
     pub status_since: DateTime<Utc>,
     /// When the backend was last asked about it (`reconcile`).
     pub checked_at: Option<DateTime<Utc>>,
+    /// When it expires: `reconcile` archives it (`delete`, by the actor
+    /// [`TTL_ACTOR`](super::TTL_ACTOR)) once this has passed. Set by a command's time to
+    /// live ([`Expiry`](super::Expiry)); `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
 }

@@ -176,6 +176,65 @@ impl Serialize for Override {
     }
 }
 
+/// One per-key change to a staging's overrides, as DM's and Octopod's CLIs make them
+/// (`--set-app-env-override`, `--unset-app-env-override`): the other keys are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverrideEdit {
+    /// Set the key of this override in its scope (replacing a stored value, or added).
+    Set(Override),
+    /// Remove the key from the scope; `InvalidArgument` if there is no such key.
+    Unset {
+        /// The scope.
+        scope: Scope,
+        /// The key.
+        key: String,
+    },
+}
+
+impl OverrideEdit {
+    /// Check the key (and, for `Set`, the override) as [`Override::validate`] does.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            OverrideEdit::Set(o) => o.validate(),
+            OverrideEdit::Unset { scope, key } => {
+                Override::public(*scope, key.as_str(), "").validate()
+            }
+        }
+    }
+}
+
+/// `base` with `edits` applied in order: a set replaces the value (and visibility) of the key
+/// in place, or appends it; an unset removes it. `InvalidArgument` naming the key for an unset
+/// of a key that is not there, so that a typo never passes for a change.
+pub fn apply_edits(base: &[Override], edits: &[OverrideEdit]) -> Result<Vec<Override>> {
+    let mut out = base.to_vec();
+    for edit in edits {
+        edit.validate()?;
+        match edit {
+            OverrideEdit::Set(o) => {
+                match out
+                    .iter_mut()
+                    .find(|x| x.scope == o.scope && x.key == o.key)
+                {
+                    Some(x) => *x = o.clone(),
+                    None => out.push(o.clone()),
+                }
+            }
+            OverrideEdit::Unset { scope, key } => {
+                let before = out.len();
+                out.retain(|x| !(x.scope == *scope && &x.key == key));
+                if out.len() == before {
+                    return Err(Error::InvalidArgument {
+                        what: "override",
+                        reason: format!("no {scope} override {:?} to unset", shown(key)),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Replace every private value of `overrides` found in `text` by `***`.
 pub fn redact(text: &str, overrides: &[Override]) -> String {
     let mut out = text.to_string();
@@ -231,6 +290,56 @@ pub fn redact_cut(text: &str, overrides: &[Override], cut_start: bool, cut_end: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edits_change_one_key_and_keep_the_rest() {
+        let base = vec![
+            Override::public(Scope::App, "A", "1"),
+            Override::private(Scope::App, "PW", "old"),
+            Override::public(Scope::Staging, "A", "s"),
+        ];
+        let out = apply_edits(
+            &base,
+            &[
+                OverrideEdit::Set(Override::public(Scope::App, "A", "2")),
+                OverrideEdit::Unset {
+                    scope: Scope::Staging,
+                    key: "A".into(),
+                },
+                OverrideEdit::Set(Override::public(Scope::App, "NEW", "n")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Override::public(Scope::App, "A", "2"),
+                Override::private(Scope::App, "PW", "old"),
+                Override::public(Scope::App, "NEW", "n"),
+            ]
+        );
+        let e = apply_edits(
+            &base,
+            &[OverrideEdit::Unset {
+                scope: Scope::Staging,
+                key: "PW".into(),
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid override: no staging override \"PW\" to unset"
+        );
+        let e = apply_edits(
+            &base,
+            &[OverrideEdit::Unset {
+                scope: Scope::App,
+                key: "A=B".into(),
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidArgument);
+    }
 
     #[test]
     fn secrets_are_masked() {

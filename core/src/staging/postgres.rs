@@ -43,7 +43,7 @@ use super::codec::{
     self, audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt,
     AUDIT_COLS, EVENT_COLS, STAGING_COLS,
 };
-use super::ledger::{self, AuditDone, AuditRow, Change, Guard, StateTx, Step};
+use super::ledger::{self, AuditDone, AuditRow, Change, Guard, LeaseStmt, StateTx, Step};
 use super::sealed::SealKey;
 use super::store::{StagingRecord, StateStore};
 use super::{AuditEntry, AuditQuery, Event, EventKind, Status};
@@ -52,8 +52,11 @@ use crate::runtime;
 
 /// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
 /// has shipped: add a new one.
-fn migrations() -> [String; 1] {
-    [codec::schema_v1("BIGINT", "BIGSERIAL PRIMARY KEY", true)]
+fn migrations() -> [String; 2] {
+    [
+        codec::schema_v1("BIGINT", "BIGSERIAL PRIMARY KEY", true),
+        codec::schema_v2("BIGINT"),
+    ]
 }
 
 /// The `LISTEN/NOTIFY` channel on which event writers announce new events.
@@ -287,6 +290,10 @@ impl PgTx<'_, '_> {
 }
 
 impl StateTx for PgTx<'_, '_> {
+    fn lease(&mut self, stmt: LeaseStmt<'_>) -> Result<bool> {
+        Ok(self.execute(stmt.render('$'))? > 0)
+    }
+
     fn key(&self) -> Option<&SealKey> {
         self.store.key.as_ref()
     }

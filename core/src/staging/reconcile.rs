@@ -9,9 +9,10 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::manager::{blocking, lock};
-use super::store::{CheckUpdate, StagingRecord};
+use super::store::{CheckUpdate, Claim, StagingRecord};
 use super::{
-    machine, redact, BackendOutcome, BackendReply, Command, DeployRequest, StagingManager, Status,
+    machine, redact, BackendOutcome, BackendReply, Command, CommandOptions, CommandRequest,
+    DeployRequest, StagingManager, Status, TTL_ACTOR,
 };
 use crate::error::Result;
 use crate::runtime;
@@ -33,6 +34,74 @@ pub struct ReconcileReport {
     pub failed_pending: usize,
     /// Archived stagings whose `archive_check` answered "not properly archived".
     pub archive_problems: usize,
+    /// Stagings past their expiry ([`Staging::expires_at`](super::Staging::expires_at))
+    /// whose `delete` (archive) was started.
+    pub expired: usize,
+    /// Stagings left to another reconcile sharing the state, which held their lease or had
+    /// just checked them.
+    pub skipped: usize,
+}
+
+/// How a reconcile loop runs ([`StagingManager::spawn_reconcile_loop_with`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileLoopOptions {
+    /// How often a round runs. A stable staging is checked when its
+    /// [`check_interval`](super::ManagerOptions::check_interval) has passed, a pending one
+    /// awaiting its settling check once a period; a fifth of the period is allowed for the
+    /// jitter of the rounds.
+    pub every: Duration,
+    /// Also clean up Archived stagings past the retention on every round
+    /// ([`StagingManager::clean_archived_async`]).
+    pub clean_archived: bool,
+}
+
+impl ReconcileLoopOptions {
+    /// A loop every `every`, without retention cleanup.
+    pub fn every(every: Duration) -> ReconcileLoopOptions {
+        ReconcileLoopOptions {
+            every,
+            clean_archived: false,
+        }
+    }
+}
+
+/// The leases of one reconcile round ([`StateStore::claim`](super::StateStore::claim)),
+/// released when the round ends, also when it is cancelled (the loop stopped) or fails.
+struct Leases {
+    manager: StagingManager,
+    names: Vec<String>,
+    until: chrono::DateTime<Utc>,
+}
+
+impl Leases {
+    async fn release(mut self) {
+        let names = std::mem::take(&mut self.names);
+        let (store, until) = (self.manager.inner.store.clone(), self.until);
+        if let Err(e) = blocking(move || store.release(&names, until)).await {
+            tracing::warn!(
+                "reconcile leases could not be released (they run out by themselves): {e}"
+            );
+        }
+    }
+}
+
+impl Drop for Leases {
+    fn drop(&mut self) {
+        if self.names.is_empty() {
+            return;
+        }
+        // Cancelled: release on the blocking pool; ReconcileLoop::stop waits for it.
+        let names = std::mem::take(&mut self.names);
+        let (store, until) = (self.manager.inner.store.clone(), self.until);
+        let h = runtime::runtime().spawn_blocking(move || {
+            if let Err(e) = store.release(&names, until) {
+                tracing::warn!(
+                    "reconcile leases could not be released (they run out by themselves): {e}"
+                );
+            }
+        });
+        lock(&self.manager.inner.releases).push(h);
+    }
 }
 
 /// The background reconcile loop; dropping it (or [`ReconcileLoop::stop`]) stops it.
@@ -40,14 +109,26 @@ pub struct ReconcileReport {
 #[derive(Debug)]
 pub struct ReconcileLoop {
     handle: tokio::task::JoinHandle<()>,
+    manager: StagingManager,
 }
 
 impl ReconcileLoop {
-    /// Stop the loop, and wait until it has stopped: no reconcile of it runs after this
-    /// returns (dropping it stops it too, without waiting).
-    pub fn stop(mut self) {
+    /// Stop the loop at once, also in the middle of a round (backend calls in flight are
+    /// dropped: a script is killed, its answer never recorded, so nothing is changed by
+    /// half), and wait until it has stopped and released its leases: no reconcile of it runs
+    /// after this returns (dropping it stops it too, without waiting).
+    pub fn stop(self) {
+        runtime::block_on(self.stop_async());
+    }
+
+    /// Async form of [`ReconcileLoop::stop`].
+    pub async fn stop_async(mut self) {
         self.handle.abort();
-        let _ = runtime::block_on(&mut self.handle);
+        let _ = (&mut self.handle).await;
+        let pending: Vec<_> = std::mem::take(&mut *lock(&self.manager.inner.releases));
+        for h in pending {
+            let _ = h.await;
+        }
     }
 }
 
@@ -74,14 +155,30 @@ impl StagingManager {
     ///   `pending_timeout` it becomes Failure with the last answer as the reason (counted in
     ///   `failed_pending`) ([`machine::settle`]).
     ///
-    /// Never calls `delete` or `cleanup`.
+    /// - Running / Failure past its expiry ([`Staging::expires_at`](super::Staging::expires_at)):
+    ///   `delete` (archive), by the actor [`TTL_ACTOR`], and counted in `expired`.
+    ///
+    /// Calls `delete` only for an expiry the staging was given, and `cleanup` never. Several
+    /// processes or hosts may reconcile one shared state at once: each staging is claimed
+    /// first ([`StateStore::claim`](super::StateStore::claim)), so the backend is asked about
+    /// it by one of them (the others count it in `skipped`).
     pub async fn reconcile_async(&self) -> Result<ReconcileReport> {
+        self.reconcile_round(None).await
+    }
+
+    /// One round; `period`: that of the loop running it (`None`: a one-shot reconcile).
+    async fn reconcile_round(&self, period: Option<Duration>) -> Result<ReconcileReport> {
         let store = self.inner.store.clone();
         let records = blocking(move || store.list()).await?;
         let now = Utc::now();
         let opts = &self.inner.opts;
-        let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
+        let ago = |d: Duration| now - super::expiry::chrono_duration(d);
+        // A loop's rounds drift: allow a fifth of the period, so a staging checked by the
+        // round before (here or on another host) is due again on the next one.
+        let slack = period.map_or(Duration::ZERO, |p| p / 5);
+        let check_due = ago(opts.check_interval.saturating_sub(slack));
+        let settle_due = period.map(|p| ago(p.saturating_sub(slack)));
+        let mut jobs = Vec::new();
         let my_pid = std::process::id();
         let running_ops = lock(&self.inner.running_ops).clone();
         let abandoned_ops = lock(&self.inner.abandoned_ops).clone();
@@ -110,18 +207,25 @@ impl StagingManager {
                     }
                 }
                 // A pending status with no command in flight awaits its settling check
-                // (a backend that settles by check): asked on every reconcile.
-                None if staging.status.is_pending() => Job::Settle {
-                    status: staging.status,
-                    expired: (now - staging.status_since).to_std().unwrap_or_default()
-                        > opts.pending_timeout,
-                },
+                // (a backend that settles by check): asked on every one-shot reconcile,
+                // once a period by a loop.
+                None if staging.status.is_pending() => {
+                    if !is_due(staging.checked_at, settle_due) {
+                        continue;
+                    }
+                    Job::Settle {
+                        status: staging.status,
+                        expired: (now - staging.status_since).to_std().unwrap_or_default()
+                            > opts.pending_timeout,
+                    }
+                }
+                None if matches!(staging.status, Status::Running | Status::Failure)
+                    && staging.expires_at.is_some_and(|t| t <= now) =>
+                {
+                    Job::Expire
+                }
                 None => {
-                    let due = match staging.checked_at {
-                        None => true,
-                        Some(t) => (now - t).to_std().unwrap_or_default() >= opts.check_interval,
-                    };
-                    if !due || staging.status.is_pending() {
+                    if !is_due(staging.checked_at, Some(check_due)) {
                         continue;
                     }
                     Job::Check {
@@ -129,6 +233,60 @@ impl StagingManager {
                     }
                 }
             };
+            jobs.push((kind, staging));
+        }
+        // Claim what is due, in one statement per staging, so that of several reconciles
+        // sharing the state one asks the backend about each staging.
+        let claims: Vec<Claim> = jobs
+            .iter()
+            .map(|(kind, staging)| Claim {
+                name: staging.name.clone(),
+                due_before: match kind {
+                    Job::Check { .. } => Some(check_due),
+                    Job::Settle { .. } => settle_due,
+                    Job::Pending { .. } | Job::Expire => None,
+                },
+            })
+            .collect();
+        let until = now + super::expiry::chrono_duration(opts.pending_timeout);
+        let store = self.inner.store.clone();
+        let claimed = blocking(move || store.claim(&claims, now, until)).await?;
+        let leases = Leases {
+            manager: self.clone(),
+            names: claimed.clone(),
+            until,
+        };
+        let mut report = ReconcileReport {
+            skipped: jobs.len() - claimed.len(),
+            ..ReconcileReport::default()
+        };
+        let claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
+        let result = self.run_jobs(jobs, &claimed, &mut report).await;
+        leases.release().await;
+        result?;
+        tracing::debug!(?report, "reconcile done");
+        Ok(report)
+    }
+
+    /// Ask the backend about the claimed jobs and record the answers.
+    async fn run_jobs(
+        &self,
+        jobs: Vec<(Job, super::Staging)>,
+        claimed: &std::collections::HashSet<String>,
+        report: &mut ReconcileReport,
+    ) -> Result<()> {
+        let opts = &self.inner.opts;
+        let sem = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut expiring = Vec::new();
+        for (kind, staging) in jobs {
+            if !claimed.contains(&staging.name) {
+                continue;
+            }
+            if let Job::Expire = kind {
+                expiring.push(staging.name);
+                continue;
+            }
             let dreq = DeployRequest {
                 name: staging.name.clone(),
                 namespace: self.namespace(&staging.name),
@@ -160,7 +318,6 @@ impl StagingManager {
                 (kind, dreq, reply)
             });
         }
-        let mut report = ReconcileReport::default();
         let mut updates = Vec::new();
         let mut pending = Vec::new();
         while let Some(joined) = tasks.join_next().await {
@@ -250,6 +407,7 @@ impl StagingManager {
                     command,
                     expired,
                 } => pending.push((op_id, command, expired, dreq, reply)),
+                Job::Expire => {}
             }
         }
         let store = self.inner.store.clone();
@@ -308,8 +466,23 @@ impl StagingManager {
                 report.failed_pending += 1;
             }
         }
-        tracing::debug!(?report, "reconcile done");
-        Ok(report)
+        for name in expiring {
+            let req = CommandRequest::Delete { name: name.clone() };
+            match self
+                .start_as(req, CommandOptions::default(), TTL_ACTOR.to_string())
+                .await
+            {
+                Ok(p) => {
+                    report.expired += 1;
+                    tracing::info!(name = %name, "expired: archiving");
+                    if let Err(e) = p.wait_async().await {
+                        tracing::warn!(name = %name, "expiry delete could not be recorded: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(name = %name, "expiry delete refused: {e}"),
+            }
+        }
+        Ok(())
     }
 
     /// Blocking form of [`StagingManager::reconcile_async`].
@@ -320,18 +493,62 @@ impl StagingManager {
     /// Run [`StagingManager::reconcile_async`] every `every` on the shared runtime until the
     /// returned handle is dropped. Errors are logged.
     pub fn spawn_reconcile_loop(&self, every: Duration) -> ReconcileLoop {
+        self.spawn_reconcile_loop_with(ReconcileLoopOptions::every(every))
+    }
+
+    /// The reconcile loop of a status updater (DM's server checks every 30 s): a round every
+    /// [`ReconcileLoopOptions::every`], with retention cleanup if asked, on the shared runtime
+    /// until the returned handle is stopped or dropped. Several processes or hosts may run it
+    /// on one shared state: each staging is checked by one of them once a period. A round
+    /// that fails (the state store unreachable) changes nothing and is logged; the next one
+    /// runs on time.
+    pub fn spawn_reconcile_loop_with(&self, opts: ReconcileLoopOptions) -> ReconcileLoop {
         let this = self.clone();
+        let every = opts.every.max(Duration::from_millis(10));
         let handle = runtime::runtime().spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = this.reconcile_async().await {
-                    tracing::warn!("reconcile failed: {e}");
+                match this.reconcile_round(Some(every)).await {
+                    Ok(r) => tracing::info!(
+                        checked = r.checked,
+                        changed = r.changed,
+                        transient_errors = r.transient_errors,
+                        expired = r.expired,
+                        skipped = r.skipped,
+                        "reconcile round"
+                    ),
+                    Err(e) => tracing::warn!("reconcile failed: {e}"),
+                }
+                if opts.clean_archived {
+                    match this.clean_archived_async(None).await {
+                        Ok(names) => {
+                            for n in names {
+                                tracing::info!(name = %n, "retention: cleaned up");
+                            }
+                        }
+                        Err(e) => tracing::warn!("retention cleanup failed: {e}"),
+                    }
                 }
             }
         });
-        ReconcileLoop { handle }
+        ReconcileLoop {
+            handle,
+            manager: self.clone(),
+        }
+    }
+}
+
+/// Whether a staging last checked at `checked_at` is due for a check by `due_before`
+/// (`None`: always).
+fn is_due(
+    checked_at: Option<chrono::DateTime<Utc>>,
+    due_before: Option<chrono::DateTime<Utc>>,
+) -> bool {
+    match (checked_at, due_before) {
+        (Some(t), Some(due)) => t <= due,
+        _ => true,
     }
 }
 
@@ -349,4 +566,6 @@ enum Job {
         command: Command,
         expired: bool,
     },
+    /// Past its expiry: archived (`delete`).
+    Expire,
 }

@@ -24,7 +24,7 @@ use super::codec::{
     self, audit_entry, event, event_body, from_ms, ms, staging_record, Cell, Columns, Stmt,
     AUDIT_COLS, EVENT_COLS, STAGING_COLS,
 };
-use super::ledger::{self, AuditDone, AuditRow, Change, Guard, StateTx, Step};
+use super::ledger::{self, AuditDone, AuditRow, Change, Guard, LeaseStmt, StateTx, Step};
 use super::sealed::{self, SealKey};
 use super::store::{StagingRecord, StateStore};
 use super::{AuditEntry, AuditQuery, Event, EventKind, Status};
@@ -32,12 +32,11 @@ use crate::error::{Error, Result};
 
 /// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
 /// has shipped: add a new one.
-fn migrations() -> [String; 1] {
-    [codec::schema_v1(
-        "INTEGER",
-        "INTEGER PRIMARY KEY AUTOINCREMENT",
-        false,
-    )]
+fn migrations() -> [String; 2] {
+    [
+        codec::schema_v1("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT", false),
+        codec::schema_v2("INTEGER"),
+    ]
 }
 
 /// The SQLite state store. Cheap to share behind an `Arc`; one connection, used by one
@@ -322,6 +321,10 @@ impl SqliteTx<'_, '_> {
 }
 
 impl StateTx for SqliteTx<'_, '_> {
+    fn lease(&mut self, stmt: LeaseStmt<'_>) -> Result<bool> {
+        Ok(self.run(stmt.render('?'))? > 0)
+    }
+
     fn key(&self) -> Option<&SealKey> {
         Some(&self.store.key)
     }

@@ -7,7 +7,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{AuditEntry, AuditQuery, Command, Event, Override, Staging, Status};
+use super::{
+    AuditEntry, AuditQuery, Command, Event, Expiry, Override, OverrideEdit, Staging, Status,
+};
 use crate::error::Result;
 
 /// The command in progress on a staging.
@@ -50,6 +52,11 @@ pub struct Begin<'a> {
     pub tag: Option<&'a str>,
     /// The new overrides (create and update); `None` keeps the stored ones.
     pub overrides: Option<&'a [Override]>,
+    /// Per-key changes applied, in order, to those overrides (create and update): checked
+    /// against the row read in the same transaction, so a concurrent change is never lost.
+    pub edits: &'a [OverrideEdit],
+    /// What the command does to the staging's expiry.
+    pub expiry: Expiry,
     /// This process.
     pub pid: u32,
     /// Now.
@@ -121,6 +128,17 @@ pub struct CheckUpdate {
     pub now: DateTime<Utc>,
 }
 
+/// One staging a `reconcile` wants to ask the backend about ([`StateStore::claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The staging.
+    pub name: String,
+    /// Claim it only if it was last checked no later than this (`None`: whenever it was): the
+    /// check is due. Tested in the same statement as the lease, so two reconciles of one
+    /// period never both check it.
+    pub due_before: Option<DateTime<Utc>>,
+}
+
 /// Where stagings, the audit log and events are kept. Every method must be one atomic
 /// transaction; the lifecycle writes (`begin`, `refuse`, `finish`, `record_checks`) are the
 /// same for every store and written once in the crate's ledger, which each store runs inside
@@ -166,6 +184,28 @@ pub trait StateStore: Send + Sync {
     /// Record health-check results in one transaction; returns the events of the status
     /// changes made.
     fn record_checks(&self, updates: &[CheckUpdate]) -> Result<Vec<Event>>;
+
+    /// Claim stagings for one reconcile: each staging of `claims` whose lease is free at
+    /// `now` (and whose check is due, [`Claim::due_before`]) gets the lease `until`; returns
+    /// the names claimed. Several hosts running `reconcile` on one shared store so ask the
+    /// backend about each staging once. The default (a store of the user's own without
+    /// leases) claims every one.
+    fn claim(
+        &self,
+        claims: &[Claim],
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        let _ = (now, until);
+        Ok(claims.iter().map(|c| c.name.clone()).collect())
+    }
+
+    /// Release the leases `until` that [`StateStore::claim`] gave these stagings (a lease
+    /// taken over meanwhile, after it ran out, is left alone).
+    fn release(&self, names: &[String], until: DateTime<Utc>) -> Result<()> {
+        let _ = (names, until);
+        Ok(())
+    }
 
     /// Audit rows, oldest first.
     fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
