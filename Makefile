@@ -43,8 +43,9 @@ test-postgres:
 	bash tests/postgres/with-postgres.sh bash -c '\
 	  $(CARGO) test -p capsa --features postgres-tests --test staging_lifecycle \
 	    --test staging_model --test staging_script --test staging_transitions \
-	    --test staging_postgres --test staging_postgres_crash --test staging_secrets --test staging_race && \
-	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli postgres'
+	    --test staging_postgres --test staging_postgres_crash --test staging_secrets --test staging_race \
+	    --test staging_updater && \
+	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli --test staging_updater_cli postgres'
 
 # Archives in an S3-compatible bucket, against a real MinIO server (built once per machine from
 # the Go module proxy into ~/.cache/capsa/minio/, started on loopback with a temporary data

@@ -71,7 +71,8 @@ impl Serialize for Secret {
 
 /// One override: `key=value` in a scope, public or private.
 ///
-/// `Debug` and `Serialize` show the value only when it is public.
+/// `Debug` and `Serialize` show the value only when it is public; `Serialize` spells scope and
+/// visibility as every binding does (`"app"`, `"private"`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Override {
     /// The key (a non-empty string without `=`).
@@ -170,8 +171,8 @@ impl Serialize for Override {
         let mut st = s.serialize_struct("Override", 4)?;
         st.serialize_field("key", &self.key)?;
         st.serialize_field("value", self.shown_value())?;
-        st.serialize_field("scope", &self.scope)?;
-        st.serialize_field("visibility", &self.visibility)?;
+        st.serialize_field("scope", self.scope.as_str())?;
+        st.serialize_field("visibility", self.visibility.as_str())?;
         st.end()
     }
 }
