@@ -210,17 +210,20 @@ export declare class StagingManager {
    * Create a staging and wait for the backend: CreatePending, then Running (or Failure).
    * `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
    */
-  create(name: string, tag: string, overrides?: Array<OverrideInit>): Promise<Staging>
+  create(name: string, tag: string, overrides?: Array<OverrideInit>, options?: CommandInit): Promise<Staging>
   /**
    * Update a Running or Failure staging's tag and overrides (`undefined` overrides keep
    * the stored ones): UpdatePending, then Running (or Failure). `BUSY` while another
    * command runs on it.
    */
-  update(name: string, tag: string, overrides?: Array<OverrideInit>): Promise<Staging>
+  update(name: string, tag: string, overrides?: Array<OverrideInit>, options?: CommandInit): Promise<Staging>
   /** Archive a staging (workloads removed, volumes kept): DeletePending, then Archived. */
   delete(name: string): Promise<Staging>
-  /** Recreate an archived staging with its last settings. */
-  restore(name: string): Promise<Staging>
+  /**
+   * Recreate an archived staging with its last settings (`options.ttl`: a new time to
+   * live; without it an expiry that has passed is dropped).
+   */
+  restore(name: string, options?: CommandInit): Promise<Staging>
   /** Remove an archived or failed staging for good; resolves to `null` once it is gone. */
   cleanup(name: string): Promise<Staging | null>
   /** One staging (`NOT_FOUND` if absent). */
@@ -414,6 +417,22 @@ export interface BumpOptions {
   tags?: Array<string>
 }
 
+/** Options of create, update and restore: core's `CommandOptions`. */
+export interface CommandInit {
+  /**
+   * Time to live (`'3d'`, `'12h'`): `reconcile` archives the staging once it has passed;
+   * `'never'` drops a stored one. Absent: keep the stored expiry.
+   */
+  ttl?: string
+  /** Update: set single keys, keeping the others. */
+  setOverrides?: Array<OverrideInit | undefined | null>
+  /**
+   * Update: remove single keys, keeping the others (`INVALID_ARGUMENT` for a key that is
+   * not there).
+   */
+  unsetOverrides?: Array<OverrideKey>
+}
+
 /** The metadata of a crate (`.capsa-crate.json`). */
 export interface CrateMetadata {
   /** Metadata schema version. */
@@ -531,6 +550,14 @@ export interface OverrideInit {
   private?: boolean
 }
 
+/** A key to remove from a scope (`CommandInit.unsetOverrides`). */
+export interface OverrideKey {
+  /** The key. */
+  key: string
+  /** `'app'` (the default) or `'staging'`. */
+  scope?: 'app' | 'staging'
+}
+
 /** An override as shown: private values are `'***'`. */
 export interface OverrideView {
   /** The key. */
@@ -569,6 +596,10 @@ export interface ReconcileReport {
   failedPending: number
   /** Archived stagings not properly archived. */
   archiveProblems: number
+  /** Stagings past their expiry whose archive was started. */
+  expired: number
+  /** Stagings left to another reconcile sharing the state. */
+  skipped: number
 }
 
 /** Options of `ScriptBackend`, each absent one core's default. */
@@ -615,6 +646,8 @@ export interface Staging {
   statusSince: string
   /** When the backend was last asked about it. */
   checkedAt?: string
+  /** When it expires (`reconcile` archives it then); absent: never. */
+  expiresAt?: string
 }
 
 /** A staging event: a status change or a finished command. */

@@ -380,3 +380,34 @@ test('KubernetesBackend: bad input has its codes, a good one opens a manager', a
   const { manager } = await open(t, backend);
   assert.deepEqual(await manager.list(), []);
 });
+
+test('a time to live, and single overrides set and unset', async (t) => {
+  const { manager } = await open(t);
+  const preview = await manager.create('preview', '1.0.0', [{ key: 'LOG', value: 'info' }], {
+    ttl: '3d',
+  });
+  const left = Date.parse(preview.expiresAt) - Date.now();
+  assert.ok(left > 3 * 86400e3 - 60e3 && left <= 3 * 86400e3, `${left}`);
+  await rejectsWithCode(assert, () => manager.update('preview', '1.0.1', undefined, { ttl: '3 days' }), 'INVALID_ARGUMENT');
+  const web = await manager.update('preview', '1.0.1', undefined, {
+    ttl: '0s',
+    setOverrides: [{ key: 'TOKEN', value: 't0ps3cret', private: true }],
+    unsetOverrides: [{ key: 'LOG' }],
+  });
+  assert.deepEqual(
+    web.overrides.map((o) => [o.scope, o.key, o.value]),
+    [['app', 'TOKEN', '***']],
+  );
+  await rejectsWithCode(
+    assert,
+    () => manager.update('preview', '1.0.2', undefined, { unsetOverrides: [{ key: 'LOG', scope: 'app' }] }),
+    'INVALID_ARGUMENT',
+  );
+  const report = await manager.reconcile();
+  assert.deepEqual([report.expired, report.skipped], [1, 0]);
+  assert.equal((await manager.get('preview')).status, 'Archived');
+  const restored = await manager.restore('preview');
+  assert.equal(restored.status, 'Running');
+  assert.equal(restored.expiresAt, undefined);
+  assert.equal((await manager.update('preview', '1.0.3', undefined, { ttl: '3d' })).status, 'Running');
+});

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use capsa::staging::{
-    BackendReply, BackendSpec, Deployer, Dialect, EventKind, KubernetesDeployer, MockCall,
-    MockDeployer, OpenSettings, Override, Scope, ScriptDeployer, ScriptNamespace, Settle, Staging,
-    StagingManager, Subscription,
+    BackendReply, BackendSpec, CommandOptions, CommandRequest, Deployer, Dialect, EventKind,
+    Expiry, KubernetesDeployer, MockCall, MockDeployer, OpenSettings, Override, OverrideEdit,
+    Scope, ScriptDeployer, ScriptNamespace, Settle, Staging, StagingManager, Subscription,
 };
 use napi::bindgen_prelude::{Either4, Function, JsObjectValue, Object, ToNapiValue};
 use napi::threadsafe_function::UnknownReturnValue;
@@ -345,6 +345,66 @@ pub struct OverrideInit {
     pub private: Option<bool>,
 }
 
+/// A key to remove from a scope (`CommandInit.unsetOverrides`).
+#[napi(object)]
+pub struct OverrideKey {
+    /// The key.
+    pub key: String,
+    /// `'app'` (the default) or `'staging'`.
+    #[napi(ts_type = "'app' | 'staging'")]
+    pub scope: Option<String>,
+}
+
+/// Options of create, update and restore: core's `CommandOptions`.
+#[napi(object)]
+pub struct CommandInit {
+    /// Time to live (`'3d'`, `'12h'`): `reconcile` archives the staging once it has passed;
+    /// `'never'` drops a stored one. Absent: keep the stored expiry.
+    pub ttl: Option<String>,
+    /// Update: set single keys, keeping the others.
+    pub set_overrides: Option<Vec<Option<OverrideInit>>>,
+    /// Update: remove single keys, keeping the others (`INVALID_ARGUMENT` for a key that is
+    /// not there).
+    pub unset_overrides: Option<Vec<OverrideKey>>,
+}
+
+fn to_options(init: Option<CommandInit>) -> capsa::Result<CommandOptions> {
+    let Some(init) = init else {
+        return Ok(CommandOptions::default());
+    };
+    let mut edits: Vec<OverrideEdit> = to_overrides(init.set_overrides)?
+        .into_iter()
+        .map(OverrideEdit::Set)
+        .collect();
+    for k in init.unset_overrides.unwrap_or_default() {
+        let scope = k.scope.as_deref().map_or(Ok(Scope::App), Scope::parse)?;
+        edits.push(OverrideEdit::Unset { scope, key: k.key });
+    }
+    Ok(CommandOptions {
+        expiry: init
+            .ttl
+            .as_deref()
+            .map(Expiry::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        edits,
+    })
+}
+
+/// Run `req` with `init` and wait: the staging afterwards.
+async fn run_with(
+    m: StagingManager,
+    req: CommandRequest,
+    init: Option<CommandInit>,
+) -> capsa::Result<StagingView> {
+    let name = req.name().to_string();
+    let s = m.run_with_async(req, to_options(init)?).await?;
+    s.map(view).ok_or(capsa::Error::NotFound {
+        what: "staging",
+        name,
+    })
+}
+
 fn to_overrides(list: Option<Vec<Option<OverrideInit>>>) -> capsa::Result<Vec<Override>> {
     list.unwrap_or_default()
         .into_iter()
@@ -408,6 +468,8 @@ pub struct StagingView {
     pub status_since: String,
     /// When the backend was last asked about it.
     pub checked_at: Option<String>,
+    /// When it expires (`reconcile` archives it then); absent: never.
+    pub expires_at: Option<String>,
 }
 
 fn view(s: Staging) -> StagingView {
@@ -431,6 +493,7 @@ fn view(s: Staging) -> StagingView {
         updated_at: s.updated_at.to_rfc3339(),
         status_since: s.status_since.to_rfc3339(),
         checked_at: s.checked_at.map(|t| t.to_rfc3339()),
+        expires_at: s.expires_at.map(|t| t.to_rfc3339()),
     }
 }
 
@@ -518,6 +581,10 @@ pub struct ReconcileReport {
     pub failed_pending: u32,
     /// Archived stagings not properly archived.
     pub archive_problems: u32,
+    /// Stagings past their expiry whose archive was started.
+    pub expired: u32,
+    /// Stagings left to another reconcile sharing the state.
+    pub skipped: u32,
 }
 
 /// Options of `StagingManager.open`: core's open settings (`OpenSettings`) in camelCase,
@@ -663,7 +730,7 @@ impl JsStagingManager {
     /// Create a staging and wait for the backend: CreatePending, then Running (or Failure).
     /// `INVALID_TRANSITION` if it exists, `INVALID_NAME` for a bad name.
     #[napi(
-        ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>",
+        ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>, options?: CommandInit",
         ts_return_type = "Promise<Staging>"
     )]
     pub fn create<'e>(
@@ -672,10 +739,16 @@ impl JsStagingManager {
         name: String,
         tag: String,
         overrides: Option<Vec<Option<OverrideInit>>>,
+        options: Option<CommandInit>,
     ) -> napi::Result<Object<'e>> {
         self.run(env, move |m| async move {
             let overrides = to_overrides(overrides)?;
-            m.create_async(&name, &tag, overrides).await.map(view)
+            let req = CommandRequest::Create {
+                name,
+                tag,
+                overrides,
+            };
+            run_with(m, req, options).await
         })
     }
 
@@ -683,7 +756,7 @@ impl JsStagingManager {
     /// the stored ones): UpdatePending, then Running (or Failure). `BUSY` while another
     /// command runs on it.
     #[napi(
-        ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>",
+        ts_args_type = "name: string, tag: string, overrides?: Array<OverrideInit>, options?: CommandInit",
         ts_return_type = "Promise<Staging>"
     )]
     pub fn update<'e>(
@@ -692,13 +765,19 @@ impl JsStagingManager {
         name: String,
         tag: String,
         overrides: Option<Vec<Option<OverrideInit>>>,
+        options: Option<CommandInit>,
     ) -> napi::Result<Object<'e>> {
         self.run(env, move |m| async move {
-            let o = match overrides {
+            let overrides = match overrides {
                 Some(list) => Some(to_overrides(Some(list))?),
                 None => None,
             };
-            m.update_async(&name, &tag, o).await.map(view)
+            let req = CommandRequest::Update {
+                name,
+                tag,
+                overrides,
+            };
+            run_with(m, req, options).await
         })
     }
 
@@ -710,11 +789,20 @@ impl JsStagingManager {
         })
     }
 
-    /// Recreate an archived staging with its last settings.
-    #[napi(ts_return_type = "Promise<Staging>")]
-    pub fn restore<'e>(&self, env: &'e Env, name: String) -> napi::Result<Object<'e>> {
+    /// Recreate an archived staging with its last settings (`options.ttl`: a new time to
+    /// live; without it an expiry that has passed is dropped).
+    #[napi(
+        ts_args_type = "name: string, options?: CommandInit",
+        ts_return_type = "Promise<Staging>"
+    )]
+    pub fn restore<'e>(
+        &self,
+        env: &'e Env,
+        name: String,
+        options: Option<CommandInit>,
+    ) -> napi::Result<Object<'e>> {
         self.run(env, move |m| async move {
-            m.restore_async(&name).await.map(view)
+            run_with(m, CommandRequest::Restore { name }, options).await
         })
     }
 
@@ -758,6 +846,8 @@ impl JsStagingManager {
                 resolved_pending: r.resolved_pending as u32,
                 failed_pending: r.failed_pending as u32,
                 archive_problems: r.archive_problems as u32,
+                expired: r.expired as u32,
+                skipped: r.skipped as u32,
             })
         })
     }

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use capsa::staging::{
-    self, AuditEntry, AuditQuery, BackendReply, Deployer, Dialect, Event, EventKind,
-    KubernetesDeployer, ManagerOptions, MockCall, MockDeployer, Override, ReconcileReport, Scope,
-    ScriptDeployer, ScriptNamespace, Settle, Staging, StagingManager,
+    self, AuditEntry, AuditQuery, BackendReply, CommandOptions, CommandRequest, Deployer, Dialect,
+    Event, EventKind, Expiry, KubernetesDeployer, ManagerOptions, MockCall, MockDeployer, Override,
+    OverrideEdit, ReconcileReport, Scope, ScriptDeployer, ScriptNamespace, Settle, Staging,
+    StagingManager,
 };
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use pyo3::prelude::*;
@@ -483,6 +484,12 @@ impl PyStaging {
         opt_datetime(py, &self.inner.checked_at)
     }
 
+    /// When it expires (UTC): `reconcile` archives it then. `None`: never.
+    #[getter]
+    fn expires_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, &self.inner.expires_at)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Staging({:?}, tag={:?}, status={})",
@@ -718,6 +725,10 @@ pub struct PyReconcileReport {
     failed_pending: usize,
     /// Archived stagings not properly archived.
     archive_problems: usize,
+    /// Stagings past their expiry whose archive was started.
+    expired: usize,
+    /// Stagings left to another reconcile sharing the state.
+    skipped: usize,
 }
 
 impl From<ReconcileReport> for PyReconcileReport {
@@ -729,6 +740,8 @@ impl From<ReconcileReport> for PyReconcileReport {
             resolved_pending: r.resolved_pending,
             failed_pending: r.failed_pending,
             archive_problems: r.archive_problems,
+            expired: r.expired,
+            skipped: r.skipped,
         }
     }
 }
@@ -902,6 +915,15 @@ fn command<T: Send + 'static>(
     wait::interruptible(py, work, || {}, wait::OnSignal::Leave)?.py_err()
 }
 
+/// Core's expiry for a `ttl` argument (`None`: keep).
+fn expiry(ttl: Option<&str>) -> PyResult<Expiry> {
+    Ok(ttl
+        .map(Expiry::parse)
+        .transpose()
+        .py_err()?
+        .unwrap_or_default())
+}
+
 fn overrides(list: Vec<PyRef<'_, PyOverride>>) -> Vec<Override> {
     list.iter().map(|o| o.inner.clone()).collect()
 }
@@ -922,6 +944,28 @@ impl PyStagingManager {
             return Err(capsa::Error::closed("staging manager"));
         }
         Ok(&self.inner)
+    }
+
+    /// Run a command with options and wait; a command that leaves no staging (only cleanup
+    /// does) is `NOT_FOUND`.
+    fn run_with(
+        &self,
+        py: Python<'_>,
+        req: CommandRequest,
+        expiry: Expiry,
+        edits: Vec<OverrideEdit>,
+    ) -> PyResult<PyStaging> {
+        let name = req.name().to_string();
+        let m = self.open_manager().py_err()?.clone();
+        let opts = CommandOptions { expiry, edits };
+        let s = command(py, move || m.run_with(req, opts))?;
+        let inner = s
+            .ok_or_else(|| capsa::Error::NotFound {
+                what: "staging",
+                name,
+            })
+            .py_err()?;
+        Ok(PyStaging { inner })
     }
 }
 
@@ -977,34 +1021,55 @@ impl PyStagingManager {
     }
 
     /// Create a staging and wait for the backend: Running, or Failure with a reason.
-    #[pyo3(signature = (name, tag, overrides = Vec::new()),
-           text_signature = "(self, name, tag, overrides=())")]
+    /// `ttl` (`"3d"`, `"12h"`): `reconcile` archives it once that has passed.
+    #[pyo3(signature = (name, tag, overrides = Vec::new(), *, ttl = None),
+           text_signature = "(self, name, tag, overrides=(), *, ttl=None)")]
     fn create(
         &self,
         py: Python<'_>,
         name: String,
         tag: String,
         overrides: Vec<PyRef<'_, PyOverride>>,
+        ttl: Option<&str>,
     ) -> PyResult<PyStaging> {
-        let o = self::overrides(overrides);
-        let m = self.open_manager().py_err()?.clone();
-        let inner = command(py, move || m.create(&name, &tag, o))?;
-        Ok(PyStaging { inner })
+        let req = CommandRequest::Create {
+            name,
+            tag,
+            overrides: self::overrides(overrides),
+        };
+        self.run_with(py, req, expiry(ttl)?, Vec::new())
     }
 
     /// Update a Running or Failure staging to `tag`; `overrides=None` keeps the stored ones.
-    #[pyo3(signature = (name, tag, overrides = None))]
+    /// `set_overrides` / `unset_overrides` (`(scope, key)` pairs) change single keys and keep
+    /// the rest; `ttl` sets a new time to live (`"never"` drops it), else the expiry is kept.
+    #[pyo3(signature = (name, tag, overrides = None, *, ttl = None, set_overrides = Vec::new(), unset_overrides = Vec::new()),
+           text_signature = "(self, name, tag, overrides=None, *, ttl=None, set_overrides=(), unset_overrides=())")]
+    #[allow(clippy::too_many_arguments)]
     fn update(
         &self,
         py: Python<'_>,
         name: String,
         tag: String,
         overrides: Option<Vec<PyRef<'_, PyOverride>>>,
+        ttl: Option<&str>,
+        set_overrides: Vec<PyRef<'_, PyOverride>>,
+        unset_overrides: Vec<(String, String)>,
     ) -> PyResult<PyStaging> {
-        let o = overrides.map(self::overrides);
-        let m = self.open_manager().py_err()?.clone();
-        let inner = command(py, move || m.update(&name, &tag, o))?;
-        Ok(PyStaging { inner })
+        let mut edits: Vec<OverrideEdit> = self::overrides(set_overrides)
+            .into_iter()
+            .map(OverrideEdit::Set)
+            .collect();
+        for (scope, key) in unset_overrides {
+            let scope = Scope::parse(&scope).py_err()?;
+            edits.push(OverrideEdit::Unset { scope, key });
+        }
+        let req = CommandRequest::Update {
+            name,
+            tag,
+            overrides: overrides.map(self::overrides),
+        };
+        self.run_with(py, req, expiry(ttl)?, edits)
     }
 
     /// Archive a staging (workloads removed, volumes kept): Archived, or Failure.
@@ -1014,11 +1079,16 @@ impl PyStagingManager {
         Ok(PyStaging { inner })
     }
 
-    /// Recreate an Archived staging with its last settings: Running, or Failure.
-    fn restore(&self, py: Python<'_>, name: String) -> PyResult<PyStaging> {
-        let m = self.open_manager().py_err()?.clone();
-        let inner = command(py, move || m.restore(&name))?;
-        Ok(PyStaging { inner })
+    /// Recreate an Archived staging with its last settings: Running, or Failure. `ttl`: a
+    /// new time to live; without it an expiry that has passed is dropped.
+    #[pyo3(signature = (name, *, ttl = None))]
+    fn restore(&self, py: Python<'_>, name: String, ttl: Option<&str>) -> PyResult<PyStaging> {
+        self.run_with(
+            py,
+            CommandRequest::Restore { name },
+            expiry(ttl)?,
+            Vec::new(),
+        )
     }
 
     /// Remove an Archived or Failure staging for good: `None` when gone, else the staging

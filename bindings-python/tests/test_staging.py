@@ -443,3 +443,29 @@ def test_script_backend_namespace_dialect_and_settle(tmp_path: Path) -> None:
     with pytest.raises(capsa.InvalidArgumentError):
         capsa.ScriptBackend(scripts, settle="soon")  # type: ignore[arg-type]
     assert capsa.ScriptBackend(scripts, dialect="octopod").dir == scripts
+
+
+def test_ttl_and_per_key_override_changes(manager: capsa.StagingManager) -> None:
+    preview = manager.create("preview", "1.0.0", [capsa.Override("LOG", "info")], ttl="3d")
+    assert preview.expires_at is not None
+    left = (preview.expires_at - datetime.now(timezone.utc)).total_seconds()
+    assert 3 * 86400 - 60 < left <= 3 * 86400
+    with pytest.raises(capsa.InvalidArgumentError, match="ttl"):
+        manager.update("preview", "1.0.1", ttl="3 days")
+    web = manager.update(
+        "preview",
+        "1.0.1",
+        set_overrides=[capsa.Override("TOKEN", "t0ps3cret", private=True)],
+        unset_overrides=[("app", "LOG")],
+        ttl="0s",
+    )
+    assert [(o.scope, o.key, o.value) for o in web.overrides] == [("app", "TOKEN", "***")]
+    with pytest.raises(capsa.InvalidArgumentError, match='no app override "LOG" to unset'):
+        manager.update("preview", "1.0.2", unset_overrides=[("app", "LOG")])
+    report = manager.reconcile()
+    assert (report.expired, report.skipped) == (1, 0)
+    assert manager.get("preview").status == capsa.Status.Archived
+    assert manager.log("preview")[-1].actor == "ttl"
+    restored = manager.restore("preview")
+    assert (restored.status, restored.expires_at) == (capsa.Status.Running, None)
+    assert manager.update("preview", "1.0.3", ttl="never").expires_at is None

@@ -674,7 +674,22 @@ impl StagingManager {
     }
 
     async fn run_async(&self, req: CommandRequest) -> Result<Option<Staging>> {
-        self.start_async(req).await?.wait_async().await
+        self.run_with_async(req, CommandOptions::default()).await
+    }
+
+    /// Start a command with options ([`StagingManager::start_with_async`]) and wait for the
+    /// backend: the staging afterwards (`None`: removed by cleanup).
+    pub async fn run_with_async(
+        &self,
+        req: CommandRequest,
+        opts: CommandOptions,
+    ) -> Result<Option<Staging>> {
+        self.start_with_async(req, opts).await?.wait_async().await
+    }
+
+    /// Blocking form of [`StagingManager::run_with_async`].
+    pub fn run_with(&self, req: CommandRequest, opts: CommandOptions) -> Result<Option<Staging>> {
+        runtime::block_on(self.run_with_async(req, opts))
     }
 
     fn expect_staging(name: &str, s: Option<Staging>) -> Result<Staging> {
