@@ -960,7 +960,7 @@ impl PyStagingManager {
         let opts = CommandOptions { expiry, edits };
         let s = command(py, move || m.run_with(req, opts))?;
         let inner = s
-            .ok_or_else(|| capsa::Error::NotFound {
+            .ok_or(capsa::Error::NotFound {
                 what: "staging",
                 name,
             })
