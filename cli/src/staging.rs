@@ -81,6 +81,10 @@ pub struct Common {
     /// Who is issuing the command (audit log); default `$USER`.
     #[arg(long, env = "CAPSA_ACTOR")]
     actor: Option<String>,
+    /// Notifications file (TOML: `[[webhook]]` and `[[command]]` hooks called on every status
+    /// change). At exit a command waits up to the file's `grace` for queued deliveries.
+    #[arg(long, env = capsa::staging::NOTIFICATIONS_ENV, value_name = "FILE")]
+    notifications: Option<PathBuf>,
     /// Mock backend: make this call fail (create, update, delete, check, cleanup,
     /// archive_check, tag_check); repeatable.
     #[arg(long, value_name = "CALL")]
@@ -334,7 +338,28 @@ fn deployer(common: &Common) -> anyhow::Result<Arc<dyn Deployer>> {
     Ok(mock)
 }
 
-fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<StagingManager> {
+/// A manager that, when the command is done with it, gives the queued notifications the
+/// configured grace period to go out and says on stderr how many did not.
+struct Opened(StagingManager);
+
+impl std::ops::Deref for Opened {
+    type Target = StagingManager;
+    fn deref(&self) -> &StagingManager {
+        &self.0
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        let grace = self.0.options().notifications.grace;
+        let left = self.0.flush_notifications(grace);
+        if left > 0 {
+            eprintln!("warning: {left} notification(s) not delivered within {grace:?}");
+        }
+    }
+}
+
+fn manager(common: &Common, global: &Global, check_all: bool) -> anyhow::Result<Opened> {
     manager_with(common, global, check_all.then_some(Duration::ZERO))
 }
 
@@ -342,7 +367,7 @@ fn manager_with(
     common: &Common,
     global: &Global,
     check_interval: Option<Duration>,
-) -> anyhow::Result<StagingManager> {
+) -> anyhow::Result<Opened> {
     let path = state_path(common, global)?;
     let mut opts = ManagerOptions {
         pending_timeout: Duration::from_secs(common.pending_timeout),
@@ -355,7 +380,14 @@ fn manager_with(
     if let Some(i) = check_interval {
         opts.check_interval = i;
     }
-    Ok(StagingManager::open_with(&path, deployer(common)?, opts)?)
+    if let Some(f) = &common.notifications {
+        opts.notifications = staging::NotifyConfig::load(f)?;
+    }
+    Ok(Opened(StagingManager::open_with(
+        &path,
+        deployer(common)?,
+        opts,
+    )?))
 }
 
 /// The overrides `--app` / `--staging` give; `--private` may also name a key of `also` (the
@@ -596,7 +628,7 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             count,
             common,
         } => watch(
-            &manager(&common, global, false)?,
+            &*manager(&common, global, false)?,
             from_start,
             count,
             global.json,

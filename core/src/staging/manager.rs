@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::broadcast;
 
+use super::notify::{HookStats, Notifier, NotifyConfig, NOTIFICATIONS_ENV};
 use super::store::{Begin, Finish, StateStore};
 use super::{
     redact, validate_name, validate_tag, AuditEntry, AuditQuery, BackendOutcome, BackendReply,
-    Command, DeployRequest, Deployer, Event, EventKind, Expiry, NamedUrl, Override, OverrideEdit,
-    SqliteStore, Staging, Status,
+    Command, DeployRequest, Deployer, Event, Expiry, NamedUrl, Override, OverrideEdit, SqliteStore,
+    Staging, Status,
 };
 use crate::error::{Error, Result};
 use crate::runtime;
@@ -44,6 +45,10 @@ pub struct ManagerOptions {
     /// (created if missing). Default `None`: [`super::KEY_FILE_ENV`], else the state's
     /// default ([`super::open_store_with_key`]).
     pub key_file: Option<PathBuf>,
+    /// The installation's notification hooks ([`NotifyConfig`]). Default none;
+    /// [`StagingManager::open_with`] reads the file named by [`NOTIFICATIONS_ENV`] when this
+    /// has no hook.
+    pub notifications: NotifyConfig,
 }
 
 impl Default for ManagerOptions {
@@ -58,6 +63,7 @@ impl Default for ManagerOptions {
             concurrency: 16,
             namespace_prefix: String::new(),
             key_file: None,
+            notifications: NotifyConfig::default(),
         }
     }
 }
@@ -192,7 +198,7 @@ pub(super) struct Inner {
     channel: broadcast::Sender<Event>,
     /// Status changes for the backend's [`Deployer::notify`], delivered in order by one
     /// background task (only for a backend that [`Deployer::notifies`]).
-    notifier: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    notifier: Option<Notifier>,
 }
 
 /// The staging lifecycle: commands, `reconcile`, retention, audit log and events over a
@@ -287,34 +293,6 @@ fn bound_output(s: &str) -> String {
     )
 }
 
-/// The task that hands status changes to `deployer`'s [`Deployer::notify`], one at a time in
-/// the order they happened; it ends when the manager (the sender) is gone. A failing
-/// notification is logged, never more.
-fn spawn_notifier(
-    deployer: Arc<dyn Deployer>,
-    namespace_prefix: String,
-) -> tokio::sync::mpsc::UnboundedSender<Event> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    runtime::runtime().spawn(async move {
-        while let Some(e) = rx.recv().await {
-            let EventKind::StatusChanged { from, to, reason } = &e.kind else {
-                continue;
-            };
-            let req = DeployRequest {
-                name: e.name.clone(),
-                namespace: format!("{namespace_prefix}{}", e.name),
-                tag: None,
-                overrides: Vec::new(),
-            };
-            let reply = deployer.notify(&req, *from, *to, reason.as_deref()).await;
-            if let Some(why) = reply.reason() {
-                tracing::warn!(name = %e.name, "notification failed: {why}");
-            }
-        }
-    });
-    tx
-}
-
 /// Run a state store call on tokio's blocking pool. This is the one direction between sync and
 /// async in the manager: the [`StateStore`] trait is synchronous (see why there), the
 /// manager's `_async` forms hand each store call to a blocking thread, and its blocking forms
@@ -340,9 +318,8 @@ impl StagingManager {
         options: ManagerOptions,
     ) -> StagingManager {
         let (channel, _) = broadcast::channel(1024);
-        let notifier = deployer
-            .notifies()
-            .then(|| spawn_notifier(deployer.clone(), options.namespace_prefix.clone()));
+        let notifier =
+            Notifier::start(&options.notifications, &deployer, &options.namespace_prefix);
         StagingManager {
             inner: Arc::new(Inner {
                 store,
@@ -372,8 +349,13 @@ impl StagingManager {
     pub fn open_with(
         state: impl AsRef<OsStr>,
         deployer: Arc<dyn Deployer>,
-        options: ManagerOptions,
+        mut options: ManagerOptions,
     ) -> Result<StagingManager> {
+        if options.notifications.hooks.is_empty() {
+            if let Some(file) = std::env::var_os(NOTIFICATIONS_ENV).filter(|v| !v.is_empty()) {
+                options.notifications = NotifyConfig::load(Path::new(&file))?;
+            }
+        }
         let store = super::open_store_with_key(state, options.key_file.as_deref())?;
         Ok(StagingManager::new(store, deployer, options))
     }
@@ -386,6 +368,31 @@ impl StagingManager {
     ) -> Result<StagingManager> {
         let store = SqliteStore::open(path)?;
         Ok(StagingManager::new(Arc::new(store), deployer, options))
+    }
+
+    /// Wait until every queued notification is delivered (or given up), at most `grace`; the
+    /// number still pending then. A short-lived process (a CLI command) calls this before it
+    /// exits with [`NotifyConfig::grace`]; commands themselves never wait for hooks.
+    pub async fn flush_notifications_async(&self, grace: Duration) -> usize {
+        match &self.inner.notifier {
+            Some(n) => n.flush(grace).await,
+            None => 0,
+        }
+    }
+
+    /// The blocking form of [`StagingManager::flush_notifications_async`].
+    pub fn flush_notifications(&self, grace: Duration) -> usize {
+        runtime::block_on(self.flush_notifications_async(grace))
+    }
+
+    /// Delivery counts of each notification hook (the backend's own first), since the
+    /// manager was made.
+    pub fn notification_stats(&self) -> Vec<HookStats> {
+        self.inner
+            .notifier
+            .as_ref()
+            .map(Notifier::stats)
+            .unwrap_or_default()
     }
 
     /// The options.
@@ -438,8 +445,8 @@ impl StagingManager {
             .map(|(_, c)| c.clone())
             .collect();
         for e in events {
-            if let (Some(n), EventKind::StatusChanged { .. }) = (&self.inner.notifier, &e.kind) {
-                let _ = n.send(e.clone());
+            if let Some(n) = &self.inner.notifier {
+                n.send(&e);
             }
             for cb in &subs {
                 if catch_unwind(AssertUnwindSafe(|| cb(&e))).is_err() {

@@ -66,6 +66,7 @@ pub mod machine;
 mod manager;
 pub mod mock;
 mod model;
+pub mod notify;
 mod open;
 mod overrides;
 #[cfg(feature = "postgres")]
@@ -102,6 +103,7 @@ pub use deployer::{BackendOutcome, BackendReply, DeployRequest, Deployer, NamedU
 pub use events::{Event, EventKind};
 pub use expiry::{parse_duration, Expiry, TTL_ACTOR};
 pub use model::{Command, Staging, Status};
+pub use notify::{Hook, HookStats, NotifyConfig, NOTIFICATIONS_ENV};
 pub use overrides::{
     apply_edits, redact, redact_cut, Override, OverrideEdit, Scope, Secret, Visibility, MASK,
 };
