@@ -7,8 +7,8 @@
 # golang.org/toolchain, with whatever go command there is, and cache it beside the binaries.
 # CAPSA_FETCH_GO=1 (or CAPSA_K8S_FETCH_GO=1) forces that path (to test it).
 # ---------------------------------------------------------------------------------------------
-GO_MIN_MINOR=24
-GO_FETCH_VERSION=go1.24.13
+GO_MIN_MINOR="${GO_MIN_MINOR:-24}"
+GO_FETCH_VERSION="${GO_FETCH_VERSION:-go1.24.13}"
 go_minor() { go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9][0-9]*\).*/\1/p'; }
 
 fetch_go_toolchain() {

@@ -86,11 +86,11 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret as KSecret, Service,
 };
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::{ByteString, NamespaceResourceScope};
+use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope as KScope;
-use kube::{Client, Config, Resource, ResourceExt};
+use kube::{Client, Config, ResourceExt};
 use serde_json::{json, Value};
 
 /// The Kubernetes API types crate this backend is built with.
@@ -103,8 +103,11 @@ use super::{BackendReply, DeployRequest, Deployer, Override, Scope, Visibility};
 use crate::error::{Error, Result};
 use crate::runtime;
 
+mod helm;
 mod readiness;
 mod template;
+
+pub use helm::{CHART_FILE, DEFAULT_TAG_VALUE, HELM_ENV};
 
 use readiness::*;
 use template::*;
@@ -226,14 +229,15 @@ impl KubernetesDeployer {
         kubeconfig: Option<PathBuf>,
     ) -> Result<KubernetesDeployer> {
         let template_dir = template_dir.into();
-        load_settings(&template_dir).map_err(|reason| Error::InvalidArgument {
+        let bad = |reason| Error::InvalidArgument {
             what: "kubernetes template",
             reason,
-        })?;
-        load_documents(&template_dir).map_err(|reason| Error::InvalidArgument {
-            what: "kubernetes template",
-            reason,
-        })?;
+        };
+        load_settings(&template_dir).map_err(bad)?;
+        // A chart is rendered per staging, by helm; a directory of manifests is checked now.
+        if !helm::is_chart(&template_dir) {
+            load_documents(&template_dir).map_err(bad)?;
+        }
         let mut config = load_config(kubeconfig.as_deref())?;
         config.connect_timeout = Some(Duration::from_secs(5));
         config.read_timeout = Some(Duration::from_secs(30));
@@ -324,8 +328,17 @@ impl KubernetesDeployer {
         }
     }
 
-    fn render(&self, req: &DeployRequest) -> KResult<Vec<Manifest>> {
+    /// The template rendered for `req` (a chart by `helm template`), with its settings.
+    async fn render(&self, req: &DeployRequest) -> KResult<(Vec<Manifest>, Settings)> {
         let settings = load_settings(&self.template_dir).map_err(Fail::Permanent)?;
+        if helm::is_chart(&self.template_dir) {
+            let docs = helm::render_chart(&self.template_dir, req, &settings)
+                .await
+                .map_err(Fail::Permanent)?;
+            let out: Vec<Manifest> = docs.into_iter().map(|(_, d)| Manifest::of(d)).collect();
+            helm::check_private(&out, req).map_err(Fail::Permanent)?;
+            return Ok((out, settings));
+        }
         let docs = load_documents(&self.template_dir).map_err(Fail::Permanent)?;
         let mut out = Vec::with_capacity(docs.len());
         for (file, doc) in docs {
@@ -333,12 +346,17 @@ impl KubernetesDeployer {
                 .map_err(|e| Fail::Permanent(format!("template {file}: {e}")))?;
             out.push(m);
         }
-        Ok(out)
+        Ok((out, settings))
     }
 
-    async fn resource_of(&self, m: &Manifest) -> KResult<ApiResource> {
+    /// The API resource of a manifest's kind, and whether it is cluster-scoped (only the
+    /// [`CLUSTER_KINDS`] are allowed).
+    async fn resource_of(&self, m: &Manifest) -> KResult<(ApiResource, bool)> {
         if let Some(ar) = known_resource(&m.api_version, &m.kind) {
-            return Ok(ar);
+            return Ok((ar, false));
+        }
+        if let Some(ar) = cluster_resource(&m.api_version, &m.kind) {
+            return Ok((ar, true));
         }
         let (group, version) = match m.api_version.split_once('/') {
             Some((g, v)) => (g, v),
@@ -352,11 +370,49 @@ impl KubernetesDeployer {
             .await?;
         if caps.scope == KScope::Cluster {
             return Err(Fail::Permanent(format!(
-                "{}/{}: cluster-scoped kinds are not allowed in a staging template",
-                m.kind, m.name
+                "{}/{}: of the cluster-scoped kinds a staging template may only hold {}",
+                m.kind,
+                m.name,
+                CLUSTER_KINDS.map(|(_, k)| k).join(", ")
             )));
         }
-        Ok(ar)
+        Ok((ar, false))
+    }
+
+    /// The custom resources of the template: the namespaced kinds the backend has no typed
+    /// rules for, each once.
+    async fn custom_kinds(&self, manifests: &[Manifest]) -> KResult<Vec<ApiResource>> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for m in manifests {
+            let known = known_resource(&m.api_version, &m.kind).is_some()
+                || cluster_resource(&m.api_version, &m.kind).is_some();
+            if known || !seen.insert((m.api_version.clone(), m.kind.clone())) {
+                continue;
+            }
+            out.push(self.resource_of(m).await?.0);
+        }
+        Ok(out)
+    }
+
+    /// A cluster-scoped object is applied only when it is new or already this staging's: it
+    /// must never take over another staging's volume or an object the cluster had before.
+    async fn claim_cluster_object(
+        &self,
+        ar: &ApiResource,
+        m: &Manifest,
+        staging: &str,
+    ) -> KResult<()> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
+        let id = format!("{}/{}", m.kind, m.name);
+        match self.call(&format!("get {id}"), || api.get_opt(&m.name)).await? {
+            Some(o) if o.labels().get(LABEL_STAGING).map(String::as_str) != Some(staging) => {
+                Err(Fail::Permanent(format!(
+                    "{id} exists and does not carry the label {LABEL_STAGING}={staging}: not taking it over"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn apply(
@@ -398,7 +454,7 @@ impl KubernetesDeployer {
     }
 
     async fn deploy_inner(&self, req: &DeployRequest, out: &mut String) -> KResult<BackendReply> {
-        let manifests = self.render(req)?;
+        let (manifests, settings) = self.render(req).await?;
         let ns = &req.namespace;
         let labels = labels(&req.name);
         let ns_obj = json!({
@@ -427,20 +483,31 @@ impl KubernetesDeployer {
         self.apply(ns, &ApiResource::erase::<KSecret>(&()), &sec, out)
             .await?;
         for m in &manifests {
-            let ar = self.resource_of(m).await?;
+            let (ar, cluster) = self.resource_of(m).await?;
             let mut body = m.body.clone();
-            set_meta(&mut body, ns, &req.name);
-            self.apply(ns, &ar, &body, out).await?;
+            if cluster {
+                self.claim_cluster_object(&ar, m, &req.name).await?;
+                set_meta(&mut body, None, &req.name);
+                self.apply("", &ar, &body, out).await?;
+            } else {
+                set_meta(&mut body, Some(ns), &req.name);
+                self.apply(ns, &ar, &body, out).await?;
+            }
         }
         self.prune(req, &manifests, out).await?;
         tracing::info!(name = %req.name, namespace = %ns, objects = manifests.len(), "applied");
-        Ok(self.wait_ready(req, &manifests).await)
+        Ok(self.wait_ready(req, &manifests, &settings).await)
     }
 
-    async fn wait_ready(&self, req: &DeployRequest, manifests: &[Manifest]) -> BackendReply {
+    async fn wait_ready(
+        &self,
+        req: &DeployRequest,
+        manifests: &[Manifest],
+        settings: &Settings,
+    ) -> BackendReply {
         let deadline = Instant::now() + self.ready_timeout;
         loop {
-            let r = self.readiness(req, manifests).await;
+            let r = self.readiness(req, manifests, settings).await;
             let last = match r {
                 Ok(Readiness::Ready) => return BackendReply::success(),
                 Ok(Readiness::Failed(reason)) => return BackendReply::failed(reason),
@@ -462,8 +529,14 @@ impl KubernetesDeployer {
         }
     }
 
-    /// kubedog's readiness rules over the template's workloads.
-    async fn readiness(&self, req: &DeployRequest, manifests: &[Manifest]) -> KResult<Readiness> {
+    /// kubedog's readiness rules over the template's workloads, and the template's own rules
+    /// over its custom resources.
+    async fn readiness(
+        &self,
+        req: &DeployRequest,
+        manifests: &[Manifest],
+        settings: &Settings,
+    ) -> KResult<Readiness> {
         let ns = &req.namespace;
         let mut pending: Option<String> = None;
         let note = |pending: &mut Option<String>, r: String| {
@@ -520,7 +593,34 @@ impl KubernetesDeployer {
                         },
                     }
                 }
-                _ => {}
+                (api_version, kind) => {
+                    let Some(rule) = settings
+                        .readiness
+                        .iter()
+                        .find(|r| r.matches(api_version, kind))
+                    else {
+                        continue;
+                    };
+                    let (ar, cluster) = self.resource_of(m).await?;
+                    let api: Api<DynamicObject> = if cluster {
+                        Api::all_with(self.client.clone(), &ar)
+                    } else {
+                        Api::namespaced_with(self.client.clone(), ns, &ar)
+                    };
+                    let found = self
+                        .call(&format!("get {id}"), || api.get_opt(&m.name))
+                        .await?;
+                    let Some(obj) = found else {
+                        note(&mut pending, format!("{id}: missing"));
+                        continue;
+                    };
+                    let obj = serde_json::to_value(obj).unwrap_or(Value::Null);
+                    match rule.judge(&obj) {
+                        Readiness::Ready => {}
+                        Readiness::Pending(r) => note(&mut pending, format!("{id}: {r}")),
+                        Readiness::Failed(r) => return Ok(Readiness::Failed(format!("{id}: {r}"))),
+                    }
+                }
             }
         }
         if pending.is_none() {
@@ -540,47 +640,51 @@ impl KubernetesDeployer {
         })
     }
 
-    /// Workloads (and pods) of the staging still present, as `Kind/name`.
-    async fn workloads_left(&self, req: &DeployRequest) -> KResult<Vec<String>> {
-        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
-        let ns = &req.namespace;
+    /// Workloads (and pods) and custom resources of the staging still present, as
+    /// `Kind/name`.
+    async fn workloads_left(
+        &self,
+        req: &DeployRequest,
+        custom: &[ApiResource],
+    ) -> KResult<Vec<String>> {
+        let lp = staging_objects(&req.name);
         let mut left = Vec::new();
-        macro_rules! names {
-            ($t:ty) => {{
-                let api: Api<$t> = Api::namespaced(self.client.clone(), ns);
-                let kind = <$t as Resource>::kind(&());
-                let l = self
-                    .call(&format!("list {kind}"), || api.list_metadata(&lp))
-                    .await?;
-                left.extend(l.items.iter().map(|o| format!("{kind}/{}", o.name_any())));
-            }};
+        let kinds = WORKLOADS.iter().map(|k| k()).chain(custom.iter().cloned());
+        for ar in kinds {
+            let api = self.api(Some(&req.namespace), &ar);
+            let l = self
+                .call(&format!("list {}", ar.kind), || api.list_metadata(&lp))
+                .await?;
+            left.extend(
+                l.items
+                    .iter()
+                    .map(|o| format!("{}/{}", ar.kind, o.name_any())),
+            );
         }
-        names!(Deployment);
-        names!(StatefulSet);
-        names!(DaemonSet);
-        names!(Job);
-        names!(CronJob);
-        names!(Pod);
         Ok(left)
     }
 
-    /// Delete the objects of kind `K` listed by `lp` in `ns`, but those `keep` names; a 404 on
-    /// delete means someone else was first (fine). Only ever after a list that succeeded.
-    async fn delete_matching<K>(
+    /// The API of objects of `ar` in namespace `ns`, or cluster-wide.
+    fn api(&self, ns: Option<&str>, ar: &ApiResource) -> Api<DynamicObject> {
+        match ns {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
+            None => Api::all_with(self.client.clone(), ar),
+        }
+    }
+
+    /// Delete the objects of `ar` listed by `lp` in `ns` (cluster-wide: `None`), but those
+    /// `keep` names; a 404 on delete means someone else was first (fine). Only ever after a
+    /// list that succeeded.
+    async fn delete_matching(
         &self,
-        ns: &str,
+        ns: Option<&str>,
+        ar: &ApiResource,
         lp: &ListParams,
         keep: &(dyn Fn(&str) -> bool + Sync),
         out: &mut String,
-    ) -> KResult<()>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
-        let kind = K::kind(&());
+    ) -> KResult<()> {
+        let api = self.api(ns, ar);
+        let kind = &ar.kind;
         let dp = DeleteParams::background();
         let l = self
             .call(&format!("list {kind}"), || api.list_metadata(lp))
@@ -604,70 +708,62 @@ impl KubernetesDeployer {
         Ok(())
     }
 
+    /// Delete every object of the kinds `kinds` that the staging labels in `ns`.
+    async fn delete_all(
+        &self,
+        ns: Option<&str>,
+        kinds: impl IntoIterator<Item = ApiResource>,
+        lp: &ListParams,
+        out: &mut String,
+    ) -> KResult<()> {
+        for ar in kinds {
+            self.delete_matching(ns, &ar, lp, &|_| false, out).await?;
+        }
+        Ok(())
+    }
+
     /// Delete the staging's objects that the rendered template no longer holds (an object
-    /// dropped from the template between versions). Claims are never pruned.
+    /// dropped from the template between versions). Claims, volumes and the other
+    /// cluster-scoped objects are never pruned.
     async fn prune(
         &self,
         req: &DeployRequest,
         manifests: &[Manifest],
         out: &mut String,
     ) -> KResult<()> {
-        let ns = &req.namespace;
-        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
-        let wanted = |kind: &str| -> BTreeSet<String> {
-            manifests
+        let lp = staging_objects(&req.name);
+        let custom = self.custom_kinds(manifests).await?;
+        let kinds = pruned().chain(custom);
+        for ar in kinds {
+            let keep: BTreeSet<&str> = manifests
                 .iter()
-                .filter(|m| m.kind == kind)
-                .map(|m| m.name.clone())
-                .collect()
-        };
-        macro_rules! prune {
-            ($t:ty $(, $extra:expr)?) => {{
-                let keep: BTreeSet<String> = wanted(&<$t as Resource>::kind(&()))
-                    .into_iter()
-                    .chain([$($extra.to_string())?])
-                    .collect();
-                self.delete_matching::<$t>(ns, &lp, &|n| keep.contains(n), out).await?;
-            }};
+                .filter(|m| m.kind == ar.kind && m.api_version == ar.api_version)
+                .map(|m| m.name.as_str())
+                .chain(match ar.kind.as_str() {
+                    "ConfigMap" => Some(APP_CONFIGMAP),
+                    "Secret" => Some(APP_SECRET),
+                    _ => None,
+                })
+                .collect();
+            self.delete_matching(Some(&req.namespace), &ar, &lp, &|n| keep.contains(n), out)
+                .await?;
         }
-        prune!(Deployment);
-        prune!(StatefulSet);
-        prune!(DaemonSet);
-        prune!(CronJob);
-        prune!(Job);
-        prune!(Pod);
-        prune!(Ingress);
-        prune!(Service);
-        prune!(ConfigMap, APP_CONFIGMAP);
-        prune!(KSecret, APP_SECRET);
         Ok(())
     }
 
+    /// Delete (archive): the workloads, pods, services, ingresses, ConfigMaps and custom
+    /// resources go; claims, Secrets and cluster-scoped objects stay.
     async fn archive(&self, req: &DeployRequest) -> KResult<String> {
-        let lp = ListParams::default().labels(&format!("{LABEL_STAGING}={}", req.name));
-        let ns = &req.namespace;
+        let (manifests, _) = self.render(req).await?;
+        let custom = self.custom_kinds(&manifests).await?;
+        let lp = staging_objects(&req.name);
+        let ns = Some(req.namespace.as_str());
         let mut out = String::new();
-        self.delete_matching::<Deployment>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<StatefulSet>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<DaemonSet>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<CronJob>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<Job>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<Pod>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<Ingress>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<Service>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<ConfigMap>(ns, &lp, &|_| false, &mut out)
-            .await?;
+        let kinds = archived().chain(custom.iter().cloned());
+        self.delete_all(ns, kinds, &lp, &mut out).await?;
         let deadline = Instant::now() + self.cleanup_timeout;
         loop {
-            let left = self.workloads_left(req).await?;
+            let left = self.workloads_left(req, &custom).await?;
             if left.is_empty() {
                 return Ok(out);
             }
@@ -682,47 +778,20 @@ impl KubernetesDeployer {
         }
     }
 
-    async fn clean(&self, req: &DeployRequest) -> KResult<String> {
-        let ns = &req.namespace;
-        let mut out = String::new();
-        let nss: Api<Namespace> = Api::all(self.client.clone());
-        let Some(found) = self
-            .call(&format!("get Namespace/{ns}"), || nss.get_opt(ns))
-            .await?
-        else {
-            let _ = writeln!(out, "Namespace/{ns} already gone");
-            return Ok(out);
-        };
-        if found.labels().get(LABEL_STAGING) != Some(&req.name) {
-            return Err(Fail::Permanent(format!(
-                "Namespace/{ns} does not carry the label {LABEL_STAGING}={}: not removing it",
-                req.name
-            )));
-        }
-        let dp = DeleteParams::background();
-        let lp = ListParams::default();
-        self.delete_matching::<PersistentVolumeClaim>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        self.delete_matching::<KSecret>(ns, &lp, &|_| false, &mut out)
-            .await?;
-        // The claims go first (their volumes are released by the storage controllers), then
-        // the namespace with whatever is left in it.
+    /// Poll `left` until it lists nothing; at the deadline, fail with what it last listed.
+    async fn wait_gone<F, Fut>(&self, what: &str, mut left: F) -> KResult<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = KResult<Vec<String>>>,
+    {
         let deadline = Instant::now() + self.cleanup_timeout;
-        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
         loop {
-            let left = self
-                .call("list PersistentVolumeClaim", || pvcs.list_metadata(&lp))
-                .await;
-            let last = match left {
-                Ok(l) if l.items.is_empty() => break,
+            let last = match left().await {
+                Ok(l) if l.is_empty() => return Ok(()),
                 Ok(l) => Fail::Permanent(format!(
-                    "PersistentVolumeClaims still present after {} s: {}",
+                    "{what} still present after {} s: {}",
                     self.cleanup_timeout.as_secs(),
-                    l.items
-                        .iter()
-                        .map(|o| o.name_any())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    l.join(", ")
                 )),
                 Err(f) => f,
             };
@@ -731,7 +800,92 @@ impl KubernetesDeployer {
             }
             tokio::time::sleep(self.poll_interval).await;
         }
+    }
+
+    /// The names of the objects of `ar` that `lp` lists in `ns` (cluster-wide: `None`).
+    async fn listed(
+        &self,
+        ns: Option<&str>,
+        ar: &ApiResource,
+        lp: &ListParams,
+    ) -> KResult<Vec<String>> {
+        let api = self.api(ns, ar);
+        let l = self
+            .call(&format!("list {}", ar.kind), || api.list_metadata(lp))
+            .await?;
+        Ok(l.items.iter().map(|o| o.name_any()).collect())
+    }
+
+    /// Cleanup: everything in the namespace (claims and Secrets first, then what archiving
+    /// left, custom resources included), the namespace, then the staging's cluster-scoped
+    /// objects (volumes last, once their claims are gone).
+    async fn clean(&self, req: &DeployRequest) -> KResult<String> {
+        let ns = &req.namespace;
+        let mut out = String::new();
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        let found = self
+            .call(&format!("get Namespace/{ns}"), || nss.get_opt(ns))
+            .await?;
+        if let Some(found) = found {
+            if found.labels().get(LABEL_STAGING) != Some(&req.name) {
+                return Err(Fail::Permanent(format!(
+                    "Namespace/{ns} does not carry the label {LABEL_STAGING}={}: not removing it",
+                    req.name
+                )));
+            }
+            self.clean_namespace(req, &found, &mut out).await?;
+        } else {
+            let _ = writeln!(out, "Namespace/{ns} already gone");
+        }
+        let lp = staging_objects(&req.name);
+        let cluster: Vec<ApiResource> = CLUSTER_KINDS
+            .iter()
+            .filter_map(|(v, k)| cluster_resource(v, k))
+            .collect();
+        self.delete_all(None, cluster.iter().cloned(), &lp, &mut out)
+            .await?;
+        self.wait_gone("cluster-scoped objects", || async {
+            let mut left = Vec::new();
+            for ar in &cluster {
+                let names = self.listed(None, ar, &lp).await?;
+                left.extend(names.into_iter().map(|n| format!("{}/{n}", ar.kind)));
+            }
+            Ok(left)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    async fn clean_namespace(
+        &self,
+        req: &DeployRequest,
+        found: &Namespace,
+        out: &mut String,
+    ) -> KResult<()> {
+        let ns = &req.namespace;
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        let every = ListParams::default();
+        let pvc = ApiResource::erase::<PersistentVolumeClaim>(&());
+        let first = [pvc.clone(), ApiResource::erase::<KSecret>(&())];
+        self.delete_all(Some(ns), first, &every, out).await?;
+        // What archiving left behind (a cleanup without a delete, a custom resource).
+        let custom = match self.render(req).await {
+            Ok((m, _)) => self.custom_kinds(&m).await?,
+            // A template that no longer renders must not keep a namespace forever: the
+            // namespace's deletion removes its custom resources.
+            Err(_) => Vec::new(),
+        };
+        let rest = archived().chain(custom);
+        self.delete_all(Some(ns), rest, &staging_objects(&req.name), out)
+            .await?;
+        // The claims go first (their volumes are released by the storage controllers), then
+        // the namespace with whatever is left in it.
+        self.wait_gone("PersistentVolumeClaims", || {
+            self.listed(Some(ns), &pvc, &every)
+        })
+        .await?;
         if found.metadata.deletion_timestamp.is_none() {
+            let dp = DeleteParams::background();
             match self
                 .call(&format!("delete Namespace/{ns}"), || nss.delete(ns, &dp))
                 .await
@@ -743,30 +897,65 @@ impl KubernetesDeployer {
                 Err(f) => return Err(f),
             }
         }
-        let deadline = Instant::now() + self.cleanup_timeout;
-        loop {
-            let last = match self
+        self.wait_gone(&format!("Namespace/{ns}"), || async {
+            let n = self
                 .call(&format!("get Namespace/{ns}"), || nss.get_opt(ns))
-                .await
-            {
-                Ok(None) => {
-                    let _ = writeln!(out, "Namespace/{ns} gone");
-                    return Ok(out);
-                }
-                Ok(Some(n)) => Fail::Permanent(format!(
-                    "Namespace/{ns} still {} after {} s",
-                    n.status
-                        .and_then(|s| s.phase)
-                        .unwrap_or_else(|| "present".into()),
-                    self.cleanup_timeout.as_secs()
-                )),
-                Err(f) => f,
-            };
-            if Instant::now() >= deadline {
-                return Err(last);
+                .await?;
+            Ok(n.map(|n| {
+                let phase = n
+                    .status
+                    .and_then(|s| s.phase)
+                    .unwrap_or_else(|| "present".into());
+                vec![format!("{ns} ({phase})")]
+            })
+            .unwrap_or_default())
+        })
+        .await?;
+        let _ = writeln!(out, "Namespace/{ns} gone");
+        Ok(())
+    }
+
+    /// The named URLs of the staging's Ingress hosts, as the API server has them: one per
+    /// host of each rule, `https` when the Ingress's TLS names the host.
+    async fn ingress_urls(&self, req: &DeployRequest) -> KResult<Vec<super::NamedUrl>> {
+        let api: Api<Ingress> = Api::namespaced(self.client.clone(), &req.namespace);
+        let lp = staging_objects(&req.name);
+        let list = self.call("list Ingress", || api.list(&lp)).await?;
+        let mut urls = Vec::new();
+        for ing in list.items {
+            let name = ing.name_any();
+            let Some(spec) = ing.spec else { continue };
+            let tls: BTreeSet<String> = spec
+                .tls
+                .iter()
+                .flatten()
+                .flat_map(|t| t.hosts.iter().flatten().cloned())
+                .collect();
+            let rules = spec.rules.unwrap_or_default();
+            let hosts: Vec<&str> = rules.iter().filter_map(|r| r.host.as_deref()).collect();
+            for (i, r) in rules.iter().enumerate() {
+                let Some(host) = r.host.as_deref() else {
+                    continue;
+                };
+                let scheme = if tls.contains(host) { "https" } else { "http" };
+                let path = r
+                    .http
+                    .as_ref()
+                    .and_then(|h| h.paths.first())
+                    .and_then(|p| p.path.as_deref())
+                    .unwrap_or("/");
+                let label = if hosts.len() > 1 {
+                    format!("{name}-{}", i + 1)
+                } else {
+                    name.clone()
+                };
+                urls.push(super::NamedUrl {
+                    name: label,
+                    url: format!("{scheme}://{host}{path}"),
+                });
             }
-            tokio::time::sleep(self.poll_interval).await;
         }
+        Ok(urls)
     }
 }
 
@@ -795,11 +984,11 @@ impl Deployer for KubernetesDeployer {
     }
 
     async fn check(&self, req: &DeployRequest) -> BackendReply {
-        let manifests = match self.render(req) {
+        let (manifests, settings) = match self.render(req).await {
             Ok(m) => m,
             Err(f) => return f.reply(String::new()),
         };
-        match self.readiness(req, &manifests).await {
+        match self.readiness(req, &manifests, &settings).await {
             Ok(Readiness::Ready) => BackendReply::success(),
             Ok(Readiness::Pending(r) | Readiness::Failed(r)) => BackendReply::failed(r),
             // A read that failed says nothing about the staging, whatever the error.
@@ -818,11 +1007,26 @@ impl Deployer for KubernetesDeployer {
     }
 
     async fn archive_check(&self, req: &DeployRequest) -> BackendReply {
-        match self.workloads_left(req).await {
+        let custom = match self.render(req).await {
+            Ok((m, _)) => self.custom_kinds(&m).await,
+            Err(f) => Err(f),
+        };
+        let left = match custom {
+            Ok(custom) => self.workloads_left(req, &custom).await,
+            Err(f) => Err(f),
+        };
+        match left {
             Ok(left) if left.is_empty() => BackendReply::success(),
             Ok(left) => BackendReply::failed(format!("workloads left: {}", left.join(", "))),
             Err(f) => BackendReply::unavailable(f.message()),
         }
+    }
+
+    async fn info(&self, req: &DeployRequest) -> Result<Vec<super::NamedUrl>> {
+        self.ingress_urls(req).await.map_err(|f| Error::Backend {
+            backend: "kubernetes".into(),
+            message: f.message(),
+        })
     }
 
     async fn tag_check(&self, req: &DeployRequest) -> BackendReply {
@@ -841,14 +1045,72 @@ fn labels(name: &str) -> Value {
     json!({ LABEL_MANAGED_BY: "capsa", LABEL_STAGING: name })
 }
 
-fn set_meta(body: &mut Value, ns: &str, name: &str) {
+/// The staging's objects, by label.
+fn staging_objects(name: &str) -> ListParams {
+    ListParams::default().labels(&format!("{LABEL_STAGING}={name}"))
+}
+
+/// The cluster-scoped kinds a template may hold (labelled with the staging, kept by delete,
+/// removed by cleanup, never pruned).
+pub const CLUSTER_KINDS: [(&str, &str); 3] = [
+    ("v1", "PersistentVolume"),
+    ("storage.k8s.io/v1", "StorageClass"),
+    ("scheduling.k8s.io/v1", "PriorityClass"),
+];
+
+fn cluster_resource(api_version: &str, kind: &str) -> Option<ApiResource> {
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    use k8s_openapi::api::scheduling::v1::PriorityClass;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    Some(match (api_version, kind) {
+        ("v1", "PersistentVolume") => ApiResource::erase::<PersistentVolume>(&()),
+        ("storage.k8s.io/v1", "StorageClass") => ApiResource::erase::<StorageClass>(&()),
+        ("scheduling.k8s.io/v1", "PriorityClass") => ApiResource::erase::<PriorityClass>(&()),
+        _ => return None,
+    })
+}
+
+type Kind = fn() -> ApiResource;
+
+/// The workload kinds (and pods): what `archive_check` waits to see gone.
+const WORKLOADS: [Kind; 6] = [
+    || ApiResource::erase::<Deployment>(&()),
+    || ApiResource::erase::<StatefulSet>(&()),
+    || ApiResource::erase::<DaemonSet>(&()),
+    || ApiResource::erase::<Job>(&()),
+    || ApiResource::erase::<CronJob>(&()),
+    || ApiResource::erase::<Pod>(&()),
+];
+
+/// What delete (archive) removes besides the workloads.
+const SERVING: [Kind; 3] = [
+    || ApiResource::erase::<Ingress>(&()),
+    || ApiResource::erase::<Service>(&()),
+    || ApiResource::erase::<ConfigMap>(&()),
+];
+
+/// What delete (archive) removes, in this order: the workloads, then what serves them.
+fn archived() -> impl Iterator<Item = ApiResource> {
+    WORKLOADS.iter().chain(SERVING.iter()).map(|k| k())
+}
+
+/// What create and update prune when the template no longer holds it: the archived kinds
+/// and Secrets.
+fn pruned() -> impl Iterator<Item = ApiResource> {
+    archived().chain([ApiResource::erase::<KSecret>(&())])
+}
+
+fn set_meta(body: &mut Value, ns: Option<&str>, name: &str) {
     let meta = body
         .as_object_mut()
         .expect("manifests are objects")
         .entry("metadata")
         .or_insert_with(|| json!({}));
     if let Some(meta) = meta.as_object_mut() {
-        meta.insert("namespace".into(), json!(ns));
+        match ns {
+            Some(ns) => meta.insert("namespace".into(), json!(ns)),
+            None => meta.remove("namespace"),
+        };
         let l = meta.entry("labels").or_insert_with(|| json!({}));
         if !l.is_object() {
             *l = json!({});

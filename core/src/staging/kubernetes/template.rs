@@ -13,6 +13,57 @@ pub(super) struct Settings {
     pub(super) tag_range: Option<String>,
     #[serde(default)]
     pub(super) defaults: BTreeMap<String, String>,
+    /// Readiness rules of custom resources.
+    #[serde(default)]
+    pub(super) readiness: Vec<ReadinessRule>,
+    /// A Helm chart's value that receives the tag (default `image.tag`).
+    #[serde(default)]
+    pub(super) tag_value: Option<String>,
+}
+
+/// When an object of a kind the backend has no rule for (a custom resource) is ready: the
+/// value of a status field (`readiness:` in `capsa.yaml`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReadinessRule {
+    /// The kind (`Workflow`).
+    pub(super) kind: String,
+    /// Its API version (`argoproj.io/v1alpha1`); any when absent.
+    #[serde(default, rename = "apiVersion")]
+    pub(super) api_version: Option<String>,
+    /// The field, dotted (`status.phase`).
+    pub(super) field: String,
+    /// The values that mean ready.
+    pub(super) ready: Vec<String>,
+    /// The values that mean failed (waiting cannot help).
+    #[serde(default)]
+    pub(super) failed: Vec<String>,
+}
+
+impl ReadinessRule {
+    pub(super) fn matches(&self, api_version: &str, kind: &str) -> bool {
+        self.kind == kind && self.api_version.as_deref().is_none_or(|a| a == api_version)
+    }
+
+    /// The rule's verdict on an object as the API server returned it.
+    pub(super) fn judge(&self, obj: &Value) -> super::readiness::Readiness {
+        use super::readiness::Readiness;
+        let pointer: String = self.field.split('.').map(|p| format!("/{p}")).collect();
+        let value = match obj.pointer(&pointer) {
+            None | Some(Value::Null) => {
+                return Readiness::Pending(format!("no {} yet", self.field))
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        if self.ready.contains(&value) {
+            Readiness::Ready
+        } else if self.failed.contains(&value) {
+            Readiness::Failed(format!("{} is {value}", self.field))
+        } else {
+            Readiness::Pending(format!("{} is {value}", self.field))
+        }
+    }
 }
 
 /// A template object, rendered.
@@ -22,6 +73,25 @@ pub(super) struct Manifest {
     pub(super) kind: String,
     pub(super) name: String,
     pub(super) body: Value,
+}
+
+impl Manifest {
+    /// A document taken as it is (a chart's, rendered by helm).
+    pub(super) fn of(body: Value) -> Manifest {
+        let s = |p: &str| {
+            body.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let (api_version, kind, name) = (s("/apiVersion"), s("/kind"), s("/metadata/name"));
+        Manifest {
+            api_version,
+            kind,
+            name,
+            body,
+        }
+    }
 }
 
 pub(super) fn load_settings(dir: &Path) -> std::result::Result<Settings, String> {
@@ -37,6 +107,16 @@ pub(super) fn load_settings(dir: &Path) -> std::result::Result<Settings, String>
             if let Some(r) = &st.tag_range {
                 semver::VersionReq::parse(r)
                     .map_err(|e| format!("{}: tag_range {r:?}: {e}", path.display()))?;
+            }
+            for r in &st.readiness {
+                if r.field.is_empty() || r.field.split('.').any(str::is_empty) || r.ready.is_empty()
+                {
+                    return Err(format!(
+                        "{}: readiness rule of {}: needs a dotted field and at least one ready value",
+                        path.display(),
+                        r.kind
+                    ));
+                }
             }
             Ok(st)
         }
@@ -54,7 +134,6 @@ pub(super) fn read_template(path: &Path) -> std::result::Result<String, String> 
 
 /// Every document of the template, with the file it comes from.
 pub(super) fn load_documents(dir: &Path) -> std::result::Result<Vec<(String, Value)>, String> {
-    use serde::Deserialize;
     let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -75,7 +154,27 @@ pub(super) fn load_documents(dir: &Path) -> std::result::Result<Vec<(String, Val
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let text = read_template(&f)?;
-        for d in serde_yaml::Deserializer::from_str(&text) {
+        parse_documents(&fname, &text, &mut docs)?;
+    }
+    if docs.is_empty() {
+        return Err(format!(
+            "{}: no Kubernetes manifest (*.yaml)",
+            dir.display()
+        ));
+    }
+    Ok(docs)
+}
+
+/// The documents of one YAML stream (a template file, `helm template`'s output), checked.
+pub(super) fn parse_documents(
+    fname: &str,
+    text: &str,
+    docs: &mut Vec<(String, Value)>,
+) -> std::result::Result<(), String> {
+    use serde::Deserialize;
+    {
+        let fname = fname.to_string();
+        for d in serde_yaml::Deserializer::from_str(text) {
             let v = serde_yaml::Value::deserialize(d).map_err(|e| format!("{fname}: {e}"))?;
             if v.is_null() {
                 continue;
@@ -103,14 +202,12 @@ pub(super) fn load_documents(dir: &Path) -> std::result::Result<Vec<(String, Val
             docs.push((fname.clone(), j));
         }
     }
-    if docs.is_empty() {
-        return Err(format!(
-            "{}: no Kubernetes manifest (*.yaml)",
-            dir.display()
-        ));
-    }
-    Ok(docs)
+    Ok(())
 }
+
+/// `{{{{` renders as a literal `{{` and `}}}}` as `}}` (Argo's `{{steps.x.outputs}}` is written
+/// `{{{{steps.x.outputs}}}}`).
+const ESCAPED_CLOSE: &str = "}}}}";
 
 pub(super) struct RenderCtx<'a> {
     pub(super) req: &'a DeployRequest,
@@ -153,7 +250,7 @@ impl RenderCtx<'_> {
     }
 
     fn render_str(&mut self, s: &str) -> std::result::Result<Value, String> {
-        if !s.contains("{{") {
+        if !s.contains("{{") && !s.contains(ESCAPED_CLOSE) {
             return Ok(Value::String(s.to_string()));
         }
         // A whole-string placeholder with a type filter.
@@ -180,9 +277,27 @@ impl RenderCtx<'_> {
         }
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
-        while let Some(i) = rest.find("{{") {
+        loop {
+            let open = rest.find("{{");
+            let close = rest.find(ESCAPED_CLOSE);
+            let i = match (open, close) {
+                (Some(i), None) => i,
+                (Some(i), Some(c)) if i < c => i,
+                (_, Some(c)) => {
+                    out.push_str(&rest[..c]);
+                    out.push_str("}}");
+                    rest = &rest[c + ESCAPED_CLOSE.len()..];
+                    continue;
+                }
+                (None, None) => break,
+            };
             out.push_str(&rest[..i]);
             let after = &rest[i + 2..];
+            if let Some(a) = after.strip_prefix("{{") {
+                out.push_str("{{");
+                rest = a;
+                continue;
+            }
             let j = after
                 .find("}}")
                 .ok_or_else(|| format!("unclosed placeholder in {s:?}"))?;
@@ -233,27 +348,17 @@ pub(super) fn render_document(
         settings,
         used_private: BTreeSet::new(),
     };
-    let body = ctx.render_value(doc)?;
-    let s = |p: &str| {
-        body.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let (api_version, kind, name) = (s("/apiVersion"), s("/kind"), s("/metadata/name"));
-    let is_secret = api_version == "v1" && kind == "Secret";
+    let m = Manifest::of(ctx.render_value(doc)?);
+    let is_secret = m.api_version == "v1" && m.kind == "Secret";
     if !is_secret && !ctx.used_private.is_empty() {
         return Err(format!(
-            "{kind}/{name}: private Staging-scope overrides ({}) may only be used in a Secret",
+            "{}/{}: private Staging-scope overrides ({}) may only be used in a Secret",
+            m.kind,
+            m.name,
             ctx.used_private.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
-    Ok(Manifest {
-        api_version,
-        kind,
-        name,
-        body,
-    })
+    Ok(m)
 }
 
 pub(super) fn tag_allowed(settings: &Settings, tag: &str) -> std::result::Result<(), String> {
@@ -342,6 +447,59 @@ mod tests {
             .expect("load_settings blocked on a FIFO")
             .unwrap_err();
         assert!(e.contains("FIFO") || e.contains("fifo"), "{e}");
+    }
+
+    #[test]
+    fn doubled_braces_are_literal_braces() {
+        let r = req(vec![]);
+        let st = Settings::default();
+        let doc = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": v}});
+        let out = |v: &str| render_document(doc(v), &r, &st).map(|m| m.body["data"]["a"].clone());
+        assert_eq!(
+            out("{{{{steps.a.outputs.result}}}}").unwrap(),
+            "{{steps.a.outputs.result}}"
+        );
+        assert_eq!(
+            out("{{{{ inputs.parameters.x }}}}-{{ name }}").unwrap(),
+            "{{ inputs.parameters.x }}-web"
+        );
+        assert_eq!(out("{{ tag }}}}}}").unwrap(), "1.2.3}}");
+        assert_eq!(out("a }} b").unwrap(), "a }} b");
+        assert!(out("{{steps.a}}")
+            .unwrap_err()
+            .contains("unknown placeholder"));
+    }
+
+    #[test]
+    fn readiness_rules_read_a_status_field() {
+        use super::super::readiness::Readiness;
+        let st: Settings = serde_yaml::from_str(
+            "readiness:\n  - kind: Workflow\n    apiVersion: argoproj.io/v1alpha1\n    field: status.phase\n    ready: [Succeeded]\n    failed: [Failed, Error]\n",
+        )
+        .unwrap();
+        let rule = &st.readiness[0];
+        assert!(rule.matches("argoproj.io/v1alpha1", "Workflow"));
+        assert!(!rule.matches("argoproj.io/v1", "Workflow"));
+        assert_eq!(
+            rule.judge(&json!({"status": {"phase": "Succeeded"}})),
+            Readiness::Ready
+        );
+        assert_eq!(
+            rule.judge(&json!({"status": {"phase": "Error"}})),
+            Readiness::Failed("status.phase is Error".into())
+        );
+        assert_eq!(
+            rule.judge(&json!({"status": {"phase": "Running"}})),
+            Readiness::Pending("status.phase is Running".into())
+        );
+        assert_eq!(
+            rule.judge(&json!({})),
+            Readiness::Pending("no status.phase yet".into())
+        );
+        let bad = serde_yaml::from_str::<Settings>(
+            "readiness:\n  - kind: X\n    field: status.\n    ready: [a]\n",
+        );
+        assert!(bad.is_ok(), "parsed; load_settings checks the field");
     }
 
     #[test]
