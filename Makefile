@@ -138,14 +138,21 @@ test: test-c
 # and restarts the API server). `make test` runs them after the other tests. The bindings'
 # Kubernetes tests (bindings-python/tests_k8s, bindings-node/k8s-test, the C/C++ ctest label
 # `k8s`) use the bindings built before the control plane starts (`wheel`, `node`,
-# `k8s-build-c`: no-ops when test-python, test-node and test-c have just built them).
-K8S_TEST_CMD = sh -c '$(CARGO) test -p capsa --features kubernetes-tests \
-	--test staging_kubernetes && $(CARGO) test -p capsa-cli \
+# `k8s-build-c`: no-ops when test-python, test-node and test-c have just built them), and the
+# stacks suite the `helm` that tests/helm/build.sh built.
+K8S_TEST_CMD = sh -c 'CAPSA_HELM=$$(bash tests/helm/build.sh) $(CARGO) test -p capsa \
+	--features kubernetes-tests --test staging_kubernetes --test staging_kubernetes_stacks && \
+	$(CARGO) test -p capsa-cli \
 	--features kubernetes-tests --test staging_kubernetes_cli && \
 	bash bindings-python/setup.sh k8s && (cd bindings-node && $(NPM) run test:k8s) && \
 	bash bindings-c/scripts/test-k8s.sh run'
 .PHONY: k8s-build-c
 k8s-build-c: setup-c
 	bash bindings-c/scripts/test-k8s.sh build
-test-k8s: wheel node k8s-build-c
+# helm for the chart templates: built once per machine from the Go module proxy
+# (~/.cache/capsa/helm/), like kube-apiserver and MinIO.
+.PHONY: helm
+helm:
+	bash tests/helm/build.sh
+test-k8s: wheel node k8s-build-c helm
 test: test-k8s

@@ -9,8 +9,15 @@
 //! `capsa`, forced) into the staging's namespace (the staging name, with the manager's
 //! `namespace_prefix`), which is created if absent. Every object, the namespace included,
 //! carries the labels `app.kubernetes.io/managed-by: capsa` and `capsa.io/staging: NAME`.
-//! Templates may only hold namespaced objects; `metadata.namespace` is always set to the
-//! staging's namespace.
+//! `metadata.namespace` is always set to the staging's namespace. Of the cluster-scoped kinds
+//! a template may hold only [`CLUSTER_KINDS`] (a staging's own volume): they carry the same
+//! labels, are never pruned, kept by delete and removed by cleanup, and one that exists
+//! without the staging's label is never taken over (the command fails naming it).
+//!
+//! A directory holding `Chart.yaml` is a Helm chart, rendered per call by `helm template`
+//! (see [`HELM_ENV`]; the values are the tag at `image.tag` or `tag_value`, the Staging-scope
+//! overrides at their dotted keys, and `capsa.*`), then applied as the manifests of a
+//! directory are; a private Staging-scope value found outside a Secret fails the command.
 //!
 //! Placeholders are rendered *inside string values* after the YAML is parsed, so no value can
 //! change the structure of a manifest:
@@ -24,7 +31,8 @@
 //! | `{{ app_config }}` | `capsa-app-env`, the ConfigMap of the public App-scope overrides |
 //! | `{{ app_secret }}` | `capsa-app-secret`, the Secret of the private App-scope overrides |
 //!
-//! Spaces inside the braces are optional. A string that is exactly one placeholder followed by
+//! Spaces inside the braces are optional; `{{{{` and `}}}}` are literal `{{` and `}}` (for
+//! Argo's and other tools' own placeholders). A string that is exactly one placeholder followed by
 //! `| int` or `| bool` (`replicas: "{{ staging.REPLICAS | int }}"`) becomes a number or a boolean.
 //! Quote placeholders that start a YAML value (`"{{ tag }}"`): unquoted `{{` is YAML flow
 //! syntax. An unknown placeholder, or a missing `staging.KEY` without a default, fails the
@@ -43,6 +51,13 @@
 //! tag_range: ">=1.0, <2"        # allowed tags, as a semver requirement (a leading `v` is ignored)
 //! defaults:                     # defaults of `{{ staging.KEY }}`
 //!   REPLICAS: "1"
+//! readiness:                    # when a custom resource is ready / failed
+//!   - apiVersion: argoproj.io/v1alpha1   # optional
+//!     kind: Workflow
+//!     field: status.phase
+//!     ready: [Succeeded]
+//!     failed: [Failed, Error]
+//! tag_value: image.tag          # a chart's value that receives the tag
 //! ```
 //!
 //! `tag_check` accepts a tag listed in `tags` or matching `tag_range`; without either, any tag.
@@ -54,17 +69,21 @@
 //!   wait (at most
 //!   [`KubernetesDeployer::with_ready_timeout`], 300 s by default) until `check` says ready; a
 //!   hard failure (`ProgressDeadlineExceeded`, a failed Job) ends the wait at once.
-//! - `check`: kubedog's readiness rules for the template's Deployments, StatefulSets and Jobs
-//!   (a missing one is not ready), plus pods waiting in `ImagePullBackOff`, `ErrImagePull` or
+//! - `check`: kubedog's readiness rules for the template's Deployments, StatefulSets and Jobs,
+//!   and `capsa.yaml`'s rules for its custom resources (a missing one is not ready), plus pods waiting in `ImagePullBackOff`, `ErrImagePull` or
 //!   `CrashLoopBackOff`; the reply names the first object that is not ready and why. A read
 //!   that fails, for whatever reason, makes `check` and `archive_check` unavailable: never an
 //!   answer about the staging.
-//! - `delete` (archive): deletes the staging's workloads, pods, services, ingresses and
-//!   ConfigMaps (by label; background propagation), keeps PersistentVolumeClaims and Secrets,
-//!   and waits until no workload is left. `archive_check` confirms that no workload is left.
-//! - `cleanup`: deletes every PVC and Secret in the namespace, then the namespace, and waits
-//!   (at most [`KubernetesDeployer::with_cleanup_timeout`], 120 s by default) until it is gone.
-//!   It refuses a namespace that does not carry the staging's label.
+//! - `delete` (archive): deletes the staging's workloads, pods, services, ingresses,
+//!   ConfigMaps and custom resources (by label; background propagation), keeps
+//!   PersistentVolumeClaims, Secrets and cluster-scoped objects, and waits until no workload
+//!   is left. `archive_check` confirms that no workload or custom resource is left.
+//! - `cleanup`: deletes every PVC and Secret in the namespace and what delete removes, then
+//!   the namespace, waits (at most [`KubernetesDeployer::with_cleanup_timeout`], 120 s by
+//!   default) until it is gone, then removes the staging's cluster-scoped objects. It refuses
+//!   a namespace that does not carry the staging's label.
+//! - `info`: the staging's Ingress hosts, one named URL per rule host (`https` when the
+//!   Ingress's TLS names the host).
 //!
 //! # Errors
 //!
