@@ -21,9 +21,13 @@ demo: build
 setup:
 	bash tests/setup.sh
 
+# The second clippy also lints the suites built only under a server (PostgreSQL, MinIO, the
+# control plane).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p capsa -p capsa-cli --all-targets \
+	  --features capsa/kubernetes-tests,capsa/postgres-tests,capsa/s3-tests -- -D warnings
 
 test-rust:
 	$(CARGO) test --workspace

@@ -624,9 +624,6 @@ fn job_manager(dir: &Path, ready: Duration) -> StagingManager {
     manager(&dir.join("state.db"), deployer_of(job_template(dir), ready))
 }
 
-/// Play the Job controller: the Job `migrate` ends with `outcome` (Complete or Failed), with
-/// the conditions the API server requires before it (SuccessCriteriaMet / FailureTarget).
-
 /// A staging whose template holds a Job stays pending until the Job completes, then runs.
 #[test]
 fn a_job_is_ready_once_complete() {

@@ -297,7 +297,9 @@ pub fn apiserver(action: &str) {
     assert!(st.success(), "tests/k8s/apiserver.sh {action} failed: {st}");
 }
 
-/// Play the job controller: Job `name` ends `Complete` (or failed, any other outcome).
+/// Play the Job controller: Job `name` ends with `outcome` (`Complete`, or failed for any
+/// other), with the conditions the API server requires before it (SuccessCriteriaMet /
+/// FailureTarget).
 pub fn job_ends(c: &Client, ns: &str, name: &str, outcome: &str) {
     let api: Api<Job> = Api::namespaced(c.clone(), ns);
     wait_for(&format!("Job {ns}/{name}"), 30, || {
