@@ -94,7 +94,8 @@ fn workflow_phase(c: &Client, ns: &str, name: &str, phase: &str) {
 
 fn image(d: &Deployment) -> String {
     let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-    spec.and_then(|s| s.containers[0].image.clone()).unwrap_or_default()
+    spec.and_then(|s| s.containers[0].image.clone())
+        .unwrap_or_default()
 }
 
 /// Wait until an update has applied the Deployment with `want` as its image.
