@@ -693,6 +693,8 @@ export interface StagingManagerOptions {
   namespacePrefix?: string
   /** The key file sealing private override values (created if missing). */
   keyFile?: string
+  /** The notifications file (webhooks and hook commands on every status change). */
+  notifications?: string
   /** `--project-name` of the scripts. */
   projectName?: string
   /** `--base-domain` of the scripts. */

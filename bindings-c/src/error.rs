@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use capsa::error::panic_message;
 use capsa::{Error, ErrorCode};
 
 /// The result of every fallible `capsa_` function.
@@ -169,17 +170,6 @@ fn set_last(status: capsa_status, message: String) {
 
 fn clear_last() {
     LAST_ERROR.with(|l| *l.borrow_mut() = None);
-}
-
-/// Turn a caught panic payload into its message.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
 }
 
 /// Run an export's body: catch any panic, record a failure as the thread's last error, and

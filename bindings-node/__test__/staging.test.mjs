@@ -220,6 +220,31 @@ test('open with keyFile: private values sealed by that key, read back after reop
   assert.ok(!refused.message.includes('hunter2'));
 });
 
+test('open with notifications: a hook command gets every status change; a bad file is refused', { skip: process.platform === 'win32' }, async (t) => {
+  const dir = tempDir(t);
+  const out = path.join(dir, 'changes.log');
+  const hook = path.join(dir, 'hook.sh');
+  fs.writeFileSync(hook, `#!/bin/sh\necho "$*" >> '${out}'\n`);
+  fs.chmodSync(hook, 0o755);
+  const file = path.join(dir, 'notifications.toml');
+  fs.writeFileSync(file, `[[command]]\npath = "hook.sh"\n`);
+  const m = await StagingManager.open(path.join(dir, 'staging.db'), 'mock', { notifications: file });
+  t.after(() => m.close());
+  await m.create('web', '1');
+  const deadline = Date.now() + 20000;
+  while (!(fs.existsSync(out) && fs.readFileSync(out, 'utf8').split('\n').length > 2)) {
+    assert.ok(Date.now() < deadline, 'the hook ran twice');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(fs.readFileSync(out, 'utf8').trim().split('\n'), [
+    '--name web --old-status none --new-status CreatePending',
+    '--name web --old-status CreatePending --new-status Running',
+  ]);
+  fs.writeFileSync(file, `[[webhook]]\nurl = "ftp://nope"\n`);
+  const e = await rejectsWithCode(assert, () => StagingManager.open(path.join(dir, 'other.db'), 'mock', { notifications: file }), 'INVALID_ARGUMENT');
+  assert.match(e.message, /url/);
+});
+
 test('open takes core\'s backend names and options; unknown or misused ones are refused', async (t) => {
   const dir = tempDir(t);
   const state = path.join(dir, 'staging.db');

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use capsa::error::panic_message;
 use napi::bindgen_prelude::{JsObjectValue, Object, ToNapiValue};
 use napi::{Env, Error, JsValue, Status};
 
@@ -73,17 +74,6 @@ impl Failure {
             Ok(Error::from(obj.to_unknown()))
         };
         build().unwrap_or_else(|e| e)
-    }
-}
-
-/// The message of a caught panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }
 

@@ -388,6 +388,7 @@ fn to_options(init: Option<CommandInit>) -> capsa::Result<CommandOptions> {
             .transpose()?
             .unwrap_or_default(),
         edits,
+        ..CommandOptions::default()
     })
 }
 
@@ -605,6 +606,8 @@ pub struct StagingManagerOptions {
     pub namespace_prefix: Option<String>,
     /// The key file sealing private override values (created if missing).
     pub key_file: Option<String>,
+    /// The notifications file (webhooks and hook commands on every status change).
+    pub notifications: Option<String>,
     /// `--project-name` of the scripts.
     pub project_name: Option<String>,
     /// `--base-domain` of the scripts.

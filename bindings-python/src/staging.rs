@@ -957,7 +957,11 @@ impl PyStagingManager {
     ) -> PyResult<PyStaging> {
         let name = req.name().to_string();
         let m = self.open_manager().py_err()?.clone();
-        let opts = CommandOptions { expiry, edits };
+        let opts = CommandOptions {
+            expiry,
+            edits,
+            ..CommandOptions::default()
+        };
         let s = command(py, move || m.run_with(req, opts))?;
         let inner = s
             .ok_or(capsa::Error::NotFound {
@@ -974,14 +978,15 @@ impl PyStagingManager {
     /// Open the state at `state_path` with `backend`: an SQLite state file (created if
     /// missing), or a `postgres://` URL where core is built with PostgreSQL. `key_file` seals
     /// private values (default: `CAPSA_STAGING_KEY_FILE`, else `staging.key` beside an SQLite
-    /// state).
+    /// state). `notifications` names the notifications file (webhooks and hook commands on
+    /// every status change; default: `CAPSA_NOTIFICATIONS`).
     #[staticmethod]
     #[pyo3(signature = (state_path, backend, actor = None, pending_timeout = 600.0,
                         check_interval = 60.0, retention = 14.0 * 24.0 * 3600.0,
-                        namespace_prefix = None, key_file = None),
+                        namespace_prefix = None, key_file = None, notifications = None),
            text_signature = "(state_path, backend, actor=None, pending_timeout=600.0, \
                              check_interval=60.0, retention=1209600.0, namespace_prefix=None, \
-                             key_file=None)")]
+                             key_file=None, notifications=None)")]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -993,11 +998,15 @@ impl PyStagingManager {
         retention: f64,
         namespace_prefix: Option<String>,
         key_file: Option<PathBuf>,
+        notifications: Option<PathBuf>,
     ) -> PyResult<Self> {
         let mut options = ManagerOptions {
             key_file,
             ..ManagerOptions::default()
         };
+        if let Some(path) = notifications {
+            options.notifications = capsa::staging::NotifyConfig::load(&path).py_err()?;
+        }
         if let Some(a) = actor {
             options.actor = a;
         }

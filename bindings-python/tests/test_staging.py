@@ -55,6 +55,29 @@ def test_lifecycle(manager: capsa.StagingManager) -> None:
     assert manager.list() == []
 
 
+def test_notifications_file_runs_a_hook_on_every_change(tmp_path: Path) -> None:
+    out = tmp_path / "changes.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho \"$*\" >> '{out}'\n")
+    hook.chmod(0o755)
+    conf = tmp_path / "notifications.toml"
+    conf.write_text('[[command]]\npath = "hook.sh"\n')
+    m = capsa.StagingManager.open(tmp_path / "s.db", capsa.MockBackend(), notifications=conf)
+    m.create("web", "1.0.0")
+    deadline = time.monotonic() + 20
+    while not (out.exists() and len(out.read_text().splitlines()) >= 2):
+        assert time.monotonic() < deadline, "the hook ran twice"
+        time.sleep(0.05)
+    assert out.read_text().splitlines() == [
+        "--name web --old-status none --new-status CreatePending",
+        "--name web --old-status CreatePending --new-status Running",
+    ]
+    m.close()
+    conf.write_text('[[webhook]]\nurl = "ftp://nope"\n')
+    with pytest.raises(capsa.InvalidArgumentError, match="url"):
+        capsa.StagingManager.open(tmp_path / "t.db", capsa.MockBackend(), notifications=conf)
+
+
 def test_failure_keeps_its_reason(
     manager: capsa.StagingManager, backend: capsa.MockBackend
 ) -> None:

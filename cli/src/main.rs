@@ -5,6 +5,7 @@
 
 mod archive;
 mod output;
+mod serve;
 mod staging;
 mod storage;
 
@@ -63,6 +64,8 @@ enum Command {
     },
     #[command(flatten)]
     Archive(archive::ArchiveCommand),
+    /// The HTTP API (`capsa serve`), and its tokens (`capsa serve token add|list|revoke`).
+    Serve(Box<serve::ServeArgs>),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -70,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Storage(cmd) => storage::run(cmd, &cli.global),
         Command::Staging { cmd } => staging::run(*cmd, &cli.global),
         Command::Archive(cmd) => archive::run(cmd, &cli.global),
+        Command::Serve(args) => serve::run(*args, &cli.global),
     }
 }
 

@@ -368,6 +368,16 @@ fn manager_with(
     global: &Global,
     check_interval: Option<Duration>,
 ) -> anyhow::Result<Opened> {
+    Ok(Opened(open_manager(common, global, check_interval)?))
+}
+
+/// The staging manager the options name (state, backend, key file, notifications…), for a
+/// caller that keeps it open (`capsa serve`).
+pub fn open_manager(
+    common: &Common,
+    global: &Global,
+    check_interval: Option<Duration>,
+) -> anyhow::Result<StagingManager> {
     let path = state_path(common, global)?;
     let mut opts = ManagerOptions {
         pending_timeout: Duration::from_secs(common.pending_timeout),
@@ -383,11 +393,7 @@ fn manager_with(
     if let Some(f) = &common.notifications {
         opts.notifications = staging::NotifyConfig::load(f)?;
     }
-    Ok(Opened(StagingManager::open_with(
-        &path,
-        deployer(common)?,
-        opts,
-    )?))
+    Ok(StagingManager::open_with(&path, deployer(common)?, opts)?)
 }
 
 /// The overrides `--app` / `--staging` give; `--private` may also name a key of `also` (the
@@ -481,6 +487,7 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             let opts = CommandOptions {
                 expiry: expiry(settings.ttl.as_deref())?,
                 edits,
+                ..CommandOptions::default()
             };
             command(req, opts, settings.no_wait, &common, global)
         }
@@ -673,13 +680,25 @@ fn print_staging(s: &Staging) {
     }
 }
 
+/// Install the SIGTERM and SIGINT handlers (inside the runtime) and return what resolves to
+/// the name of the first that arrives.
+pub fn termination() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
+}
+
 /// `reconcile --every`: run core's reconcile loop until SIGTERM or SIGINT, then stop it (a
 /// round in progress is dropped, its leases released) and exit 0.
 fn status_updater(m: &StagingManager, every: Duration, clean_archived: bool) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
     let wait = capsa::runtime::block_on(async {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
+        let signal = termination()?;
         let lp = m.spawn_reconcile_loop_with(staging::ReconcileLoopOptions {
             every,
             clean_archived,
@@ -689,10 +708,7 @@ fn status_updater(m: &StagingManager, every: Duration, clean_archived: bool) -> 
             "reconciling every {} s; SIGTERM or SIGINT stops",
             every.as_secs_f64()
         );
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
+        let name = signal.await;
         lp.stop_async().await;
         Ok::<_, std::io::Error>(name)
     });

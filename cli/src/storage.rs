@@ -109,12 +109,7 @@ pub enum CapsuleCommand {
 
 /// A crate as JSON: its metadata fields plus capsule and path.
 pub fn crate_json(c: &Crate) -> anyhow::Result<Value> {
-    let mut v = serde_json::to_value(c.metadata()?)?;
-    if let Value::Object(map) = &mut v {
-        map.insert("capsule".into(), json!(c.capsule().id().as_str()));
-        map.insert("path".into(), json!(c.path()));
-    }
-    Ok(v)
+    Ok(serde_json::to_value(c.info()?)?)
 }
 
 fn crate_line(c: &Crate) -> anyhow::Result<String> {
@@ -297,20 +292,8 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
                 }
             };
             if global.json {
-                let rows: Vec<Value> = seqs
-                    .iter()
-                    .map(|(at, s)| {
-                        json!({
-                            "pattern": format!("{at}{}", s.format(style)),
-                            "head": s.head,
-                            "tail": s.tail,
-                            "padding": s.padding,
-                            "frames": s.frames.to_string(),
-                            "count": s.frames.len(),
-                            "missing": s.missing().to_string(),
-                        })
-                    })
-                    .collect();
+                let rows: Vec<capsa::SequenceInfo> =
+                    seqs.iter().map(|(at, s)| s.info(at, style)).collect();
                 print_json(&rows)?;
             } else {
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -396,6 +396,18 @@ pub(crate) fn shown(value: &str) -> String {
     }
 }
 
+/// The message of a caught panic payload (`std::panic::catch_unwind`'s error), as every
+/// binding's panic boundary reports it; `unknown panic` for a payload that is not a string.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
 /// `text` safe to print as (part of) one line: every control character (newline, carriage
 /// return, escape, …) and the Unicode line and paragraph separators are written as Rust
 /// escapes (`\n`, `\u{1b}`), so no input can split an output line or forge one.

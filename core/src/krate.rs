@@ -107,6 +107,19 @@ pub struct CrateMetadata {
     pub rebuilt: bool,
 }
 
+/// A crate as the CLI's `--json` and the server's API show it: its metadata, the capsule it
+/// belongs to, and its directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrateInfo {
+    /// The metadata (its fields appear at the top level).
+    #[serde(flatten)]
+    pub metadata: CrateMetadata,
+    /// The capsule's id.
+    pub capsule: String,
+    /// The crate's directory.
+    pub path: PathBuf,
+}
+
 impl CrateMetadata {
     pub(crate) fn new(
         version: String,
@@ -213,6 +226,16 @@ impl Crate {
         let target = self.path.join(METADATA_FILE);
         crate::beneath::check(self.capsule.store().root(), &target)?;
         atomic::write_file(&target, &json)
+    }
+
+    /// The crate as the CLI and the server show it ([`CrateInfo`]); errors as
+    /// [`Crate::metadata`].
+    pub fn info(&self) -> Result<CrateInfo> {
+        Ok(CrateInfo {
+            metadata: self.metadata()?,
+            capsule: self.capsule().id().as_str().to_string(),
+            path: self.path().to_path_buf(),
+        })
     }
 
     /// Sealed (released) crates refuse writes.

@@ -5,7 +5,8 @@ use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::ffi;
-use crate::error::{panic_message, Failure};
+use crate::error::Failure;
+use capsa::error::panic_message;
 
 thread_local! {
     /// The failure of this thread's latest failing bridge call, until C++ takes it.

@@ -531,6 +531,7 @@ class StagingManager:
         retention: float = 1209600.0,
         namespace_prefix: str | None = None,
         key_file: _StrPath | None = None,
+        notifications: _StrPath | None = None,
     ) -> StagingManager: ...
     @property
     def backend(self) -> str: ...

@@ -34,4 +34,4 @@ mod sequence;
 pub(crate) use detect::list_dir;
 pub use detect::{find_sequences, sequences_in};
 pub use frameset::{FrameRange, FrameSet, Frames, MAX_FRAMES};
-pub use sequence::{PadStyle, Sequence, MAX_PADDING};
+pub use sequence::{PadStyle, Sequence, SequenceInfo, MAX_PADDING};

@@ -676,3 +676,37 @@ mod tests {
         assert_eq!(e.code(), ErrorCode::InvalidSequence);
     }
 }
+
+/// A sequence as the CLI's `--json` and the server's API show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SequenceInfo {
+    /// The pattern, after a location prefix (`shot010/v003/artifacts/`) if any.
+    pub pattern: String,
+    /// [`Sequence::head`].
+    pub head: String,
+    /// [`Sequence::tail`].
+    pub tail: String,
+    /// [`Sequence::padding`].
+    pub padding: usize,
+    /// The frames, as a frame set (`1-10,12`).
+    pub frames: String,
+    /// How many frames.
+    pub count: u64,
+    /// The frames missing between the first and the last, as a frame set.
+    pub missing: String,
+}
+
+impl Sequence {
+    /// The sequence as the CLI and the server show it, its pattern in `style` after `prefix`.
+    pub fn info(&self, prefix: &str, style: PadStyle) -> SequenceInfo {
+        SequenceInfo {
+            pattern: format!("{prefix}{}", self.format(style)),
+            head: self.head.clone(),
+            tail: self.tail.clone(),
+            padding: self.padding,
+            frames: self.frames.to_string(),
+            count: self.frames.len() as u64,
+            missing: self.missing().to_string(),
+        }
+    }
+}

@@ -78,6 +78,9 @@ pub struct CommandOptions {
     /// Create and update: per-key changes applied in order to the overrides the command runs
     /// with (the request's, else the stored ones); the other keys are kept.
     pub edits: Vec<OverrideEdit>,
+    /// Who issues this command (the audit log's actor), when not the manager's
+    /// [`ManagerOptions::actor`]: a server's authenticated caller.
+    pub actor: Option<String>,
 }
 
 /// A command to start with [`StagingManager::start_async`].
@@ -477,7 +480,10 @@ impl StagingManager {
         req: CommandRequest,
         opts: CommandOptions,
     ) -> Result<PendingCommand> {
-        let actor = self.inner.opts.actor.clone();
+        let actor = opts
+            .actor
+            .clone()
+            .unwrap_or_else(|| self.inner.opts.actor.clone());
         self.start_as(req, opts, actor).await
     }
 

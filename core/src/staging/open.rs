@@ -249,6 +249,8 @@ pub struct OpenSettings {
     pub namespace_prefix: Option<String>,
     /// [`ManagerOptions::key_file`](super::ManagerOptions::key_file).
     pub key_file: Option<PathBuf>,
+    /// The notifications file ([`super::NotifyConfig::load`]); default `CAPSA_NOTIFICATIONS`.
+    pub notifications: Option<PathBuf>,
     /// [`BackendSettings::project_name`].
     pub project_name: Option<String>,
     /// [`BackendSettings::base_domain`].
@@ -304,19 +306,25 @@ impl OpenSettings {
         OpenSettings::from_json(&serde_json::Value::Object(snake).to_string())
     }
 
-    /// The manager options: these settings over [`super::ManagerOptions::default`].
-    pub fn manager_options(&self) -> super::ManagerOptions {
+    /// The manager options: these settings over [`super::ManagerOptions::default`];
+    /// `InvalidArgument` for a notifications file that does not parse.
+    pub fn manager_options(&self) -> Result<super::ManagerOptions> {
         let d = super::ManagerOptions::default();
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
-        super::ManagerOptions {
+        let notifications = match &self.notifications {
+            Some(path) => super::NotifyConfig::load(path)?,
+            None => d.notifications.clone(),
+        };
+        Ok(super::ManagerOptions {
             actor: self.actor.clone().unwrap_or(d.actor),
             pending_timeout: ms(self.pending_timeout_ms, d.pending_timeout),
             check_interval: ms(self.check_interval_ms, d.check_interval),
             retention: ms(self.retention_ms, d.retention),
             namespace_prefix: self.namespace_prefix.clone().unwrap_or(d.namespace_prefix),
             key_file: self.key_file.clone().or(d.key_file),
+            notifications,
             ..d
-        }
+        })
     }
 
     /// The backend settings: these settings over [`BackendSettings::default`].
@@ -352,7 +360,7 @@ impl OpenSettings {
         spec: &BackendSpec,
     ) -> Result<super::StagingManager> {
         let deployer = spec.deployer(&self.backend_settings()?)?;
-        super::StagingManager::open_with(state, deployer, self.manager_options())
+        super::StagingManager::open_with(state, deployer, self.manager_options()?)
     }
 
     /// Open the manager of `state` with a backend the caller built, which carries its own
@@ -368,7 +376,7 @@ impl OpenSettings {
                 reason: "backend settings go with a backend named by its spec".into(),
             });
         }
-        super::StagingManager::open_with(state, deployer, self.manager_options())
+        super::StagingManager::open_with(state, deployer, self.manager_options()?)
     }
 }
 
@@ -462,7 +470,7 @@ mod tests {
     #[test]
     fn open_settings_fill_in_core_defaults_and_refuse_unknown_fields() {
         let s = OpenSettings::from_json(r#"{"actor": "ana", "pending_timeout_ms": 1500}"#).unwrap();
-        let o = s.manager_options();
+        let o = s.manager_options().unwrap();
         assert_eq!(o.actor, "ana");
         assert_eq!(o.pending_timeout, Duration::from_millis(1500));
         assert_eq!(

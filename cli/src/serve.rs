@@ -1,0 +1,207 @@
+//! `capsa serve`: the HTTP API of `capsa-server` over the store and the staging manager the
+//! usual options name; `capsa serve token add/list/revoke` manage who may call it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use capsa_server::{Role, Tokens};
+use clap::Subcommand;
+
+use crate::staging::{self, Common};
+use crate::Global;
+
+/// The environment variable naming the tokens file.
+pub const TOKENS_ENV: &str = "CAPSA_SERVE_TOKENS";
+
+/// `capsa serve [OPTIONS]` or `capsa serve token …`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    sub: Option<ServeSub>,
+    #[command(flatten)]
+    opts: ServeOpts,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServeSub {
+    /// Manage the tokens that may call the server.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+}
+
+/// The tokens file: `--tokens FILE`, `CAPSA_SERVE_TOKENS`, else `<store>/.capsa/serve-tokens.json`.
+#[derive(Debug, Clone, clap::Args)]
+struct TokensFile {
+    /// The tokens file (hashed tokens, mode 0600).
+    #[arg(long, env = TOKENS_ENV, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+}
+
+impl TokensFile {
+    fn open(&self, global: &Global) -> anyhow::Result<Tokens> {
+        let path = match (&self.tokens, &global.store) {
+            (Some(t), _) => t.clone(),
+            (None, Some(store)) => store.join(".capsa").join("serve-tokens.json"),
+            (None, None) => anyhow::bail!(
+                "no tokens file: pass --tokens FILE, set {TOKENS_ENV}, or give --store"
+            ),
+        };
+        Ok(Tokens::at(path))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Add a token; prints it once (only its hash is kept).
+    Add {
+        /// The token's name: the audit log's actor for its calls.
+        name: String,
+        /// `read`, `operate` or `admin`.
+        #[arg(long, default_value = "read")]
+        role: String,
+        #[command(flatten)]
+        file: TokensFile,
+    },
+    /// List the tokens (names, roles, dates; never a token).
+    List {
+        #[command(flatten)]
+        file: TokensFile,
+    },
+    /// Revoke a token: its next call is refused.
+    Revoke {
+        /// The token's name.
+        name: String,
+        #[command(flatten)]
+        file: TokensFile,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeOpts {
+    /// Address to listen on; a non-loopback one needs --insecure (no TLS yet).
+    #[arg(long, env = "CAPSA_LISTEN", default_value = capsa_server::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Serve plain HTTP on a non-loopback address.
+    #[arg(long)]
+    insecure: bool,
+    /// Run the status updater in the server: a reconcile round this often (`30s`).
+    #[arg(long, value_name = "DURATION")]
+    reconcile_every: Option<String>,
+    /// The largest request body, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = capsa_server::Limits::default().body)]
+    body_limit: usize,
+    #[command(flatten)]
+    file: TokensFile,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Run `capsa serve`.
+pub fn run(args: ServeArgs, global: &Global) -> anyhow::Result<()> {
+    match args.sub {
+        Some(ServeSub::Token { cmd }) => token(cmd, global),
+        None => serve(args.opts, global),
+    }
+}
+
+fn token(cmd: TokenCmd, global: &Global) -> anyhow::Result<()> {
+    match cmd {
+        TokenCmd::Add { name, role, file } => {
+            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            let token = file.open(global)?.add(&name, role)?;
+            if global.json {
+                crate::output::print_json(
+                    &serde_json::json!({ "name": name, "role": role, "token": token }),
+                )?;
+            } else {
+                println!("{token}");
+            }
+        }
+        TokenCmd::List { file } => {
+            let list = file.open(global)?.list()?;
+            if global.json {
+                crate::output::print_json(&list)?;
+            } else {
+                for t in list {
+                    println!(
+                        "{:<24} {:<8} {}",
+                        t.name,
+                        t.role.as_str(),
+                        t.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+                    );
+                }
+            }
+        }
+        TokenCmd::Revoke { name, file } => {
+            file.open(global)?.revoke(&name)?;
+            println!("revoked {name}");
+        }
+    }
+    Ok(())
+}
+
+fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
+    capsa_server::check_listen(opts.listen, opts.insecure).map_err(anyhow::Error::msg)?;
+    let tokens = opts.file.open(global)?;
+    let store = match &global.store {
+        Some(_) => Some(global.open_store()?),
+        None => None,
+    };
+    let every = opts
+        .reconcile_every
+        .as_deref()
+        .map(|t| capsa::staging::parse_duration("--reconcile-every", t))
+        .transpose()?;
+    let stagings = staging::open_manager(&opts.common, global, every)?;
+    if tokens.list()?.is_empty() {
+        eprintln!(
+            "warning: {} holds no token: every call will be refused (add one with `capsa serve token add NAME --role operate`)",
+            tokens.path().display()
+        );
+    }
+    let limits = capsa_server::Limits {
+        body: opts.body_limit,
+        ..capsa_server::Limits::default()
+    };
+    let app = Arc::new(capsa_server::App {
+        store,
+        stagings: stagings.clone(),
+        tokens,
+    });
+    let name = capsa::runtime::block_on(async {
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", opts.listen))?;
+        let addr = listener.local_addr()?;
+        let signal = staging::termination().context("cannot install the signal handlers")?;
+        let updater = every.map(|e| stagings.spawn_reconcile_loop(e));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let shutdown = async move {
+            let name = signal.await;
+            let _ = tx.send(name);
+        };
+        // On stdout, first: tells a caller (and a test) where to connect.
+        println!("listening on http://{addr}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        capsa_server::serve(listener, app, &limits, shutdown).await?;
+        if let Some(u) = updater {
+            u.stop_async().await;
+        }
+        let flushed = stagings
+            .flush_notifications_async(Duration::from_secs(5))
+            .await;
+        if flushed > 0 {
+            eprintln!("warning: {flushed} notification(s) not delivered");
+        }
+        Ok::<_, anyhow::Error>(rx.await.unwrap_or("shutdown"))
+    })?;
+    eprintln!("{name}: server stopped");
+    Ok(())
+}

@@ -1,0 +1,598 @@
+//! `capsa serve` as a real process on loopback, called with a real HTTP client: tokens and
+//! roles, the staging commands and queries, show storage, the event stream and its resume,
+//! problem responses for hostile input, the refusal of plain HTTP off loopback, SIGTERM.
+#![cfg(unix)] // SIGTERM
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
+
+fn capsa(dir: &Path, args: &[&str]) -> Output {
+    base(dir).args(args).output().unwrap()
+}
+
+fn base(dir: &Path) -> Command {
+    let mut c = Command::new(CAPSA);
+    c.env_remove("CAPSA_STAGING_BACKEND")
+        .env_remove("CAPSA_NOTIFICATIONS")
+        .env_remove("CAPSA_LISTEN")
+        .env_remove("CAPSA_SERVE_TOKENS")
+        .env("CAPSA_STORE", dir.join("store"))
+        .env("CAPSA_STAGING_STATE", dir.join("state.db"));
+    c
+}
+
+/// A token added with the CLI.
+fn token(dir: &Path, name: &str, role: &str) -> String {
+    let out = capsa(dir, &["serve", "token", "add", name, "--role", role]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    stderr: Option<ChildStderr>,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = base(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_string();
+        let stderr = child.stderr.take();
+        Server { child, url, stderr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// SIGTERM, then the exit status and everything the server wrote on stderr.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            e.read_to_string(&mut err).unwrap();
+        }
+        (status, err)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn call(rb: RequestBuilder) -> (StatusCode, Value) {
+    let r = rb.send().unwrap();
+    let status = r.status();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().unwrap();
+    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if !status.is_success() {
+        assert_eq!(ctype, "application/problem+json", "{status} {v}");
+        assert_eq!(v["status"], status.as_u16(), "{v}");
+    }
+    (status, v)
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = capsa(dir.path(), &["init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, store)
+}
+
+#[test]
+fn tokens_are_shown_once_stored_hashed_and_revocable() {
+    let (dir, store) = setup();
+    let t = token(dir.path(), "ci-bot", "operate");
+    assert!(t.starts_with("capsa_"), "{t}");
+    let file = store.join(".capsa/serve-tokens.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !text.contains(t.rsplit('_').next().unwrap()),
+        "the secret is stored"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let list = capsa(dir.path(), &["serve", "token", "list"]);
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.contains("ci-bot") && list.contains("operate") && !list.contains(&t));
+    let again = capsa(dir.path(), &["serve", "token", "add", "ci-bot"]);
+    assert_eq!(again.status.code(), Some(12), "ALREADY_EXISTS");
+    let bad = capsa(
+        dir.path(),
+        &["serve", "token", "add", "x", "--role", "root"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected read, operate or admin"));
+
+    let server = Server::start(dir.path(), &[]);
+    let c = client();
+    let (s, _) = call(c.get(server.url("/v1/stagings")).bearer_auth(&t));
+    assert_eq!(s, StatusCode::OK);
+    let out = capsa(dir.path(), &["serve", "token", "revoke", "ci-bot"]);
+    assert!(out.status.success());
+    let (s, v) = call(c.get(server.url("/v1/stagings")).bearer_auth(&t));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED"))
+    );
+    let (status, _) = server.stop();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn stagings_through_the_api() {
+    let (dir, _) = setup();
+    let op = token(dir.path(), "alice", "operate");
+    let ro = token(dir.path(), "viewer", "read");
+    let server = Server::start(dir.path(), &[]);
+    let c = client();
+    let u = |p: &str| server.url(p);
+
+    // No token, a wrong one, Basic with the wrong name: 401; a read token writing: 403.
+    let (s, v) = call(c.get(u("/v1/stagings")));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED"))
+    );
+    let (s, _) = call(c.get(u("/v1/stagings")).bearer_auth(format!("{op}0")));
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = call(c.get(u("/v1/stagings")).basic_auth("mallory", Some(&op)));
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = call(c.get(u("/v1/stagings")).basic_auth("alice", Some(&op)));
+    assert_eq!(s, StatusCode::OK);
+    let body = json!({"name": "web", "tag": "1.0.0", "overrides": [
+        {"key": "DB_PASSWORD", "value": "hunter2-srv", "scope": "app", "private": true},
+        {"key": "LOG", "value": "debug"}]});
+    let (s, v) = call(c.post(u("/v1/stagings")).bearer_auth(&ro).json(&body));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("FORBIDDEN"))
+    );
+    assert_eq!(
+        call(c.get(u("/v1/stagings")).bearer_auth(&ro)).1,
+        json!([]),
+        "nothing made"
+    );
+
+    // create: 202 with the pending staging, then Running.
+    let (s, v) = call(c.post(u("/v1/stagings")).bearer_auth(&op).json(&body));
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["status"], "CreatePending");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = call(c.get(u("/v1/stagings/web")).bearer_auth(&ro));
+        if v["status"] == "Running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // BUSY and forbidden transitions are 409 with their codes.
+    let (s, v) = call(
+        c.post(u("/v1/stagings?wait=true"))
+            .bearer_auth(&op)
+            .json(&body),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("ALREADY_EXISTS"))
+    );
+    let (s, v) = call(
+        c.post(u("/v1/stagings/web/restore?wait=true"))
+            .bearer_auth(&op),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("INVALID_TRANSITION"))
+    );
+
+    // update with a per-key change, waited for.
+    let upd = json!({"tag": "1.1.0", "set": [{"key": "LOG", "value": "info"}]});
+    let (s, v) = call(
+        c.post(u("/v1/stagings/web/update?wait=true"))
+            .bearer_auth(&op)
+            .json(&upd),
+    );
+    assert_eq!(
+        (s, v["status"].as_str(), v["tag"].as_str()),
+        (StatusCode::OK, Some("Running"), Some("1.1.0")),
+        "{v}"
+    );
+    // delete, restore, delete, cleanup.
+    let (_, v) = call(
+        c.post(u("/v1/stagings/web/delete?wait=true"))
+            .bearer_auth(&op),
+    );
+    assert_eq!(v["status"], "Archived");
+    let (_, v) = call(
+        c.post(u("/v1/stagings/web/restore?wait=true"))
+            .bearer_auth(&op),
+    );
+    assert_eq!(v["status"], "Running");
+    let (_, v) = call(
+        c.post(u("/v1/stagings/web/delete?wait=true"))
+            .bearer_auth(&op),
+    );
+    assert_eq!(v["status"], "Archived");
+
+    // The audit log names the token as the actor.
+    let (s, log) = call(c.get(u("/v1/stagings/web/audit")).bearer_auth(&ro));
+    assert_eq!(s, StatusCode::OK);
+    let rows = log.as_array().unwrap();
+    assert!(rows.len() >= 5, "{log}");
+    assert!(
+        rows.iter()
+            .filter(|r| r["action"] != "reconcile")
+            .all(|r| r["actor"] == "alice"),
+        "{log}"
+    );
+    let (s, v) = call(c.get(u("/v1/stagings/nope/audit")).bearer_auth(&ro));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+    let (s, v) = call(c.get(u("/v1/stagings/web/info")).bearer_auth(&ro));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_IMPLEMENTED, Some("UNSUPPORTED"))
+    );
+
+    let (s, v) = call(
+        c.post(u("/v1/stagings/web/cleanup?wait=true"))
+            .bearer_auth(&op),
+    );
+    assert_eq!(
+        (s, v),
+        (StatusCode::OK, json!({"name": "web", "removed": true}))
+    );
+    let (s, v) = call(c.get(u("/v1/stagings/web")).bearer_auth(&ro));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+
+    // The private value never came back, and is not in the server's log.
+    let (status, err) = server.stop();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("SIGTERM: server stopped"), "{err}");
+    assert!(!err.contains("hunter2-srv"), "{err}");
+    assert!(!log.to_string().contains("hunter2-srv"));
+}
+
+#[test]
+fn hostile_requests_get_a_problem_and_change_nothing() {
+    let (dir, _) = setup();
+    let op = token(dir.path(), "alice", "operate");
+    let server = Server::start(dir.path(), &["--body-limit", "4096"]);
+    let c = client();
+    let u = |p: &str| server.url(p);
+    let post = |path: &str, body: &str| {
+        c.post(u(path))
+            .bearer_auth(&op)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    for (path, body, want) in [
+        ("/v1/stagings", "{not json", "INVALID_ARGUMENT"),
+        (
+            "/v1/stagings",
+            r#"{"name": "web", "tag": "1", "extra": 1}"#,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "/v1/stagings",
+            r#"{"name": "../../etc", "tag": "1.0.0"}"#,
+            "INVALID_NAME",
+        ),
+        (
+            "/v1/stagings",
+            r#"{"name": "we\nb", "tag": "1.0.0"}"#,
+            "INVALID_NAME",
+        ),
+        (
+            "/v1/stagings",
+            r#"{"name": "web", "tag": "1.0.0", "overrides": [{"key": "K", "value": "v", "scope": "App"}]}"#,
+            "INVALID_ARGUMENT",
+        ),
+        ("/v1/capsules", r#"{"id": "../outside"}"#, "INVALID_NAME"),
+        (
+            "/v1/stagings?wait=maybe",
+            r#"{"name": "web", "tag": "1.0.0"}"#,
+            "INVALID_ARGUMENT",
+        ),
+    ] {
+        let (s, v) = call(post(path, body));
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(want)),
+            "{path} {body}: {v}"
+        );
+        assert!(!v["detail"].as_str().unwrap().contains('\n'), "{v}");
+    }
+    let big = format!(r#"{{"name": "web", "tag": "{}"}}"#, "x".repeat(8192));
+    let (s, v) = call(post("/v1/stagings", &big));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("TOO_LARGE")),
+        "{v}"
+    );
+    let (s, v) = call(
+        c.get(u("/v1/capsules/..%2F..%2Fetc/crates"))
+            .bearer_auth(&op),
+    );
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = call(c.get(u("/v1/no/such/route")).bearer_auth(&op));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+    assert_eq!(call(c.get(u("/v1/stagings")).bearer_auth(&op)).1, json!([]));
+    assert_eq!(call(c.get(u("/v1/capsules")).bearer_auth(&op)).1, json!([]));
+    // Health needs no token.
+    assert_eq!(call(c.get(u("/healthz"))).0, StatusCode::OK);
+    assert_eq!(call(c.get(u("/readyz"))).0, StatusCode::OK);
+}
+
+#[test]
+fn show_storage_through_the_api() {
+    let (dir, store) = setup();
+    let op = token(dir.path(), "bob", "operate");
+    let server = Server::start(dir.path(), &[]);
+    let c = client();
+    let u = |p: &str| server.url(p);
+    let (s, v) = call(
+        c.post(u("/v1/capsules"))
+            .bearer_auth(&op)
+            .json(&json!({"id": "shot010"})),
+    );
+    assert_eq!((s, v), (StatusCode::CREATED, json!({"id": "shot010"})));
+    let (s, v) = call(
+        c.post(u("/v1/capsules"))
+            .bearer_auth(&op)
+            .json(&json!({"id": "shot010"})),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("ALREADY_EXISTS"))
+    );
+    let (s, v) = call(c.get(u("/v1/capsules/shot010/latest")).bearer_auth(&op));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+    let (s, v) = call(
+        c.post(u("/v1/capsules/shot010/crates"))
+            .bearer_auth(&op)
+            .json(&json!({"comment": "first lighting pass"})),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["version"].as_str(), v["created_by"].as_str()),
+        (Some("v001"), Some("bob"))
+    );
+    // Frames on disk, with a gap.
+    let artifacts = store.join("shot010/v001/artifacts");
+    for f in [1, 2, 3, 5] {
+        std::fs::write(artifacts.join(format!("beauty.{f:04}.exr")), b"x").unwrap();
+    }
+    let (s, v) = call(
+        c.get(u(
+            "/v1/capsules/shot010/crates/v001/sequences?section=artifacts",
+        ))
+        .bearer_auth(&op),
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v[0]["frames"].as_str(), v[0]["missing"].as_str()),
+        (Some("1-3,5"), Some("4")),
+        "{v}"
+    );
+    let (s, v) = call(
+        c.post(u("/v1/capsules/shot010/crates"))
+            .bearer_auth(&op)
+            .json(&json!({"carry_over": ["artifacts"]})),
+    );
+    assert_eq!(
+        (s, v["version"].as_str()),
+        (StatusCode::CREATED, Some("v002")),
+        "{v}"
+    );
+    assert_eq!(v["parent"], "v001");
+    let (s, v) = call(
+        c.post(u("/v1/capsules/shot010/crates/v001/seal"))
+            .bearer_auth(&op),
+    );
+    assert_eq!(
+        (s, v["published"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{v}"
+    );
+    let (_, v) = call(c.get(u("/v1/capsules/shot010/latest")).bearer_auth(&op));
+    assert_eq!(v["version"], "v002");
+    let (_, v) = call(
+        c.get(u("/v1/capsules/shot010/latest?published=true"))
+            .bearer_auth(&op),
+    );
+    assert_eq!(v["version"], "v001");
+    let (_, v) = call(c.get(u("/v1/capsules/shot010/crates")).bearer_auth(&op));
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    // The same shape as the CLI's --json.
+    let cli = capsa(dir.path(), &["--json", "crates", "shot010"]);
+    let cli: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(cli, v);
+    let (_, v) = call(c.get(u("/v1/capsules")).bearer_auth(&op));
+    assert_eq!(
+        v,
+        json!([{"id": "shot010", "latest": "v002", "offline": false}])
+    );
+    let (s, v) = call(c.get(u("/v1/capsules/shot010/crates/v9x")).bearer_auth(&op));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_VERSION")),
+        "{v}"
+    );
+    let (s, v) = call(c.get(u("/v1/fsck")).bearer_auth(&op));
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Read SSE events (`id`, `event`, `data`) from `r` until `n` have come.
+fn sse(r: reqwest::blocking::Response, n: usize) -> Vec<(i64, String, Value)> {
+    let mut out = Vec::new();
+    let (mut id, mut ev, mut data) = (0, String::new(), String::new());
+    for line in BufReader::new(r).lines() {
+        let line = line.unwrap();
+        if line.is_empty() {
+            if !data.is_empty() {
+                out.push((
+                    id,
+                    std::mem::take(&mut ev),
+                    serde_json::from_str(&data).unwrap(),
+                ));
+                data.clear();
+                if out.len() == n {
+                    break;
+                }
+            }
+        } else if let Some(v) = line.strip_prefix("id:") {
+            id = v.trim().parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            ev = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.trim_start());
+        }
+    }
+    out
+}
+
+#[test]
+fn events_stream_live_and_resume_from_the_last_id() {
+    let (dir, _) = setup();
+    let op = token(dir.path(), "alice", "operate");
+    let server = Server::start(dir.path(), &[]);
+    let c = client();
+    let u = |p: &str| server.url(p);
+    // Subscribed first: only new events, of the one staging asked for.
+    let live = c
+        .get(u("/v1/events?staging=web"))
+        .bearer_auth(&op)
+        .send()
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert!(live.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    // web's create: two status changes and the command's end.
+    let reader = std::thread::spawn(move || sse(live, 3));
+    for name in ["other", "web"] {
+        let body = json!({"name": name, "tag": "1.0.0"});
+        let (s, _) = call(
+            c.post(u("/v1/stagings?wait=true"))
+                .bearer_auth(&op)
+                .json(&body),
+        );
+        assert_eq!(s, StatusCode::OK);
+    }
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.iter().all(|(_, _, d)| d["name"] == "web"), "{got:?}");
+    assert!(
+        got.iter().all(|(_, ev, d)| d["event"] == ev.as_str()),
+        "{got:?}"
+    );
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "{got:?}");
+    assert_eq!(
+        (&got[0].2["from"], &got[0].2["to"]),
+        (&Value::Null, &json!("CreatePending"))
+    );
+    let changes: Vec<&Value> = got.iter().map(|g| &g.2["to"]).collect();
+    assert!(changes.contains(&&json!("Running")), "{got:?}");
+    // Reconnect after the first: the second again, nothing twice, nothing missed.
+    let again = c
+        .get(u("/v1/events"))
+        .bearer_auth(&op)
+        .header("Last-Event-ID", got[0].0.to_string())
+        .send()
+        .unwrap();
+    let resumed = sse(again, 1);
+    assert_eq!(resumed[0].0, got[1].0, "{resumed:?}");
+    let (s, v) = call(
+        c.get(u("/v1/events"))
+            .bearer_auth(&op)
+            .header("Last-Event-ID", "x"),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_ARGUMENT"))
+    );
+    // SIGTERM ends the open streams: the server does not wait for the clients.
+    let _open = c.get(u("/v1/events")).bearer_auth(&op).send().unwrap();
+    let t = Instant::now();
+    let (status, _) = server.stop();
+    assert!(status.success());
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused() {
+    let (dir, _) = setup();
+    let out = capsa(dir.path(), &["serve", "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--insecure") && err.contains("0.0.0.0"),
+        "{err}"
+    );
+}

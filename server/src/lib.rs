@@ -1,0 +1,126 @@
+//! `capsa serve`: capsa's HTTP API, a thin layer over its core like the bindings.
+//!
+//! The caller (the CLI's `capsa serve`) opens the [`capsa::Store`] and the
+//! [`capsa::staging::StagingManager`] as it would for a local command and hands them over in
+//! an [`App`]; this crate only converts HTTP to core calls and core results to JSON:
+//!
+//! - `/v1/stagings…`: list, show, create, update, delete, restore, cleanup, audit log, info; a
+//!   command answers `202 Accepted` with the pending staging, or waits with `?wait=true`;
+//! - `/v1/capsules…`, `/v1/fsck`: show storage;
+//! - `/v1/events`: the staging events as Server-Sent Events, resumable by `Last-Event-ID`;
+//! - `/healthz`, `/readyz`.
+//!
+//! Errors are `application/problem+json` (RFC 9457) carrying capsa's stable `code`
+//! ([`problem::status_of`] is the one mapping of codes to HTTP statuses). Every `/v1` route
+//! needs a bearer token (or HTTP Basic with the token as password) of a role that allows it
+//! ([`auth`]); the token's name is the audit log's actor.
+
+pub mod auth;
+mod events;
+mod health;
+pub mod problem;
+mod stagings;
+mod storage;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use capsa::staging::StagingManager;
+use capsa::Store;
+
+pub use auth::{Role, TokenInfo, Tokens};
+
+/// What the server serves.
+pub struct App {
+    /// The show store (`None`: the storage routes answer `INVALID_STORE`).
+    pub store: Option<Store>,
+    /// The staging manager.
+    pub stagings: StagingManager,
+    /// The tokens that may call it.
+    pub tokens: Tokens,
+}
+
+/// Limits of a server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest request body (default 1 MiB).
+    pub body: usize,
+    /// How long a request may take, a waited command included (default 10 min); an event
+    /// stream is not limited.
+    pub request: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            body: 1 << 20,
+            request: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The address `capsa serve` listens on by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8270";
+
+/// Refuse to listen on a non-loopback address in plain HTTP unless told `insecure`: tokens
+/// and private values would cross the network in the clear.
+pub fn check_listen(addr: SocketAddr, insecure: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || insecure {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing to serve plain HTTP on {addr}, which is not a loopback address: \
+             tokens would cross the network in the clear (pass --insecure to accept that)"
+        ))
+    }
+}
+
+/// The routes of `app`, with the request limits.
+pub fn router(app: Arc<App>, limits: &Limits) -> Router {
+    use tower_http::limit::RequestBodyLimitLayer;
+    use tower_http::timeout::TimeoutLayer;
+    let v1 = Router::new()
+        .merge(stagings::routes())
+        .merge(storage::routes())
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            limits.request,
+        ))
+        .merge(events::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .nest("/v1", v1)
+        .merge(health::routes())
+        .fallback(|| async { problem::Problem::not_found("no such route") })
+        .layer(RequestBodyLimitLayer::new(limits.body))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then let the requests in flight
+/// finish (event streams end at once).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let streams = stop_rx.clone();
+    let app2 = app.clone();
+    let router = router(app2, limits).layer(axum::Extension(events::Stop(streams)));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await?;
+    drop(app);
+    Ok(())
+}
