@@ -218,7 +218,8 @@ fn stagings_through_the_api() {
         assert!(Instant::now() < deadline, "{v}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // BUSY and forbidden transitions are 409 with their codes.
+    // Forbidden transitions are 409 with their code: creating a Running staging again,
+    // restoring one.
     let (s, v) = call(
         c.post(u("/v1/stagings?wait=true"))
             .bearer_auth(&op)
@@ -226,7 +227,7 @@ fn stagings_through_the_api() {
     );
     assert_eq!(
         (s, v["code"].as_str()),
-        (StatusCode::CONFLICT, Some("ALREADY_EXISTS"))
+        (StatusCode::CONFLICT, Some("INVALID_TRANSITION"))
     );
     let (s, v) = call(
         c.post(u("/v1/stagings/web/restore?wait=true"))
@@ -582,6 +583,40 @@ fn events_stream_live_and_resume_from_the_last_id() {
     let (status, _) = server.stop();
     assert!(status.success());
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_command_in_flight_makes_the_next_busy() {
+    let (dir, _) = setup();
+    let op = token(dir.path(), "alice", "operate");
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let server = Server::start(dir.path(), &["--mock-hold", hold.to_str().unwrap()]);
+    let c = client();
+    let u = |p: &str| server.url(p);
+    let body = json!({"name": "web", "tag": "1.0.0"});
+    let (s, v) = call(c.post(u("/v1/stagings")).bearer_auth(&op).json(&body));
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("CreatePending"))
+    );
+    let upd = json!({"tag": "1.1.0"});
+    let (s, v) = call(
+        c.post(u("/v1/stagings/web/update"))
+            .bearer_auth(&op)
+            .json(&upd),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("BUSY")),
+        "{v}"
+    );
+    std::fs::remove_file(&hold).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while call(c.get(u("/v1/stagings/web")).bearer_auth(&op)).1["status"] != "Running" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

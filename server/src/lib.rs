@@ -80,7 +80,6 @@ pub fn check_listen(addr: SocketAddr, insecure: bool) -> Result<(), String> {
 
 /// The routes of `app`, with the request limits.
 pub fn router(app: Arc<App>, limits: &Limits) -> Router {
-    use tower_http::limit::RequestBodyLimitLayer;
     use tower_http::timeout::TimeoutLayer;
     let v1 = Router::new()
         .merge(stagings::routes())
@@ -98,7 +97,8 @@ pub fn router(app: Arc<App>, limits: &Limits) -> Router {
         .nest("/v1", v1)
         .merge(health::routes())
         .fallback(|| async { problem::Problem::not_found("no such route") })
-        .layer(RequestBodyLimitLayer::new(limits.body))
+        // Bodies are read by the Json extractor, which turns a larger one into a problem.
+        .layer(axum::extract::DefaultBodyLimit::max(limits.body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
