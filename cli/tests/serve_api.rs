@@ -620,6 +620,64 @@ fn a_command_in_flight_makes_the_next_busy() {
 }
 
 #[test]
+fn events_over_a_websocket_then_a_close_frame_at_shutdown() {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+    let (dir, _) = setup();
+    let op = token(dir.path(), "alice", "operate");
+    let server = Server::start(dir.path(), &[]);
+    let ws_url = server
+        .url("/v1/events?staging=web")
+        .replacen("http://", "ws://", 1);
+    let mut req = ws_url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {op}").parse().unwrap());
+    let (mut socket, resp) = tungstenite::connect(req).expect("websocket");
+    assert_eq!(resp.status(), 101);
+    // A WebSocket without a token is refused before the upgrade.
+    let anon = server.url("/v1/events").replacen("http://", "ws://", 1);
+    match tungstenite::connect(anon) {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("{:?}", other.map(|(_, r)| r.status())),
+    }
+    let c = client();
+    let body = json!({"name": "web", "tag": "1.0.0", "overrides": [
+        {"key": "PW", "value": "ws-secret-1", "private": true}]});
+    let (s, _) = call(
+        c.post(server.url("/v1/stagings?wait=true"))
+            .bearer_auth(&op)
+            .json(&body),
+    );
+    assert_eq!(s, StatusCode::OK);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|v: &Value| v["to"] == "Running") {
+        match socket.read().unwrap() {
+            Message::Text(t) => {
+                assert!(!t.contains("ws-secret-1"));
+                seen.push(serde_json::from_str(&t).unwrap());
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(seen.iter().all(|v| v["name"] == "web"), "{seen:?}");
+    assert_eq!(seen[0]["to"], "CreatePending");
+    // SIGTERM: the server says goodbye with a close frame, and exits.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let frame = loop {
+        match socket.read() {
+            Ok(Message::Close(f)) => break f,
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    let frame = frame.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1001);
+    let (status, _) = server.stop();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
 fn plain_http_off_loopback_is_refused() {
     let (dir, _) = setup();
     let out = capsa(dir.path(), &["serve", "--listen", "0.0.0.0:0"]);

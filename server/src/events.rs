@@ -1,13 +1,17 @@
 //! `/v1/events`: the staging events of every process sharing the state, as Server-Sent
-//! Events. Each event's SSE `id` is its `seq`; a client that reconnects with `Last-Event-ID`
-//! (or `?after=SEQ`) gets every event after it, none twice. Without either it gets only new
-//! events. `?staging=NAME` keeps one staging's.
+//! Events, or as WebSocket text messages (one event as JSON each) when the request asks for
+//! a WebSocket upgrade. Each event's SSE `id` is its `seq`; a client that reconnects with
+//! `Last-Event-ID` (or `?after=SEQ`, the WebSocket form) gets every event after it, none
+//! twice. Without either it gets only new events. `?staging=NAME` keeps one staging's. On
+//! shutdown the streams end and WebSockets get a close frame (1001, going away).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -22,9 +26,56 @@ use crate::problem::{ApiResult, Problem};
 use crate::App;
 
 /// Ends the event streams when the server shuts down (so that the graceful shutdown does not
-/// wait for clients that never hang up).
+/// wait for clients that never hang up), and counts the open WebSockets, which the server
+/// no longer tracks once upgraded, so that shutdown can wait for their close frames.
 #[derive(Clone)]
-pub(crate) struct Stop(pub(crate) tokio::sync::watch::Receiver<bool>);
+pub(crate) struct Stop {
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    pub(crate) sockets: Arc<Sockets>,
+}
+
+/// The open WebSockets.
+#[derive(Default)]
+pub(crate) struct Sockets {
+    open: std::sync::atomic::AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+impl Sockets {
+    /// Wait until every WebSocket has sent its close frame, at most `grace`.
+    pub(crate) async fn drained(&self, grace: Duration) {
+        use std::sync::atomic::Ordering;
+        let _ = tokio::time::timeout(grace, async {
+            loop {
+                let closed = self.closed.notified();
+                if self.open.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        })
+        .await;
+    }
+}
+
+/// Counts one open WebSocket while it lives.
+struct Open(Arc<Sockets>);
+
+impl Open {
+    fn new(s: &Arc<Sockets>) -> Open {
+        s.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Open(s.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.closed.notify_waiters();
+    }
+}
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new().route("/events", get(events))
@@ -44,6 +95,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 async fn events(
     State(app): State<Arc<App>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     stop: Option<Extension<Stop>>,
     headers: HeaderMap,
     q: Result<Query<Params>, QueryRejection>,
@@ -62,11 +114,59 @@ async fn events(
         Some(a) => a,
         None => app.stagings.last_event_seq()?,
     };
-    let stop = stop.map(|s| s.0 .0);
-    let stream = feed(app, after, p.staging, stop);
-    Ok(Sse::new(stream)
+    let sockets = stop.as_ref().map(|s| s.0.sockets.clone());
+    let stream = feed(app, after, p.staging, stop.map(|s| s.0.stopping));
+    match ws {
+        Ok(ws) => {
+            let open = sockets.map(|s| Open::new(&s));
+            return Ok(ws.on_upgrade(move |socket| async move {
+                pump(socket, stream).await;
+                drop(open);
+            }));
+        }
+        // Asked for an upgrade, but not a valid WebSocket one.
+        Err(e) if headers.contains_key(axum::http::header::UPGRADE) => {
+            return Err(Problem::bad_request(e.body_text()))
+        }
+        Err(_) => {}
+    }
+    let sse = stream.map(|e| {
+        let data = serde_json::to_string(&e).unwrap_or_default();
+        Ok::<_, Infallible>(
+            SseEvent::default()
+                .id(e.seq.to_string())
+                .event(e.kind.as_str())
+                .data(data),
+        )
+    });
+    Ok(Sse::new(sse)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// Send the feed's events over `socket` until it ends (a close frame) or the client goes.
+async fn pump(mut socket: WebSocket, mut events: impl Stream<Item = Event> + Unpin) {
+    loop {
+        tokio::select! {
+            next = events.next() => match next {
+                Some(e) => {
+                    let text = serde_json::to_string(&e).unwrap_or_default();
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    let frame = CloseFrame { code: 1001, reason: "capsa serve is stopping".into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            },
+            msg = socket.recv() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 struct Feed {
@@ -77,12 +177,13 @@ struct Feed {
     queued: std::collections::VecDeque<Event>,
 }
 
+/// The events after `after` (of `staging` only, if given), as they come.
 fn feed(
     app: Arc<App>,
     after: i64,
     staging: Option<String>,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+) -> futures_util::stream::BoxStream<'static, Event> {
     let start = Feed {
         app,
         after,
@@ -93,12 +194,7 @@ fn feed(
     stream::unfold(start, |mut f| async move {
         loop {
             if let Some(e) = f.queued.pop_front() {
-                let data = serde_json::to_string(&e).unwrap_or_default();
-                let ev = SseEvent::default()
-                    .id(e.seq.to_string())
-                    .event(e.kind.as_str())
-                    .data(data);
-                return Some((Ok(ev), f));
+                return Some((e, f));
             }
             let wait = f.app.stagings.wait_events_async(f.after, BATCH, WAIT);
             let got = match f.stop.as_mut() {

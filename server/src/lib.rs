@@ -104,23 +104,26 @@ pub fn router(app: Arc<App>, limits: &Limits) -> Router {
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves, then let the requests in flight
-/// finish (event streams end at once).
+/// finish (event streams end at once, WebSockets with a close frame, waited for at most 5 s).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     limits: &Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let streams = stop_rx.clone();
-    let app2 = app.clone();
-    let router = router(app2, limits).layer(axum::Extension(events::Stop(streams)));
+    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+    let sockets = Arc::new(events::Sockets::default());
+    let stop = events::Stop {
+        stopping,
+        sockets: sockets.clone(),
+    };
+    let router = router(app, limits).layer(axum::Extension(stop));
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         })
         .await?;
-    drop(app);
+    sockets.drained(Duration::from_secs(5)).await;
     Ok(())
 }
