@@ -169,11 +169,7 @@ fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
         body: opts.body_limit,
         ..capsa_server::Limits::default()
     };
-    let app = Arc::new(capsa_server::App {
-        store,
-        stagings: stagings.clone(),
-        tokens,
-    });
+    let app = Arc::new(capsa_server::App::new(store, stagings.clone(), tokens));
     let name = capsa::runtime::block_on(async {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

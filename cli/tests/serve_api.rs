@@ -678,6 +678,48 @@ fn events_over_a_websocket_then_a_close_frame_at_shutdown() {
 }
 
 #[test]
+fn metrics_count_requests_by_route_stagings_by_status_and_subscribers() {
+    let (dir, _) = setup();
+    let ro = token(dir.path(), "prom", "read");
+    let op = token(dir.path(), "alice", "operate");
+    let server = Server::start(dir.path(), &[]);
+    let c = client();
+    let u = |p: &str| server.url(p);
+    assert_eq!(call(c.get(u("/metrics"))).0, StatusCode::UNAUTHORIZED);
+    let body = json!({"name": "web", "tag": "1.0.0"});
+    assert_eq!(
+        call(
+            c.post(u("/v1/stagings?wait=true"))
+                .bearer_auth(&op)
+                .json(&body)
+        )
+        .0,
+        StatusCode::OK
+    );
+    for _ in 0..3 {
+        call(c.get(u("/v1/stagings/web")).bearer_auth(&ro));
+    }
+    call(c.get(u("/v1/stagings/no-such-one")).bearer_auth(&ro));
+    let _sse = c.get(u("/v1/events")).bearer_auth(&ro).send().unwrap();
+    let r = c.get(u("/metrics")).bearer_auth(&ro).send().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().unwrap();
+    let has = |line: &str| assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    has(r#"capsa_http_requests_total{method="GET",route="/v1/stagings/{name}",status="200"} 3"#);
+    has(r#"capsa_http_requests_total{method="GET",route="/v1/stagings/{name}",status="404"} 1"#);
+    has(r#"capsa_http_requests_total{method="POST",route="/v1/stagings",status="200"} 1"#);
+    has(r#"capsa_stagings{status="Running"} 1"#);
+    has("capsa_event_subscribers 1");
+    assert!(
+        text.contains("capsa_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("capsa_reconcile_lag_seconds "), "{text}");
+    // Routes, never raw paths: no staging name becomes a label.
+    assert!(!text.contains("no-such-one"), "{text}");
+}
+
+#[test]
 fn plain_http_off_loopback_is_refused() {
     let (dir, _) = setup();
     let out = capsa(dir.path(), &["serve", "--listen", "0.0.0.0:0"]);

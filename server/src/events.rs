@@ -58,6 +58,22 @@ impl Sockets {
     }
 }
 
+/// Counts one event subscriber in the metrics while it lives.
+struct Subscribed(Arc<App>);
+
+impl Subscribed {
+    fn new(app: Arc<App>) -> Subscribed {
+        app.metrics.subscribers(1);
+        Subscribed(app)
+    }
+}
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        self.0.metrics.subscribers(-1);
+    }
+}
+
 /// Counts one open WebSocket while it lives.
 struct Open(Arc<Sockets>);
 
@@ -115,13 +131,14 @@ async fn events(
         None => app.stagings.last_event_seq()?,
     };
     let sockets = stop.as_ref().map(|s| s.0.sockets.clone());
+    let subscribed = Subscribed::new(app.clone());
     let stream = feed(app, after, p.staging, stop.map(|s| s.0.stopping));
     match ws {
         Ok(ws) => {
             let open = sockets.map(|s| Open::new(&s));
             return Ok(ws.on_upgrade(move |socket| async move {
                 pump(socket, stream).await;
-                drop(open);
+                drop((open, subscribed));
             }));
         }
         // Asked for an upgrade, but not a valid WebSocket one.
@@ -130,7 +147,8 @@ async fn events(
         }
         Err(_) => {}
     }
-    let sse = stream.map(|e| {
+    let sse = stream.map(move |e| {
+        let _counted = &subscribed;
         let data = serde_json::to_string(&e).unwrap_or_default();
         Ok::<_, Infallible>(
             SseEvent::default()

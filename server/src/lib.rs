@@ -8,7 +8,7 @@
 //!   command answers `202 Accepted` with the pending staging, or waits with `?wait=true`;
 //! - `/v1/capsules…`, `/v1/fsck`: show storage;
 //! - `/v1/events`: the staging events as Server-Sent Events, resumable by `Last-Event-ID`;
-//! - `/healthz`, `/readyz`.
+//! - `/healthz`, `/readyz`, `/metrics` (Prometheus).
 //!
 //! Errors are `application/problem+json` (RFC 9457) carrying capsa's stable `code`
 //! ([`problem::status_of`] is the one mapping of codes to HTTP statuses). Every `/v1` route
@@ -18,6 +18,7 @@
 pub mod auth;
 mod events;
 mod health;
+mod metrics;
 pub mod problem;
 mod stagings;
 mod storage;
@@ -35,12 +36,23 @@ pub use auth::{Role, TokenInfo, Tokens};
 
 /// What the server serves.
 pub struct App {
-    /// The show store (`None`: the storage routes answer `INVALID_STORE`).
-    pub store: Option<Store>,
-    /// The staging manager.
-    pub stagings: StagingManager,
-    /// The tokens that may call it.
-    pub tokens: Tokens,
+    store: Option<Store>,
+    stagings: StagingManager,
+    tokens: Tokens,
+    metrics: metrics::Metrics,
+}
+
+impl App {
+    /// Serve `store` (`None`: the storage routes answer `INVALID_STORE`) and `stagings` to the
+    /// callers `tokens` knows.
+    pub fn new(store: Option<Store>, stagings: StagingManager, tokens: Tokens) -> App {
+        App {
+            store,
+            stagings,
+            tokens,
+            metrics: metrics::Metrics::default(),
+        }
+    }
 }
 
 /// Limits of a server.
@@ -93,9 +105,20 @@ pub fn router(app: Arc<App>, limits: &Limits) -> Router {
             app.clone(),
             auth::require,
         ));
+    let metrics = Router::new()
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require,
+        ));
     Router::new()
         .nest("/v1", v1)
+        .merge(metrics)
         .merge(health::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::record,
+        ))
         .fallback(|| async { problem::Problem::not_found("no such route") })
         // Bodies are read by the Json extractor, which turns a larger one into a problem.
         .layer(axum::extract::DefaultBodyLimit::max(limits.body))
