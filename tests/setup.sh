@@ -2,7 +2,7 @@
 # Install what the test suite needs on a fresh machine (idempotent; quick when all is there).
 set -euo pipefail
 need=()
-for pkg_cmd in "zip:zip" "unzip:unzip" "p7zip-full:7z" "time:/usr/bin/time" "bc:bc"; do
+for pkg_cmd in "zip:zip" "unzip:unzip" "p7zip-full:7z" "time:/usr/bin/time" "bc:bc" "curl:curl"; do
   pkg=${pkg_cmd%%:*}; cmd=${pkg_cmd#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -32,6 +32,12 @@ fn the_demo_tour_runs_to_the_end() {
         // stagings: the told-to-fail update exits 21 (BACKEND), a second delete 17
         "(capsa exited with 21",
         "(capsa exited with 17)",
+        // server
+        "listening on http://127.0.0.1:",
+        "\"status\":\"Running\"",
+        "event: StatusChanged",
+        "\"code\":\"UNAUTHENTICATED\"",
+        "SIGTERM: server stopped",
         "Tour finished",
     ] {
         assert!(

@@ -2,7 +2,8 @@
 //! Events, or as WebSocket text messages (one event as JSON each) when the request asks for
 //! a WebSocket upgrade. Each event's SSE `id` is its `seq`; a client that reconnects with
 //! `Last-Event-ID` (or `?after=SEQ`, the WebSocket form) gets every event after it, none
-//! twice. Without either it gets only new events. `?staging=NAME` keeps one staging's. On
+//! twice. Without either it gets only new events. An SSE stream starts with the comment
+//! `: capsa events after SEQ`, so a client knows when it is live. `?staging=NAME` keeps one staging's. On
 //! shutdown the streams end and WebSockets get a close frame (1001, going away).
 
 use std::convert::Infallible;
@@ -147,6 +148,8 @@ async fn events(
         }
         Err(_) => {}
     }
+    // A first comment tells the client the stream is live, and from where.
+    let hello = SseEvent::default().comment(format!("capsa events after {after}"));
     let sse = stream.map(move |e| {
         let _counted = &subscribed;
         let data = serde_json::to_string(&e).unwrap_or_default();
@@ -157,6 +160,7 @@ async fn events(
                 .data(data),
         )
     });
+    let sse = stream::once(async move { Ok(hello) }).chain(sse);
     Ok(Sse::new(sse)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
