@@ -28,8 +28,9 @@ done
 URL=$(sed -n 's/^listening on //p' "$WORK/serve.out")
 echo "listening on $URL"
 
+# curl with the token; prints the URL it calls (the last argument), never the body.
 api() {
-    printf '$ curl %s\n' "$*"
+    printf '$ curl %s\n' "${!#}"
     curl -sS -H "Authorization: Bearer $TOKEN" "$@"
     echo
 }
@@ -45,6 +46,7 @@ for _ in $(seq 200); do
 done
 
 server_step "create staging 'api' over HTTP, with a private override, and wait for it"
+echo "(POST {\"name\": \"api\", \"tag\": \"2.0.0\", \"overrides\": [{\"key\": \"API_KEY\", \"value\": …, \"private\": true}]})"
 api -H 'content-type: application/json' \
     -d '{"name": "api", "tag": "2.0.0", "overrides": [{"key": "API_KEY", "value": "hunter2", "private": true}]}' \
     "$URL/v1/stagings?wait=true"
