@@ -63,6 +63,16 @@ test-s3:
 
 test: setup lint test-rust test-postgres test-s3 test-node
 
+# The server's OpenAPI document (server/openapi.json, kept equal to the served one by
+# server/tests/openapi.rs) checked by a real validator from PyPI, in its own venv.
+OPENAPI_VALIDATOR ?= openapi-spec-validator==0.9.0
+.PHONY: test-openapi
+test-openapi:
+	python3 -m venv target/openapi-venv
+	target/openapi-venv/bin/pip install -q --disable-pip-version-check '$(OPENAPI_VALIDATOR)'
+	target/openapi-venv/bin/openapi-spec-validator server/openapi.json
+test: test-openapi
+
 # `make bench`: one report comparing capsa with the tools people use today
 # (target/bench/report.md, report.json, *.png). QUICK=1 runs the same code on small sizes.
 # `make bench-readme` copies the report's figures into README.md's Performance section.

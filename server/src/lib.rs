@@ -8,7 +8,7 @@
 //!   command answers `202 Accepted` with the pending staging, or waits with `?wait=true`;
 //! - `/v1/capsules…`, `/v1/fsck`: show storage;
 //! - `/v1/events`: the staging events as Server-Sent Events, resumable by `Last-Event-ID`;
-//! - `/healthz`, `/readyz`, `/metrics` (Prometheus).
+//! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/v1/openapi.json` ([`openapi`]).
 //!
 //! Errors are `application/problem+json` (RFC 9457) carrying capsa's stable `code`
 //! ([`problem::status_of`] is the one mapping of codes to HTTP statuses). Every `/v1` route
@@ -19,6 +19,7 @@ pub mod auth;
 mod events;
 mod health;
 mod metrics;
+pub mod openapi;
 pub mod problem;
 mod stagings;
 mod storage;
@@ -113,6 +114,10 @@ pub fn router(app: Arc<App>, limits: &Limits) -> Router {
         ));
     Router::new()
         .nest("/v1", v1)
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(|| async { axum::Json(openapi::document()) }),
+        )
         .merge(metrics)
         .merge(health::routes())
         .layer(axum::middleware::from_fn_with_state(
