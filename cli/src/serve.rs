@@ -84,12 +84,31 @@ enum TokenCmd {
 
 #[derive(Debug, clap::Args)]
 struct ServeOpts {
-    /// Address to listen on; a non-loopback one needs --insecure (no TLS yet).
+    /// Address to listen on; a non-loopback one needs TLS (or --insecure).
     #[arg(long, env = "CAPSA_LISTEN", default_value = capsa_server::DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(
+        long,
+        env = "CAPSA_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "CAPSA_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// Serve plain HTTP on a non-loopback address.
     #[arg(long)]
     insecure: bool,
+    /// Seconds a client may take to send a request head (or finish a TLS handshake).
+    #[arg(long, value_name = "SECS", default_value_t = capsa_server::Limits::default().header.as_secs())]
+    header_timeout: u64,
     /// Run the status updater in the server: a reconcile round this often (`30s`).
     #[arg(long, value_name = "DURATION")]
     reconcile_every: Option<String>,
@@ -147,7 +166,18 @@ fn token(cmd: TokenCmd, global: &Global) -> anyhow::Result<()> {
 }
 
 fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
-    capsa_server::check_listen(opts.listen, opts.insecure).map_err(anyhow::Error::msg)?;
+    let tls = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => Some(capsa_server::Tls {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    capsa_server::check_listen(opts.listen, tls.is_some(), opts.insecure)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(t) = &tls {
+        t.config().map_err(anyhow::Error::msg)?;
+    }
     let tokens = opts.file.open(global)?;
     let store = match &global.store {
         Some(_) => Some(global.open_store()?),
@@ -167,6 +197,7 @@ fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
     }
     let limits = capsa_server::Limits {
         body: opts.body_limit,
+        header: Duration::from_secs(opts.header_timeout.max(1)),
         ..capsa_server::Limits::default()
     };
     let app = Arc::new(capsa_server::App::new(store, stagings.clone(), tokens));
@@ -183,10 +214,11 @@ fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
             let _ = tx.send(name);
         };
         // On stdout, first: tells a caller (and a test) where to connect.
-        println!("listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{addr}");
         use std::io::Write;
         std::io::stdout().flush()?;
-        capsa_server::serve(listener, app, &limits, shutdown).await?;
+        capsa_server::serve(listener, app, &limits, tls.as_ref(), shutdown).await?;
         if let Some(u) = updater {
             u.stop_async().await;
         }

@@ -23,6 +23,7 @@ use capsa::staging::Event;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 
+use crate::listen::Tracker;
 use crate::problem::{ApiResult, Problem};
 use crate::App;
 
@@ -32,31 +33,7 @@ use crate::App;
 #[derive(Clone)]
 pub(crate) struct Stop {
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
-    pub(crate) sockets: Arc<Sockets>,
-}
-
-/// The open WebSockets.
-#[derive(Default)]
-pub(crate) struct Sockets {
-    open: std::sync::atomic::AtomicUsize,
-    closed: tokio::sync::Notify,
-}
-
-impl Sockets {
-    /// Wait until every WebSocket has sent its close frame, at most `grace`.
-    pub(crate) async fn drained(&self, grace: Duration) {
-        use std::sync::atomic::Ordering;
-        let _ = tokio::time::timeout(grace, async {
-            loop {
-                let closed = self.closed.notified();
-                if self.open.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                closed.await;
-            }
-        })
-        .await;
-    }
+    pub(crate) sockets: Arc<Tracker>,
 }
 
 /// Counts one event subscriber in the metrics while it lives.
@@ -72,25 +49,6 @@ impl Subscribed {
 impl Drop for Subscribed {
     fn drop(&mut self) {
         self.0.metrics.subscribers(-1);
-    }
-}
-
-/// Counts one open WebSocket while it lives.
-struct Open(Arc<Sockets>);
-
-impl Open {
-    fn new(s: &Arc<Sockets>) -> Open {
-        s.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Open(s.clone())
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        self.0.closed.notify_waiters();
     }
 }
 
@@ -136,7 +94,7 @@ async fn events(
     let stream = feed(app, after, p.staging, stop.map(|s| s.0.stopping));
     match ws {
         Ok(ws) => {
-            let open = sockets.map(|s| Open::new(&s));
+            let open = sockets.map(|s| s.enter());
             return Ok(ws.on_upgrade(move |socket| async move {
                 pump(socket, stream).await;
                 drop((open, subscribed));

@@ -18,6 +18,7 @@
 pub mod auth;
 mod events;
 mod health;
+mod listen;
 mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -34,6 +35,7 @@ use capsa::staging::StagingManager;
 use capsa::Store;
 
 pub use auth::{Role, TokenInfo, Tokens};
+pub use listen::Tls;
 
 /// What the server serves.
 pub struct App {
@@ -64,6 +66,11 @@ pub struct Limits {
     /// How long a request may take, a waited command included (default 10 min); an event
     /// stream is not limited.
     pub request: Duration,
+    /// How long a client may take to send a request head, or to finish a TLS handshake
+    /// (default 10 s); a slower one is disconnected.
+    pub header: Duration,
+    /// How long a shutdown waits for the requests in flight (default 10 s).
+    pub grace: Duration,
 }
 
 impl Default for Limits {
@@ -71,6 +78,8 @@ impl Default for Limits {
         Limits {
             body: 1 << 20,
             request: Duration::from_secs(600),
+            header: Duration::from_secs(10),
+            grace: Duration::from_secs(10),
         }
     }
 }
@@ -80,13 +89,14 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8270";
 
 /// Refuse to listen on a non-loopback address in plain HTTP unless told `insecure`: tokens
 /// and private values would cross the network in the clear.
-pub fn check_listen(addr: SocketAddr, insecure: bool) -> Result<(), String> {
-    if addr.ip().is_loopback() || insecure {
+pub fn check_listen(addr: SocketAddr, tls: bool, insecure: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || tls || insecure {
         Ok(())
     } else {
         Err(format!(
             "refusing to serve plain HTTP on {addr}, which is not a loopback address: \
-             tokens would cross the network in the clear (pass --insecure to accept that)"
+             tokens would cross the network in the clear (give --tls-cert and --tls-key, or \
+             pass --insecure to accept that)"
         ))
     }
 }
@@ -131,27 +141,32 @@ pub fn router(app: Arc<App>, limits: &Limits) -> Router {
         .with_state(app)
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves, then let the requests in flight
-/// finish (event streams end at once, WebSockets with a close frame, waited for at most 5 s).
+/// Serve `app` on `listener` (over TLS with `tls`) until `shutdown` resolves, then let the
+/// requests in flight finish within [`Limits::grace`] (event streams end at once, WebSockets
+/// with a close frame).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     limits: &Limits,
+    tls: Option<&Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls
+        .map(Tls::config)
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
-    let sockets = Arc::new(events::Sockets::default());
+    let sockets = Arc::new(listen::Tracker::default());
     let stop = events::Stop {
         stopping,
         sockets: sockets.clone(),
     };
     let router = router(app, limits).layer(axum::Extension(stop));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    listen::run(listener, router, tls, limits.header, limits.grace, shutdown).await?;
     sockets.drained(Duration::from_secs(5)).await;
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! kill `capsa archive` half-way.
 #![allow(dead_code)] // each test crate uses its own part
 
+pub mod server;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
