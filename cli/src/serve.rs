@@ -103,6 +103,18 @@ struct ServeOpts {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate signed by this CA (PEM); a request
+    /// without a token is then the certificate's subject common name.
+    #[arg(
+        long,
+        env = "CAPSA_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    client_ca: Option<PathBuf>,
+    /// The role of a caller identified by its client certificate.
+    #[arg(long, default_value = "operate")]
+    client_role: String,
     /// Serve plain HTTP on a non-loopback address.
     #[arg(long)]
     insecure: bool,
@@ -170,6 +182,8 @@ fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(capsa_server::Tls {
             cert: cert.clone(),
             key: key.clone(),
+            client_ca: opts.client_ca.clone(),
+            client_role: Role::parse(&opts.client_role).map_err(anyhow::Error::msg)?,
         }),
         _ => None,
     };

@@ -106,6 +106,88 @@ fn https_with_a_certificate_and_nothing_in_the_clear() {
     assert!(status.success());
 }
 
+/// A client CA and a client certificate for `cn`, by openssl: (ca.pem, client cert+key PEM).
+fn client_certificate(dir: &Path, tag: &str, cn: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let sh = |args: String| {
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(&args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
+    sh(format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN={tag}-ca -keyout {tag}-ca.key -out {tag}-ca.pem"
+    ));
+    sh(format!(
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN={cn} \
+        -keyout {tag}.key -out {tag}.csr"
+    ));
+    std::fs::write(
+        dir.join(format!("{tag}.cnf")),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    sh(format!(
+        "openssl x509 -req -in {tag}.csr -CA {tag}-ca.pem -CAkey {tag}-ca.key \
+        -CAcreateserial -days 2 -extfile {tag}.cnf -out {tag}.pem"
+    ));
+    let mut pem = std::fs::read(dir.join(format!("{tag}.pem"))).unwrap();
+    pem.extend(std::fs::read(dir.join(format!("{tag}.key"))).unwrap());
+    (dir.join(format!("{tag}-ca.pem")), pem)
+}
+
+#[test]
+fn a_client_certificate_from_the_ca_identifies_the_caller() {
+    let (dir, _) = setup();
+    let (ca, cert, key) = certificates(dir.path());
+    let (client_ca, alice) = client_certificate(dir.path(), "clients", "alice.pipeline");
+    let (_, mallory) = client_certificate(dir.path(), "other", "mallory");
+    let args = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--client-ca",
+        client_ca.to_str().unwrap(),
+    ];
+    let server = Server::start(dir.path(), &args);
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let url = |p: &str| format!("https://127.0.0.1:{port}{p}");
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+    let with = |identity: Option<&[u8]>| {
+        let mut b = reqwest::blocking::Client::builder().add_root_certificate(ca.clone());
+        if let Some(pem) = identity {
+            b = b.identity(reqwest::Identity::from_pem(pem).unwrap());
+        }
+        b.build().unwrap()
+    };
+    let c = with(Some(&alice));
+    let body = serde_json::json!({"name": "web", "tag": "1.0.0"});
+    let (s, v) = call(c.post(url("/v1/stagings?wait=true")).json(&body));
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("Running")),
+        "{v}"
+    );
+    let (_, log) = call(c.get(url("/v1/stagings/web/audit")));
+    assert_eq!(log[0]["actor"], "alice.pipeline", "{log}");
+    // No certificate, or one from another CA: the handshake is refused.
+    assert!(with(None).get(url("/v1/stagings")).send().is_err());
+    assert!(with(Some(&mallory))
+        .get(url("/v1/stagings"))
+        .send()
+        .is_err());
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
+
 #[test]
 fn a_request_head_that_never_ends_is_cut_off() {
     let (dir, _) = setup();

@@ -6,7 +6,8 @@
 //! changes, so a revoked token stops working on its next call without a restart.
 //!
 //! Callers send `Authorization: Bearer TOKEN`, or (browsers, as DM's UI) HTTP Basic with the
-//! token's name as user and the token as password. `GET` needs the `read` role, every other
+//! token's name as user and the token as password. Behind mutual TLS (`--client-ca`), a
+//! request without a token is the caller its client certificate names. `GET` needs the `read` role, every other
 //! method `operate`; `admin` allows everything.
 
 use std::collections::HashMap;
@@ -317,9 +318,13 @@ fn credentials(req: &Request) -> Option<(Option<String>, String)> {
 
 /// The middleware of every `/v1` route: a known token whose role allows the method; the
 /// caller goes into the request's extensions for the handlers.
-pub async fn require(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+pub async fn require(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let Some((user, token)) = credentials(&req) else {
-        return Problem::unauthenticated("a bearer token is required").into_response();
+        // No token: a verified client certificate names the caller, if there is one.
+        return match req.extensions().get::<crate::listen::ClientCert>().cloned() {
+            Some(cert) => authorized(cert.0, req, next).await,
+            None => Problem::unauthenticated("a bearer token is required").into_response(),
+        };
     };
     let tokens = app.clone();
     let caller = match tokio::task::spawn_blocking(move || tokens.tokens.verify(&token)).await {
@@ -334,6 +339,11 @@ pub async fn require(State(app): State<Arc<App>>, mut req: Request, next: Next) 
     let Some(caller) = caller else {
         return Problem::unauthenticated("the token is not known (revoked?)").into_response();
     };
+    authorized(caller, req, next).await
+}
+
+/// Let `caller` through if its role allows the method.
+async fn authorized(caller: Caller, mut req: Request, next: Next) -> Response {
     let needed = if matches!(*req.method(), Method::GET | Method::HEAD) {
         Role::Read
     } else {

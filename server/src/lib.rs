@@ -151,10 +151,10 @@ pub async fn serve(
     tls: Option<&Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let tls = tls
-        .map(Tls::config)
-        .transpose()
-        .map_err(std::io::Error::other)?;
+    let tls = match tls {
+        Some(t) => Some((t.config().map_err(std::io::Error::other)?, t.client_role)),
+        None => None,
+    };
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let sockets = Arc::new(listen::Tracker::default());
     let stop = events::Stop {

@@ -14,14 +14,26 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::rustls;
 
-/// A server certificate (PEM chain) and its key (PEM).
+use crate::auth::{Caller, Role};
+
+/// A server certificate (PEM chain) and its key (PEM), and optionally the CA whose client
+/// certificates identify callers (mutual TLS, as DM's command-line client).
 #[derive(Debug, Clone)]
 pub struct Tls {
     /// The certificate chain, leaf first.
     pub cert: PathBuf,
     /// The private key.
     pub key: PathBuf,
+    /// With a CA (PEM), every client must present a certificate it signed; a request
+    /// without a token is then the certificate's subject common name, with `client_role`.
+    pub client_ca: Option<PathBuf>,
+    /// The role of a caller identified by its certificate.
+    pub client_role: Role,
 }
+
+/// The caller a verified client certificate names (its subject's common name).
+#[derive(Debug, Clone)]
+pub(crate) struct ClientCert(pub(crate) Caller);
 
 fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>, String> {
     capsa::safe_file::read_small(path, capsa::safe_file::Links::Follow, 1 << 20, "TLS file")
@@ -46,10 +58,36 @@ impl Tls {
         let key = PrivateKeyDer::from_pem_slice(&pem)
             .map_err(|e| format!("--tls-key {}: {e}", self.key.display()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?
-            .with_no_client_auth()
+            .map_err(|e| format!("TLS: {e}"))?;
+        let builder = match &self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let pem = read_pem("--client-ca", ca)?;
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_slice_iter(&pem) {
+                    let c = c.map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
+                }
+                if roots.is_empty() {
+                    return Err(format!(
+                        "--client-ca {}: no certificate in it",
+                        ca.display()
+                    ));
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| format!("--client-ca {}: {e}", ca.display()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut cfg = builder
             .with_single_cert(certs, key)
             .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -103,14 +141,15 @@ impl Drop for Entered {
 pub(crate) async fn run(
     listener: tokio::net::TcpListener,
     router: Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<(Arc<rustls::ServerConfig>, Role)>,
     header_timeout: Duration,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let connections = Arc::new(Tracker::default());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let client_role = tls.as_ref().map_or(Role::Read, |t| t.1);
+    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.0));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -132,7 +171,7 @@ pub(crate) async fn run(
         match &acceptor {
             None => {
                 tokio::spawn(async move {
-                    connection(TokioIo::new(tcp), router, header_timeout, stop).await;
+                    connection(TokioIo::new(tcp), router, None, header_timeout, stop).await;
                     drop(open);
                 });
             }
@@ -142,7 +181,20 @@ pub(crate) async fn run(
                     // A handshake that never finishes is dropped like a slow request head.
                     match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
-                            connection(TokioIo::new(stream), router, header_timeout, stop).await
+                            let cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .and_then(|c| common_name(c.as_ref()))
+                                .map(|name| {
+                                    ClientCert(Caller {
+                                        name,
+                                        role: client_role,
+                                    })
+                                });
+                            let io = TokioIo::new(stream);
+                            connection(io, router, cert, header_timeout, stop).await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake refused"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -163,12 +215,21 @@ pub(crate) async fn run(
 async fn connection<I>(
     io: TokioIo<I>,
     router: Router,
+    cert: Option<ClientCert>,
     header_timeout: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(router);
+    use tower::ServiceExt;
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            if let Some(c) = &cert {
+                req.extensions_mut().insert(c.clone());
+            }
+            req
+        },
+    ));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
@@ -189,4 +250,16 @@ async fn connection<I>(
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended");
     }
+}
+
+/// The subject common name of a certificate (DER), if it has a usable one.
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    let ok = !cn.is_empty()
+        && cn.len() <= 64
+        && cn
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    ok.then(|| cn.to_string())
 }
