@@ -49,7 +49,8 @@ test-postgres:
 	    --test staging_model --test staging_script --test staging_transitions \
 	    --test staging_postgres --test staging_postgres_crash --test staging_secrets --test staging_race \
 	    --test staging_updater && \
-	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli --test staging_updater_cli postgres'
+	  $(CARGO) test -p capsa-cli --features postgres-tests --test staging_cli --test staging_updater_cli postgres && \
+	  $(CARGO) test -p capsa-cli --features postgres-tests --test serve_replicas'
 
 # Archives in an S3-compatible bucket, against a real MinIO server (built once per machine from
 # the Go module proxy into ~/.cache/capsa/minio/, started on loopback with a temporary data
