@@ -5,6 +5,7 @@
 
 mod archive;
 mod output;
+mod remote;
 mod serve;
 mod staging;
 mod storage;
@@ -23,6 +24,9 @@ pub struct Global {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The capsa server of the remote mode, if any.
+    #[command(flatten)]
+    pub server: remote::ServerArgs,
 }
 
 impl Global {

@@ -24,6 +24,7 @@ use capsa::staging::{
 use capsa::Error;
 
 use crate::output::print_json;
+use crate::remote::Remote;
 use crate::Global;
 
 /// Options shared by every staging subcommand: state file, backend, timeouts.
@@ -451,6 +452,17 @@ fn edits(e: &Edits, private: &[String]) -> anyhow::Result<Vec<OverrideEdit>> {
 
 /// Run one `capsa staging` subcommand.
 pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
+    if global.server.server.is_some()
+        && matches!(
+            cmd,
+            StagingCommand::Reconcile { .. } | StagingCommand::Watch { .. }
+        )
+    {
+        return Err(Error::Unsupported {
+            what: "reconcile and watch over --server (the server runs its own status updater; follow /v1/events)".into(),
+        }
+        .into());
+    }
     match cmd {
         StagingCommand::Create { settings, common } => {
             let req = CommandRequest::Create {
@@ -520,7 +532,10 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             global,
         ),
         StagingCommand::List { common } => {
-            let list = manager(&common, global, false)?.list()?;
+            let list = match Remote::of(&global.server)? {
+                Some(r) => r.list()?,
+                None => manager(&common, global, false)?.list()?,
+            };
             if global.json {
                 return print_json(&list);
             }
@@ -543,7 +558,10 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             Ok(())
         }
         StagingCommand::Show { name, common } => {
-            let s = manager(&common, global, false)?.get(&name)?;
+            let s = match Remote::of(&global.server)? {
+                Some(r) => r.get_staging(&name)?,
+                None => manager(&common, global, false)?.get(&name)?,
+            };
             if global.json {
                 return print_json(&s);
             }
@@ -551,7 +569,10 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             Ok(())
         }
         StagingCommand::Info { name, common } => {
-            let urls = manager(&common, global, false)?.info(&name)?;
+            let urls = match Remote::of(&global.server)? {
+                Some(r) => r.info(&name)?,
+                None => manager(&common, global, false)?.info(&name)?,
+            };
             if global.json {
                 return print_json(&urls);
             }
@@ -565,11 +586,15 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             limit,
             common,
         } => {
-            let rows = manager(&common, global, false)?.audit_log(&AuditQuery {
+            let q = AuditQuery {
                 name,
                 after_id: None,
                 limit,
-            })?;
+            };
+            let rows = match Remote::of(&global.server)? {
+                Some(r) => r.audit_log(&q)?,
+                None => manager(&common, global, false)?.audit_log(&q)?,
+            };
             if global.json {
                 return print_json(&rows);
             }
@@ -821,14 +846,18 @@ fn command(
     common: &Common,
     global: &Global,
 ) -> anyhow::Result<()> {
-    if no_wait {
-        return detach(req.name(), common, global);
-    }
-    let m = manager(common, global, false)?;
     let name = req.name().to_string();
     let cmd = req.command();
-    let pending = m.start_with(req, opts)?;
-    let after = pending.wait()?;
+    let remote = Remote::of(&global.server)?;
+    let after = match (remote, no_wait) {
+        (Some(r), no_wait) => r.command(&req, &opts, !no_wait)?,
+        (None, true) => return detach(req.name(), common, global),
+        (None, false) => {
+            let m = manager(common, global, false)?;
+            let pending = m.start_with(req, opts)?;
+            pending.wait()?
+        }
+    };
     if global.json {
         match &after {
             Some(s) => print_json(s)?,
@@ -849,7 +878,10 @@ fn command(
     }
     match after {
         Some(s) if s.status == Status::Failure => Err(Error::Backend {
-            backend: BackendSpec::parse(&common.backend)?.name().into(),
+            backend: match &global.server.server {
+                Some(url) => url.clone(),
+                None => BackendSpec::parse(&common.backend)?.name().into(),
+            },
             message: format!("{cmd} {name} failed: {}", s.reason.unwrap_or_default()),
         }
         .into()),

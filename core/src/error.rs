@@ -308,6 +308,15 @@ pub enum Error {
         /// The size and the limit it exceeds.
         reason: String,
     },
+    /// What a capsa server answered (the CLI's `--server` mode): the error it raised there,
+    /// with its code and message.
+    #[error("{message}")]
+    Remote {
+        /// The code the server gave.
+        code: ErrorCode,
+        /// Its message (one line).
+        message: String,
+    },
 }
 
 impl Error {
@@ -315,6 +324,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::Remote { code, .. } => *code,
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             Error::InvalidName { .. } => ErrorCode::InvalidName,
             Error::InvalidVersion { .. } => ErrorCode::InvalidVersion,

@@ -43,7 +43,7 @@ impl Outcome {
 }
 
 /// One row of the audit log. Private override values are masked before the row is written.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Increasing id.
     pub id: i64,

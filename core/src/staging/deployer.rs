@@ -192,7 +192,7 @@ pub trait Deployer: Send + Sync {
 }
 
 /// A named URL of a staging, as [`Deployer::info`] answers (`app`, `https://web.example.com`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NamedUrl {
     /// The name (first column of Octopod's `info` CSV).
     pub name: String,

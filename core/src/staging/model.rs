@@ -121,8 +121,9 @@ impl fmt::Display for Command {
     }
 }
 
-/// A staging as recorded in the state store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A staging as recorded in the state store (`Deserialize` reads its JSON form back, private
+/// values masked: what a server answers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Staging {
     /// Its name (also its Kubernetes namespace and label).
     pub name: String,

@@ -63,6 +63,12 @@ impl fmt::Display for Secret {
     }
 }
 
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_str(MASK)
@@ -174,6 +180,27 @@ impl Serialize for Override {
         st.serialize_field("scope", self.scope.as_str())?;
         st.serialize_field("visibility", self.visibility.as_str())?;
         st.end()
+    }
+}
+
+/// The JSON form [`Override`]'s `Serialize` writes (a private value reads back as `***`).
+impl<'de> Deserialize<'de> for Override {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Override, D::Error> {
+        #[derive(Deserialize)]
+        struct Form {
+            key: String,
+            value: String,
+            scope: String,
+            visibility: String,
+        }
+        let f = Form::deserialize(d)?;
+        let bad = |e: crate::Error| serde::de::Error::custom(e.to_string());
+        Ok(Override {
+            key: f.key,
+            value: Secret(f.value),
+            scope: Scope::parse(&f.scope).map_err(bad)?,
+            visibility: Visibility::parse(&f.visibility).map_err(bad)?,
+        })
     }
 }
 

@@ -1,0 +1,231 @@
+//! `capsa --server URL`: the staging commands and queries through a capsa server's API, with
+//! the output, `--json` and exit codes of local mode (a problem's `code` is the error's).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use capsa::staging::{
+    AuditEntry, AuditQuery, CommandOptions, CommandRequest, Expiry, NamedUrl, OverrideEdit,
+    Staging, Visibility,
+};
+use capsa::ErrorCode;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// How to reach a server: `--server`, `--token`, `--ca`, `--client-cert`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Run the staging commands on this capsa server (`https://capsa.example:8270`) instead of
+    /// this machine's state.
+    #[arg(long, global = true, env = "CAPSA_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The server token.
+    #[arg(
+        long,
+        global = true,
+        env = "CAPSA_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// The CA that signed the server's certificate (PEM), when not a system one.
+    #[arg(long, global = true, env = "CAPSA_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key (one PEM file), for a server with mutual TLS.
+    #[arg(long, global = true, env = "CAPSA_CLIENT_CERT", value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+}
+
+/// A capsa server.
+pub struct Remote {
+    base: String,
+    token: Option<String>,
+    client: reqwest::blocking::Client,
+}
+
+impl Remote {
+    /// The server `args` name, if any.
+    pub fn of(args: &ServerArgs) -> anyhow::Result<Option<Remote>> {
+        let Some(url) = &args.server else {
+            return Ok(None);
+        };
+        let mut b = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(3600))
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(ca) = &args.ca {
+            let pem = std::fs::read(ca).with_context(|| format!("--ca {}", ca.display()))?;
+            b = b.add_root_certificate(
+                reqwest::Certificate::from_pem(&pem)
+                    .with_context(|| format!("--ca {}", ca.display()))?,
+            );
+        }
+        if let Some(c) = &args.client_cert {
+            let pem = std::fs::read(c).with_context(|| format!("--client-cert {}", c.display()))?;
+            b = b.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .with_context(|| format!("--client-cert {}", c.display()))?,
+            );
+        }
+        Ok(Some(Remote {
+            base: url.trim_end_matches('/').to_string(),
+            token: args.token.clone(),
+            client: b.build().context("cannot make an HTTP client")?,
+        }))
+    }
+
+    fn send(&self, rb: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
+        let rb = match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        };
+        let r = rb
+            .send()
+            .with_context(|| format!("cannot reach the capsa server {}", self.base))?;
+        let status = r.status();
+        let v: Value = r
+            .json()
+            .with_context(|| format!("{} answered {status} with no JSON", self.base))?;
+        if status.is_success() {
+            return Ok(v);
+        }
+        let detail = v["detail"].as_str().unwrap_or("").to_string();
+        let code = v["code"].as_str().and_then(ErrorCode::from_str_code);
+        match code {
+            Some(code) => Err(capsa::Error::Remote {
+                code,
+                message: detail,
+            }
+            .into()),
+            // The server's own codes (UNAUTHENTICATED, FORBIDDEN).
+            None => anyhow::bail!(
+                "{} answered {status}: {} [{}]",
+                self.base,
+                capsa::error::one_line(&detail),
+                v["code"].as_str().unwrap_or("?")
+            ),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
+        let rb = self.client.get(format!("{}{path}", self.base)).query(query);
+        Ok(serde_json::from_value(self.send(rb)?)?)
+    }
+
+    /// `GET /v1/stagings`.
+    pub fn list(&self) -> anyhow::Result<Vec<Staging>> {
+        self.get("/v1/stagings", &[])
+    }
+
+    /// `GET /v1/stagings/NAME`.
+    pub fn get_staging(&self, name: &str) -> anyhow::Result<Staging> {
+        self.get(&format!("/v1/stagings/{}", segment(name)), &[])
+    }
+
+    /// `GET /v1/stagings/NAME/info`.
+    pub fn info(&self, name: &str) -> anyhow::Result<Vec<NamedUrl>> {
+        self.get(&format!("/v1/stagings/{}/info", segment(name)), &[])
+    }
+
+    /// `GET /v1/stagings/NAME/audit` (a name is required over the API).
+    pub fn audit_log(&self, q: &AuditQuery) -> anyhow::Result<Vec<AuditEntry>> {
+        let name = q.name.as_deref().ok_or_else(|| capsa::Error::Unsupported {
+            what: "the audit log of every staging over --server (name one)".into(),
+        })?;
+        let mut query = Vec::new();
+        if let Some(l) = q.limit {
+            query.push(("limit", l.to_string()));
+        }
+        self.get(&format!("/v1/stagings/{}/audit", segment(name)), &query)
+    }
+
+    /// Run a command; `wait`: its result (`None`: removed), else the pending staging.
+    pub fn command(
+        &self,
+        req: &CommandRequest,
+        opts: &CommandOptions,
+        wait: bool,
+    ) -> anyhow::Result<Option<Staging>> {
+        let over = |list: &[capsa::staging::Override]| -> Vec<Value> {
+            list.iter()
+                .map(|o| {
+                    json!({"key": o.key, "value": o.value.expose(), "scope": o.scope.as_str(),
+                           "private": o.visibility == Visibility::Private})
+                })
+                .collect()
+        };
+        let ttl = match opts.expiry {
+            Expiry::Keep => None,
+            Expiry::Never => Some("never".to_string()),
+            Expiry::In(d) => Some(format!("{}s", d.as_secs().max(1))),
+        };
+        let (path, body) = match req {
+            CommandRequest::Create {
+                name,
+                tag,
+                overrides,
+            } => (
+                "/v1/stagings".to_string(),
+                Some(json!({"name": name, "tag": tag, "overrides": over(overrides), "ttl": ttl})),
+            ),
+            CommandRequest::Update {
+                name,
+                tag,
+                overrides,
+            } => {
+                let mut set = Vec::new();
+                let mut unset = Vec::new();
+                for e in &opts.edits {
+                    match e {
+                        OverrideEdit::Set(o) => set.extend(over(std::slice::from_ref(o))),
+                        OverrideEdit::Unset { scope, key } => {
+                            unset.push(json!({"key": key, "scope": scope.as_str()}))
+                        }
+                    }
+                }
+                let overrides = overrides.as_deref().map(over);
+                (
+                    format!("/v1/stagings/{}/update", segment(name)),
+                    Some(
+                        json!({"tag": tag, "overrides": overrides, "set": set, "unset": unset, "ttl": ttl}),
+                    ),
+                )
+            }
+            CommandRequest::Delete { name } => {
+                (format!("/v1/stagings/{}/delete", segment(name)), None)
+            }
+            CommandRequest::Restore { name } => (
+                format!("/v1/stagings/{}/restore", segment(name)),
+                Some(json!({"ttl": ttl})),
+            ),
+            CommandRequest::Cleanup { name } => {
+                (format!("/v1/stagings/{}/cleanup", segment(name)), None)
+            }
+        };
+        let mut rb = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .query(&[("wait", wait)]);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let v = self.send(rb)?;
+        if v["removed"] == true {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::from_value(v)?))
+    }
+}
+
+/// A name as one URL path segment (percent-encoded: the server refuses bad names itself).
+fn segment(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
