@@ -177,7 +177,22 @@ fn token(cmd: TokenCmd, global: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The server's log on stderr: `RUST_LOG` (default `info`: one line per request, with its
+/// route and status; never a header, a body or a query).
+fn init_log() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,hyper=warn,kube=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+}
+
 fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
+    init_log();
     let tls = match (&opts.tls_cert, &opts.tls_key) {
         (Some(cert), Some(key)) => Some(capsa_server::Tls {
             cert: cert.clone(),

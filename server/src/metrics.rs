@@ -106,6 +106,13 @@ pub(crate) async fn record(State(app): State<Arc<App>>, req: Request, next: Next
         route,
         status: resp.status().as_u16(),
     };
+    tracing::info!(
+        method = %labels.method,
+        route = %labels.route,
+        status = labels.status,
+        ms = t.elapsed().as_millis() as u64,
+        "request"
+    );
     app.metrics.requests.get_or_create(&labels).inc();
     app.metrics
         .latency
