@@ -27,7 +27,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p capsa -p capsa-cli --all-targets \
-	  --features capsa/kubernetes-tests,capsa/postgres-tests,capsa/s3-tests -- -D warnings
+	  --features capsa/kubernetes-tests,capsa/postgres-tests,capsa/s3-tests,capsa-cli/kubernetes-tests,capsa-cli/postgres-tests,capsa-cli/s3-tests \
+	  -- -D warnings
 
 test-rust:
 	$(CARGO) test --workspace

@@ -58,3 +58,31 @@ ensure_go() {
     fi
 }
 
+
+# go_install_cached DIR BIN PACKAGE@VERSION: `go install` the package once per machine into
+# DIR (a lock on DIR's parent serialises concurrent builders; a half-built DIR never shows),
+# then print DIR/BIN. A no-op when DIR/BIN is there.
+go_install_cached() {
+    local dir=$1 bin=$2 pkg=$3
+    if [ -x "$dir/$bin" ]; then
+        echo "$dir/$bin"
+        return 0
+    fi
+    mkdir -p "$(dirname "$dir")"
+    exec 9>"$(dirname "$dir")/.build.lock"
+    if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
+        log "another build is running; waiting for its lock"
+        flock 9
+    fi
+    if [ ! -x "$dir/$bin" ]; then
+        ensure_go
+        log "building $pkg from the Go module proxy (several minutes the first time)"
+        rm -rf "$dir.tmp"
+        mkdir -p "$dir.tmp"
+        GOBIN="$dir.tmp" GOFLAGS=-mod=mod go install "$pkg" >&2
+        [ -x "$dir.tmp/$bin" ] || die "go install $pkg made no $bin"
+        rm -rf "$dir"
+        mv "$dir.tmp" "$dir"
+    fi
+    echo "$dir/$bin"
+}

@@ -194,7 +194,10 @@ fn stagings_through_the_api() {
     assert!(err.contains("SIGTERM: server stopped"), "{err}");
     // The log has a line per request (route and status, never a body or a header)...
     assert!(err.contains("route=/v1/stagings status=202"), "{err}");
-    assert!(err.contains("route=/v1/stagings/{name}/cleanup status=200"), "{err}");
+    assert!(
+        err.contains("route=/v1/stagings/{name}/cleanup status=200"),
+        "{err}"
+    );
     // ... and no private value, no token.
     assert!(!err.contains("hunter2-srv"), "{err}");
     assert!(!err.contains(&op) && !err.contains(&ro), "{err}");

@@ -7,35 +7,16 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::server::*;
 
-/// A fresh database on the test server: its URL.
-fn database() -> String {
-    let url = std::env::var("CAPSA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| panic!("CAPSA_TEST_POSTGRES_URL is not set: run `make test-postgres`"));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let db = format!("serve_{}_{nanos}", std::process::id());
-    let o = Command::new("psql")
-        .args([url.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (base, _) = url.rsplit_once('/').unwrap();
-    format!("{base}/{db}")
-}
-
 #[test]
 fn two_replicas_share_one_postgresql_state() {
     let (dir, _) = setup();
-    let url = database();
+    let url = support::postgres_database("serve");
     let op = token(dir.path(), "alice", "operate");
     let hold = dir.path().join("hold");
     std::fs::write(&hold, b"").unwrap();

@@ -2,6 +2,8 @@
 //! of a command, private values in every output, `--no-wait`, the default state file.
 #![cfg(unix)] // the tests use shell scripts and Unix process control
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -502,22 +504,9 @@ fn staging_state_file_defaults_to_the_store() {
 #[cfg(feature = "postgres-tests")]
 #[test]
 fn staging_postgres_state_url_is_shared_by_processes() {
-    let url = std::env::var("CAPSA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| panic!("CAPSA_TEST_POSTGRES_URL is not set: run `make test-postgres`"));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let db = format!("cli_{}_{nanos}", std::process::id());
-    let o = Command::new("psql")
-        .args([url.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let (base, _) = url.rsplit_once('/').unwrap();
     let env = Env {
         dir: tempfile::tempdir().unwrap(),
-        url: Some(format!("{base}/{db}")),
+        url: Some(support::postgres_database("cli")),
     };
     // Create the schema before the watcher starts from "now".
     assert_eq!(

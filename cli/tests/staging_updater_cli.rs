@@ -6,6 +6,8 @@
 //! edits from the command line.
 #![cfg(unix)] // the tests use shell scripts and Unix signals
 
+mod support;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -322,19 +324,7 @@ fn staging_update_sets_and_unsets_single_overrides() {
 #[cfg(feature = "postgres-tests")]
 #[test]
 fn staging_updaters_on_postgres_check_each_staging_once() {
-    let url = std::env::var("CAPSA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| panic!("CAPSA_TEST_POSTGRES_URL is not set: run `make test-postgres`"));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let db = format!("updater_{}_{nanos}", std::process::id());
-    let o = Command::new("psql")
-        .args([url.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let (base, _) = url.rsplit_once('/').unwrap();
-    let env = Env::with(tempfile::tempdir().unwrap(), format!("{base}/{db}").into());
+    let url = support::postgres_database("updater");
+    let env = Env::with(tempfile::tempdir().unwrap(), url.into());
     two_updaters_check_each_staging_once_a_period(&env);
 }

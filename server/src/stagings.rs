@@ -205,9 +205,8 @@ async fn delete(
     Path(name): Path<String>,
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    let wait = query(q)?;
     let req = CommandRequest::Delete { name };
-    run(&app, caller, req, CommandOptions::default(), wait).await
+    run(&app, caller, req, CommandOptions::default(), query(q)?).await
 }
 
 async fn restore(
@@ -232,9 +231,8 @@ async fn cleanup(
     Path(name): Path<String>,
     q: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
-    let wait = query(q)?;
     let req = CommandRequest::Cleanup { name };
-    run(&app, caller, req, CommandOptions::default(), wait).await
+    run(&app, caller, req, CommandOptions::default(), query(q)?).await
 }
 
 /// `?after=ID&limit=N`.

@@ -10,7 +10,6 @@ set -euo pipefail
 HELM_VERSION="${CAPSA_HELM_VERSION:-v4.3.2}"
 root="${CAPSA_CACHE:-$HOME/.cache/capsa}/helm"
 dir="$root/$HELM_VERSION"
-bin="$dir/helm"
 
 log() { printf '[helm/build] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -20,24 +19,6 @@ GO_FETCH_VERSION=go1.25.9
 # shellcheck source=../go-toolchain.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../go-toolchain.sh"
 
-if [ -x "$bin" ]; then
-  echo "$bin"
-  exit 0
-fi
-mkdir -p "$root"
-exec 9>"$root/.build.lock"
-if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
-  log "another build is running; waiting for its lock"
-  flock 9
-fi
-if [ ! -x "$bin" ]; then
-  ensure_go
-  log "building helm.sh/helm/v4/cmd/helm@$HELM_VERSION from the Go module proxy (a few minutes the first time)"
-  rm -rf "$dir.tmp"
-  mkdir -p "$dir.tmp"
-  GOBIN="$dir.tmp" GOFLAGS=-mod=mod go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >&2
-  "$dir.tmp/helm" version >&2 || die "the built helm does not run"
-  rm -rf "$dir"
-  mv "$dir.tmp" "$dir"
-fi
+bin=$(go_install_cached "$dir" helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
+"$bin" version >/dev/null || die "the built helm does not run"
 echo "$bin"

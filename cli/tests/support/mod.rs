@@ -50,3 +50,22 @@ pub fn noisy_capsule(root: &Path, id: &str) -> (Store, Capsule) {
     }
     (store, capsule)
 }
+
+/// A fresh database on the PostgreSQL server of `make test-postgres` (`CAPSA_TEST_POSTGRES_URL`;
+/// panics without it), named `PREFIX_PID_NANOS`: its URL.
+pub fn postgres_database(prefix: &str) -> String {
+    let url = std::env::var("CAPSA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| panic!("CAPSA_TEST_POSTGRES_URL is not set: run `make test-postgres`"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let db = format!("{prefix}_{}_{nanos}", std::process::id());
+    let o = Command::new("psql")
+        .args([url.as_str(), "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{db}")
+}
