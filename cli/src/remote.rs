@@ -107,8 +107,19 @@ impl Remote {
         }
     }
 
-    fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
+    /// `GET path?query` as `T`.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
         let rb = self.client.get(format!("{}{path}", self.base)).query(query);
+        Ok(serde_json::from_value(self.send(rb)?)?)
+    }
+
+    /// `POST path` with a JSON body, as `T`.
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> anyhow::Result<T> {
+        let rb = self.client.post(format!("{}{path}", self.base)).json(body);
         Ok(serde_json::from_value(self.send(rb)?)?)
     }
 
@@ -217,8 +228,18 @@ impl Remote {
     }
 }
 
+/// Whether `e` is the server's "no such crate" for a capsule that exists (what local mode's
+/// `latest --json` prints as `null`).
+pub fn is_no_crate(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<capsa::Error>(),
+        Some(capsa::Error::Remote { code: ErrorCode::NotFound, message })
+            if message.starts_with("crate not found") || message.starts_with("published crate not found")
+    )
+}
+
 /// A name as one URL path segment (percent-encoded: the server refuses bad names itself).
-fn segment(name: &str) -> String {
+pub fn segment(name: &str) -> String {
     let mut out = String::new();
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -3,11 +3,12 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use capsa::{BumpOptions, Crate, PadStyle, Section, Store, StoreOptions, Version};
+use capsa::{BumpOptions, Crate, CrateMetadata, PadStyle, Section, Store, StoreOptions, Version};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
 use crate::output::print_json;
+use crate::remote::Remote;
 use crate::Global;
 
 /// Storage subcommands (flattened into the top level).
@@ -112,16 +113,28 @@ pub fn crate_json(c: &Crate) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(c.info()?)?)
 }
 
-fn crate_line(c: &Crate) -> anyhow::Result<String> {
-    let m = c.metadata()?;
-    Ok(format!(
+fn print_capsules(rows: &[capsa::CapsuleInfo], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(rows);
+    }
+    for r in rows {
+        println!("{}  {}", r.id, r.latest.as_deref().unwrap_or("-"));
+    }
+    Ok(())
+}
+
+fn crate_line(m: &CrateMetadata) -> String {
+    format!(
         "{}  {}  {}{}{}",
         m.version,
         m.created_at.format("%Y-%m-%d %H:%M:%S"),
         m.created_by,
         if m.published { "  [published]" } else { "" },
-        m.comment.map(|c| format!("  {c}")).unwrap_or_default()
-    ))
+        m.comment
+            .as_ref()
+            .map(|c| format!("  {c}"))
+            .unwrap_or_default()
+    )
 }
 
 fn parse_version(s: &str) -> anyhow::Result<Version> {
@@ -130,6 +143,9 @@ fn parse_version(s: &str) -> anyhow::Result<Version> {
 
 /// Run a storage subcommand.
 pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
+    if let Some(r) = Remote::of(&global.server)? {
+        return remote(cmd, &r, global);
+    }
     match cmd {
         StorageCommand::Init {
             padding,
@@ -158,23 +174,13 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
             }
         }
         StorageCommand::Capsule(CapsuleCommand::List) => {
-            let store = global.open_store()?;
-            let mut rows = Vec::new();
-            for capsule in store.capsules()? {
-                let latest = capsule.latest()?.map(|c| c.version_str());
-                rows.push(json!({ "id": capsule.id().as_str(), "latest": latest }));
-            }
-            if global.json {
-                print_json(&rows)?;
-            } else {
-                for r in rows {
-                    println!(
-                        "{}  {}",
-                        r["id"].as_str().unwrap_or_default(),
-                        r["latest"].as_str().unwrap_or("-")
-                    );
-                }
-            }
+            let rows = global
+                .open_store()?
+                .capsules()?
+                .iter()
+                .map(|c| c.info())
+                .collect::<capsa::Result<Vec<_>>>()?;
+            print_capsules(&rows, global.json)?;
         }
         StorageCommand::Bump {
             id,
@@ -202,12 +208,12 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
             if global.json {
                 let rows = crates
                     .iter()
-                    .map(crate_json)
-                    .collect::<anyhow::Result<Vec<_>>>()?;
+                    .map(Crate::info)
+                    .collect::<capsa::Result<Vec<_>>>()?;
                 print_json(&rows)?;
             } else {
                 for c in &crates {
-                    println!("{}", crate_line(c)?);
+                    println!("{}", crate_line(&c.metadata()?));
                 }
             }
         }
@@ -219,7 +225,7 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
                 capsule.latest()?
             };
             match (latest, global.json) {
-                (Some(c), true) => print_json(&crate_json(&c)?)?,
+                (Some(c), true) => print_json(&c.info()?)?,
                 (Some(c), false) => println!("{}", c.version_str()),
                 (None, true) => print_json(&Value::Null)?,
                 (None, false) => {
@@ -261,7 +267,7 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
                 .get(parse_version(&version)?)?;
             krate.seal()?;
             if global.json {
-                print_json(&crate_json(&krate)?)?;
+                print_json(&krate.info()?)?;
             } else {
                 println!("sealed {id}/{}", krate.version_str());
             }
@@ -339,6 +345,95 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
                 std::process::exit(3);
             }
         }
+    }
+    Ok(())
+}
+
+/// The store commands over `--server`: the same output as here, from the server's answers.
+fn remote(cmd: StorageCommand, r: &Remote, global: &Global) -> anyhow::Result<()> {
+    use capsa::{CapsuleInfo, CrateInfo};
+    let seg = crate::remote::segment;
+    match cmd {
+        StorageCommand::Capsule(CapsuleCommand::Create { id }) => {
+            let v: Value = r.post("/v1/capsules", &json!({ "id": id }))?;
+            if global.json {
+                print_json(&v)?;
+            } else {
+                println!("{}", v["id"].as_str().unwrap_or_default());
+            }
+        }
+        StorageCommand::Capsule(CapsuleCommand::List) => {
+            let rows: Vec<CapsuleInfo> = r.get("/v1/capsules", &[])?;
+            print_capsules(&rows, global.json)?;
+        }
+        StorageCommand::Bump {
+            id,
+            comment,
+            carry,
+            created_by,
+        } => {
+            if created_by.is_some() {
+                anyhow::bail!(capsa::Error::Unsupported {
+                    what: "--created-by over --server (the server records the token's name)".into()
+                });
+            }
+            let path = format!("/v1/capsules/{}/crates", seg(&id));
+            let v: Value = r.post(&path, &json!({ "comment": comment, "carry_over": carry }))?;
+            if global.json {
+                print_json(&v)?;
+            } else {
+                println!("{}", v["version"].as_str().unwrap_or_default());
+            }
+        }
+        StorageCommand::Crates { id } => {
+            let rows: Vec<CrateInfo> = r.get(&format!("/v1/capsules/{}/crates", seg(&id)), &[])?;
+            if global.json {
+                print_json(&rows)?;
+            } else {
+                for c in &rows {
+                    println!("{}", crate_line(&c.metadata));
+                }
+            }
+        }
+        StorageCommand::Latest { id, published } => {
+            let path = format!("/v1/capsules/{}/latest", seg(&id));
+            let query = [("published", published.to_string())];
+            match r.get::<CrateInfo>(&path, &query) {
+                Ok(c) if global.json => print_json(&c)?,
+                Ok(c) => println!("{}", c.metadata.version),
+                // No crate (the capsule is there): --json prints null, as here.
+                Err(e) if global.json && crate::remote::is_no_crate(&e) => print_json(&Value::Null)?,
+                Err(e) => return Err(e),
+            }
+        }
+        StorageCommand::Seal { id, version } => {
+            let path = format!("/v1/capsules/{}/crates/{}/seal", seg(&id), seg(&version));
+            let c: CrateInfo = r.post(&path, &json!({}))?;
+            if global.json {
+                print_json(&c)?;
+            } else {
+                println!("sealed {id}/{}", c.metadata.version);
+            }
+        }
+        StorageCommand::Fsck { repair: false } => {
+            let report: capsa::FsckReport = r.get("/v1/fsck", &[])?;
+            if global.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "checked {} capsules, {} crates: {} problem(s)",
+                    report.capsules,
+                    report.crates,
+                    report.problems.len()
+                );
+            }
+            if !report.is_clean() {
+                std::process::exit(3);
+            }
+        }
+        _ => anyhow::bail!(capsa::Error::Unsupported {
+            what: "this command over --server (init, publish, seq and fsck --repair work on local files)".into()
+        }),
     }
     Ok(())
 }

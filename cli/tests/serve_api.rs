@@ -290,7 +290,11 @@ fn show_storage_through_the_api() {
             .bearer_auth(&op)
             .json(&json!({"id": "shot010"})),
     );
-    assert_eq!((s, v), (StatusCode::CREATED, json!({"id": "shot010"})));
+    assert_eq!(
+        (s, v["id"].as_str()),
+        (StatusCode::CREATED, Some("shot010")),
+        "{v}"
+    );
     let (s, v) = call(
         c.post(u("/v1/capsules"))
             .bearer_auth(&op)
@@ -378,6 +382,54 @@ fn show_storage_through_the_api() {
     );
     let (s, v) = call(c.get(u("/v1/fsck")).bearer_auth(&op));
     assert_eq!(s, StatusCode::OK, "{v}");
+
+    // The store commands over --server print what they print here, exit as they exit here.
+    let remote = |args: &[&str]| {
+        let mut c = base(dir.path());
+        c.env("CAPSA_SERVER", &server.url).env("CAPSA_TOKEN", &op);
+        c.args(args).output().unwrap()
+    };
+    let local = |args: &[&str]| capsa(dir.path(), args);
+    for args in [
+        &["crates", "shot010"][..],
+        &["--json", "crates", "shot010"],
+        &["capsule", "list"],
+        &["--json", "capsule", "list"],
+        &["latest", "shot010", "--published"],
+        &["latest", "nope"],
+        &["fsck"],
+    ] {
+        let (r, l) = (remote(args), local(args));
+        assert_eq!(
+            r.status.code(),
+            l.status.code(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&l.stdout),
+            "{args:?}"
+        );
+    }
+    let o = remote(&["capsule", "create", "shot020"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "shot020");
+    let o = remote(&["--json", "latest", "shot020"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "null",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = remote(&["bump", "shot020", "--comment", "from afar"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "v001");
+    let o = remote(&["seal", "shot020", "v001"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "sealed shot020/v001"
+    );
+    let o = remote(&["publish", "shot020", "v001", "/etc/hostname"]);
+    assert_eq!(o.status.code(), Some(22), "UNSUPPORTED over --server");
 }
 
 /// Read SSE events (`id`, `event`, `data`) from `r` until `n` have come.

@@ -47,6 +47,17 @@ pub struct BumpOptions {
     pub tags: Vec<String>,
 }
 
+/// A capsule as the CLI and the server show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapsuleInfo {
+    /// The id.
+    pub id: String,
+    /// Its newest crate's version (`v003`), if any.
+    pub latest: Option<String>,
+    /// Whether its content lives in an archive.
+    pub offline: bool,
+}
+
 /// What a carry-over brought into a new crate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CarryStats {
@@ -412,6 +423,16 @@ impl Capsule {
             }
         }
         Ok(None)
+    }
+
+    /// The capsule as the CLI's `capsule list --json` and the server's API show it
+    /// ([`CapsuleInfo`]).
+    pub fn info(&self) -> Result<CapsuleInfo> {
+        Ok(CapsuleInfo {
+            id: self.id().as_str().to_string(),
+            latest: self.latest()?.map(|c| c.version_str()),
+            offline: self.is_offline(),
+        })
     }
 
     /// Whether the capsule is offline (its content lives in an archive).

@@ -109,7 +109,7 @@ pub struct CrateMetadata {
 
 /// A crate as the CLI's `--json` and the server's API show it: its metadata, the capsule it
 /// belongs to, and its directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrateInfo {
     /// The metadata (its fields appear at the top level).
     #[serde(flatten)]

@@ -33,7 +33,7 @@ pub use archive::{
     ArchiveOptions, ArchiveReport, CancelToken, OfflineStub, Policy, Progress, RestoreOptions,
     VerifyReport,
 };
-pub use capsule::{BumpOptions, Capsule, CarryStats};
+pub use capsule::{BumpOptions, Capsule, CapsuleInfo, CarryStats};
 pub use error::{Error, ErrorCode, Result};
 pub use fsck::{FsckProblem, FsckReport, ProblemKind};
 pub use id::{CapsuleId, IdKind};

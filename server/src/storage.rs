@@ -52,14 +52,11 @@ async fn with_store<T: Send + 'static>(
 
 async fn capsules(State(app): State<Arc<App>>) -> ApiResult<Response> {
     let rows = with_store(&app, |store| {
-        let mut rows = Vec::new();
-        for c in store.capsules()? {
-            let latest = c.latest()?.map(|k| k.version_str());
-            rows.push(
-                json!({ "id": c.id().as_str(), "latest": latest, "offline": c.is_offline() }),
-            );
-        }
-        Ok(rows)
+        store
+            .capsules()?
+            .iter()
+            .map(|c| c.info())
+            .collect::<capsa::Result<Vec<_>>>()
     })
     .await?;
     Ok(Json(rows).into_response())
@@ -76,11 +73,12 @@ async fn create_capsule(
     body: Result<Json<CapsuleBody>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(b) = body?;
-    let id = with_store(&app, move |store| {
-        Ok(store.create_capsule(&b.id)?.id().as_str().to_string())
+    let created = with_store(&app, move |store| {
+        let c = store.create_capsule(&b.id)?;
+        Ok(json!({ "id": c.id().as_str(), "path": c.path() }))
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 async fn crates(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<Response> {
