@@ -22,8 +22,91 @@ pub const TOKENS_ENV: &str = "CAPSA_SERVE_TOKENS";
 pub struct ServeArgs {
     #[command(subcommand)]
     sub: Option<ServeSub>,
+    /// A TOML file of `capsa serve` options: each key a long option without its dashes
+    /// (`listen = "0.0.0.0:8270"`, `tls_cert = "…"`, `reconcile_every = "30s"`, `state = "postgres://…"`,
+    /// `insecure = true`). An option on the command line wins over the file, the file over the
+    /// environment.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     opts: ServeOpts,
+}
+
+/// The command line with the options of `capsa serve --config FILE` added after `serve` (those
+/// the command line does not give itself); any other command line as it is.
+pub fn with_config(
+    mut args: Vec<std::ffi::OsString>,
+    cli: &clap::Command,
+) -> anyhow::Result<Vec<std::ffi::OsString>> {
+    let Some(at) = args.iter().position(|a| a == "serve") else {
+        return Ok(args);
+    };
+    let Some(c) = args[at..].iter().position(|a| a == "--config") else {
+        return Ok(args);
+    };
+    let Some(path) = args.get(at + c + 1).map(PathBuf::from) else {
+        return Ok(args);
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("--config {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "--config {}: {}",
+            path.display(),
+            capsa::error::one_line(&e.to_string())
+        )
+    })?;
+    let serve = cli.find_subcommand("serve").expect("serve is a subcommand");
+    let known: Vec<&str> = serve
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| *l != "config" && *l != "help")
+        .collect();
+    let given: Vec<String> = args
+        .iter()
+        .filter_map(|a| a.to_str())
+        .filter_map(|a| a.strip_prefix("--"))
+        .map(|a| a.split('=').next().unwrap_or(a).to_string())
+        .collect();
+    let mut extra: Vec<std::ffi::OsString> = Vec::new();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        if !known.contains(&flag.as_str()) {
+            anyhow::bail!(
+                "--config {}: unknown key {key:?} (keys are capsa serve's long options: {})",
+                path.display(),
+                known.join(", ")
+            );
+        }
+        if given.contains(&flag) {
+            continue;
+        }
+        match value {
+            toml::Value::Boolean(true) => extra.push(format!("--{flag}").into()),
+            toml::Value::Boolean(false) => {}
+            toml::Value::String(s) => extra.extend([format!("--{flag}").into(), s.into()]),
+            toml::Value::Integer(n) => {
+                extra.extend([format!("--{flag}").into(), n.to_string().into()])
+            }
+            toml::Value::Array(items) => {
+                for i in items {
+                    let v = match i {
+                        toml::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    extra.extend([format!("--{flag}").into(), v.into()]);
+                }
+            }
+            other => anyhow::bail!(
+                "--config {}: {key} = {other}: expected a string, a number, a boolean or a list",
+                path.display()
+            ),
+        }
+    }
+    let tail = args.split_off(at + 1);
+    args.extend(extra);
+    args.extend(tail);
+    Ok(args)
 }
 
 #[derive(Debug, Subcommand)]

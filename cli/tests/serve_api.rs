@@ -761,6 +761,40 @@ fn the_cli_runs_staging_commands_through_the_server() {
 }
 
 #[test]
+fn a_config_file_gives_the_options_the_command_line_does_not() {
+    let (dir, _) = setup();
+    let op = token(dir.path(), "alice", "operate");
+    let conf = dir.path().join("serve.toml");
+    std::fs::write(
+        &conf,
+        "body_limit = 200\nheader_timeout = 5\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    // --listen on the command line wins over the file's.
+    let server = Server::start(dir.path(), &["--config", conf.to_str().unwrap()]);
+    let c = client();
+    let body = json!({"name": "web", "tag": "x".repeat(300)});
+    let (s, v) = call(
+        c.post(server.url("/v1/stagings"))
+            .bearer_auth(&op)
+            .json(&body),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("TOO_LARGE")),
+        "{v}"
+    );
+    std::fs::write(&conf, "body_limt = 200\n").unwrap();
+    let o = capsa(dir.path(), &["serve", "--config", conf.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown key \"body_limt\"") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
 fn plain_http_off_loopback_is_refused() {
     let (dir, _) = setup();
     let out = capsa(dir.path(), &["serve", "--listen", "0.0.0.0:0"]);
