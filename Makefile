@@ -83,6 +83,16 @@ bench:
 	bash benches/report/setup.sh
 	QUICK=$(QUICK) target/bench/venv/bin/python benches/report/run.py
 
+# capsa serve under wrk (Debian's): GET latest against a bare axum handler, create-and-wait,
+# one change fanned out to 1,000 WebSockets; target/bench/serve.json and a table on stdout.
+.PHONY: bench-serve
+bench-serve:
+	command -v wrk >/dev/null || { sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk; }
+	$(CARGO) build --release -p capsa-cli -p capsa-benches --bin serve_bench
+	target/release/serve_bench target/release/capsa target/bench/serve.json
+bench: bench-serve
+
 bench-readme:
 	python3 benches/report/readme.py
 
