@@ -74,33 +74,39 @@ struct Leases {
 }
 
 impl Leases {
-    async fn release(mut self) {
+    /// Release on the blocking pool, as a task that [`ReconcileLoop::stop`] waits for: the
+    /// round may be cancelled while it waits here (a stop in the middle of the release), and
+    /// the release must still be over when `stop` returns.
+    fn spawn_release(&mut self) -> tokio::sync::oneshot::Receiver<()> {
         let names = std::mem::take(&mut self.names);
         let (store, until) = (self.manager.inner.store.clone(), self.until);
-        if let Err(e) = blocking(move || store.release(&names, until)).await {
-            tracing::warn!(
-                "reconcile leases could not be released (they run out by themselves): {e}"
-            );
-        }
-    }
-}
-
-impl Drop for Leases {
-    fn drop(&mut self) {
-        if self.names.is_empty() {
-            return;
-        }
-        // Cancelled: release on the blocking pool; ReconcileLoop::stop waits for it.
-        let names = std::mem::take(&mut self.names);
-        let (store, until) = (self.manager.inner.store.clone(), self.until);
+        let (done, released) = tokio::sync::oneshot::channel();
         let h = runtime::runtime().spawn_blocking(move || {
             if let Err(e) = store.release(&names, until) {
                 tracing::warn!(
                     "reconcile leases could not be released (they run out by themselves): {e}"
                 );
             }
+            let _ = done.send(());
         });
-        lock(&self.manager.inner.releases).push(h);
+        let mut releases = lock(&self.manager.inner.releases);
+        releases.retain(|h| !h.is_finished());
+        releases.push(h);
+        released
+    }
+
+    async fn release(mut self) {
+        let released = self.spawn_release();
+        let _ = released.await;
+    }
+}
+
+impl Drop for Leases {
+    fn drop(&mut self) {
+        // Cancelled before the release: release now; ReconcileLoop::stop waits for it.
+        if !self.names.is_empty() {
+            let _ = self.spawn_release();
+        }
     }
 }
 
