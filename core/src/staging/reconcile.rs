@@ -105,7 +105,7 @@ impl Drop for Leases {
     fn drop(&mut self) {
         // Cancelled before the release: release now; ReconcileLoop::stop waits for it.
         if !self.names.is_empty() {
-            let _ = self.spawn_release();
+            drop(self.spawn_release());
         }
     }
 }
