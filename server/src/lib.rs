@@ -7,7 +7,8 @@
 //! - `/v1/stagings…`: list, show, create, update, delete, restore, cleanup, audit log, info; a
 //!   command answers `202 Accepted` with the pending staging, or waits with `?wait=true`;
 //! - `/v1/capsules…`, `/v1/fsck`: show storage;
-//! - `/v1/events`: the staging events as Server-Sent Events, resumable by `Last-Event-ID`;
+//! - `/v1/events`: the staging events as Server-Sent Events or WebSocket messages, resumable
+//!   by `Last-Event-ID` (or `?after=SEQ`);
 //! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/v1/openapi.json` ([`openapi`]).
 //!
 //! Errors are `application/problem+json` (RFC 9457) carrying capsa's stable `code`
