@@ -32,19 +32,33 @@ pub fn temp_path(dir: &Path, what: &str) -> PathBuf {
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_file_with(path, bytes, true)
+    write_file_with(path, bytes, true, false)
 }
 
 /// [`write_file`] without the fsync, for hints that only save work when they survive.
 pub fn write_hint(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_file_with(path, bytes, false)
+    write_file_with(path, bytes, false, false)
 }
 
-fn write_file_with(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+/// [`write_file`] for a file only its owner may read (mode 0600 on Unix from the start: a
+/// tokens file, a key).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_with(path, bytes, true, true)
+}
+
+fn write_file_with(path: &Path, bytes: &[u8], durable: bool, private: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = temp_path(dir, "write");
     let result = (|| {
-        let mut f = File::create(&tmp).map_err(Error::io_at("create", &tmp))?;
+        let mut o = OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = o.open(&tmp).map_err(Error::io_at("create", &tmp))?;
         f.write_all(bytes).map_err(Error::io_at("write", &tmp))?;
         if durable {
             f.sync_all().map_err(Error::io_at("sync", &tmp))?;

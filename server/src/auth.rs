@@ -151,29 +151,10 @@ impl Tokens {
 
     fn write(&self, file: &File) -> capsa::Result<()> {
         let text = serde_json::to_vec_pretty(file).expect("tokens serialize");
-        let io = |e: std::io::Error| capsa::Error::io("write", &self.path, e);
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            std::fs::create_dir_all(dir).map_err(capsa::Error::io_at("create", dir))?;
         }
-        let tmp = self
-            .path
-            .with_extension(format!("tmp-{}", std::process::id()));
-        {
-            use std::io::Write;
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-            let mut f = o.open(&tmp).map_err(io)?;
-            f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                io(e)
-            })?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(e)
-        })
+        capsa::atomic::write_private(&self.path, &text)
     }
 
     /// Add a token named `name` (the audit log's actor: 1 to 64 of letters, digits, `.`,
