@@ -5,13 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use capsa::staging::{
-    AuditEntry, AuditQuery, CommandOptions, CommandRequest, Expiry, NamedUrl, OverrideEdit,
-    Staging, Visibility,
-};
+use capsa::staging::{AuditEntry, AuditQuery, CommandOptions, CommandRequest, NamedUrl, Staging};
 use capsa::ErrorCode;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// How to reach a server: `--server`, `--token`, `--ca`, `--client-cert`.
 #[derive(Debug, Clone, clap::Args)]
@@ -157,58 +154,53 @@ impl Remote {
         opts: &CommandOptions,
         wait: bool,
     ) -> anyhow::Result<Option<Staging>> {
-        let over = |list: &[capsa::staging::Override]| -> Vec<Value> {
-            list.iter()
-                .map(|o| {
-                    json!({"key": o.key, "value": o.value.expose(), "scope": o.scope.as_str(),
-                           "private": o.visibility == Visibility::Private})
-                })
-                .collect()
-        };
-        let ttl = match opts.expiry {
-            Expiry::Keep => None,
-            Expiry::Never => Some("never".to_string()),
-            Expiry::In(d) => Some(format!("{}s", d.as_secs().max(1))),
-        };
+        use capsa_server::api::{CreateStaging, OverrideBody, RestoreStaging, UpdateStaging};
+        let bodies =
+            |list: &[capsa::staging::Override]| list.iter().map(OverrideBody::of).collect();
+        let ttl = opts.expiry.spec();
         let (path, body) = match req {
             CommandRequest::Create {
                 name,
                 tag,
                 overrides,
-            } => (
-                "/v1/stagings".to_string(),
-                Some(json!({"name": name, "tag": tag, "overrides": over(overrides), "ttl": ttl})),
-            ),
+            } => {
+                let body = CreateStaging {
+                    name: name.clone(),
+                    tag: tag.clone(),
+                    overrides: bodies(overrides),
+                    ttl,
+                };
+                (
+                    "/v1/stagings".to_string(),
+                    Some(serde_json::to_value(body)?),
+                )
+            }
             CommandRequest::Update {
                 name,
                 tag,
                 overrides,
             } => {
-                let mut set = Vec::new();
-                let mut unset = Vec::new();
-                for e in &opts.edits {
-                    match e {
-                        OverrideEdit::Set(o) => set.extend(over(std::slice::from_ref(o))),
-                        OverrideEdit::Unset { scope, key } => {
-                            unset.push(json!({"key": key, "scope": scope.as_str()}))
-                        }
-                    }
-                }
-                let overrides = overrides.as_deref().map(over);
-                (
-                    format!("/v1/stagings/{}/update", segment(name)),
-                    Some(
-                        json!({"tag": tag, "overrides": overrides, "set": set, "unset": unset, "ttl": ttl}),
-                    ),
-                )
+                let (set, unset) = UpdateStaging::split_edits(&opts.edits);
+                let body = UpdateStaging {
+                    tag: tag.clone(),
+                    overrides: overrides.as_deref().map(bodies),
+                    set,
+                    unset,
+                    ttl,
+                };
+                let path = format!("/v1/stagings/{}/update", segment(name));
+                (path, Some(serde_json::to_value(body)?))
             }
             CommandRequest::Delete { name } => {
                 (format!("/v1/stagings/{}/delete", segment(name)), None)
             }
-            CommandRequest::Restore { name } => (
-                format!("/v1/stagings/{}/restore", segment(name)),
-                Some(json!({"ttl": ttl})),
-            ),
+            CommandRequest::Restore { name } => {
+                let body = serde_json::to_value(RestoreStaging { ttl })?;
+                (
+                    format!("/v1/stagings/{}/restore", segment(name)),
+                    Some(body),
+                )
+            }
             CommandRequest::Cleanup { name } => {
                 (format!("/v1/stagings/{}/cleanup", segment(name)), None)
             }

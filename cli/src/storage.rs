@@ -123,6 +123,33 @@ fn print_capsules(rows: &[capsa::CapsuleInfo], json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
+/// An fsck report; exits 3 when it is not clean.
+fn print_fsck(report: &capsa::FsckReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(report)?;
+    } else {
+        println!(
+            "checked {} capsules, {} crates: {} problem(s)",
+            report.capsules,
+            report.crates,
+            report.problems.len()
+        );
+        for p in &report.problems {
+            println!(
+                "  {:?} {}: {}{}",
+                p.kind,
+                p.path.display(),
+                p.detail,
+                if p.repaired { " [repaired]" } else { "" }
+            );
+        }
+    }
+    if !report.is_clean() {
+        std::process::exit(3);
+    }
+    Ok(())
+}
+
 fn crate_line(m: &CrateMetadata) -> String {
     format!(
         "{}  {}  {}{}{}",
@@ -321,29 +348,7 @@ pub fn run(cmd: StorageCommand, global: &Global) -> anyhow::Result<()> {
             }
         }
         StorageCommand::Fsck { repair } => {
-            let report = global.open_store()?.fsck(repair)?;
-            if global.json {
-                print_json(&report)?;
-            } else {
-                println!(
-                    "checked {} capsules, {} crates: {} problem(s)",
-                    report.capsules,
-                    report.crates,
-                    report.problems.len()
-                );
-                for p in &report.problems {
-                    println!(
-                        "  {:?} {}: {}{}",
-                        p.kind,
-                        p.path.display(),
-                        p.detail,
-                        if p.repaired { " [repaired]" } else { "" }
-                    );
-                }
-            }
-            if !report.is_clean() {
-                std::process::exit(3);
-            }
+            print_fsck(&global.open_store()?.fsck(repair)?, global.json)?;
         }
     }
     Ok(())
@@ -355,7 +360,8 @@ fn remote(cmd: StorageCommand, r: &Remote, global: &Global) -> anyhow::Result<()
     let seg = crate::remote::segment;
     match cmd {
         StorageCommand::Capsule(CapsuleCommand::Create { id }) => {
-            let v: Value = r.post("/v1/capsules", &json!({ "id": id }))?;
+            let body = capsa_server::api::CreateCapsule { id };
+            let v: Value = r.post("/v1/capsules", &serde_json::to_value(body)?)?;
             if global.json {
                 print_json(&v)?;
             } else {
@@ -378,7 +384,12 @@ fn remote(cmd: StorageCommand, r: &Remote, global: &Global) -> anyhow::Result<()
                 });
             }
             let path = format!("/v1/capsules/{}/crates", seg(&id));
-            let v: Value = r.post(&path, &json!({ "comment": comment, "carry_over": carry }))?;
+            let body = capsa_server::api::Bump {
+                comment,
+                carry_over: carry,
+                tags: Vec::new(),
+            };
+            let v: Value = r.post(&path, &serde_json::to_value(body)?)?;
             if global.json {
                 print_json(&v)?;
             } else {
@@ -416,20 +427,7 @@ fn remote(cmd: StorageCommand, r: &Remote, global: &Global) -> anyhow::Result<()
             }
         }
         StorageCommand::Fsck { repair: false } => {
-            let report: capsa::FsckReport = r.get("/v1/fsck", &[])?;
-            if global.json {
-                print_json(&report)?;
-            } else {
-                println!(
-                    "checked {} capsules, {} crates: {} problem(s)",
-                    report.capsules,
-                    report.crates,
-                    report.problems.len()
-                );
-            }
-            if !report.is_clean() {
-                std::process::exit(3);
-            }
+            print_fsck(&r.get("/v1/fsck", &[])?, global.json)?;
         }
         _ => anyhow::bail!(capsa::Error::Unsupported {
             what: "this command over --server (init, publish, seq and fsck --repair work on local files)".into()

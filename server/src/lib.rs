@@ -16,6 +16,7 @@
 //! needs a bearer token (or HTTP Basic with the token as password) of a role that allows it
 //! ([`auth`]); the token's name is the audit log's actor.
 
+pub mod api;
 pub mod auth;
 mod events;
 mod health;

@@ -8,12 +8,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use capsa::staging::{
-    AuditQuery, CommandOptions, CommandRequest, Expiry, Override, OverrideEdit, Scope,
-};
+use capsa::staging::{AuditQuery, CommandOptions, CommandRequest};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::{expiry, overrides, CreateStaging, RestoreStaging, UpdateStaging};
 use crate::auth::Caller;
 use crate::problem::{ApiResult, Problem};
 use crate::App;
@@ -30,88 +29,12 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/stagings/{name}/info", get(info))
 }
 
-/// An override in a request: `{"key", "value", "scope": "app"|"staging", "private": bool}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OverrideBody {
-    key: String,
-    value: String,
-    #[serde(default = "app_scope")]
-    scope: String,
-    #[serde(default)]
-    private: bool,
-}
-
-fn app_scope() -> String {
-    Scope::App.as_str().into()
-}
-
-impl OverrideBody {
-    fn to_core(&self) -> capsa::Result<Override> {
-        let scope = Scope::parse(&self.scope)?;
-        Ok(if self.private {
-            Override::private(scope, &self.key, &self.value)
-        } else {
-            Override::public(scope, &self.key, &self.value)
-        })
-    }
-}
-
-fn overrides(list: &[OverrideBody]) -> capsa::Result<Vec<Override>> {
-    list.iter().map(OverrideBody::to_core).collect()
-}
-
-/// `{"key", "scope"}`: a key to remove.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UnsetBody {
-    key: String,
-    #[serde(default = "app_scope")]
-    scope: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    name: String,
-    tag: String,
-    #[serde(default)]
-    overrides: Vec<OverrideBody>,
-    /// A time to live (`3d`, `12h`) or `never`.
-    ttl: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateBody {
-    tag: String,
-    /// The whole new set; absent: keep the stored one.
-    overrides: Option<Vec<OverrideBody>>,
-    #[serde(default)]
-    set: Vec<OverrideBody>,
-    #[serde(default)]
-    unset: Vec<UnsetBody>,
-    ttl: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RestoreBody {
-    ttl: Option<String>,
-}
-
 /// `?wait=true`: answer when the command has finished.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WaitQuery {
     #[serde(default)]
     wait: bool,
-}
-
-fn expiry(ttl: Option<&str>) -> capsa::Result<Expiry> {
-    ttl.map(Expiry::parse)
-        .transpose()
-        .map(Option::unwrap_or_default)
 }
 
 /// Start `req` as `caller`; answer 202 with the pending staging, or (`wait`) 200 with the
@@ -151,7 +74,7 @@ async fn create(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
     q: Result<Query<WaitQuery>, QueryRejection>,
-    body: Result<Json<CreateBody>, JsonRejection>,
+    body: Result<Json<CreateStaging>, JsonRejection>,
 ) -> ApiResult<Response> {
     let wait = query(q)?;
     let Json(b) = body?;
@@ -172,20 +95,11 @@ async fn update(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     q: Result<Query<WaitQuery>, QueryRejection>,
-    body: Result<Json<UpdateBody>, JsonRejection>,
+    body: Result<Json<UpdateStaging>, JsonRejection>,
 ) -> ApiResult<Response> {
     let wait = query(q)?;
     let Json(b) = body?;
-    let mut edits: Vec<OverrideEdit> = overrides(&b.set)?
-        .into_iter()
-        .map(OverrideEdit::Set)
-        .collect();
-    for u in &b.unset {
-        edits.push(OverrideEdit::Unset {
-            scope: Scope::parse(&u.scope)?,
-            key: u.key.clone(),
-        });
-    }
+    let edits = b.edits()?;
     let req = CommandRequest::Update {
         name,
         tag: b.tag,
@@ -214,7 +128,7 @@ async fn restore(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     q: Result<Query<WaitQuery>, QueryRejection>,
-    body: Option<Json<RestoreBody>>,
+    body: Option<Json<RestoreStaging>>,
 ) -> ApiResult<Response> {
     let wait = query(q)?;
     let b = body.map(|b| b.0).unwrap_or_default();

@@ -13,6 +13,7 @@ use capsa::{BumpOptions, PadStyle, Section, Store, Version};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::{Bump, CreateCapsule};
 use crate::auth::Caller;
 use crate::problem::{ApiResult, Problem};
 use crate::App;
@@ -62,15 +63,9 @@ async fn capsules(State(app): State<Arc<App>>) -> ApiResult<Response> {
     Ok(Json(rows).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CapsuleBody {
-    id: String,
-}
-
 async fn create_capsule(
     State(app): State<Arc<App>>,
-    body: Result<Json<CapsuleBody>, JsonRejection>,
+    body: Result<Json<CreateCapsule>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(b) = body?;
     let created = with_store(&app, move |store| {
@@ -94,22 +89,11 @@ async fn crates(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResul
     Ok(Json(rows).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BumpBody {
-    comment: Option<String>,
-    /// The sections whose files are carried over from the previous crate.
-    #[serde(default)]
-    carry_over: Vec<Section>,
-    #[serde(default)]
-    tags: Vec<String>,
-}
-
 async fn bump(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    body: Result<Json<BumpBody>, JsonRejection>,
+    body: Result<Json<Bump>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(b) = body?;
     let info = with_store(&app, move |store| {

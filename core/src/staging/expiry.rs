@@ -35,6 +35,17 @@ impl Expiry {
         }
     }
 
+    /// The text [`Expiry::parse`] reads back as this expiry (`never`, `3600s`); `None` for
+    /// [`Expiry::Keep`], which has none. A time to live is rounded to whole seconds (at
+    /// least 1).
+    pub fn spec(self) -> Option<String> {
+        match self {
+            Expiry::Keep => None,
+            Expiry::Never => Some("never".into()),
+            Expiry::In(d) => Some(format!("{}s", d.as_secs().max(1))),
+        }
+    }
+
     /// The stored expiry after a command started at `now` on a staging whose expiry was
     /// `current`: `None` leaves the column as it is.
     pub(crate) fn column(
