@@ -41,6 +41,8 @@ FUZZ_SEED ?= $(shell date +%s)
 fuzz:
 	CAPSA_FUZZ_SECS=$(FUZZ_SECS) CAPSA_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p capsa --release \
 	  --test 'fuzz_*' -- --test-threads=1 --nocapture
+	CAPSA_FUZZ_SECS=$(FUZZ_SECS) CAPSA_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test -p capsa-server --release \
+	  --test 'fuzz_*' -- --test-threads=1 --nocapture
 
 # The staging suite on PostgreSQL (a throwaway server: tests/postgres/with-postgres.sh), plus
 # the suites built only for a server (feature postgres-tests): several processes, a crash, the CLI.

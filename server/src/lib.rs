@@ -137,6 +137,13 @@ pub fn router(app: Arc<App>, limits: &Limits) -> Router {
             metrics::record,
         ))
         .fallback(|| async { problem::Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            problem::Problem::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "the route does not take this method",
+            )
+        })
         // Bodies are read by the Json extractor, which turns a larger one into a problem.
         .layer(axum::extract::DefaultBodyLimit::max(limits.body))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -1,9 +1,9 @@
 //! Errors as `application/problem+json` (RFC 9457), carrying capsa's stable `code`.
 //!
 //! [`status_of`] is the one mapping of capsa's error codes to HTTP statuses. The server adds
-//! three codes of its own, which no library call raises: `UNAUTHENTICATED` (401: no token, or
-//! one that is not known), `FORBIDDEN` (403: the token's role does not allow the call) and
-//! `NOT_FOUND` for a route that does not exist.
+//! codes of its own, which no library call raises: `UNAUTHENTICATED` (401: no token, or one
+//! that is not known), `FORBIDDEN` (403: the token's role does not allow the call),
+//! `METHOD_NOT_ALLOWED` (405) and `NOT_FOUND` for a route that does not exist.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
