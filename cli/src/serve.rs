@@ -7,14 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use capsa_server::{Role, Tokens};
+use capsa_server::{Role, Tokens, TOKENS_ENV};
 use clap::Subcommand;
 
 use crate::staging::{self, Common};
 use crate::Global;
-
-/// The environment variable naming the tokens file.
-pub const TOKENS_ENV: &str = "CAPSA_SERVE_TOKENS";
 
 /// `capsa serve [OPTIONS]` or `capsa serve token …`.
 #[derive(Debug, clap::Args)]
@@ -128,14 +125,13 @@ struct TokensFile {
 
 impl TokensFile {
     fn open(&self, global: &Global) -> anyhow::Result<Tokens> {
-        let path = match (&self.tokens, &global.store) {
-            (Some(t), _) => t.clone(),
-            (None, Some(store)) => store.join(".capsa").join("serve-tokens.json"),
+        match (&self.tokens, &global.store) {
+            (Some(t), _) => Ok(Tokens::at(t)),
+            (None, Some(_)) => Ok(Tokens::of_store(&global.open_store()?)),
             (None, None) => anyhow::bail!(
                 "no tokens file: pass --tokens FILE, set {TOKENS_ENV}, or give --store"
             ),
-        };
-        Ok(Tokens::at(path))
+        }
     }
 }
 

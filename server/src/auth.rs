@@ -100,6 +100,12 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// The environment variable naming the tokens file.
+pub const TOKENS_ENV: &str = "CAPSA_SERVE_TOKENS";
+
+/// The tokens file's name inside a store's internal directory (`<store>/.capsa/`).
+pub const TOKENS_FILE: &str = "serve-tokens.json";
+
 /// The tokens file of a server.
 pub struct Tokens {
     path: PathBuf,
@@ -128,6 +134,11 @@ impl Tokens {
             path: path.into(),
             cache: Mutex::new(Cache::default()),
         }
+    }
+
+    /// The default tokens file of `store`: `<store>/.capsa/serve-tokens.json`.
+    pub fn of_store(store: &capsa::Store) -> Tokens {
+        Tokens::at(store.internal_dir().join(TOKENS_FILE))
     }
 
     /// The file.

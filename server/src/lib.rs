@@ -36,7 +36,7 @@ use axum::Router;
 use capsa::staging::StagingManager;
 use capsa::Store;
 
-pub use auth::{Role, TokenInfo, Tokens};
+pub use auth::{Role, TokenInfo, Tokens, TOKENS_ENV};
 pub use listen::Tls;
 
 /// What the server serves.
