@@ -1,6 +1,9 @@
 # capsa — the two commands a newcomer runs: `make demo` and `make test`.
 SHELL := bash
 CARGO ?= cargo
+# A clean build gains nothing from incremental state (gigabytes under target/); set
+# CARGO_INCREMENTAL=1 in a working shell to keep it.
+export CARGO_INCREMENTAL ?= 0
 
 include tests/k8s/k8s.mk
 

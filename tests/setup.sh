@@ -15,3 +15,8 @@ fi
 command -v cargo >/dev/null || { echo "setup: cargo is missing (install Rust with rustup)"; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "setup: ok"
+# A full run needs room for several feature sets of test binaries; say so before a linker dies
+# of a full disk half an hour in.
+free_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+echo "setup: $((free_kb / 1024 / 1024)) GiB free on $(df -P . | awk 'NR==2 {print $6}')"
+[ "$free_kb" -ge $((15 * 1024 * 1024)) ] || echo "setup: warning: less than 15 GiB free; the build may run out of disk"
