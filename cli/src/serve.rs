@@ -203,6 +203,15 @@ struct ServeOpts {
     /// Run the status updater in the server: a reconcile round this often (`30s`).
     #[arg(long, value_name = "DURATION")]
     reconcile_every: Option<String>,
+    /// Let web pages of this origin (`https://tools.example:8443`) call the API from a
+    /// browser (CORS); repeat, or separate with commas, for more.
+    #[arg(
+        long,
+        env = "CAPSA_CORS_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origin: Vec<String>,
     /// The largest request body, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = capsa_server::Limits::default().body)]
     body_limit: usize,
@@ -286,6 +295,7 @@ fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
     if let Some(t) = &tls {
         t.config().map_err(anyhow::Error::msg)?;
     }
+    let origins = capsa_server::Origins::parse(&opts.cors_origin).map_err(anyhow::Error::msg)?;
     let tokens = opts.file.open(global)?;
     let store = match &global.store {
         Some(_) => Some(global.open_store()?),
@@ -308,7 +318,8 @@ fn serve(opts: ServeOpts, global: &Global) -> anyhow::Result<()> {
         header: Duration::from_secs(opts.header_timeout.max(1)),
         ..capsa_server::Limits::default()
     };
-    let app = Arc::new(capsa_server::App::new(store, stagings.clone(), tokens));
+    let app = capsa_server::App::new(store, stagings.clone(), tokens).allow_origins(origins);
+    let app = Arc::new(app);
     let name = capsa::runtime::block_on(async {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

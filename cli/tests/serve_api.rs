@@ -654,6 +654,7 @@ fn metrics_count_requests_by_route_stagings_by_status_and_subscribers() {
     has(r#"capsa_http_requests_total{method="GET",route="/v1/stagings/{name}",status="404"} 1"#);
     has(r#"capsa_http_requests_total{method="POST",route="/v1/stagings",status="200"} 1"#);
     has(r#"capsa_stagings{status="Running"} 1"#);
+    has(r#"capsa_staging_commands_total{command="create",outcome="Success"} 1"#);
     has("capsa_event_subscribers 1");
     assert!(
         text.contains("capsa_http_request_duration_seconds_bucket"),
@@ -805,4 +806,116 @@ fn plain_http_off_loopback_is_refused() {
         err.contains("--insecure") && err.contains("0.0.0.0"),
         "{err}"
     );
+}
+
+/// Pages of an allowed origin may call the API from a browser (a preflight answered, the
+/// origin echoed); pages of any other origin get no CORS headers, so the browser keeps them
+/// out. A bad origin is refused at start.
+#[test]
+fn cors_lets_only_the_allowed_origins_in() {
+    let (dir, _) = setup();
+    let ro = token(dir.path(), "ui", "read");
+    let allowed = "https://tools.example:8443";
+    let server = Server::start(dir.path(), &["--cors-origin", allowed]);
+    let c = client();
+    let preflight = |origin: &str| {
+        c.request(reqwest::Method::OPTIONS, server.url("/v1/stagings"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+            .unwrap()
+    };
+    let r = preflight(allowed);
+    assert!(r.status().is_success(), "{}", r.status());
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], allowed);
+    let methods = h["access-control-allow-methods"].to_str().unwrap();
+    assert!(
+        methods.contains("POST") && methods.contains("DELETE"),
+        "{methods}"
+    );
+    let headers = h["access-control-allow-headers"].to_str().unwrap();
+    assert!(headers.contains("authorization"), "{headers}");
+    let r = preflight("https://evil.example");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = c
+        .get(server.url("/v1/stagings"))
+        .header("origin", allowed)
+        .bearer_auth(&ro)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["access-control-allow-origin"], allowed);
+    drop(server);
+    for bad in [
+        "*",
+        "tools.example",
+        "https://tools.example/ui",
+        "ftp://tools.example",
+    ] {
+        let out = capsa(dir.path(), &["serve", "--cors-origin", bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("--cors-origin") && err.contains("not an origin"),
+            "{err}"
+        );
+    }
+}
+
+/// A client that asks for gzip gets it (the same JSON, fewer bytes); an event stream is
+/// never compressed (it would sit in the compressor's buffer).
+#[test]
+fn answers_are_gzipped_when_asked_but_not_event_streams() {
+    use std::io::Read;
+    let (dir, _) = setup();
+    let ro = token(dir.path(), "reader", "read");
+    let server = Server::start(dir.path(), &[]);
+    let c = client();
+    let plain = c
+        .get(server.url("/v1/openapi.json"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let r = c
+        .get(server.url("/v1/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let packed = r.bytes().unwrap();
+    assert!(
+        packed.len() * 3 < plain.len(),
+        "{} of {}",
+        packed.len(),
+        plain.len()
+    );
+    let mut unpacked = Vec::new();
+    flate2::read::GzDecoder::new(&packed[..])
+        .read_to_end(&mut unpacked)
+        .unwrap();
+    assert_eq!(unpacked, plain);
+    let r = c
+        .get(server.url("/v1/events"))
+        .header("accept-encoding", "gzip")
+        .bearer_auth(&ro)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers().get("content-encoding").is_none(),
+        "{:?}",
+        r.headers()
+    );
+    // Live at once: the stream's first comment arrives uncompressed.
+    let mut first = [0u8; 2];
+    let mut r = r;
+    r.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b": ");
 }

@@ -519,6 +519,132 @@ fn staging_suite_runs_on_the_store_asked_for() {
     );
 }
 
+/// A state store that counts the reads of its event feed.
+struct CountingReads {
+    inner: Arc<dyn capsa::staging::StateStore>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl capsa::staging::StateStore for CountingReads {
+    fn begin(&self, req: &Begin<'_>) -> capsa::Result<capsa::staging::store::Begun> {
+        self.inner.begin(req)
+    }
+    fn refuse(
+        &self,
+        name: &str,
+        command: Command,
+        actor: &str,
+        settings: Option<(&str, &[Override])>,
+        reason: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> capsa::Result<()> {
+        self.inner
+            .refuse(name, command, actor, settings, reason, now)
+    }
+    fn finish(
+        &self,
+        req: &capsa::staging::store::Finish<'_>,
+    ) -> capsa::Result<capsa::staging::store::Finished> {
+        self.inner.finish(req)
+    }
+    fn get(&self, name: &str) -> capsa::Result<Option<capsa::staging::store::StagingRecord>> {
+        self.inner.get(name)
+    }
+    fn list(&self) -> capsa::Result<Vec<capsa::staging::store::StagingRecord>> {
+        self.inner.list()
+    }
+    fn record_checks(
+        &self,
+        updates: &[capsa::staging::store::CheckUpdate],
+    ) -> capsa::Result<Vec<Event>> {
+        self.inner.record_checks(updates)
+    }
+    fn claim(
+        &self,
+        claims: &[capsa::staging::store::Claim],
+        now: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> capsa::Result<Vec<String>> {
+        self.inner.claim(claims, now, until)
+    }
+    fn release(&self, names: &[String], until: chrono::DateTime<chrono::Utc>) -> capsa::Result<()> {
+        self.inner.release(names, until)
+    }
+    fn audit(&self, query: &AuditQuery) -> capsa::Result<Vec<capsa::staging::AuditEntry>> {
+        self.inner.audit(query)
+    }
+    fn events_since(&self, after: i64, limit: usize) -> capsa::Result<Vec<Event>> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.events_since(after, limit)
+    }
+    fn last_event_seq(&self) -> capsa::Result<i64> {
+        self.inner.last_event_seq()
+    }
+    fn prune_events(&self, before: chrono::DateTime<chrono::Utc>) -> capsa::Result<usize> {
+        self.inner.prune_events(before)
+    }
+    fn event_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.event_signal()
+    }
+}
+
+/// Two hundred waiters on one manager share one reader of the feed: each gets every event
+/// after its starting point, in order, none twice (those resuming from before the reader
+/// started read the store themselves until they catch up), and the store's feed is read a
+/// few dozen times, not once per waiter per change.
+#[test]
+fn staging_event_waiters_share_one_reader_of_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CountingReads {
+        inner: common::open_store(dir.path()),
+        reads: Default::default(),
+    });
+    let m = StagingManager::new(store.clone(), Arc::new(MockDeployer::new()), options());
+    m.create("early", "1.0.0", vec![]).unwrap();
+    let start = m.last_event_seq().unwrap();
+    assert!(start > 0);
+    let (late, waiters) = (10, 200);
+    let handles: Vec<_> = (0..waiters)
+        .map(|i| {
+            let m = m.clone();
+            let from = if i < late { 0 } else { start };
+            std::thread::spawn(move || {
+                let mut got: Vec<Event> = Vec::new();
+                let mut after = from;
+                // The last event of the script below: the delete's CommandFinished.
+                while !got.iter().any(|e| {
+                    e.name == "later"
+                        && matches!(&e.kind, EventKind::CommandFinished { action, .. } if action == "delete")
+                }) {
+                    let batch = m.wait_events(after, 7, Duration::from_secs(30)).unwrap();
+                    assert!(!batch.is_empty(), "waiter {i} timed out after {after}");
+                    after = batch.last().unwrap().seq;
+                    got.extend(batch);
+                }
+                (from, got)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = store.reads.load(std::sync::atomic::Ordering::Relaxed);
+    m.create("later", "1.0.0", vec![]).unwrap();
+    m.update("later", "1.0.1", None).unwrap();
+    m.delete("later").unwrap();
+    let feed = m.events_since(0, 1000).unwrap();
+    for h in handles {
+        let (from, got) = h.join().unwrap();
+        let want: Vec<Event> = feed.iter().filter(|e| e.seq > from).cloned().collect();
+        assert_eq!(got, want, "a waiter from {from}");
+    }
+    let reads = store.reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(
+        reads < 60,
+        "{reads} reads of the feed for {waiters} waiters and {} events",
+        feed.len()
+    );
+}
+
 /// A second manager on the same state (another process, another host) follows every change
 /// the first one makes, in order: polling with SQLite, LISTEN/NOTIFY with PostgreSQL.
 #[test]

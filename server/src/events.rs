@@ -94,6 +94,15 @@ async fn events(
     let stream = feed(app, after, p.staging, stop.map(|s| s.0.stopping));
     match ws {
         Ok(ws) => {
+            // A client only sends pings and its close frame: small buffers keep an idle
+            // socket cheap (tungstenite allocates 128 KiB for each by default), and each
+            // event is written at once.
+            let ws = ws
+                .read_buffer_size(4 << 10)
+                .write_buffer_size(0)
+                .max_write_buffer_size(1 << 20)
+                .max_message_size(64 << 10)
+                .max_frame_size(64 << 10);
             let open = sockets.map(|s| s.enter());
             return Ok(ws.on_upgrade(move |socket| async move {
                 pump(socket, stream).await;

@@ -45,18 +45,61 @@ pub struct App {
     stagings: StagingManager,
     tokens: Tokens,
     metrics: metrics::Metrics,
+    /// Feeds `metrics` while the app lives.
+    _counting: capsa::staging::Subscription,
+    cors: Vec<axum::http::HeaderValue>,
 }
 
 impl App {
     /// Serve `store` (`None`: the storage routes answer `INVALID_STORE`) and `stagings` to the
     /// callers `tokens` knows.
     pub fn new(store: Option<Store>, stagings: StagingManager, tokens: Tokens) -> App {
+        let metrics = metrics::Metrics::default();
         App {
             store,
+            _counting: metrics.count_commands(&stagings),
             stagings,
             tokens,
-            metrics: metrics::Metrics::default(),
+            metrics,
+            cors: Vec::new(),
         }
+    }
+
+    /// Let web pages of `origins` call the API from a browser (CORS); without any, only
+    /// pages the server serves itself can.
+    pub fn allow_origins(mut self, origins: Origins) -> App {
+        self.cors = origins.0;
+        self
+    }
+}
+
+/// Origins allowed to call the API from a browser.
+#[derive(Debug, Clone, Default)]
+pub struct Origins(Vec<axum::http::HeaderValue>);
+
+impl Origins {
+    /// Parse origins such as `https://tools.example:8443`. `*` and anything with a path are
+    /// refused: the API carries credentials.
+    pub fn parse(origins: &[String]) -> Result<Origins, String> {
+        let mut list = Vec::new();
+        for o in origins {
+            let origin = o.strip_suffix('/').unwrap_or(o);
+            let parsed = origin.parse::<axum::http::Uri>().ok().filter(|u| {
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.host().is_some()
+                    && u.path_and_query()
+                        .is_none_or(|p| p.as_str().is_empty() || p == "/")
+            });
+            match (parsed, axum::http::HeaderValue::from_str(origin)) {
+                (Some(_), Ok(v)) => list.push(v),
+                _ => {
+                    return Err(format!(
+                        "--cors-origin {o:?} is not an origin (scheme://host[:port], such as https://tools.example:8443)"
+                    ))
+                }
+            }
+        }
+        Ok(Origins(list))
     }
 }
 
@@ -146,8 +189,34 @@ pub fn router(app: Arc<App>, limits: &Limits) -> Router {
         })
         // Bodies are read by the Json extractor, which turns a larger one into a problem.
         .layer(axum::extract::DefaultBodyLimit::max(limits.body))
+        // gzip when asked, for the larger answers (lists, audit logs, fsck, OpenAPI); never
+        // for event streams, which tower-http's default predicate leaves alone.
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(cors(&app.cors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// CORS for the allowed origins: the methods and headers of the API, preflight answered.
+/// No origin allowed: no CORS headers at all, so browsers keep pages of other origins out.
+fn cors(origins: &[axum::http::HeaderValue]) -> tower_http::cors::CorsLayer {
+    use axum::http::{header, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 /// Serve `app` on `listener` (over TLS with `tls`) until `shutdown` resolves, then let the

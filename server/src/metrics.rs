@@ -1,6 +1,7 @@
 //! `/metrics`: Prometheus text exposition (prometheus-client) of requests per route (count and
-//! latency), stagings per status, open event subscribers, and the reconcile lag (how long
-//! ago the least recently checked staging was checked). Needs a `read` token like `/v1`.
+//! latency), staging commands this server finished per command and outcome, stagings per
+//! status, open event subscribers, and the reconcile lag (how long ago the least recently
+//! checked staging was checked). Needs a `read` token like `/v1`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +28,12 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    command: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: String,
 }
@@ -36,6 +43,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RouteLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    commands: Family<CommandLabels, Counter>,
     stagings: Family<StatusLabels, Gauge>,
     subscribers: Gauge,
     lag: Gauge,
@@ -48,6 +56,7 @@ impl Default for Metrics {
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
+        let commands = Family::<CommandLabels, Counter>::default();
         let stagings = Family::<StatusLabels, Gauge>::default();
         let subscribers = Gauge::default();
         let lag = Gauge::default();
@@ -60,6 +69,11 @@ impl Default for Metrics {
             "http_request_duration_seconds",
             "HTTP request latency by route and status",
             latency.clone(),
+        );
+        registry.register(
+            "staging_commands",
+            "Staging commands this server finished (reconcile rounds included), by command and outcome",
+            commands.clone(),
         );
         registry.register("stagings", "Stagings by status", stagings.clone());
         registry.register(
@@ -76,6 +90,7 @@ impl Default for Metrics {
             registry,
             requests,
             latency,
+            commands,
             stagings,
             subscribers,
             lag,
@@ -84,6 +99,28 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Count the commands finished by `stagings` (this process's own: each replica counts
+    /// its own) for as long as the returned subscription lives.
+    pub(crate) fn count_commands(
+        &self,
+        stagings: &capsa::staging::StagingManager,
+    ) -> capsa::staging::Subscription {
+        let commands = self.commands.clone();
+        stagings.subscribe(move |e| {
+            if let capsa::staging::EventKind::CommandFinished {
+                action, outcome, ..
+            } = &e.kind
+            {
+                commands
+                    .get_or_create(&CommandLabels {
+                        command: action.clone(),
+                        outcome: outcome.as_str(),
+                    })
+                    .inc();
+            }
+        })
+    }
+
     /// One more, or one fewer, event subscriber.
     pub(crate) fn subscribers(&self, delta: i64) {
         self.subscribers.inc_by(delta);

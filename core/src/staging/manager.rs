@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::broadcast;
 
+use super::feed::{Feed, Take};
 use super::notify::{HookStats, Notifier, NotifyConfig, NOTIFICATIONS_ENV};
 use super::store::{Begin, Finish, StateStore};
 use super::{
@@ -199,6 +200,8 @@ pub(super) struct Inner {
     /// waits for them).
     pub(super) releases: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     channel: broadcast::Sender<Event>,
+    /// The one reader of the store's event feed that every waiter shares.
+    feed: Arc<Feed>,
     /// Status changes for the backend's [`Deployer::notify`], delivered in order by one
     /// background task (only for a backend that [`Deployer::notifies`]).
     notifier: Option<Notifier>,
@@ -334,6 +337,7 @@ impl StagingManager {
                 abandoned_ops: Mutex::new(HashSet::new()),
                 releases: Mutex::new(Vec::new()),
                 channel,
+                feed: Feed::new(),
                 notifier,
             }),
         }
@@ -458,6 +462,7 @@ impl StagingManager {
             }
             let _ = self.inner.channel.send(e);
         }
+        self.inner.feed.written();
     }
 
     // ----- commands -----
@@ -854,9 +859,11 @@ impl StagingManager {
 
     /// Wait up to `timeout` for events of any process sharing the store with a sequence number
     /// above `after` and return them (oldest first, at most `limit`; empty when none came).
-    /// With PostgreSQL, a `NOTIFY` from the writer wakes the reader at once; other stores are
-    /// polled every 200 ms. Events of one staging come in the order they happened, and none
-    /// is skipped: follow the feed by passing the last `seq` seen.
+    /// One reader per manager follows the store for every waiter: this process's own events
+    /// wake it at once, and so does, with PostgreSQL, a `NOTIFY` from another process; other
+    /// processes' events on other stores are seen within 200 ms. Events of one staging come
+    /// in the order they happened, and none is skipped: follow the feed by passing the last
+    /// `seq` seen.
     pub async fn wait_events_async(
         &self,
         after: i64,
@@ -864,30 +871,24 @@ impl StagingManager {
         timeout: Duration,
     ) -> Result<Vec<Event>> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut signal = self.inner.store.event_signal();
+        let feed = &self.inner.feed;
+        let mut head = feed.watch(&self.inner.store);
         loop {
-            if let Some(s) = &mut signal {
-                s.borrow_and_update();
-            }
-            let store = self.inner.store.clone();
-            let batch = blocking(move || store.events_since(after, limit)).await?;
-            let now = tokio::time::Instant::now();
-            if !batch.is_empty() || now >= deadline {
+            head.borrow_and_update();
+            let batch = match feed.take(after, limit) {
+                Take::Events(batch) => batch,
+                Take::Behind => {
+                    let store = self.inner.store.clone();
+                    blocking(move || store.events_since(after, limit)).await?
+                }
+            };
+            if !batch.is_empty() {
                 return Ok(batch);
             }
-            let poll = if signal.is_some() {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_millis(200)
-            };
-            let nap = (deadline - now).min(poll);
-            match &mut signal {
-                Some(s) => {
-                    if let Ok(Err(_)) = tokio::time::timeout(nap, s.changed()).await {
-                        signal = None; // the listener is gone: poll
-                    }
-                }
-                None => tokio::time::sleep(nap).await,
+            match tokio::time::timeout_at(deadline, head.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out (or the feed is gone, which it is not while the manager lives).
+                _ => return Ok(batch),
             }
         }
     }

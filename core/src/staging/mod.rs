@@ -59,6 +59,7 @@ mod codec;
 mod deployer;
 mod events;
 mod expiry;
+mod feed;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 mod ledger;
