@@ -94,7 +94,8 @@ bench:
 bench-serve:
 	command -v wrk >/dev/null || { sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk; }
-	$(CARGO) build --release -p capsa-cli -p capsa-benches --bin serve_bench
+	$(CARGO) build --release -p capsa-cli --bin capsa
+	$(CARGO) build --release -p capsa-benches --bin serve_bench
 	target/release/serve_bench target/release/capsa target/bench/serve.json
 bench: bench-serve
 

@@ -244,6 +244,16 @@ impl Tokens {
 
     /// The caller a token stands for, if it is one of the file's.
     pub fn verify(&self, token: &str) -> capsa::Result<Option<Caller>> {
+        Ok(match self.lookup(token)? {
+            Lookup::Known(c) => Some(c),
+            Lookup::Unknown => None,
+            check @ Lookup::Check { .. } => self.check(token, check),
+        })
+    }
+
+    /// The quick part of [`Tokens::verify`] (a look at the file's date, a SHA-256): the caller
+    /// of a token verified before, an unknown token, or the hash to check it against.
+    fn lookup(&self, token: &str) -> capsa::Result<Lookup> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let modified = std::fs::metadata(&self.path)
@@ -255,33 +265,64 @@ impl Tokens {
             cache.verified.clear();
         }
         if let Some(c) = cache.verified.get(&digest) {
-            return Ok(Some(c.clone()));
+            return Ok(Lookup::Known(c.clone()));
         }
-        let Some((id, secret)) = token
+        let Some((id, _)) = token
             .strip_prefix("capsa_")
             .and_then(|rest| rest.split_once('_'))
         else {
-            return Ok(None);
+            return Ok(Lookup::Unknown);
         };
-        let Some(entry) = cache.entries.iter().find(|e| e.id == id) else {
-            return Ok(None);
-        };
-        let Ok(hash) = PasswordHash::new(&entry.hash) else {
-            return Ok(None);
-        };
-        if Argon2::default()
-            .verify_password(secret.as_bytes(), &hash)
-            .is_err()
-        {
-            return Ok(None);
-        }
-        let caller = Caller {
-            name: entry.name.clone(),
-            role: entry.role,
-        };
-        cache.verified.insert(digest, caller.clone());
-        Ok(Some(caller))
+        Ok(match cache.entries.iter().find(|e| e.id == id) {
+            Some(entry) => Lookup::Check {
+                digest,
+                hash: entry.hash.clone(),
+                caller: Caller {
+                    name: entry.name.clone(),
+                    role: entry.role,
+                },
+                modified,
+            },
+            None => Lookup::Unknown,
+        })
     }
+
+    /// The slow part: argon2 against the stored hash (tens of milliseconds, on purpose), with
+    /// no lock held, so that a flood of wrong tokens does not hold up the right ones.
+    fn check(&self, token: &str, lookup: Lookup) -> Option<Caller> {
+        let Lookup::Check {
+            digest,
+            hash,
+            caller,
+            modified,
+        } = lookup
+        else {
+            return None;
+        };
+        let (_, secret) = token.strip_prefix("capsa_")?.split_once('_')?;
+        let hash = PasswordHash::new(&hash).ok()?;
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &hash)
+            .ok()?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        // Remembered only if the file was not changed (a revocation) meanwhile.
+        if cache.modified == modified {
+            cache.verified.insert(digest, caller.clone());
+        }
+        Some(caller)
+    }
+}
+
+/// What [`Tokens::lookup`] found.
+enum Lookup {
+    Known(Caller),
+    Unknown,
+    Check {
+        digest: [u8; 32],
+        hash: String,
+        caller: Caller,
+        modified: Option<SystemTime>,
+    },
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -318,11 +359,18 @@ pub async fn require(State(app): State<Arc<App>>, req: Request, next: Next) -> R
             None => Problem::unauthenticated("a bearer token is required").into_response(),
         };
     };
-    let tokens = app.clone();
-    let caller = match tokio::task::spawn_blocking(move || tokens.tokens.verify(&token)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Problem::from(e).into_response(),
-        Err(_) => None,
+    // A token seen before costs a look at the tokens file's date; a new one an argon2
+    // check, on the blocking pool.
+    let caller = match app.tokens.lookup(&token) {
+        Ok(Lookup::Known(c)) => Some(c),
+        Ok(Lookup::Unknown) => None,
+        Ok(check) => {
+            let app = app.clone();
+            tokio::task::spawn_blocking(move || app.tokens.check(&token, check))
+                .await
+                .unwrap_or(None)
+        }
+        Err(e) => return Problem::from(e).into_response(),
     };
     let caller = match (caller, user) {
         (Some(c), Some(u)) if c.name != u => None,

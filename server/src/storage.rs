@@ -1,5 +1,7 @@
 //! `/v1/capsules…` and `/v1/fsck`: show storage, as the CLI's storage commands. Store calls
-//! touch the file system, so they run on the blocking pool.
+//! touch the file system, so they run on the blocking pool, but for the lookups of one crate
+//! (`latest`, one version: a handful of `stat`s and one small read), which run in place: the
+//! hand-off to the pool and back cost more than they do (docs/decisions/0011).
 
 use std::sync::Arc;
 
@@ -29,18 +31,27 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/fsck", get(fsck))
 }
 
+fn store_of(app: &App) -> ApiResult<Store> {
+    app.store.clone().ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "INVALID_STORE",
+            "this server has no store (capsa serve was started without --store)",
+        )
+    })
+}
+
+/// Run the lookup `f` of one crate on the store, in place.
+fn lookup<T>(app: &App, f: impl FnOnce(&Store) -> capsa::Result<T>) -> ApiResult<T> {
+    Ok(f(&store_of(app)?)?)
+}
+
 /// Run `f` on the store, on the blocking pool.
 async fn with_store<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&Store) -> capsa::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
-    let Some(store) = app.store.clone() else {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "INVALID_STORE",
-            "this server has no store (capsa serve was started without --store)",
-        ));
-    };
+    let store = store_of(app)?;
     match tokio::task::spawn_blocking(move || f(&store)).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(Problem::new(
@@ -124,7 +135,7 @@ async fn latest(
     q: Result<Query<LatestQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = q?;
-    let info = with_store(&app, move |store| {
+    let info = lookup(&app, move |store| {
         let c = store.capsule(&id)?;
         let k = if q.published {
             c.latest_published()?
@@ -142,8 +153,7 @@ async fn latest(
                 name: id,
             }),
         }
-    })
-    .await?;
+    })?;
     Ok(Json(info).into_response())
 }
 
@@ -151,10 +161,9 @@ async fn one_crate(
     State(app): State<Arc<App>>,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let info = with_store(&app, move |store| {
+    let info = lookup(&app, move |store| {
         store.capsule(&id)?.get(Version::parse(&version)?)?.info()
-    })
-    .await?;
+    })?;
     Ok(Json(info).into_response())
 }
 
