@@ -79,6 +79,11 @@ impl Remote {
         let r = rb
             .send()
             .with_context(|| format!("cannot reach the capsa server {}", self.base))?;
+        self.answer(r)
+    }
+
+    /// The JSON of a success, or the error of a problem.
+    fn answer(&self, r: reqwest::blocking::Response) -> anyhow::Result<Value> {
         let status = r.status();
         let v: Value = r
             .json()
@@ -217,6 +222,72 @@ impl Remote {
             return Ok(None);
         }
         Ok(Some(serde_json::from_value(v)?))
+    }
+}
+
+impl Remote {
+    /// Follow `/v1/events` (Server-Sent Events) from after `after` (`None`: from now): call
+    /// `live` with the starting point once the stream is live, then `each` for every event
+    /// until it answers `false`. A dropped stream is resumed with `Last-Event-ID`, so nothing
+    /// is missed or seen twice; a server gone for a minute is an error.
+    pub fn follow_events(
+        &self,
+        after: Option<i64>,
+        live: impl FnOnce(i64),
+        mut each: impl FnMut(&capsa::staging::Event) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<()> {
+        use std::io::BufRead;
+        let mut last = after;
+        let mut live = Some(live);
+        let mut lost: Option<std::time::Instant> = None;
+        loop {
+            let mut rb = self.client.get(format!("{}/v1/events", self.base));
+            if let Some(a) = last {
+                rb = rb.header("last-event-id", a.to_string());
+            }
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(t);
+            }
+            let r = match rb.send() {
+                Ok(r) if r.status().is_success() => r,
+                Ok(r) => return self.answer(r).map(|_| ()),
+                Err(e) => {
+                    let since = *lost.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() > Duration::from_secs(60) {
+                        return Err(e)
+                            .with_context(|| format!("lost the capsa server {}", self.base));
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            lost = None;
+            let mut data = String::new();
+            for line in std::io::BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                if let Some(from) = line.strip_prefix(": capsa events after ") {
+                    let from = from.trim().parse().unwrap_or(0);
+                    last.get_or_insert(from);
+                    if let Some(f) = live.take() {
+                        f(from);
+                    }
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                } else if line.is_empty() && !data.is_empty() {
+                    let e: capsa::staging::Event =
+                        serde_json::from_str(&data).with_context(|| {
+                            format!("{} sent an event capsa cannot read", self.base)
+                        })?;
+                    data.clear();
+                    last = Some(e.seq);
+                    if !each(&e)? {
+                        return Ok(());
+                    }
+                }
+            }
+            // The stream ended (the server stopped, a proxy cut it): resume where it was.
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 

@@ -452,14 +452,9 @@ fn edits(e: &Edits, private: &[String]) -> anyhow::Result<Vec<OverrideEdit>> {
 
 /// Run one `capsa staging` subcommand.
 pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
-    if global.server.server.is_some()
-        && matches!(
-            cmd,
-            StagingCommand::Reconcile { .. } | StagingCommand::Watch { .. }
-        )
-    {
+    if global.server.server.is_some() && matches!(cmd, StagingCommand::Reconcile { .. }) {
         return Err(Error::Unsupported {
-            what: "reconcile and watch over --server (the server runs its own status updater; follow /v1/events)".into(),
+            what: "reconcile over --server (the server runs its own status updater)".into(),
         }
         .into());
     }
@@ -659,12 +654,20 @@ pub fn run(cmd: StagingCommand, global: &Global) -> anyhow::Result<()> {
             from_start,
             count,
             common,
-        } => watch(
-            &*manager(&common, global, false)?,
-            from_start,
-            count,
-            global.json,
-        ),
+        } => {
+            let mut print = event_printer(count, global.json);
+            // On stderr, so that stdout holds events only; tells a caller the watch is live.
+            let live = |after: i64| eprintln!("watching for events after #{after}");
+            match Remote::of(&global.server)? {
+                Some(r) => r.follow_events(from_start.then_some(0), live, print),
+                None => watch(
+                    &*manager(&common, global, false)?,
+                    from_start,
+                    live,
+                    &mut print,
+                ),
+            }
+        }
     }
 }
 
@@ -805,17 +808,34 @@ fn event_line(e: &Event) -> String {
     }
 }
 
+/// Print each event (a line, or JSON with `--json`) until `count` of them were printed:
+/// answers whether to go on.
+fn event_printer(
+    count: Option<usize>,
+    json: bool,
+) -> impl FnMut(&capsa::staging::Event) -> anyhow::Result<bool> {
+    let mut seen = 0usize;
+    move |e| {
+        let mut out = std::io::stdout().lock();
+        if json {
+            writeln!(out, "{}", serde_json::to_string(e)?)?;
+        } else {
+            writeln!(out, "{}", event_line(e))?;
+        }
+        out.flush()?;
+        seen += 1;
+        Ok(count.is_none_or(|c| seen < c))
+    }
+}
+
 fn watch(
     m: &StagingManager,
     from_start: bool,
-    count: Option<usize>,
-    json: bool,
+    live: impl FnOnce(i64),
+    each: &mut impl FnMut(&capsa::staging::Event) -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
     let mut after = if from_start { 0 } else { m.last_event_seq()? };
-    // On stderr, so that stdout holds events only; tells a caller the watch is live.
-    eprintln!("watching for events after #{after}");
-    let mut seen = 0usize;
-    let stdout = std::io::stdout();
+    live(after);
     loop {
         let batch = m.wait_events(
             after,
@@ -824,15 +844,7 @@ fn watch(
         )?;
         for e in &batch {
             after = e.seq;
-            let mut out = stdout.lock();
-            if json {
-                writeln!(out, "{}", serde_json::to_string(e)?)?;
-            } else {
-                writeln!(out, "{}", event_line(e))?;
-            }
-            out.flush()?;
-            seen += 1;
-            if count.is_some_and(|c| seen >= c) {
+            if !each(e)? {
                 return Ok(());
             }
         }

@@ -666,99 +666,10 @@ fn metrics_count_requests_by_route_stagings_by_status_and_subscribers() {
 }
 
 /// `capsa --server URL`: the staging commands through the API, with local mode's output and
-/// exit codes.
+/// exit codes (the same tour on a PostgreSQL state: serve_replicas.rs).
 #[test]
 fn the_cli_runs_staging_commands_through_the_server() {
-    let (dir, _) = setup();
-    let op = token(dir.path(), "remote-alice", "operate");
-    let server = Server::start(dir.path(), &[]);
-    // Another directory: the remote CLI has no state of its own.
-    let elsewhere = tempfile::tempdir().unwrap();
-    let remote = |args: &[&str]| {
-        let mut c = base(elsewhere.path());
-        c.env("CAPSA_SERVER", &server.url).env("CAPSA_TOKEN", &op);
-        c.args(args).output().unwrap()
-    };
-    let local_dir = tempfile::tempdir().unwrap();
-    let local = |args: &[&str]| base(local_dir.path()).args(args).output().unwrap();
-    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
-    let create = [
-        "staging",
-        "create",
-        "web",
-        "--tag",
-        "1.0.0",
-        "--app",
-        "PW=remote-pw-3",
-        "--private",
-        "PW",
-        "--app",
-        "LOG=debug",
-    ];
-    let (r, l) = (remote(&create), local(&create));
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_eq!(text(&r), text(&l));
-    assert_eq!(text(&r).trim(), "web: Running");
-    let upd = [
-        "staging",
-        "update",
-        "web",
-        "--tag",
-        "1.1.0",
-        "--set-app-env-override",
-        "LOG=info",
-    ];
-    let (r, l) = (remote(&upd), local(&upd));
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_eq!((r.status.code(), text(&r)), (l.status.code(), text(&l)));
-    // The same refusal, exit code and message.
-    let (r, l) = (
-        remote(&["staging", "restore", "web"]),
-        local(&["staging", "restore", "web"]),
-    );
-    assert_eq!(r.status.code(), Some(17));
-    assert_eq!(r.status.code(), l.status.code());
-    assert_eq!(
-        String::from_utf8_lossy(&r.stderr),
-        String::from_utf8_lossy(&l.stderr)
-    );
-    let (r, l) = (
-        remote(&["staging", "show", "nope"]),
-        local(&["staging", "show", "nope"]),
-    );
-    assert_eq!((r.status.code(), l.status.code()), (Some(11), Some(11)));
-    // --json show is the server's document; the private value is masked everywhere.
-    let shown: Value =
-        serde_json::from_slice(&remote(&["--json", "staging", "show", "web"]).stdout).unwrap();
-    assert_eq!(shown["tag"], "1.1.0");
-    assert_eq!(shown["overrides"][0]["value"], "***");
-    let list = text(&remote(&["staging", "list"]));
-    assert!(
-        list.starts_with("web ") && list.contains("Running") && list.contains("1.1.0"),
-        "{list}"
-    );
-    let log = text(&remote(&["staging", "log", "web"]));
-    assert!(log.contains("by remote-alice"), "{log}");
-    assert!(!log.contains("remote-pw-3") && !list.contains("remote-pw-3"));
-    let gone = remote(&["staging", "delete", "web", "--no-wait"]);
-    assert!(
-        gone.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gone.stderr)
-    );
-    // A bad token: refused, one line, exit 1; nothing changed.
-    let mut bad = base(elsewhere.path());
-    bad.env("CAPSA_SERVER", &server.url)
-        .env("CAPSA_TOKEN", "capsa_0_0");
-    let o = bad.args(["staging", "list"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("UNAUTHENTICATED") && err.trim().lines().count() == 1,
-        "{err}"
-    );
-    let o = remote(&["staging", "watch"]);
-    assert_eq!(o.status.code(), Some(22), "UNSUPPORTED");
+    remote_cli_tour(&[]);
 }
 
 #[test]

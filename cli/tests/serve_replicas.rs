@@ -123,3 +123,13 @@ fn two_replicas_share_one_postgresql_state() {
     );
     assert!(status.success(), "{status}: {err}");
 }
+
+/// The remote CLI's tour (serve_api.rs) on a server whose state is PostgreSQL.
+#[test]
+fn the_remote_cli_on_a_postgresql_state() {
+    let url = support::postgres_database("remote");
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("staging.key");
+    let key = key.to_str().unwrap();
+    remote_cli_tour(&["--state", url.as_str(), "--key-file", key]);
+}

@@ -130,3 +130,139 @@ pub fn setup() -> (tempfile::TempDir, PathBuf) {
     );
     (dir, store)
 }
+
+/// The remote CLI against a server started with `server_args` (its state: SQLite by
+/// default, PostgreSQL with `--state postgres://…`): staging commands, queries, refusals and
+/// `watch`, each with the output and exit code of the same command in local mode.
+pub fn remote_cli_tour(server_args: &[&str]) {
+    let (dir, _) = setup();
+    let op = token(dir.path(), "remote-alice", "operate");
+    let server = Server::start(dir.path(), server_args);
+    // Another directory: the remote CLI has no state of its own.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let remote = |args: &[&str]| {
+        let mut c = base(elsewhere.path());
+        c.env("CAPSA_SERVER", &server.url).env("CAPSA_TOKEN", &op);
+        c.args(args).output().unwrap()
+    };
+    let local_dir = tempfile::tempdir().unwrap();
+    let local = |args: &[&str]| base(local_dir.path()).args(args).output().unwrap();
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
+    let create = [
+        "staging",
+        "create",
+        "web",
+        "--tag",
+        "1.0.0",
+        "--app",
+        "PW=remote-pw-3",
+        "--private",
+        "PW",
+        "--app",
+        "LOG=debug",
+    ];
+    let (r, l) = (remote(&create), local(&create));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(text(&r), text(&l));
+    assert_eq!(text(&r).trim(), "web: Running");
+    let upd = [
+        "staging",
+        "update",
+        "web",
+        "--tag",
+        "1.1.0",
+        "--set-app-env-override",
+        "LOG=info",
+    ];
+    let (r, l) = (remote(&upd), local(&upd));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!((r.status.code(), text(&r)), (l.status.code(), text(&l)));
+    // The same refusal, exit code and message.
+    let (r, l) = (
+        remote(&["staging", "restore", "web"]),
+        local(&["staging", "restore", "web"]),
+    );
+    assert_eq!(r.status.code(), Some(17));
+    assert_eq!(r.status.code(), l.status.code());
+    assert_eq!(
+        String::from_utf8_lossy(&r.stderr),
+        String::from_utf8_lossy(&l.stderr)
+    );
+    let (r, l) = (
+        remote(&["staging", "show", "nope"]),
+        local(&["staging", "show", "nope"]),
+    );
+    assert_eq!((r.status.code(), l.status.code()), (Some(11), Some(11)));
+    // --json show is the server's document; the private value is masked everywhere.
+    let shown: Value =
+        serde_json::from_slice(&remote(&["--json", "staging", "show", "web"]).stdout).unwrap();
+    assert_eq!(shown["tag"], "1.1.0");
+    assert_eq!(shown["overrides"][0]["value"], "***");
+    let list = text(&remote(&["staging", "list"]));
+    assert!(
+        list.starts_with("web ") && list.contains("Running") && list.contains("1.1.0"),
+        "{list}"
+    );
+    let log = text(&remote(&["staging", "log", "web"]));
+    assert!(log.contains("by remote-alice"), "{log}");
+    assert!(!log.contains("remote-pw-3") && !list.contains("remote-pw-3"));
+    let gone = remote(&["staging", "delete", "web", "--no-wait"]);
+    assert!(
+        gone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    // A bad token: refused, one line, exit 1; nothing changed.
+    let mut bad = base(elsewhere.path());
+    bad.env("CAPSA_SERVER", &server.url)
+        .env("CAPSA_TOKEN", "capsa_0_0");
+    let o = bad.args(["staging", "list"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("UNAUTHENTICATED") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let o = remote(&["staging", "reconcile"]);
+    assert_eq!(o.status.code(), Some(22), "UNSUPPORTED");
+    // `watch` follows the server's events with local mode's lines: from the start, the
+    // same as a local watch of the same commands; live, the events of a new command.
+    let go = |run: &dyn Fn(&[&str]) -> std::process::Output| {
+        let o = run(&["staging", "watch", "--from-start", "--count", "4"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let lines: Vec<String> = text(&o)
+            .lines()
+            .map(|l| l.split_once(' ').unwrap().1.to_string()) // no clock
+            .collect();
+        (lines, String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (r, l) = (go(&remote), go(&local));
+    assert_eq!(r, l);
+    assert_eq!(r.1.trim(), "watching for events after #0");
+    let mut live = base(elsewhere.path());
+    live.env("CAPSA_SERVER", &server.url)
+        .env("CAPSA_TOKEN", &op)
+        .args(["--json", "staging", "watch", "--count", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut live = live.spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(live.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("watching for events after #"), "{first}");
+    let o = remote(&["staging", "create", "watched", "--tag", "2.0.0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = live.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let events: Vec<Value> = text(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e["name"] == "watched"), "{events:?}");
+    assert_eq!(events[0]["event"], "StatusChanged");
+    assert!(events[0]["seq"].as_i64() < events[1]["seq"].as_i64());
+}
