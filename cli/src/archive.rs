@@ -148,6 +148,13 @@ fn capsule_out(c: &capsa::Capsule) -> anyhow::Result<CapsuleOut> {
 
 /// Run one archive subcommand.
 pub fn run(cmd: ArchiveCommand, global: &Global) -> anyhow::Result<()> {
+    if global.server.server.is_some() {
+        // Never quietly run on this machine's store what was asked of a server.
+        return Err(capsa::Error::Unsupported {
+            what: "archive commands over --server (run them where the store is mounted, without --server or CAPSA_SERVER)".into(),
+        }
+        .into());
+    }
     match cmd {
         ArchiveCommand::Archive {
             id,

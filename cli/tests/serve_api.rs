@@ -672,6 +672,30 @@ fn the_cli_runs_staging_commands_through_the_server() {
     remote_cli_tour(&[]);
 }
 
+/// Archive commands are not run over the API: with `--server` they are refused, never run
+/// on this machine's store instead.
+#[test]
+fn archive_commands_over_a_server_are_refused() {
+    let (dir, _) = setup();
+    assert!(capsa(dir.path(), &["capsule", "create", "shot010"])
+        .status
+        .success());
+    let out = dir.path().join("shot010.zip");
+    let o = base(dir.path())
+        .env("CAPSA_SERVER", "http://127.0.0.1:9")
+        .args(["archive", "shot010", "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(22),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--server"));
+    assert!(!out.exists());
+}
+
 #[test]
 fn a_config_file_gives_the_options_the_command_line_does_not() {
     let (dir, _) = setup();

@@ -110,7 +110,13 @@ pub const TOKENS_FILE: &str = "serve-tokens.json";
 pub struct Tokens {
     path: PathBuf,
     cache: Mutex<Cache>,
+    /// At most this many argon2 checks at once (each takes 19 MiB and tens of milliseconds):
+    /// a flood of new or wrong tokens queues instead of taking the machine's memory.
+    checks: tokio::sync::Semaphore,
 }
+
+/// How many argon2 checks run at once.
+const CHECKS: usize = 2;
 
 #[derive(Default)]
 struct Cache {
@@ -133,6 +139,7 @@ impl Tokens {
         Tokens {
             path: path.into(),
             cache: Mutex::new(Cache::default()),
+            checks: tokio::sync::Semaphore::new(CHECKS),
         }
     }
 
@@ -364,11 +371,22 @@ pub async fn require(State(app): State<Arc<App>>, req: Request, next: Next) -> R
     let caller = match app.tokens.lookup(&token) {
         Ok(Lookup::Known(c)) => Some(c),
         Ok(Lookup::Unknown) => None,
-        Ok(check) => {
-            let app = app.clone();
-            tokio::task::spawn_blocking(move || app.tokens.check(&token, check))
-                .await
-                .unwrap_or(None)
+        Ok(_) => {
+            let Ok(_permit) = app.tokens.checks.acquire().await else {
+                return Problem::unauthenticated("the server is stopping").into_response();
+            };
+            // Checked by another request while this one queued?
+            match app.tokens.lookup(&token) {
+                Ok(Lookup::Known(c)) => Some(c),
+                Ok(Lookup::Unknown) => None,
+                Ok(check) => {
+                    let app = app.clone();
+                    tokio::task::spawn_blocking(move || app.tokens.check(&token, check))
+                        .await
+                        .unwrap_or(None)
+                }
+                Err(e) => return Problem::from(e).into_response(),
+            }
         }
         Err(e) => return Problem::from(e).into_response(),
     };

@@ -39,8 +39,10 @@ const RETRY: Duration = Duration::from_millis(500);
 #[derive(Default)]
 struct Ring {
     /// Every event with `floor < seq <= head` is in `events`. `None`: the reader has not read
-    /// the store yet (or failed its last read), so waiters read the store themselves.
+    /// the store yet, or failed its last read (`failed`).
     floor: Option<i64>,
+    /// The reader's last read failed: waiters read the store themselves, and so see why.
+    failed: bool,
     events: VecDeque<Event>,
 }
 
@@ -93,6 +95,9 @@ impl Feed {
                 let from = ring.events.partition_point(|e| e.seq <= after);
                 Take::Events(ring.events.range(from..).take(limit).cloned().collect())
             }
+            // Starting: wait for the reader's first read rather than all read the store at
+            // once (a thousand sockets opened together would each take a blocking thread).
+            None if !ring.failed => Take::Events(Vec::new()),
             _ => Take::Behind,
         }
     }
@@ -126,7 +131,10 @@ impl Feed {
     }
 
     fn fail(&self) {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).floor = None;
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        ring.floor = None;
+        ring.failed = true;
+        drop(ring);
         // Wake the waiters, who read the store themselves and so see its error.
         self.head.send_modify(|_| {});
     }
@@ -172,6 +180,7 @@ async fn read(feed: Arc<Feed>, store: Arc<dyn StateStore>) {
             if head.is_none() {
                 ring.events.clear();
                 ring.floor = Some(from);
+                ring.failed = false;
             }
             ring.events.extend(batch);
             while ring.events.len() > RING {
