@@ -71,12 +71,17 @@ impl Remote {
         }))
     }
 
-    fn send(&self, rb: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
-        let rb = match &self.token {
+    /// `rb` with the token, if any.
+    fn authed(&self, rb: reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder {
+        match &self.token {
             Some(t) => rb.bearer_auth(t),
             None => rb,
-        };
-        let r = rb
+        }
+    }
+
+    fn send(&self, rb: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
+        let r = self
+            .authed(rb)
             .send()
             .with_context(|| format!("cannot reach the capsa server {}", self.base))?;
         self.answer(r)
@@ -225,6 +230,9 @@ impl Remote {
     }
 }
 
+/// The largest event a server may send `watch` (the server's own are a few hundred bytes).
+const MAX_EVENT: usize = 1 << 20;
+
 impl Remote {
     /// Follow `/v1/events` (Server-Sent Events) from after `after` (`None`: from now): call
     /// `live` with the starting point once the stream is live, then `each` for every event
@@ -245,10 +253,7 @@ impl Remote {
             if let Some(a) = last {
                 rb = rb.header("last-event-id", a.to_string());
             }
-            if let Some(t) = &self.token {
-                rb = rb.bearer_auth(t);
-            }
-            let r = match rb.send() {
+            let r = match self.authed(rb).send() {
                 Ok(r) if r.status().is_success() => r,
                 Ok(r) => return self.answer(r).map(|_| ()),
                 Err(e) => {
@@ -273,6 +278,9 @@ impl Remote {
                     }
                 } else if let Some(d) = line.strip_prefix("data:") {
                     data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                    if data.len() > MAX_EVENT {
+                        anyhow::bail!("{} sent an event of more than {MAX_EVENT} bytes", self.base);
+                    }
                 } else if line.is_empty() && !data.is_empty() {
                     let e: capsa::staging::Event =
                         serde_json::from_str(&data).with_context(|| {

@@ -366,28 +366,8 @@ pub async fn require(State(app): State<Arc<App>>, req: Request, next: Next) -> R
             None => Problem::unauthenticated("a bearer token is required").into_response(),
         };
     };
-    // A token seen before costs a look at the tokens file's date; a new one an argon2
-    // check, on the blocking pool.
-    let caller = match app.tokens.lookup(&token) {
-        Ok(Lookup::Known(c)) => Some(c),
-        Ok(Lookup::Unknown) => None,
-        Ok(_) => {
-            let Ok(_permit) = app.tokens.checks.acquire().await else {
-                return Problem::unauthenticated("the server is stopping").into_response();
-            };
-            // Checked by another request while this one queued?
-            match app.tokens.lookup(&token) {
-                Ok(Lookup::Known(c)) => Some(c),
-                Ok(Lookup::Unknown) => None,
-                Ok(check) => {
-                    let app = app.clone();
-                    tokio::task::spawn_blocking(move || app.tokens.check(&token, check))
-                        .await
-                        .unwrap_or(None)
-                }
-                Err(e) => return Problem::from(e).into_response(),
-            }
-        }
+    let caller = match caller_of(&app, token).await {
+        Ok(c) => c,
         Err(e) => return Problem::from(e).into_response(),
     };
     let caller = match (caller, user) {
@@ -398,6 +378,28 @@ pub async fn require(State(app): State<Arc<App>>, req: Request, next: Next) -> R
         return Problem::unauthenticated("the token is not known (revoked?)").into_response();
     };
     authorized(caller, req, next).await
+}
+
+/// The caller of `token`. One seen before costs a look at the tokens file's date; a new one
+/// an argon2 check on the blocking pool, at most [`CHECKS`] at once (looked up again once
+/// its turn comes: a request queued behind another with the same token finds it checked).
+async fn caller_of(app: &Arc<App>, token: String) -> capsa::Result<Option<Caller>> {
+    let mut permit = None;
+    loop {
+        match app.tokens.lookup(&token)? {
+            Lookup::Known(c) => return Ok(Some(c)),
+            Lookup::Unknown => return Ok(None),
+            check if permit.is_some() => {
+                let app = app.clone();
+                let checked = tokio::task::spawn_blocking(move || app.tokens.check(&token, check));
+                return Ok(checked.await.unwrap_or(None));
+            }
+            _ => permit = app.tokens.checks.acquire().await.ok(),
+        }
+        if permit.is_none() {
+            return Ok(None); // the semaphore is closed: never, while the server lives
+        }
+    }
 }
 
 /// Let `caller` through if its role allows the method.

@@ -159,14 +159,10 @@ async fn read(feed: Arc<Feed>, store: Arc<dyn StateStore>) {
         .await;
         let (from, batch) = match got {
             Ok(Ok(read)) => read,
-            Ok(Err(e)) => {
-                tracing::warn!(code = e.code().as_str(), "reading the event feed: {e}");
-                head = None;
-                feed.fail();
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-            Err(_) => {
+            failed => {
+                if let Ok(Err(e)) = failed {
+                    tracing::warn!(code = e.code().as_str(), "reading the event feed: {e}");
+                }
                 head = None;
                 feed.fail();
                 tokio::time::sleep(RETRY).await;
